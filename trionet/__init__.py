@@ -1,0 +1,41 @@
+"""trionet: an async-first network stack framework on Trio.
+
+trionet models DragonFly BSD's MPSAFE network design: Trio tasks stand in for
+interrupt threads and protocol threads, and one :class:`Serializer` covers an
+interface's whole interrupt path. This module exports the user API; driver
+writers find the rest in :mod:`trionet.lowlevel`.
+"""
+
+from ._exceptions import KernelPanic, NetError, TrionetError
+from ._kern._host import Host, open_host
+from ._kern._intr import IntrState, VmstatRow, format_vmstat_i
+from ._kern._kthread import PsRow, format_ps
+from ._kern._netisr import NetisrStatistics
+from ._kern._serializer import Serializer, SerializerStatistics
+from ._kern._sysctl import format_sysctl
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Host",
+    "IntrState",
+    "KernelPanic",
+    "NetError",
+    "NetisrStatistics",
+    "PsRow",
+    "Serializer",
+    "SerializerStatistics",
+    "TrionetError",
+    "VmstatRow",
+    "format_ps",
+    "format_sysctl",
+    "format_vmstat_i",
+    "open_host",
+]
+
+# Public names say they live here, not in a private module (as trio does).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("trionet._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,376 @@
+"""The host: one network node and the nursery its kernel threads run in.
+
+A :class:`Host` stands for one DragonFly kernel: it owns a sysctl tree, a
+Giant lock, an interrupt controller, and per-CPU service threads. All of its
+threads are tasks in the nursery of :func:`open_host`, so leaving the ``async
+with`` block cancels and joins every one of them: nothing outlives the host.
+
+Per CPU ``N`` (``0 <= N < ncpus``) a host runs three service threads, each a
+message port with a callout heap (:func:`msgport_service_loop`):
+
+- ``netisr N``: protocol input, fed by :meth:`Host.netisr_queue`;
+- ``ifnet N``: deferred ``if_start`` and other interface work;
+- ``softclock N``: callouts that belong to no protocol thread (driver timers,
+  the interface watchdog).
+
+``ithread N`` threads appear as IRQs get handlers (:attr:`Host.intr`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import structlog
+import trio
+from trio.lowlevel import current_task
+
+from ._callout import Callout, TimerHeap
+from ._giant import Giant
+from ._intr import IntrController, VmstatRow
+from ._kthread import KThread, PsRow
+from ._msgport import MsgPort, msgport_service_loop
+from ._netisr import Netisr, NetisrStatistics
+from ._serializer import Serializer
+from ._sysctl import SysctlNode, SysctlTable, SysctlValue
+
+__all__ = ["Host", "open_host"]
+
+log = structlog.get_logger(__name__)
+
+_UNSET: Any = object()
+
+#: The kinds of service thread a host runs on every CPU.
+SERVICE_THREADS = ("netisr", "ifnet", "softclock")
+
+
+@attrs.define(eq=False)
+class _Service:
+    thread: KThread
+    port: MsgPort
+    timers: TimerHeap
+
+
+@attrs.define(eq=False, repr=False)
+class Host:
+    """One network node. Made by :func:`open_host`, never directly.
+
+    Attributes:
+        name: the host name (``kern.hostname``).
+        ncpus: how many CPUs the host models; one netisr, ifnet and softclock
+            thread run per CPU.
+        invariants: ``INVARIANTS``: serializers made by :meth:`serializer`
+            record owners and panic on misuse.
+        giant: the Big Giant Lock.
+        intr: the interrupt controller.
+        sysctls: the sysctl tree (prefer :meth:`sysctl`).
+        boot_time: the Trio time the host started.
+    """
+
+    name: str
+    ncpus: int
+    invariants: bool
+    _nursery: trio.Nursery
+    sysctls: SysctlTable = attrs.field(factory=SysctlTable, init=False)
+    giant: Giant = attrs.field(factory=Giant, init=False)
+    intr: IntrController = attrs.field(init=False)
+    boot_time: float = attrs.field(init=False)
+    _threads: list[KThread] = attrs.field(factory=list, init=False)
+    _tids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _services: dict[str, list[_Service]] = attrs.field(factory=dict, init=False)
+    _netisr: Netisr = attrs.field(init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+    _sysctl_intr_mpsafe: SysctlNode = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.boot_time = trio.current_time()
+        self.intr = IntrController(self)
+        self._declare_sysctls()
+        batch = self.sysctls.node("net.netisr.batch")
+        maxqlen = self.sysctls.node("net.netisr.maxqlen")
+        rollups: list[Callable[[], object]] = []
+        for kind in SERVICE_THREADS:
+            services = self._services[kind] = []
+            for cpu in range(self.ncpus):
+                thread = KThread(f"{kind} {cpu}", cpu, next(self._tids))
+                port = MsgPort(thread, maxqlen)
+                timers = TimerHeap(port.wakeup)
+                services.append(_Service(thread, port, timers))
+                self._start(
+                    thread,
+                    msgport_service_loop,
+                    port,
+                    timers,
+                    batch,
+                    rollups if kind == "netisr" else [],
+                )
+        self._netisr = Netisr(
+            [s.port for s in self._services["netisr"]],
+            [s.port for kind in ("netisr", "ifnet") for s in self._services[kind]],
+            rollups,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name!r} ncpus={self.ncpus}>"
+
+    def _declare_sysctls(self) -> None:
+        add = self.sysctls.add
+        add("kern.ostype", str, "trionet", readonly=True, description="Operating system type")
+        add("kern.hostname", str, self.name, description="Hostname")
+        add("kern.ncpus", int, self.ncpus, readonly=True, description="Number of CPUs")
+        add(
+            "kern.invariants",
+            int,
+            int(self.invariants),
+            readonly=True,
+            description="Kernel assertions (INVARIANTS) are checked",
+        )
+        self._sysctl_intr_mpsafe = add(
+            "kern.intr_mpsafe",
+            int,
+            1,
+            min=0,
+            max=1,
+            description="Run INTR_MPSAFE handlers without the BGL",
+        )
+        add(
+            "kern.livelock_limit",
+            int,
+            50000,
+            min=1,
+            description="Interrupt iterations per second that engage the livelock limiter",
+        )
+        add(
+            "kern.livelock_lowater",
+            int,
+            20000,
+            min=0,
+            description="Rate below which (for one second) the limiter is removed",
+        )
+        add(
+            "net.netisr.maxqlen",
+            int,
+            1024,
+            min=1,
+            description="Packets a netisr, ifnet or softclock port may hold",
+        )
+        add(
+            "net.netisr.batch",
+            int,
+            512,
+            min=1,
+            description="Messages a protocol thread handles before its rollups",
+        )
+        add(
+            "hw.intrnames",
+            str,
+            getter=lambda: " ".join(r.name for r in self.intr.vmstat_i()),
+            description="Interrupt names, one per IRQ with an ithread",
+        )
+        add(
+            "hw.intrcnt",
+            str,
+            getter=lambda: " ".join(str(r.total) for r in self.intr.vmstat_i()),
+            description="Interrupt counts, in the order of hw.intrnames",
+        )
+
+    ####################################################################
+    # threads
+    ####################################################################
+
+    def _start(
+        self, thread: KThread, fn: Callable[..., Awaitable[object]], *args: Any
+    ) -> None:
+        # Runs fn(thread, *args) in the host's nursery.
+        if self._closed:
+            raise trio.ClosedResourceError(f"host {self.name!r} is shut down")
+        self._threads.append(thread)
+        self._nursery.start_soon(self._kthread_main, thread, fn, args, name=thread.name)
+
+    def _spawn_kthread(
+        self, name: str, cpu: int, fn: Callable[..., Awaitable[object]], *args: Any
+    ) -> KThread:
+        """Start ``fn(thread, *args)`` as a kernel thread of this host."""
+        thread = KThread(name, cpu, next(self._tids))
+        self._start(thread, fn, *args)
+        return thread
+
+    async def _kthread_main(
+        self, thread: KThread, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
+    ) -> None:
+        thread.task = current_task()
+        # System-style tasks do not inherit their creator's log context.
+        with structlog.contextvars.bound_contextvars(host=self.name, thread=thread.name):
+            try:
+                await fn(thread, *args)
+            finally:
+                thread.state = "Z"
+                self._threads.remove(thread)
+
+    def threads(self) -> list[KThread]:
+        """The host's live kernel threads, oldest first."""
+        return list(self._threads)
+
+    def ps(self) -> list[PsRow]:
+        """One row per kernel thread: ``ps axl`` for this host.
+
+        Flag ``M`` marks a thread that runs without Giant.
+        """
+        return [
+            PsRow(t.tid, t.name, t.cpu, t.state, t.flags, t.wchan) for t in self._threads
+        ]
+
+    def vmstat_i(self) -> list[VmstatRow]:
+        """``vmstat -i``: one row per IRQ (names joined with ``/``, total, rate)."""
+        return self.intr.vmstat_i()
+
+    ####################################################################
+    # sysctl
+    ####################################################################
+
+    def sysctl(self, name: str, value: Any = _UNSET) -> SysctlValue:
+        """Read a sysctl, or write it and return the old value.
+
+        Raises:
+            NetError: ``ENOENT`` for an unknown name, ``EPERM`` for a
+                read-only one.
+            TypeError: for a value of the wrong type.
+            ValueError: for a value out of the node's range.
+        """
+        if value is _UNSET:
+            return self.sysctls.get(name)
+        old = self.sysctls.set(name, value)
+        log.info("sysctl_changed", host=self.name, name=name, old=old, new=value)
+        return old
+
+    ####################################################################
+    # factories
+    ####################################################################
+
+    def serializer(self, name: str, *, fifo: bool = False) -> Serializer:
+        """A :class:`~trionet.Serializer` checked by this host's ``invariants``."""
+        return Serializer(name, invariants=self.invariants, fifo=fifo)
+
+    def callout(self, cpu: int = 0, *, thread: str = "softclock") -> Callout:
+        """A :class:`~trionet.lowlevel.Callout` fired by ``{thread} {cpu}``.
+
+        Args:
+            cpu: which CPU's thread owns the timer.
+            thread: ``"softclock"`` (default), ``"netisr"`` (protocol timers,
+                so they never race the protocol's packets) or ``"ifnet"``.
+        """
+        return Callout(self._service(thread, cpu).timers)
+
+    def port(self, thread: str, cpu: int) -> MsgPort:
+        """The message port of ``{thread} {cpu}`` (``"netisr"``, ``"ifnet"``, ``"softclock"``)."""
+        return self._service(thread, cpu).port
+
+    def _service(self, thread: str, cpu: int) -> _Service:
+        try:
+            services = self._services[thread]
+        except KeyError:
+            raise ValueError(
+                f"thread must be one of {', '.join(SERVICE_THREADS)}, not {thread!r}"
+            ) from None
+        if not 0 <= cpu < self.ncpus:
+            raise ValueError(f"cpu must be in 0..{self.ncpus - 1}, not {cpu!r}")
+        return services[cpu]
+
+    ####################################################################
+    # netisr
+    ####################################################################
+
+    def netisr_register(
+        self,
+        proto: int,
+        handler: Callable[[Any], object],
+        cpufn: Callable[[Any], int] | None = None,
+        *,
+        sched_handler: Callable[[], object] | None = None,
+    ) -> None:
+        """Register protocol ``proto``: packets go to ``handler(pkt)`` on a netisr.
+
+        Args:
+            handler: a plain function run on the protocol thread for each packet.
+            cpufn: returns the packet's flow hash (a non-negative int); the
+                packet goes to ``netisr (hash % ncpus)``. None sends every
+                packet to CPU 0.
+            sched_handler: what :meth:`schednetisr` runs on CPU 0.
+
+        DragonFly: ``netisr_register``.
+        """
+        self._netisr.register(proto, handler, cpufn, sched_handler=sched_handler)
+
+    def netisr_register_rollup(self, fn: Callable[[], object]) -> None:
+        """Run ``fn()`` on every netisr thread after each batch.
+
+        DragonFly: ``netisr_register_rollup``.
+        """
+        self._netisr.register_rollup(fn)
+
+    def netisr_queue(self, proto: int, pkt: Any) -> bool:
+        """Queue ``pkt`` to the protocol thread its flow hashes to. Never blocks.
+
+        Returns:
+            False if the packet was dropped (port full, or ``proto`` not
+            registered); the drop is counted in :meth:`netisr_statistics`.
+
+        DragonFly: ``netisr_queue``.
+        """
+        return self._netisr.queue(proto, pkt)
+
+    def schednetisr(self, proto: int) -> bool:
+        """Ask ``netisr 0`` to run ``proto``'s ``sched_handler``; coalesces.
+
+        Returns:
+            False if a request was already in flight (this one merged into it).
+
+        DragonFly: ``schednetisr``.
+        """
+        return self._netisr.sched(proto)
+
+    async def netmsg_service_sync(self) -> None:
+        """Wait until every packet and message queued to the netisr and ifnet
+        threads before this call has been handled.
+
+        DragonFly: ``netmsg_service_sync``.
+        """
+        await self._netisr.service_sync()
+
+    def netisr_statistics(self) -> NetisrStatistics:
+        """Counters of the netisr threads and ports."""
+        return self._netisr.statistics()
+
+
+@asynccontextmanager
+async def open_host(
+    name: str, *, ncpus: int = 2, invariants: bool = True
+) -> AsyncIterator[Host]:
+    """Start a host whose kernel threads run in a nursery this block owns.
+
+    Leaving the block, normally or by an exception, cancels every thread of
+    the host and waits for them all to finish.
+
+    Args:
+        name: the host name.
+        ncpus: CPUs to model (netisr, ifnet and softclock threads per CPU).
+        invariants: check kernel assertions; misuse raises
+            :class:`~trionet.KernelPanic`.
+
+    Raises:
+        ValueError: if ``ncpus`` is not a positive int.
+    """
+    if isinstance(ncpus, bool) or not isinstance(ncpus, int) or ncpus < 1:
+        raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
+    async with trio.open_nursery() as nursery:
+        host = Host(name, ncpus, invariants, nursery)
+        log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
+        try:
+            yield host
+        finally:
+            host._closed = True
+            nursery.cancel_scope.cancel()
+    log.info("host_stopped", host=name)

@@ -1,0 +1,352 @@
+"""Interrupts: registration, IRQ sharing, ithreads, Giant, the livelock limiter.
+
+Theory of operation
+===================
+
+Each IRQ that has ever had a handler gets an :class:`_IntrInfo` and one kernel
+thread, ``ithread N``. A device "asserts the line" with
+:meth:`IntrController.sched_ithd`, a plain function: it counts the interrupt,
+sets ``running`` and wakes the ithread unless the IRQ is livelocked. The
+ithread runs every handler registered on the IRQ, in registration order, each
+through :meth:`Serializer.handler_call <trionet.Serializer.handler_call>` on
+its own serializer (or directly when it has none).
+
+Rules:
+
+1. The Giant decision is made at the top of each iteration that has work:
+   with ``kern.intr_mpsafe`` = 0 the ithread always holds Giant around the
+   chain; with 1 it holds Giant only if some sharer is not MPSAFE
+   (``mplock_required``). So a sysctl change, or a sharer added or removed,
+   takes effect at the next interrupt, never in the middle of a chain. The
+   decision is recorded in the thread's ``mpcount``, which ``ps`` shows as
+   the ``M`` flag.
+2. A record unregistered while its chain runs is skipped from then on.
+3. An interrupt with no handler is *stray*: counted per IRQ, logged at counts
+   1, 2, 4, 8... so a storm cannot flood the log.
+4. Livelock limiter, in Trio time: ``ill_count`` rises by one per handler
+   iteration and decays exponentially with a one-second time constant, so it
+   tracks the iteration rate per second (DragonFly decays it by ``1/hz`` per
+   tick). Above ``kern.livelock_limit`` the IRQ becomes LIVELOCKED: from then
+   on only a limiter ticking at the limit frequency (clamped to 100..500000 Hz)
+   runs the chain, whatever ``sched_ithd`` does. Once the rate has stayed below
+   ``kern.livelock_lowater`` for a full second the IRQ is NORMAL again.
+
+DragonFly: ``register_int``, ``unregister_int``, ``sched_ithd``,
+``ithread_handler`` in ``sys/kern/kern_intr.c`` (v1.42).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+from trio.lowlevel import ParkingLot
+
+from ._kthread import KThread
+from ._serializer import Serializer
+
+if TYPE_CHECKING:
+    from ._host import Host
+
+__all__ = ["IntrCookie", "IntrController", "IntrState", "VmstatRow", "format_vmstat_i"]
+
+log = structlog.get_logger(__name__)
+
+LIVELOCK_MIN_HZ = 100
+LIVELOCK_MAX_HZ = 500_000
+
+
+class IntrState(enum.Enum):
+    """The state of one IRQ (``i_state``)."""
+
+    #: Interrupts wake the ithread.
+    NORMAL = "normal"
+    #: Only the limiter wakes the ithread.
+    LIVELOCKED = "livelocked"
+
+
+@attrs.define(eq=False, repr=False)
+class IntrCookie:
+    """A registered handler (``struct intrec``), returned by
+    :meth:`IntrController.register`; pass it to :meth:`IntrController.unregister`.
+
+    Attributes:
+        irq: the IRQ line.
+        name: shown by ``vmstat -i`` (``"em0"``).
+        serializer: the handler's serializer, or None.
+        mpsafe: whether the handler may run without Giant.
+        calls: how many times the handler ran.
+    """
+
+    irq: int
+    handler: Callable[..., Awaitable[object]]
+    args: tuple[Any, ...]
+    name: str
+    serializer: Serializer | None
+    mpsafe: bool
+    calls: int = 0
+    registered: bool = True
+
+    def __repr__(self) -> str:
+        return f"<IntrCookie irq={self.irq} {self.name!r}>"
+
+
+@attrs.define(eq=False)
+class _IntrInfo:
+    irq: int
+    thread: KThread
+    records: list[IntrCookie] = attrs.field(factory=list)
+    count: int = 0  # i_count: interrupts asserted
+    running: bool = False  # i_running
+    mplock_required: bool = False
+    state: IntrState = IntrState.NORMAL
+    lot: ParkingLot = attrs.field(factory=ParkingLot)
+    ill_count: float = 0.0
+    ill_last: float = 0.0
+    low_since: float | None = None
+    next_tick: float = 0.0
+
+
+@attrs.frozen
+class VmstatRow:
+    """One row of ``vmstat -i``: the IRQ, its handlers' names joined with ``/``,
+    the interrupts counted and their average rate per second since boot."""
+
+    irq: int
+    name: str
+    total: int
+    rate: int
+
+
+def format_vmstat_i(rows: list[VmstatRow]) -> str:
+    """Format ``vmstat -i`` rows the way ``vmstat -i`` prints them."""
+    lines = [f"{'interrupt':<30} {'total':>12} {'rate':>8}"]
+    for r in rows:
+        lines.append(f"{f'irq{r.irq}: {r.name}':<30} {r.total:>12} {r.rate:>8}")
+    total = sum(r.total for r in rows)
+    rate = sum(r.rate for r in rows)
+    lines.append(f"{'Total':<30} {total:>12} {rate:>8}")
+    return "\n".join(lines) + "\n"
+
+
+@attrs.define(eq=False)
+class IntrController:
+    """The interrupt controller of one host (``host.intr``)."""
+
+    host: Host
+    _infos: dict[int, _IntrInfo] = attrs.field(factory=dict, init=False)
+    _stray: dict[int, int] = attrs.field(factory=dict, init=False)
+
+    ####################################################################
+    # registration
+    ####################################################################
+
+    def register(
+        self,
+        irq: int,
+        handler: Callable[..., Awaitable[object]],
+        *args: Any,
+        name: str,
+        serializer: Serializer | None = None,
+        mpsafe: bool = True,
+    ) -> IntrCookie:
+        """Hook the async ``handler(*args)`` to ``irq``.
+
+        The first handler on an IRQ creates its ithread. Several handlers may
+        share an IRQ; each runs under its own serializer (a driver passes its
+        interface serializer, so the interrupt and the ifnet entry points are
+        one serialized path). A handler that is not ``mpsafe`` makes the whole
+        chain take Giant.
+
+        Returns:
+            the cookie for :meth:`unregister`.
+
+        DragonFly: ``register_int``.
+        """
+        if not isinstance(irq, int) or irq < 0:
+            raise ValueError(f"irq must be a non-negative int, not {irq!r}")
+        if not callable(handler):
+            raise TypeError(f"handler must be an async function, not {handler!r}")
+        info = self._infos.get(irq)
+        if info is None:
+            thread = self.host._spawn_kthread(
+                f"ithread {irq}", irq % self.host.ncpus, self._ithread, irq
+            )
+            info = self._infos[irq] = _IntrInfo(irq, thread, ill_last=trio.current_time())
+        cookie = IntrCookie(irq, handler, args, name, serializer, mpsafe)
+        info.records.append(cookie)
+        info.mplock_required = not all(r.mpsafe for r in info.records)
+        if len(info.records) == 1:
+            info.thread.mpcount = int(self._need_giant(info))
+        log.info("intr_registered", host=self.host.name, irq=irq, name=name, mpsafe=mpsafe)
+        return cookie
+
+    def unregister(self, cookie: IntrCookie) -> None:
+        """Unhook a handler. A chain running now skips it from here on.
+
+        DragonFly: ``unregister_int``.
+
+        Raises:
+            ValueError: if the cookie is not registered.
+        """
+        info = self._infos.get(cookie.irq)
+        if not cookie.registered or info is None:
+            raise ValueError(f"{cookie!r} is not registered")
+        info.records.remove(cookie)
+        cookie.registered = False
+        info.mplock_required = not all(r.mpsafe for r in info.records)
+        log.info("intr_unregistered", host=self.host.name, irq=cookie.irq, name=cookie.name)
+
+    def _need_giant(self, info: _IntrInfo) -> bool:
+        return self.host._sysctl_intr_mpsafe.value == 0 or info.mplock_required
+
+    ####################################################################
+    # the interrupt line
+    ####################################################################
+
+    def sched_ithd(self, irq: int) -> None:
+        """Assert ``irq``: count it and wake its ithread (unless livelocked).
+
+        A plain function, cheap, callable from any task of the host.
+
+        DragonFly: ``sched_ithd``.
+        """
+        info = self._infos.get(irq)
+        if info is None or not info.records:
+            n = self._stray[irq] = self._stray.get(irq, 0) + 1
+            if n & (n - 1) == 0:
+                log.warning("stray_interrupt", host=self.host.name, irq=irq, count=n)
+            if info is not None:
+                info.count += 1
+            return
+        info.count += 1
+        if not info.running:
+            info.running = True
+            if info.state is IntrState.NORMAL and info.lot:
+                info.lot.unpark_all()
+
+    async def _ithread(self, thread: KThread, irq: int) -> None:
+        info = self._infos[irq]
+        giant = self.host.giant
+        while True:
+            if info.state is IntrState.LIVELOCKED:
+                thread.state, thread.wchan = "S", "livelk"
+                await trio.sleep_until(info.next_tick)
+                thread.state, thread.wchan = "R", ""
+                info.next_tick += 1.0 / _limiter_hz(self.host)
+                ran = info.running
+                if ran:
+                    await self._run_chain(thread, info, giant)
+                self._livelock_tick(info, ran)
+                continue
+            if not info.running:
+                thread.state, thread.wchan = "S", "intr"
+                await info.lot.park()
+                thread.state, thread.wchan = "R", ""
+                continue
+            await self._run_chain(thread, info, giant)
+            self._livelock_tick(info, True)
+            # Let the rest of the host run between iterations of a busy line.
+            await trio.lowlevel.checkpoint()
+
+    async def _run_chain(self, thread: KThread, info: _IntrInfo, giant: Any) -> None:
+        # Rule 1: decide on Giant once, at the top of the iteration.
+        need_giant = self._need_giant(info)
+        thread.mpcount = int(need_giant)
+        info.running = False
+        if need_giant:
+            thread.wchan = "mplock"
+            await giant.acquire()
+            thread.wchan = ""
+        try:
+            for rec in tuple(info.records):
+                if not rec.registered:
+                    continue  # rule 2
+                rec.calls += 1
+                if rec.serializer is not None:
+                    await rec.serializer.handler_call(rec.handler, *rec.args)
+                else:
+                    await rec.handler(*rec.args)
+        finally:
+            if need_giant:
+                giant.release()
+
+    ####################################################################
+    # livelock
+    ####################################################################
+
+    def _livelock_tick(self, info: _IntrInfo, ran: bool) -> None:
+        now = trio.current_time()
+        info.ill_count *= math.exp(-(now - info.ill_last))
+        info.ill_last = now
+        if ran:
+            info.ill_count += 1.0
+        sysctl = self.host.sysctls
+        if info.state is IntrState.NORMAL:
+            limit = sysctl.get("kern.livelock_limit")
+            if info.ill_count > limit:  # type: ignore[operator]
+                info.state = IntrState.LIVELOCKED
+                info.low_since = None
+                info.next_tick = now + 1.0 / _limiter_hz(self.host)
+                log.warning(
+                    "livelock_entered",
+                    host=self.host.name,
+                    irq=info.irq,
+                    rate=int(info.ill_count),
+                    limit=limit,
+                )
+            return
+        if info.ill_count < sysctl.get("kern.livelock_lowater"):  # type: ignore[operator]
+            if info.low_since is None:
+                info.low_since = now
+            elif now - info.low_since >= 1.0:
+                info.state = IntrState.NORMAL
+                log.info("livelock_removed", host=self.host.name, irq=info.irq)
+        else:
+            info.low_since = None
+
+    ####################################################################
+    # views
+    ####################################################################
+
+    def state(self, irq: int) -> IntrState:
+        """The limiter state of ``irq``.
+
+        Raises:
+            ValueError: if nothing was ever registered on ``irq``.
+        """
+        try:
+            return self._infos[irq].state
+        except KeyError:
+            raise ValueError(f"no handler was ever registered on irq {irq}") from None
+
+    def stray(self, irq: int) -> int:
+        """How many stray interrupts ``irq`` has had."""
+        return self._stray.get(irq, 0)
+
+    def names(self, irq: int) -> str:
+        """The handler names of ``irq`` joined with ``/`` (``hw.intrnames``)."""
+        info = self._infos.get(irq)
+        if info is None or not info.records:
+            return f"irq{irq}"
+        return "/".join(r.name for r in info.records)
+
+    def vmstat_i(self) -> list[VmstatRow]:
+        """Rows for ``vmstat -i``, one per IRQ with an ithread, in IRQ order."""
+        uptime = trio.current_time() - self.host.boot_time
+        rows = []
+        for irq in sorted(self._infos):
+            info = self._infos[irq]
+            rate = int(info.count / uptime) if uptime > 0 else 0
+            rows.append(VmstatRow(irq, self.names(irq), info.count, rate))
+        return rows
+
+
+def _limiter_hz(host: Host) -> int:
+    limit: int = host.sysctls.get("kern.livelock_limit")  # type: ignore[assignment]
+    return min(max(limit, LIVELOCK_MIN_HZ), LIVELOCK_MAX_HZ)
