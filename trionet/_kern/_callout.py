@@ -130,9 +130,9 @@ class Callout:
 
     def reset_at(self, deadline: float, fn: Callable[..., Any], *args: Any) -> None:
         """Arm the callout for an absolute Trio time."""
+        self._gen += 1  # before _discard, which may compact on _gen
         if self._deadline is not None:
             self._timers._discard()
-        self._gen += 1
         self._deadline = deadline
         self._fn = fn
         self._args = args

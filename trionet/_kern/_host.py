@@ -365,12 +365,24 @@ async def open_host(
     """
     if isinstance(ncpus, bool) or not isinstance(ncpus, int) or ncpus < 1:
         raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
+    body_exc: BaseException | None = None
     async with trio.open_nursery() as nursery:
         host = Host(name, ncpus, invariants, nursery)
         log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
         try:
             yield host
+        except BaseException as exc:
+            # Re-raised below, outside the nursery, so the caller sees its own
+            # exception rather than an ExceptionGroup wrapping it. A kernel
+            # thread that crashed at the same time still propagates, with
+            # this exception as its context.
+            body_exc = exc
         finally:
             host._closed = True
             nursery.cancel_scope.cancel()
     log.info("host_stopped", host=name)
+    if body_exc is not None:
+        try:
+            raise body_exc
+        finally:
+            del body_exc

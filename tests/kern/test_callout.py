@@ -1,0 +1,99 @@
+"""Callouts fire on their owning thread, in Trio time, with no task per timer."""
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+
+import trionet
+
+
+async def test_callout_fires_once_on_its_thread_at_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trionet.open_host("h", ncpus=2) as host:
+        record = []
+        softclock1 = next(t for t in host.threads() if t.name == "softclock 1")
+        c = host.callout(1)
+
+        def fire(tag: str) -> None:
+            record.append((tag, trio.current_time(), trio.lowlevel.current_task()))
+
+        start = trio.current_time()
+        c.reset(2.5, fire, "a")
+        assert c.pending and c.deadline == start + 2.5
+        await trio.sleep(10)
+        assert [(tag, when - start) for tag, when, _ in record] == [("a", 2.5)]
+        assert record[0][2] is softclock1.task
+        assert not c.pending
+
+
+async def test_reset_moves_and_stop_disarms(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_host("h") as host:
+        record: list[float] = []
+        start = trio.current_time()
+        c = host.callout()
+        c.reset(5, lambda: record.append(trio.current_time() - start))
+        c.reset(1, lambda: record.append(trio.current_time() - start))
+        await trio.sleep(10)
+        assert record == [1]
+        c.reset(1, record.append, -1.0)
+        assert c.stop() is True
+        assert c.stop() is False
+        await trio.sleep(10)
+        assert record == [1]
+
+
+async def test_a_ticking_callout_rearms_itself_and_may_be_async(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trionet.open_host("h") as host:
+        s = host.serializer("nge0")
+        ticks: list[float] = []
+        c = host.callout()
+        start = trio.current_time()
+
+        async def tick() -> None:
+            async with s:  # timeouts serialize themselves
+                ticks.append(trio.current_time() - start)
+            if len(ticks) < 5:
+                c.reset(1, tick)
+
+        c.reset(1, tick)
+        await trio.sleep(100)
+        assert ticks == [1, 2, 3, 4, 5]
+
+
+async def test_an_earlier_callout_wakes_a_sleeping_thread(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trionet.open_host("h") as host:
+        record = []
+        start = trio.current_time()
+        late, early = host.callout(), host.callout()
+        late.reset(100, record.append, "late")
+        await trio.sleep(1)
+        early.reset(1, lambda: record.append(("early", trio.current_time() - start)))
+        await trio.sleep(5)
+        assert record == [("early", 2)]
+
+
+async def test_many_resets_keep_the_heap_bounded(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_host("h") as host:
+        c = host.callout()
+        for i in range(10_000):
+            c.reset(1000 + i, lambda: None)
+        timers = host._service("softclock", 0).timers
+        assert len(timers) == 1
+        assert len(timers._heap) < 200
+
+
+async def test_bad_callout_arguments_are_rejected() -> None:
+    async with trionet.open_host("h") as host:
+        with pytest.raises(ValueError, match=">= 0"):
+            host.callout().reset(-1, lambda: None)
+        with pytest.raises(ValueError, match="cpu must be in 0..1"):
+            host.callout(2)
+        with pytest.raises(ValueError, match="thread must be one of"):
+            host.callout(0, thread="bogus")
+        assert host.callout(1, thread="netisr") is not None
