@@ -27,8 +27,11 @@ Rules:
    as in a kernel built without ``INVARIANTS``.
 2. No FIFO and no handoff by default: :meth:`~Serializer.exit` clears the held
    bit and wakes *all* sleepers, who race for it again (DragonFly's
-   ``wakeup()``). ``fifo=True`` instead hands the serializer directly to the
-   longest sleeper, for tests that want a deterministic order.
+   ``wakeup()``). Racing is unfair under Trio: a task that exits and enters
+   again without yielding in between wins every race, and sleepers wait until
+   it stops (kernel paths yield between iterations, so they do not starve each
+   other). ``fifo=True`` instead hands the serializer directly to the longest
+   sleeper, like :class:`trio.Lock`: fair, and deterministic for tests.
 3. :meth:`~Serializer.enter` always checkpoints, contended or not (Trio's
    rule: async means checkpoint); :meth:`~Serializer.exit` is synchronous.
 4. Cancel safety: a task cancelled while it sleeps leaves the lot without ever
@@ -141,7 +144,6 @@ class Serializer:
 
         DragonFly: ``lwkt_serialize_enter``, ``sys/kern/lwkt_serialize.c``.
         """
-        # The fast path is spelled out again in __aenter__ to save a frame.
         if self.invariants:
             task = current_task()
             if self._owner is task:
@@ -150,14 +152,16 @@ class Serializer:
             task = None
         await checkpoint_if_cancelled()
         if self._held:
-            await self._sleep()
+            await self._sleep()  # parking was the checkpoint
+            self._owner = task
+            self._enter_cnt += 1
         else:
             self._held = True
-        self._owner = task
-        self._enter_cnt += 1
-        # Two checkpoints, like trio.Lock.acquire: the first may raise
-        # Cancelled (before we took anything), this one only yields.
-        await cancel_shielded_checkpoint()
+            self._owner = task
+            self._enter_cnt += 1
+            # Two checkpoints, like trio.Lock.acquire: the first may raise
+            # Cancelled (before we took anything), this one only yields.
+            await cancel_shielded_checkpoint()
 
     async def _sleep(self) -> None:
         # Contended path: on return the caller holds the serializer.
@@ -223,22 +227,8 @@ class Serializer:
             self._lot.unpark_all()
         self._held = False
 
-    @enable_ki_protection
-    async def __aenter__(self) -> None:
-        if self.invariants:
-            task = current_task()
-            if self._owner is task:
-                raise KernelPanic(f"serializer {self.name!r}: recursive enter")
-        else:
-            task = None
-        await checkpoint_if_cancelled()
-        if self._held:
-            await self._sleep()
-        else:
-            self._held = True
-        self._owner = task
-        self._enter_cnt += 1
-        await cancel_shielded_checkpoint()
+    # The same function, so ``async with s`` costs no extra frame.
+    __aenter__ = enter
 
     @enable_ki_protection
     async def __aexit__(
