@@ -267,11 +267,13 @@ class IntrController:
             for rec in tuple(info.records):
                 if not rec.registered:
                     continue  # rule 2
-                rec.calls += 1
                 if rec.serializer is not None:
-                    await rec.serializer.handler_call(rec.handler, *rec.args)
+                    # A disabled handler is skipped and not counted.
+                    if await rec.serializer.handler_call(rec.handler, *rec.args):
+                        rec.calls += 1
                 else:
                     await rec.handler(*rec.args)
+                    rec.calls += 1
         finally:
             if need_giant:
                 giant.release()
