@@ -11,11 +11,12 @@ import pytest
 import trionet
 import trionet.lowlevel
 import trionet.testing
+import trionet.wires
 
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 THIRD_PARTY = {"trio", "attrs", "structlog", "outcome", "pytest", "hypothesis", "_pytest"}
-PUBLIC = {"trionet", "trionet.lowlevel", "trionet.testing"}
+PUBLIC = {"trionet", "trionet.lowlevel", "trionet.testing", "trionet.wires"}
 
 # Package directory -> (its dotted name, predicate on imported top-level/module names).
 RULES: dict[str, tuple[str, set[str], set[str]]] = {
@@ -100,7 +101,7 @@ def test_the_layout_checker_catches_a_bad_import(tmp_path: Path) -> None:
 
 def test_every_public_name_has_exactly_one_home() -> None:
     homes: dict[str, list[str]] = {}
-    for module in (trionet, trionet.lowlevel, trionet.testing):
+    for module in (trionet, trionet.lowlevel, trionet.testing, trionet.wires):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name} is in __all__ but missing"
             homes.setdefault(name, []).append(module.__name__)
@@ -109,7 +110,7 @@ def test_every_public_name_has_exactly_one_home() -> None:
 
 
 def test_public_classes_say_where_they_live() -> None:
-    for module in (trionet, trionet.lowlevel):
+    for module in (trionet, trionet.lowlevel, trionet.wires):
         for name in module.__all__:
             obj = getattr(module, name)
             if isinstance(obj, type):

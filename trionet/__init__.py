@@ -7,26 +7,38 @@ writers find the rest in :mod:`trionet.lowlevel`.
 """
 
 from ._exceptions import KernelPanic, NetError, TrionetError
-from ._kern._host import Host, open_host
 from ._kern._intr import IntrState, VmstatRow, format_vmstat_i
 from ._kern._kthread import PsRow, format_ps
 from ._kern._netisr import NetisrStatistics
 from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
+from ._net._host import Host, PollStatistics, open_host
+from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
+from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Host",
+    "IfFlags",
+    "IfIoctl",
+    "IfStatistics",
+    "IfconfigRow",
+    "Ifnet",
     "IntrState",
     "KernelPanic",
+    "LinkState",
     "NetError",
     "NetisrStatistics",
+    "NetstatIRow",
+    "PollStatistics",
     "PsRow",
     "Serializer",
     "SerializerStatistics",
     "TrionetError",
     "VmstatRow",
+    "format_ifconfig",
+    "format_netstat_i",
     "format_ps",
     "format_sysctl",
     "format_vmstat_i",

@@ -10,21 +10,70 @@ from ._kern._intr import IntrController, IntrCookie
 from ._kern._kthread import KThread
 from ._kern._msgport import MsgPort, MsgPortStatistics, NetMsg
 from ._kern._sysctl import SysctlNode
+from ._net._driver import Driver
+from ._net._ether import (
+    ETHER_ADDR_LEN,
+    ETHER_BROADCAST,
+    ETHER_HDR_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IP,
+    ETHERTYPE_IPV6,
+    Mbuf,
+    MbufFlags,
+)
+from ._net._if import IFF_CANTCHANGE, IfData, PollCmd
+from ._net._ifq import (
+    FAIRQ,
+    FIFO,
+    PRIQ,
+    ClassStatistics,
+    Discipline,
+    IfAltq,
+    IfqStatistics,
+    TokenBucket,
+)
+from ._net._ifstart import if_devstart, ifq_dispatch
+from .wires._endpoint import EndpointStatistics, Receiver, WireEndpoint
 
 __all__ = [
+    "ETHERTYPE_ARP",
+    "ETHERTYPE_IP",
+    "ETHERTYPE_IPV6",
+    "ETHER_ADDR_LEN",
+    "ETHER_BROADCAST",
+    "ETHER_HDR_LEN",
+    "FAIRQ",
+    "FIFO",
+    "IFF_CANTCHANGE",
+    "PRIQ",
     "Callout",
+    "ClassStatistics",
+    "Discipline",
+    "Driver",
+    "EndpointStatistics",
     "Giant",
+    "IfAltq",
+    "IfData",
+    "IfqStatistics",
     "IntrController",
     "IntrCookie",
     "KThread",
+    "Mbuf",
+    "MbufFlags",
     "MsgPort",
     "MsgPortStatistics",
     "NetMsg",
+    "PollCmd",
+    "Receiver",
     "SysctlNode",
+    "TokenBucket",
+    "WireEndpoint",
+    "if_devstart",
+    "ifq_dispatch",
 ]
 
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("trionet._"):
+    if getattr(_obj, "__module__", "").startswith(("trionet._", "trionet.wires._")):
         _obj.__module__ = __name__
 del _name, _obj

@@ -1,6 +1,6 @@
-"""The host: one network node and the nursery its kernel threads run in.
+"""The kernel of a host: the nursery its kernel threads run in.
 
-A :class:`Host` stands for one DragonFly kernel: it owns a sysctl tree, a
+A :class:`Kernel` stands for one DragonFly kernel: it owns a sysctl tree, a
 Giant lock, an interrupt controller, and per-CPU service threads. All of its
 threads are tasks in the nursery of :func:`open_host`, so leaving the ``async
 with`` block cancels and joins every one of them: nothing outlives the host.
@@ -13,7 +13,7 @@ message port with a callout heap (:func:`msgport_service_loop`):
 - ``softclock N``: callouts that belong to no protocol thread (driver timers,
   the interface watchdog).
 
-``ithread N`` threads appear as IRQs get handlers (:attr:`Host.intr`).
+``ithread N`` threads appear as IRQs get handlers (:attr:`Kernel.intr`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import structlog
@@ -37,7 +37,7 @@ from ._netisr import Netisr, NetisrStatistics
 from ._serializer import Serializer
 from ._sysctl import SysctlNode, SysctlTable, SysctlValue
 
-__all__ = ["Host", "open_host"]
+__all__ = ["Kernel", "open_kernel"]
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +55,8 @@ class _Service:
 
 
 @attrs.define(eq=False, repr=False)
-class Host:
-    """One network node. Made by :func:`open_host`, never directly.
+class Kernel:
+    """The kernel of one network node. Made by :func:`open_kernel`, never directly.
 
     Attributes:
         name: the host name (``kern.hostname``).
@@ -114,7 +114,7 @@ class Host:
         )
 
     def __repr__(self) -> str:
-        return f"<Host {self.name!r} ncpus={self.ncpus}>"
+        return f"<{type(self).__name__} {self.name!r} ncpus={self.ncpus}>"
 
     def _declare_sysctls(self) -> None:
         add = self.sysctls.add
@@ -190,10 +190,28 @@ class Host:
         self._threads.append(thread)
         self._nursery.start_soon(self._kthread_main, thread, fn, args, name=thread.name)
 
-    def _spawn_kthread(
-        self, name: str, cpu: int, fn: Callable[..., Awaitable[object]], *args: Any
+    def kthread_create(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[object]],
+        *args: Any,
+        cpu: int = 0,
     ) -> KThread:
-        """Start ``fn(thread, *args)`` as a kernel thread of this host."""
+        """Start ``await fn(thread, *args)`` as a kernel thread of this host.
+
+        The thread is a task in the host's nursery, listed by :meth:`ps` until
+        it returns. End it early with :meth:`KThread.cancel
+        <trionet.lowlevel.KThread.cancel>`; otherwise it ends with the host.
+        An exception escaping ``fn`` crashes the host, as a panic would.
+
+        Raises:
+            ValueError: if ``cpu`` is not one of the host's CPUs.
+            trio.ClosedResourceError: if the host is shutting down.
+
+        DragonFly: ``lwkt_create`` / ``kthread_create``.
+        """
+        if not 0 <= cpu < self.ncpus:
+            raise ValueError(f"cpu must be in 0..{self.ncpus - 1}, not {cpu!r}")
         thread = KThread(name, cpu, next(self._tids))
         self._start(thread, fn, *args)
         return thread
@@ -205,7 +223,8 @@ class Host:
         # System-style tasks do not inherit their creator's log context.
         with structlog.contextvars.bound_contextvars(host=self.name, thread=thread.name):
             try:
-                await fn(thread, *args)
+                with thread.cancel_scope:
+                    await fn(thread, *args)
             finally:
                 thread.state = "Z"
                 self._threads.remove(thread)
@@ -344,17 +363,26 @@ class Host:
         """Counters of the netisr threads and ports."""
         return self._netisr.statistics()
 
+    def netisr_registered(self, proto: int) -> bool:
+        """Whether protocol ``proto`` has a netisr handler."""
+        return self._netisr.registered(proto)
+
+
+K = TypeVar("K", bound=Kernel)
+
 
 @asynccontextmanager
-async def open_host(
-    name: str, *, ncpus: int = 2, invariants: bool = True
-) -> AsyncIterator[Host]:
-    """Start a host whose kernel threads run in a nursery this block owns.
+async def open_kernel(
+    cls: type[K], name: str, *, ncpus: int = 2, invariants: bool = True
+) -> AsyncIterator[K]:
+    """Start a ``cls`` kernel whose threads run in a nursery this block owns.
 
     Leaving the block, normally or by an exception, cancels every thread of
-    the host and waits for them all to finish.
+    the host and waits for them all to finish. ``trionet.open_host`` is this
+    with ``cls=trionet.Host``.
 
     Args:
+        cls: :class:`Kernel` or a subclass.
         name: the host name.
         ncpus: CPUs to model (netisr, ifnet and softclock threads per CPU).
         invariants: check kernel assertions; misuse raises
@@ -367,7 +395,7 @@ async def open_host(
         raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
     body_exc: BaseException | None = None
     async with trio.open_nursery() as nursery:
-        host = Host(name, ncpus, invariants, nursery)
+        host = cls(name, ncpus, invariants, nursery)
         log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
         try:
             yield host

@@ -51,7 +51,7 @@ from ._kthread import KThread
 from ._serializer import Serializer
 
 if TYPE_CHECKING:
-    from ._host import Host
+    from ._host import Kernel as Host
 
 __all__ = ["IntrCookie", "IntrController", "IntrState", "VmstatRow", "format_vmstat_i"]
 
@@ -174,8 +174,8 @@ class IntrController:
             raise TypeError(f"handler must be an async function, not {handler!r}")
         info = self._infos.get(irq)
         if info is None:
-            thread = self.host._spawn_kthread(
-                f"ithread {irq}", irq % self.host.ncpus, self._ithread, irq
+            thread = self.host.kthread_create(
+                f"ithread {irq}", self._ithread, irq, cpu=irq % self.host.ncpus
             )
             info = self._infos[irq] = _IntrInfo(irq, thread, ill_last=trio.current_time())
         cookie = IntrCookie(irq, handler, args, name, serializer, mpsafe)

@@ -15,6 +15,7 @@ DragonFly: ``struct thread`` (``td_mpcount``, ``td_wmesg``), ``lwkt_create``,
 from __future__ import annotations
 
 import attrs
+import trio
 from trio.lowlevel import Task
 
 __all__ = ["KThread", "PsRow", "format_ps"]
@@ -44,6 +45,15 @@ class KThread:
     wchan: str = ""
     mpcount: int = 0
     task: Task | None = None
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
+
+    def cancel(self) -> None:
+        """Ask the thread to end: cancel its task (at its next checkpoint).
+
+        Only threads made with ``kthread_create`` may be cancelled by their
+        owner; the host's own service threads end with the host.
+        """
+        self.cancel_scope.cancel()
 
     @property
     def flags(self) -> str:

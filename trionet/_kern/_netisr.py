@@ -94,6 +94,9 @@ class Netisr:
     def register_rollup(self, fn: Callable[[], object]) -> None:
         self.rollups.append(fn)
 
+    def registered(self, proto: int) -> bool:
+        return proto in self._protos
+
     def queue(self, proto: int, pkt: Any) -> bool:
         p = self._protos.get(proto)
         if p is None:

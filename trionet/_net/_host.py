@@ -1,0 +1,562 @@
+"""The host: a kernel with network interfaces.
+
+:class:`Host` adds to :class:`~trionet._kern._host.Kernel` (threads, sysctls,
+interrupts, netisr) what the stack needs of interfaces: attach and detach,
+``ifioctl`` with the flag edges and reference counts, the 1 Hz interface
+watchdog (``if_slowtimo``) and polling. :func:`open_host` starts one.
+
+Rules:
+
+- Every driver entry point is called with the interface serializer held;
+  ``ifioctl`` enters it around the driver's ``ioctl``, never around the
+  stack's own work (``if_down`` waits for the protocol threads, which must
+  not wait for the serializer in turn).
+- The watchdog and the polling clock use ``try_enter``: a busy interface is
+  retried a second later (watchdog) or skipped until the next tick (poll);
+  neither ever waits for a serializer, so one stuck interface cannot stall
+  the others.
+
+DragonFly: ``sys/net/if.c`` (``if_attach``, ``if_detach``, ``if_down``,
+``if_up``, ``ifioctl``, ``ifpromisc``, ``if_allmulti``, ``if_addmulti``,
+``if_delmulti``, ``if_slowtimo``) and ``sys/kern/kern_poll.c``.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import structlog
+
+from .._exceptions import NetError
+from .._kern._callout import Callout
+from .._kern._host import Kernel, open_kernel
+from .._kern._msgport import NetMsg
+from ._driver import Driver
+from ._ether import ETHER_ADDR_LEN, ether_input
+from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, PollCmd
+from ._ifstart import if_start_dispatch
+from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
+
+__all__ = ["Host", "PollStatistics", "open_host"]
+
+log = structlog.get_logger(__name__)
+
+#: IRQs handed out to drivers that do not ask for one.
+FIRST_IRQ = 16
+
+
+@attrs.frozen
+class PollStatistics:
+    """Counters of one CPU's polling clock.
+
+    Attributes:
+        cpu: the CPU (the clock runs on ``netisr {cpu}``).
+        ticks: clock ticks.
+        polls: ``poll`` calls made.
+        busy_skips: interfaces skipped because their serializer was busy.
+        interfaces: names of the interfaces registered on this CPU.
+    """
+
+    cpu: int
+    ticks: int
+    polls: int
+    busy_skips: int
+    interfaces: tuple[str, ...]
+
+
+@attrs.define(eq=False)
+class _PollCtx:
+    # One CPU's polling clock (DragonFly: struct pollctx).
+    cpu: int
+    callout: Callout
+    ifps: list[Ifnet] = attrs.field(factory=list)
+    ticks: int = 0
+    polls: int = 0
+    busy_skips: int = 0
+
+
+@attrs.define(eq=False, repr=False)
+class Host(Kernel):
+    """One network node: a kernel with interfaces. Made by :func:`open_host`.
+
+    See :class:`~trionet._kern._host.Kernel` for threads, sysctls,
+    interrupts and netisr.
+    """
+
+    _ifnets: dict[str, Ifnet] = attrs.field(factory=dict, init=False)
+    _ifindex: itertools.count[int] = attrs.field(
+        factory=lambda: itertools.count(1), init=False
+    )
+    _next_irq: int = attrs.field(default=FIRST_IRQ, init=False)
+    _slowtimo: Callout | None = attrs.field(default=None, init=False)
+    _watchdog_busy: int = attrs.field(default=0, init=False)
+    _pollctx: dict[int, _PollCtx] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        add = self.sysctls.add
+        add(
+            "kern.polling.pollhz",
+            int,
+            2000,
+            min=1,
+            max=100000,
+            description="Polling clock frequency (Hz)",
+        )
+        add(
+            "kern.polling.burst_max",
+            int,
+            150,
+            min=1,
+            description="Frames a driver's poll may handle per tick",
+        )
+        add(
+            "kern.polling.reg_frac",
+            int,
+            20,
+            min=1,
+            description="Every reg_frac-th poll also checks status",
+        )
+
+    ####################################################################
+    # attach / detach
+    ####################################################################
+
+    async def if_attach(
+        self, driver: Driver, *, name: str | None = None, irq: int | None = None
+    ) -> Ifnet:
+        """Attach ``driver`` as a new interface and return it.
+
+        Calls ``driver.attach(ifp)``; then, if the driver ``uses_intr``, hooks
+        ``driver.intr`` to ``irq`` (a fresh one if None; pass the same IRQ to
+        share a line) with the interface serializer. The interface starts
+        down: bring it up with :meth:`ifup` or ``SIOCSIFFLAGS``.
+
+        Args:
+            name: the interface name; default ``{driver.name_prefix}{unit}``
+                with the smallest free unit.
+            irq: the interrupt line.
+
+        Raises:
+            NetError: ``EEXIST`` if the name is taken.
+            TypeError: if ``driver`` is not a :class:`~trionet.lowlevel.Driver`.
+
+        Cancellation: if cancelled inside ``driver.attach``, nothing is
+        attached.
+
+        DragonFly: the driver's attach, ``if_attach``/``ether_ifattach`` and
+        ``bus_setup_intr``.
+        """
+        if not isinstance(driver, Driver):
+            raise TypeError(f"driver must be a trionet.lowlevel.Driver, not {driver!r}")
+        if getattr(driver, "ifp", None) is not None:
+            raise ValueError(f"{driver!r} is already attached as {driver.ifp.name}")
+        if name is None:
+            name = self._unit_name(driver.name_prefix)
+        elif not isinstance(name, str) or not name or len(name) > 15:
+            raise ValueError(f"interface name must be 1..15 characters, not {name!r}")
+        if name in self._ifnets:
+            raise NetError(errno.EEXIST, f"interface {name} exists")
+        ifp = Ifnet(name, next(self._ifindex), self, driver, self.serializer(name))
+        ifp.input_fn = ether_input
+        ifp._start_msgs = [NetMsg(if_start_dispatch, ifp) for _ in range(self.ncpus)]
+        driver.ifp = ifp
+        # Reserve the name while the driver attaches.
+        self._ifnets[name] = ifp
+        try:
+            await driver.attach(ifp)
+            if driver.uses_intr:
+                if irq is None:
+                    irq = self._next_irq
+                    self._next_irq += 1
+                ifp.irq = irq
+                ifp.cpuid = irq % self.ncpus
+                ifp._intr_cookie = self.intr.register(
+                    irq, driver.intr, name=name, serializer=ifp.serializer
+                )
+        except BaseException:
+            del self._ifnets[name]
+            del driver.ifp
+            raise
+        ifp.attached = True
+        if self._slowtimo is None:
+            self._slowtimo = self.callout(0)
+            self._slowtimo.reset(1.0, self._if_slowtimo)
+        log.info("if_attached", host=self.name, ifname=name, irq=ifp.irq, cpu=ifp.cpuid)
+        return ifp
+
+    def _unit_name(self, prefix: str) -> str:
+        for unit in itertools.count():
+            name = f"{prefix}{unit}"
+            if name not in self._ifnets:
+                return name
+        raise AssertionError("unreachable")
+
+    async def if_detach(self, ifp: Ifnet) -> None:
+        """Detach an interface (the driver's detach, then ``if_detach``).
+
+        Order: enter the serializer, which waits for an interrupt handler in
+        flight; ``stop``; unhook the interrupt; exit. Then polling is
+        dropped, the interface is taken down (send queue purged) and
+        ``netmsg_service_sync`` waits until the protocol and ifnet threads have
+        handled every packet and start request queued for it. Last,
+        ``driver.detach()``. No handler runs after the serializer is left.
+
+        Raises:
+            NetError: ``ENXIO`` if ``ifp`` is not attached (or already being
+                detached).
+
+        Cancellation: if cancelled while waiting for the serializer, nothing
+        has changed. Once the serializer is held, the interface is gone from
+        the host; a cancel after that may leave ``driver.detach()`` unrun
+        (the host's nursery still owns anything the driver started).
+        """
+        self._check_attached(ifp)
+        serializer = ifp.serializer
+        await serializer.enter()
+        try:
+            ifp.in_detach = True
+            await ifp.driver.stop()
+            if ifp._intr_cookie is not None:
+                self.intr.unregister(ifp._intr_cookie)
+                ifp._intr_cookie = None
+        finally:
+            serializer.exit()
+        ifp.attached = False
+        del self._ifnets[ifp.name]
+        if ifp.flags & IfFlags.POLLING:
+            self._poll_remove(ifp)
+            ifp.flags &= ~IfFlags.POLLING
+        await self._if_down(ifp)
+        log.info("if_detached", host=self.name, ifname=ifp.name)
+        await ifp.driver.detach()
+
+    def _check_attached(self, ifp: Ifnet) -> None:
+        if not isinstance(ifp, Ifnet):
+            raise TypeError(f"expected an Ifnet, not {ifp!r}")
+        if ifp.host is not self or not ifp.attached or ifp.in_detach:
+            raise NetError(errno.ENXIO, f"{ifp.name} is not attached to {self.name}")
+
+    def ifunit(self, name: str) -> Ifnet:
+        """The interface called ``name``.
+
+        Raises:
+            NetError: ``ENXIO`` if there is none.
+        """
+        ifp = self._ifnets.get(name)
+        if ifp is None or not ifp.attached:
+            raise NetError(errno.ENXIO, f"no interface {name!r} on {self.name}")
+        return ifp
+
+    def ifnets(self) -> list[Ifnet]:
+        """The attached interfaces, by index."""
+        return [ifp for ifp in self._ifnets.values() if ifp.attached]
+
+    ####################################################################
+    # ioctl
+    ####################################################################
+
+    async def _driver_ioctl(self, ifp: Ifnet, cmd: IfIoctl, arg: Any) -> None:
+        async with ifp.serializer:
+            if ifp.in_detach:
+                raise NetError(errno.ENXIO, f"{ifp.name} is being detached")
+            await ifp.driver.ioctl(cmd, arg)
+
+    async def ifioctl(self, ifp: Ifnet, cmd: IfIoctl, arg: Any) -> None:
+        """Apply an interface ioctl (``ifconfig``'s system call).
+
+        - ``SIOCSIFFLAGS``, ``arg`` the wanted :class:`~trionet.IfFlags`: the
+          UP edge runs ``if_up``/``if_down`` (down purges the send queue and
+          syncs the protocol threads); a change of ``POLLING`` registers or
+          deregisters polling; a change of ``PROMISC`` takes or drops the
+          user's promiscuous reference; bits in ``IFF_CANTCHANGE`` are kept;
+          then the driver's ``ioctl`` runs (which calls ``init`` or ``stop``).
+        - ``SIOCSIFMTU``, ``arg`` an int: the driver checks and applies it.
+        - ``SIOCADDMULTI`` / ``SIOCDELMULTI``, ``arg`` a 6-byte group address:
+          reference-counted; the driver hears of the first add and last delete.
+
+        The driver's ``ioctl`` runs with the serializer held; the stack's own
+        steps run without it.
+
+        Raises:
+            NetError: ``ENXIO`` (not attached), ``EINVAL`` (bad argument),
+                ``EOPNOTSUPP`` (polling on a driver without it),
+                ``EADDRNOTAVAIL`` (deleting a group never added), or what the
+                driver raises.
+            TypeError: for an argument of the wrong type.
+
+        DragonFly: ``ifioctl``.
+        """
+        self._check_attached(ifp)
+        if not isinstance(cmd, IfIoctl):
+            raise TypeError(f"cmd must be an IfIoctl, not {cmd!r}")
+        if cmd is IfIoctl.SIOCSIFFLAGS:
+            await self._set_flags(ifp, arg)
+        elif cmd is IfIoctl.SIOCSIFMTU:
+            if isinstance(arg, bool) or not isinstance(arg, int):
+                raise TypeError(f"mtu must be an int, not {arg!r}")
+            if arg <= 0:
+                raise NetError(errno.EINVAL, f"mtu must be positive, not {arg}")
+            await self._driver_ioctl(ifp, cmd, arg)
+        elif cmd is IfIoctl.SIOCADDMULTI:
+            addr = _group_address(arg)
+            n = ifp.multiaddrs.get(addr, 0)
+            ifp.multiaddrs[addr] = n + 1
+            if n == 0:
+                try:
+                    await self._driver_ioctl(ifp, cmd, addr)
+                except BaseException:
+                    del ifp.multiaddrs[addr]
+                    raise
+        else:
+            addr = _group_address(arg)
+            n = ifp.multiaddrs.get(addr, 0)
+            if n == 0:
+                raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} is not in group {addr.hex(':')}")
+            if n > 1:
+                ifp.multiaddrs[addr] = n - 1
+            else:
+                del ifp.multiaddrs[addr]
+                await self._driver_ioctl(ifp, cmd, addr)
+
+    async def _set_flags(self, ifp: Ifnet, arg: Any) -> None:
+        if isinstance(arg, bool) or not isinstance(arg, int):
+            raise TypeError(f"flags must be IfFlags, not {arg!r}")
+        new = IfFlags(arg)
+        old = ifp.flags
+        if new & IfFlags.POLLING and not old & IfFlags.POLLING:
+            if not ifp.driver.supports_polling:
+                raise NetError(errno.EOPNOTSUPP, f"{ifp.name} does not support polling")
+        if old & IfFlags.UP and not new & IfFlags.UP:
+            await self._if_down(ifp)
+        elif new & IfFlags.UP and not old & IfFlags.UP:
+            ifp.flags |= IfFlags.UP
+            log.info("if_up", host=self.name, ifname=ifp.name)
+        if new & IfFlags.POLLING and not ifp.flags & IfFlags.POLLING:
+            await self._poll_register(ifp)
+        elif ifp.flags & IfFlags.POLLING and not new & IfFlags.POLLING:
+            await self._poll_deregister(ifp)
+        ifp.flags = (ifp.flags & IFF_CANTCHANGE) | (new & ~IFF_CANTCHANGE)
+        if new & IfFlags.PROMISC and not ifp.flags & IfFlags.PPROMISC:
+            ifp.flags |= IfFlags.PPROMISC
+            await self.ifpromisc(ifp, True)
+        elif not new & IfFlags.PROMISC and ifp.flags & IfFlags.PPROMISC:
+            ifp.flags &= ~IfFlags.PPROMISC
+            await self.ifpromisc(ifp, False)
+        await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
+
+    async def _if_down(self, ifp: Ifnet) -> None:
+        # DragonFly if_down: clear UP, purge the send queue, then wait until
+        # the protocol and ifnet threads hold nothing queued for the ifp.
+        ifp.flags &= ~IfFlags.UP
+        purged = ifp.snd.purge()
+        log.info("if_down", host=self.name, ifname=ifp.name, purged=purged)
+        await self.netmsg_service_sync()
+
+    async def ifup(self, ifp: Ifnet) -> None:
+        """``ifconfig NAME up``: ``SIOCSIFFLAGS`` with ``UP`` added."""
+        await self.ifioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags | IfFlags.UP)
+
+    async def ifdown(self, ifp: Ifnet) -> None:
+        """``ifconfig NAME down``: ``SIOCSIFFLAGS`` with ``UP`` removed."""
+        await self.ifioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags & ~IfFlags.UP)
+
+    async def ifpromisc(self, ifp: Ifnet, on: bool) -> None:
+        """Take (``on``) or drop a promiscuous-mode reference.
+
+        The first reference sets ``PROMISC`` and the last clears it; each edge
+        tells the driver with ``SIOCSIFFLAGS``.
+
+        Raises:
+            NetError: ``EINVAL`` when dropping a reference nobody holds.
+
+        DragonFly: ``ifpromisc``.
+        """
+        self._check_attached(ifp)
+        if on:
+            ifp.pcount += 1
+            if ifp.pcount != 1:
+                return
+            ifp.flags |= IfFlags.PROMISC
+        else:
+            if ifp.pcount == 0:
+                raise NetError(errno.EINVAL, f"{ifp.name}: no promiscuous reference to drop")
+            ifp.pcount -= 1
+            if ifp.pcount:
+                return
+            ifp.flags &= ~IfFlags.PROMISC
+        log.info("if_promisc", host=self.name, ifname=ifp.name, on=on)
+        await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
+
+    async def if_allmulti(self, ifp: Ifnet, on: bool) -> None:
+        """Take (``on``) or drop an all-multicast reference (as :meth:`ifpromisc`).
+
+        DragonFly: ``if_allmulti``.
+        """
+        self._check_attached(ifp)
+        if on:
+            ifp.amcount += 1
+            if ifp.amcount != 1:
+                return
+            ifp.flags |= IfFlags.ALLMULTI
+        else:
+            if ifp.amcount == 0:
+                raise NetError(errno.EINVAL, f"{ifp.name}: no all-multicast reference to drop")
+            ifp.amcount -= 1
+            if ifp.amcount:
+                return
+            ifp.flags &= ~IfFlags.ALLMULTI
+        await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
+
+    ####################################################################
+    # watchdog
+    ####################################################################
+
+    async def _if_slowtimo(self) -> None:
+        # DragonFly if_slowtimo: once a second, count every interface's
+        # if_timer down; at 0, run its watchdog if the serializer can be had
+        # without waiting, else put the second back and retry next time.
+        assert self._slowtimo is not None
+        self._slowtimo.reset(1.0, self._if_slowtimo)
+        for ifp in self.ifnets():
+            if ifp.timer <= 0:
+                continue
+            ifp.timer -= 1
+            if ifp.timer:
+                continue
+            if not ifp.serializer.try_enter():
+                ifp.timer = 1
+                self._watchdog_busy += 1
+                log.debug("watchdog_busy", host=self.name, ifname=ifp.name)
+                continue
+            try:
+                if ifp.attached and not ifp.in_detach:
+                    await ifp.driver.watchdog()
+            finally:
+                ifp.serializer.exit()
+
+    ####################################################################
+    # polling
+    ####################################################################
+
+    async def _poll_register(self, ifp: Ifnet) -> None:
+        # DragonFly ether_poll_register: under the serializer set POLLING and,
+        # if RUNNING, tell the driver (which masks its interrupt); then add the
+        # interface to its CPU's polling list.
+        async with ifp.serializer:
+            ifp.flags |= IfFlags.POLLING
+            if ifp.flags & IfFlags.RUNNING:
+                try:
+                    await ifp.driver.poll(PollCmd.POLL_REGISTER, 0)
+                except BaseException:
+                    ifp.flags &= ~IfFlags.POLLING
+                    raise
+        ctx = self._pollctx.get(ifp.cpuid)
+        if ctx is None:
+            ctx = self._pollctx[ifp.cpuid] = _PollCtx(
+                ifp.cpuid, self.callout(ifp.cpuid, thread="netisr")
+            )
+        ctx.ifps.append(ifp)
+        if not ctx.callout.pending:
+            ctx.callout.reset(self._poll_interval(), self._poll_tick, ctx)
+        log.info("poll_registered", host=self.name, ifname=ifp.name, cpu=ifp.cpuid)
+
+    async def _poll_deregister(self, ifp: Ifnet) -> None:
+        self._poll_remove(ifp)
+        async with ifp.serializer:
+            ifp.flags &= ~IfFlags.POLLING
+            if ifp.flags & IfFlags.RUNNING:
+                await ifp.driver.poll(PollCmd.POLL_DEREGISTER, 0)
+        log.info("poll_deregistered", host=self.name, ifname=ifp.name)
+
+    def _poll_remove(self, ifp: Ifnet) -> None:
+        ctx = self._pollctx.get(ifp.cpuid)
+        if ctx is not None and ifp in ctx.ifps:
+            ctx.ifps.remove(ifp)
+            if not ctx.ifps:
+                ctx.callout.stop()
+
+    def _poll_interval(self) -> float:
+        return 1.0 / self.sysctls.get("kern.polling.pollhz")  # type: ignore[operator]
+
+    async def _poll_tick(self, ctx: _PollCtx) -> None:
+        # The polling clock, on netisr {cpu}: poll every registered interface
+        # whose serializer is free; skip (never wait for) a busy one.
+        if ctx.ifps:
+            ctx.callout.reset(self._poll_interval(), self._poll_tick, ctx)
+        ctx.ticks += 1
+        frac: int = self.sysctls.get("kern.polling.reg_frac")  # type: ignore[assignment]
+        burst: int = self.sysctls.get("kern.polling.burst_max")  # type: ignore[assignment]
+        cmd = PollCmd.POLL_AND_CHECK_STATUS if ctx.ticks % frac == 0 else PollCmd.POLL_ONLY
+        want = IfFlags.UP | IfFlags.RUNNING | IfFlags.POLLING
+        for ifp in tuple(ctx.ifps):
+            if not ifp.serializer.try_enter():
+                ctx.busy_skips += 1
+                continue
+            try:
+                if ifp.flags & want == want:
+                    ctx.polls += 1
+                    await ifp.driver.poll(cmd, burst)
+            finally:
+                ifp.serializer.exit()
+
+    def poll_statistics(self) -> list[PollStatistics]:
+        """One row per CPU that has had a polling clock."""
+        return [
+            PollStatistics(c.cpu, c.ticks, c.polls, c.busy_skips, tuple(i.name for i in c.ifps))
+            for c in sorted(self._pollctx.values(), key=lambda c: c.cpu)
+        ]
+
+    @property
+    def watchdog_busy(self) -> int:
+        """Watchdog runs put off a second because the serializer was busy."""
+        return self._watchdog_busy
+
+    ####################################################################
+    # views
+    ####################################################################
+
+    def ifconfig(self) -> list[IfconfigRow]:
+        """``ifconfig -a``: one row per interface (format with ``format_ifconfig``)."""
+        return [ifconfig_row(ifp) for ifp in self.ifnets()]
+
+    def netstat_i(self) -> list[NetstatIRow]:
+        """``netstat -i``: one row per interface (format with ``format_netstat_i``)."""
+        return [netstat_i_row(ifp) for ifp in self.ifnets()]
+
+
+def _group_address(arg: Any) -> bytes:
+    if not isinstance(arg, (bytes, bytearray, memoryview)):
+        raise TypeError(f"group address must be bytes, not {arg!r}")
+    addr = bytes(arg)
+    if len(addr) != ETHER_ADDR_LEN or not addr[0] & 1:
+        raise NetError(errno.EINVAL, f"{addr.hex(':')} is not a multicast address")
+    return addr
+
+
+@asynccontextmanager
+async def open_host(
+    name: str, *, ncpus: int = 2, invariants: bool = True
+) -> AsyncIterator[Host]:
+    """Start a host whose kernel threads run in a nursery this block owns.
+
+    Leaving the block, normally or by an exception, cancels every thread of
+    the host (and of its drivers) and waits for them all to finish.
+
+    Args:
+        name: the host name.
+        ncpus: CPUs to model (netisr, ifnet and softclock threads per CPU).
+        invariants: check kernel assertions; misuse raises
+            :class:`~trionet.KernelPanic`.
+
+    Raises:
+        ValueError: if ``ncpus`` is not a positive int.
+    """
+    async with open_kernel(Host, name, ncpus=ncpus, invariants=invariants) as host:
+        yield host
+

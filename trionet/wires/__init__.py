@@ -1,0 +1,15 @@
+"""Wires: what drivers send frames over.
+
+The endpoint interface a driver talks to (:class:`trionet.lowlevel.WireEndpoint`)
+lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
+"""
+
+from ._endpoint import MemoryEndpoint, memory_pair
+
+__all__ = ["MemoryEndpoint", "memory_pair"]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("trionet.wires._"):
+        _obj.__module__ = __name__
+del _name, _obj
