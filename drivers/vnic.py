@@ -440,7 +440,9 @@ class Vnic(Driver):
             self.ifp.data.iqdrops += 1
             return
         ring.append(frame)
-        self._hw_raise(RX)
+        self._icr |= RX
+        if not self._masked:
+            self._assert_irq()
 
     def _program_filter(self) -> None:
         ifp = self.ifp

@@ -363,6 +363,18 @@ class Kernel:
         """Counters of the netisr threads and ports."""
         return self._netisr.statistics()
 
+    def netisr_enqueue(self, proto: int, pkt: Any) -> int:
+        """:meth:`netisr_queue` for input paths that keep their own counters.
+
+        Returns:
+            0 if queued, ``errno.ENOBUFS`` if the port was full (counted in
+            the port's ``drops``), ``errno.EIO`` if ``proto`` is not
+            registered (not counted here: the caller counts ``noproto``).
+
+        DragonFly: ``netisr_queue``'s return value.
+        """
+        return self._netisr.enqueue(proto, pkt)
+
     def netisr_registered(self, proto: int) -> bool:
         """Whether protocol ``proto`` has a netisr handler."""
         return self._netisr.registered(proto)

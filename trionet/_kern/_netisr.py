@@ -28,6 +28,7 @@ DragonFly: ``sys/net/netisr.c`` (``netisr_register``, ``netisr_queue``,
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,17 @@ class Netisr:
         if p.cpufn is None:
             return ports[0].put_packet(p.handler, pkt)
         return ports[p.cpufn(pkt) % len(ports)].put_packet(p.handler, pkt)
+
+    def enqueue(self, proto: int, pkt: Any) -> int:
+        # queue() with DragonFly's return values and no counting, for input
+        # paths that count in their own interface counters: 0 queued,
+        # ENOBUFS port full (the port counts the drop), EIO no protocol.
+        p = self._protos.get(proto)
+        if p is None:
+            return errno.EIO
+        ports = self.ports
+        port = ports[0] if p.cpufn is None else ports[p.cpufn(pkt) % len(ports)]
+        return 0 if port.put_packet(p.handler, pkt) else errno.ENOBUFS
 
     def sched(self, proto: int) -> bool:
         p = self._protos.get(proto)

@@ -28,6 +28,7 @@ DragonFly: ``sys/net/if_ethersubr.c`` (``ether_input_chain``,
 from __future__ import annotations
 
 import enum
+from errno import EIO
 from typing import TYPE_CHECKING
 
 import attrs
@@ -71,16 +72,25 @@ class Mbuf:
             the network header). A memoryview over the frame: no copy.
         rcvif: the interface it arrived on.
         flags: :class:`MbufFlags` of the link-layer destination.
-        src: the link-layer source address (6 bytes; ARP and
-            bridges want it).
+        frame: the whole received frame, link-layer header included.
 
     DragonFly: ``struct mbuf`` (``m_data``, ``m_pkthdr.rcvif``, ``m_flags``).
     """
 
     data: memoryview
     rcvif: Ifnet
-    flags: int = 0
-    src: bytes = b""
+    flags: int
+    frame: memoryview
+
+    @property
+    def src(self) -> bytes:
+        """The link-layer source address (6 bytes)."""
+        return bytes(self.frame[6:12])
+
+    @property
+    def dst(self) -> bytes:
+        """The link-layer destination address (6 bytes)."""
+        return bytes(self.frame[:6])
 
 
 def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
@@ -98,11 +108,11 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
     elif ifp.pcount and ifp.lladdr and view[:ETHER_ADDR_LEN] != ifp.lladdr:
         data.inotforus += 1
         return
-    proto = (view[12] << 8) | view[13]
-    host = ifp.host
-    if not host.netisr_registered(proto):
-        data.noproto += 1
-        return
-    pkt = Mbuf(view[ETHER_HDR_LEN:], ifp, flags, bytes(view[6:12]))
-    if not host.netisr_queue(proto, pkt):
-        data.iqdrops += 1
+    error = ifp.host.netisr_enqueue(
+        (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view)
+    )
+    if error:
+        if error == EIO:
+            data.noproto += 1
+        else:
+            data.iqdrops += 1
