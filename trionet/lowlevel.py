@@ -33,7 +33,13 @@ from ._net._ifq import (
     TokenBucket,
 )
 from ._net._ifstart import if_devstart, ifq_dispatch
-from .wires._endpoint import EndpointStatistics, Receiver, WireEndpoint
+from .wires._endpoint import (
+    EndpointStatistics,
+    EndpointWrapper,
+    Receiver,
+    WireEndpoint,
+    WireLifecycle,
+)
 
 __all__ = [
     "ETHERTYPE_ARP",
@@ -51,6 +57,7 @@ __all__ = [
     "Discipline",
     "Driver",
     "EndpointStatistics",
+    "EndpointWrapper",
     "Giant",
     "IfAltq",
     "IfData",
@@ -68,6 +75,7 @@ __all__ = [
     "SysctlNode",
     "TokenBucket",
     "WireEndpoint",
+    "WireLifecycle",
     "if_devstart",
     "ifq_dispatch",
 ]

@@ -12,6 +12,15 @@ A wire carries Ethernet frames between endpoints; a driver owns one endpoint.
 - Frames are passed as ``bytes``; a wire never hands the same buffer to two
   owners, and senders must not change a frame after ``send``.
 
+Wires that own tasks or OS resources (sockets, TAP devices, delay queues) are
+async context managers built on :class:`WireLifecycle`: ``async with
+MemoryWire(...) as wire:``. Their tasks run in a nursery the block owns, and
+leaving the block closes every socket and device, also on error.
+
+Middleware (fault injection, capture, tracing) subclasses
+:class:`EndpointWrapper`: it wraps an endpoint and is one, so a driver cannot
+tell the difference.
+
 :func:`memory_pair` is the simplest wire: two endpoints joined back to back,
 delivering synchronously inside ``send``. (``MemoryWire``, with delay,
 bandwidth and a queue in Trio time, builds on this interface.)
@@ -20,11 +29,22 @@ bandwidth and a queue in Trio time, builds on this interface.)
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Any
 
 import attrs
 
-__all__ = ["EndpointStatistics", "MemoryEndpoint", "Receiver", "WireEndpoint", "memory_pair"]
+__all__ = [
+    "EndpointStatistics",
+    "EndpointWrapper",
+    "MemoryEndpoint",
+    "Receiver",
+    "WireEndpoint",
+    "WireLifecycle",
+    "memory_pair",
+]
 
 #: What a driver installs to receive frames: called once per frame.
 Receiver = Callable[[bytes], None]
@@ -75,6 +95,113 @@ class WireEndpoint(abc.ABC):
     def link_up(self) -> bool:
         """Whether the far end is there (carrier). Default: always."""
         return True
+
+
+class EndpointWrapper(WireEndpoint):
+    """Middleware: wraps ``inner`` and is an endpoint itself.
+
+    The wrapper installs itself as ``inner``'s receiver. Subclasses override
+    :meth:`send` (the outbound path: call ``self.inner.send(frame)`` to pass
+    a frame on) and :meth:`inbound` (the inbound path: call
+    ``self.deliver(frame)`` to pass a frame up). By default both pass
+    everything through. :meth:`deliver` counts a frame that arrives with no
+    receiver installed in ``rx_drops``.
+
+    Counters: ``statistics()`` reports what crossed the wrapper itself (frames
+    passed on in each direction), not what the inner endpoint counted.
+    """
+
+    def __init__(self, inner: WireEndpoint, name: str | None = None) -> None:
+        self.inner = inner
+        self.name = name if name is not None else inner.name
+        self.mtu = inner.mtu
+        self._receiver: Receiver | None = None
+        self._tx_frames = self._tx_bytes = self._tx_drops = 0
+        self._rx_frames = self._rx_bytes = self._rx_drops = 0
+        inner.set_receiver(self.inbound)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} over {self.inner!r}>"
+
+    def send(self, frame: bytes) -> bool:
+        """Pass ``frame`` to the inner endpoint (override to interpose)."""
+        return self.pass_down(frame)
+
+    def pass_down(self, frame: bytes) -> bool:
+        """Send ``frame`` on the inner endpoint, counting it here."""
+        if self.inner.send(frame):
+            self._tx_frames += 1
+            self._tx_bytes += len(frame)
+            return True
+        self._tx_drops += 1
+        return False
+
+    def inbound(self, frame: bytes) -> None:
+        """A frame from the inner endpoint (override to interpose)."""
+        self.deliver(frame)
+
+    def deliver(self, frame: bytes) -> None:
+        """Hand ``frame`` to this wrapper's receiver, counting it."""
+        receiver = self._receiver
+        if receiver is None:
+            self._rx_drops += 1
+            return
+        self._rx_frames += 1
+        self._rx_bytes += len(frame)
+        receiver(frame)
+
+    def set_receiver(self, receiver: Receiver | None) -> None:
+        self._receiver = receiver
+
+    def statistics(self) -> EndpointStatistics:
+        return EndpointStatistics(
+            self._tx_frames,
+            self._tx_bytes,
+            self._tx_drops,
+            self._rx_frames,
+            self._rx_bytes,
+            self._rx_drops,
+        )
+
+    @property
+    def link_up(self) -> bool:
+        return self.inner.link_up
+
+
+class WireLifecycle:
+    """Base of wires and middleware that own tasks or OS resources.
+
+    Use the object as ``async with obj:`` (it returns itself). A subclass
+    implements :meth:`_lifecycle`, an async generator that opens what it
+    needs, starts its tasks in a nursery it opens there, yields once, and
+    closes everything in ``finally`` (so leaving the block, normally or by
+    an exception, releases sockets and devices). Entering twice is an error.
+    """
+
+    _lifecycle_cm: AbstractAsyncContextManager[Any] | None = None
+    _lifecycle_used: bool = False
+
+    def _lifecycle(self) -> AsyncIterator[None]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
+        if self._lifecycle_used:
+            raise RuntimeError(f"{self!r} can be entered only once")
+        self._lifecycle_used = True
+        cm = asynccontextmanager(self._lifecycle)()
+        await cm.__aenter__()
+        self._lifecycle_cm = cm
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        cm, self._lifecycle_cm = self._lifecycle_cm, None
+        assert cm is not None
+        return await cm.__aexit__(exc_type, exc, tb)
 
 
 @attrs.define(eq=False, repr=False)
