@@ -15,6 +15,7 @@ from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
+from ._network import Link, Network, open_network
 
 __version__ = "0.1.0.dev0"
 
@@ -27,8 +28,10 @@ __all__ = [
     "Ifnet",
     "IntrState",
     "KernelPanic",
+    "Link",
     "LinkState",
     "NetError",
+    "Network",
     "NetisrStatistics",
     "NetstatIRow",
     "PollStatistics",
@@ -43,6 +46,7 @@ __all__ = [
     "format_sysctl",
     "format_vmstat_i",
     "open_host",
+    "open_network",
 ]
 
 # Public names say they live here, not in a private module (as trio does).

@@ -5,8 +5,15 @@ lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
 """
 
 from ._endpoint import MemoryEndpoint, memory_pair
+from ._memory import MemoryWire, MemoryWireEndpoint, MemoryWireStatistics
 
-__all__ = ["MemoryEndpoint", "memory_pair"]
+__all__ = [
+    "MemoryEndpoint",
+    "MemoryWire",
+    "MemoryWireEndpoint",
+    "MemoryWireStatistics",
+    "memory_pair",
+]
 
 for _name in __all__:
     _obj = globals()[_name]

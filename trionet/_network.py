@@ -1,0 +1,260 @@
+"""``open_network``: the one way to build a topology of hosts, links and switches.
+
+::
+
+    async with trionet.open_network(seed=1) as net:
+        h1 = await net.add_host("h1")
+        h2 = await net.add_host("h2")
+        sw = net.add_switch("sw0")
+        link = await net.link(h1, sw, delay=0.001, loss=0.01)
+        await net.link(h2, sw)
+        ...
+        link.partition(True)   # change an impairment while running
+
+Rules:
+
+- One block owns everything: hosts (each with its kernel threads), wires and
+  fault injectors enter the network's exit stack, so leaving the block, by
+  any exit, tears the whole topology down in reverse order of creation.
+- Every random choice derives from the network's ``seed`` (fault injectors
+  get seeds derived from the seed and the link's name), so a run is
+  reproducible from (seed, topology), and byte for byte under
+  ``trio.testing.MockClock``.
+- ``net.link(a, b, ...)`` puts a vnic on each host side (a switch side gets a
+  port) over a :class:`~trionet.wires.MemoryWire`; impairments (loss,
+  duplication, reordering, corruption, jitter, rate) wrap each side's
+  endpoint in a :class:`~trionet.wires.FaultInjector`, so they apply in both
+  directions, each side with its own seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._net._host import Host, open_host
+from ._net._if import Ifnet
+from .wires import MemoryWire
+
+__all__ = ["Link", "Network", "open_network"]
+
+#: Keyword arguments of :meth:`Network.link` that make a FaultInjector.
+IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
+
+
+def derive_seed(seed: int, label: str) -> int:
+    """A 64-bit seed derived from ``seed`` and ``label`` (stable across runs
+    and processes, unlike ``hash()``)."""
+    digest = hashlib.blake2b(f"{seed}/{label}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+@attrs.define(eq=False)
+class Link:
+    """A link made by :meth:`Network.link`.
+
+    Attributes:
+        name: ``"{a}-{b}"`` (with a suffix if the pair is linked twice).
+        wire: the :class:`~trionet.wires.MemoryWire`.
+        ends: for each side, the host's :class:`~trionet.Ifnet` or the
+            switch's port number.
+        endpoints: for each side, the endpoint the driver or switch uses
+            (the fault injector or capture when there is one).
+        faults: for each side, its :class:`~trionet.wires.FaultInjector`,
+            or None without impairments.
+    """
+
+    name: str
+    wire: MemoryWire
+    ends: tuple[Ifnet | int, Ifnet | int]
+    endpoints: tuple[Any, Any]
+    faults: tuple[Any, Any]
+
+    def partition(self, on: bool) -> None:
+        """Cut the link (``on=True``) or heal it; frames in flight are dropped."""
+        self.wire.set_link(not on)
+
+    def set_impairments(self, **changes: float) -> None:
+        """Change impairments of both sides while running (e.g. ``loss=0.2``).
+
+        Raises:
+            ValueError: if the link was made without impairments, or for an
+                unknown name.
+        """
+        if self.faults[0] is None:
+            raise ValueError(f"link {self.name} has no fault injector; give impairments to link()")
+        for name in changes:
+            if name not in IMPAIRMENTS:
+                raise ValueError(f"unknown impairment {name!r}; known: {', '.join(IMPAIRMENTS)}")
+        for injector in self.faults:
+            for name, value in changes.items():
+                setattr(injector, name, value)
+
+
+class Network:
+    """A topology under construction and running. Made by :func:`open_network`.
+
+    Attributes:
+        seed: the seed every random choice derives from.
+        hosts: name -> :class:`~trionet.Host`.
+        switches: name -> :class:`~trionet.wires.Switch`.
+        links: the links, in order.
+    """
+
+    def __init__(self, seed: int, stack: AsyncExitStack, invariants: bool) -> None:
+        self.seed = seed
+        self.hosts: dict[str, Host] = {}
+        self.switches: dict[str, Any] = {}
+        self.links: list[Link] = []
+        self._stack = stack
+        self._invariants = invariants
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Network seed={self.seed} hosts={len(self.hosts)} links={len(self.links)}>"
+
+    def rng(self, label: str) -> random.Random:
+        """A :class:`random.Random` for ``label``, derived from the network's seed."""
+        return random.Random(derive_seed(self.seed, label))
+
+    def _check_name(self, name: str) -> None:
+        if self._closed:
+            raise RuntimeError("the network is shut down")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty str, not {name!r}")
+        if name in self.hosts or name in self.switches:
+            raise ValueError(f"{name!r} is already in the network")
+
+    async def add_host(
+        self, name: str, *, ncpus: int = 2, loopback: bool = True
+    ) -> Host:
+        """Start a host called ``name`` (with ``lo0`` up unless ``loopback=False``)."""
+        self._check_name(name)
+        host = await self._stack.enter_async_context(
+            open_host(name, ncpus=ncpus, invariants=self._invariants)
+        )
+        self.hosts[name] = host
+        if loopback:
+            from .drivers.lo import Loopback
+
+            lo = await host.if_attach(Loopback())
+            await host.ifup(lo)
+        return host
+
+    def add_switch(self, name: str, **options: Any) -> Any:
+        """Add a learning :class:`~trionet.wires.Switch` (options go to it)."""
+        from .wires import Switch
+
+        self._check_name(name)
+        switch = Switch(name, **options)
+        self.switches[name] = switch
+        return switch
+
+    async def link(
+        self,
+        a: Host | Any,
+        b: Host | Any,
+        *,
+        mtu: int = 1500,
+        bandwidth: float | None = None,
+        delay: float = 0.0,
+        queue_len: int = 1000,
+        pcap: str | Path | None = None,
+        **impairments: float,
+    ) -> Link:
+        """Join ``a`` and ``b`` (hosts or switches) with a MemoryWire.
+
+        A host side gets a new vnic, brought up; a switch side gets a port.
+
+        Args:
+            mtu, bandwidth, delay, queue_len: the wire's (see
+                :class:`~trionet.wires.MemoryWire`).
+            pcap: record side ``a``'s frames (both directions) to this file.
+            impairments: ``loss``, ``duplicate``, ``reorder``, ``corrupt``
+                (probabilities), ``jitter`` (seconds), ``rate`` (bytes/s):
+                applied to frames sent by either side.
+
+        Raises:
+            ValueError: for an unknown impairment or a node not in this
+                network.
+        """
+        for name in impairments:
+            if name not in IMPAIRMENTS:
+                raise ValueError(f"unknown impairment {name!r}; known: {', '.join(IMPAIRMENTS)}")
+        names = (self._node_name(a), self._node_name(b))
+        base = f"{names[0]}-{names[1]}"
+        label = base
+        n = 1
+        while any(link.name == label for link in self.links):
+            n += 1
+            label = f"{base}#{n}"
+        wire = await self._stack.enter_async_context(
+            MemoryWire(name=label, mtu=mtu, bandwidth=bandwidth, delay=delay, queue_len=queue_len)
+        )
+        endpoints: list[Any] = []
+        faults: list[Any] = []
+        for side, node in enumerate((a, b)):
+            ep: Any = wire.endpoint(f"{label}.{names[side]}")
+            injector = None
+            if impairments:
+                from .wires import FaultInjector
+
+                injector = FaultInjector(
+                    ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments
+                )
+                ep = await self._stack.enter_async_context(injector)
+            if pcap is not None and side == 0:
+                from .wires import PcapTap
+
+                tap = PcapTap(ep, pcap)
+                self._stack.callback(tap.close)
+                ep = tap
+            endpoints.append(ep)
+            faults.append(injector)
+        ends: list[Ifnet | int] = []
+        for node, ep in zip((a, b), endpoints, strict=True):
+            if isinstance(node, Host):
+                from .drivers.vnic import Vnic
+
+                ifp = await node.if_attach(Vnic(ep))
+                await node.ifup(ifp)
+                ends.append(ifp)
+            else:
+                ends.append(node.add_port(ep))
+        link = Link(label, wire, (ends[0], ends[1]), (endpoints[0], endpoints[1]), (faults[0], faults[1]))
+        self.links.append(link)
+        return link
+
+    def _node_name(self, node: Any) -> str:
+        if isinstance(node, Host):
+            if self.hosts.get(node.name) is not node:
+                raise ValueError(f"{node!r} is not a host of this network")
+            return node.name
+        name = getattr(node, "name", None)
+        if name is None or self.switches.get(name) is not node:
+            raise ValueError(f"{node!r} is not a host or switch of this network")
+        return str(name)
+
+
+@asynccontextmanager
+async def open_network(*, seed: int = 0, invariants: bool = True) -> AsyncIterator[Network]:
+    """Build and run a topology; leaving the block tears all of it down.
+
+    Args:
+        seed: every random choice in the network derives from it.
+        invariants: run every host with kernel assertions on.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, not {seed!r}")
+    async with AsyncExitStack() as stack:
+        net = Network(seed, stack, invariants)
+        try:
+            yield net
+        finally:
+            net._closed = True

@@ -1,0 +1,274 @@
+"""``MemoryWire``: an in-process link or hub that keeps Trio time.
+
+A :class:`MemoryWire` joins endpoints (two for a point-to-point link, any
+number for a hub). Each endpoint transmits on its own (full duplex); a frame
+it sends is:
+
+1. refused and counted if the wire is not open, the link is down, the frame
+   is longer than ``mtu`` plus the Ethernet header (``oversize``), or the
+   endpoint's transmit queue already holds ``queue_len`` frames that have not
+   finished serialising, or the wire holds :data:`MAX_IN_FLIGHT` frames in
+   flight (``queue_drops``); else
+2. serialised after the frames before it at ``bandwidth`` bits per second
+   (no bandwidth: instantly), then
+3. delivered ``delay`` seconds later to every other endpoint's receiver (an
+   endpoint with no receiver counts ``rx_drops``; a link that went down while
+   the frame was in flight counts ``link_drops``).
+
+Timing is computed, not slept: sending is a plain function that works out the
+frame's arrival time and pushes it on the wire's heap; one task per wire
+delivers everything that is due, in order (arrival time, then send order), in
+batches of at most :data:`DELIVERY_BATCH`. So there is no task per frame, a
+frame is never delivered from inside ``send`` (no recursion through
+switches), and under ``trio.testing.MockClock`` a whole topology runs in
+virtual time, deterministically.
+
+A hub here is a repeater without collisions: every transmitter has its own
+serialisation, and every frame reaches every other endpoint.
+
+Lifecycle: ``async with MemoryWire(...) as wire:`` runs the delivery task;
+frames still in flight when the block exits are discarded and counted in
+``link_drops``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+
+import attrs
+import trio
+
+from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle
+
+__all__ = ["MemoryWire", "MemoryWireEndpoint", "MemoryWireStatistics"]
+
+#: Frames the delivery task hands over before it checkpoints.
+DELIVERY_BATCH = 1024
+
+#: Frames a wire holds in flight at most (a safety bound for links with a
+#: long delay and no bandwidth limit); beyond it sends are refused and
+#: counted in ``queue_drops``.
+MAX_IN_FLIGHT = 1 << 16
+
+
+@attrs.frozen
+class MemoryWireStatistics:
+    """Counters of a :class:`MemoryWire` (per-endpoint ones are in the endpoints).
+
+    Attributes:
+        in_flight: frames sent and not yet delivered.
+        delivered: frames handed to a receiver (counted once per receiver).
+        queue_drops: frames refused because a transmit queue was full.
+        oversize: frames refused for exceeding the MTU.
+        link_drops: frames refused or discarded because the link was down
+            or the wire closed.
+    """
+
+    in_flight: int
+    delivered: int
+    queue_drops: int
+    oversize: int
+    link_drops: int
+
+
+class MemoryWireEndpoint(WireEndpoint):
+    """One endpoint of a :class:`MemoryWire`; made by :meth:`MemoryWire.endpoint`."""
+
+    def __init__(self, wire: MemoryWire, name: str) -> None:
+        self.wire = wire
+        self.name = name
+        self.mtu = wire.mtu
+        self._receiver: Receiver | None = None
+        self._tx_free_at = -math.inf  # when the transmitter finishes its queue
+        self._tx_finish: deque[float] = deque()  # finish times of queued frames
+        self._tx_frames = self._tx_bytes = self._tx_drops = 0
+        self._rx_frames = self._rx_bytes = self._rx_drops = 0
+
+    def __repr__(self) -> str:
+        return f"<MemoryWireEndpoint {self.name!r}>"
+
+    def send(self, frame: bytes) -> bool:
+        """Queue ``frame`` for transmission; False (counted) if refused."""
+        if not self.wire._transmit(self, frame):
+            self._tx_drops += 1
+            return False
+        self._tx_frames += 1
+        self._tx_bytes += len(frame)
+        return True
+
+    def set_receiver(self, receiver: Receiver | None) -> None:
+        self._receiver = receiver
+
+    def statistics(self) -> EndpointStatistics:
+        return EndpointStatistics(
+            self._tx_frames,
+            self._tx_bytes,
+            self._tx_drops,
+            self._rx_frames,
+            self._rx_bytes,
+            self._rx_drops,
+        )
+
+    @property
+    def link_up(self) -> bool:
+        return self.wire.link_up
+
+    def _receive(self, frame: bytes) -> bool:
+        receiver = self._receiver
+        if receiver is None:
+            self._rx_drops += 1
+            return False
+        self._rx_frames += 1
+        self._rx_bytes += len(frame)
+        receiver(frame)
+        return True
+
+
+class MemoryWire(WireLifecycle):
+    """An in-process link (two endpoints) or hub (``hub=True``, any number).
+
+    Args:
+        name: names the endpoints ``{name}.0``, ``{name}.1``...
+        mtu: the largest payload; longer frames are refused.
+        bandwidth: bits per second per transmitter, or None for no
+            serialisation delay.
+        delay: propagation delay in seconds.
+        queue_len: frames a transmitter may hold before it refuses more.
+        hub: allow more than two endpoints.
+
+    Raises:
+        ValueError: for a non-positive MTU, bandwidth or queue length, or a
+            negative delay.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "wire",
+        mtu: int = 1500,
+        bandwidth: float | None = None,
+        delay: float = 0.0,
+        queue_len: int = 1000,
+        hub: bool = False,
+    ) -> None:
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or mtu < 1:
+            raise ValueError(f"mtu must be a positive int, not {mtu!r}")
+        if bandwidth is not None and not bandwidth > 0:
+            raise ValueError(f"bandwidth must be positive bits/s or None, not {bandwidth!r}")
+        if not delay >= 0:
+            raise ValueError(f"delay must be >= 0 seconds, not {delay!r}")
+        if isinstance(queue_len, bool) or not isinstance(queue_len, int) or queue_len < 1:
+            raise ValueError(f"queue_len must be a positive int, not {queue_len!r}")
+        self.name = name
+        self.mtu = mtu
+        self.bandwidth = bandwidth
+        self.delay = float(delay)
+        self.queue_len = queue_len
+        self.hub = hub
+        self.link_up = True
+        self._open = False
+        self._endpoints: list[MemoryWireEndpoint] = []
+        self._heap: list[tuple[float, int, bytes, MemoryWireEndpoint]] = []
+        self._seq = itertools.count()
+        self._lot = trio.lowlevel.ParkingLot()
+        self._wake_at = math.inf
+        self._delivered = 0
+        self._queue_drops = 0
+        self._oversize = 0
+        self._link_drops = 0
+
+    def __repr__(self) -> str:
+        return f"<MemoryWire {self.name!r} endpoints={len(self._endpoints)}>"
+
+    def endpoint(self, name: str | None = None) -> MemoryWireEndpoint:
+        """A new endpoint on this wire.
+
+        Raises:
+            ValueError: for a third endpoint on a point-to-point wire.
+        """
+        if not self.hub and len(self._endpoints) >= 2:
+            raise ValueError(f"{self!r} is point-to-point; use hub=True for more endpoints")
+        ep = MemoryWireEndpoint(self, name if name is not None else f"{self.name}.{len(self._endpoints)}")
+        self._endpoints.append(ep)
+        return ep
+
+    def endpoints(self) -> tuple[MemoryWireEndpoint, ...]:
+        """The endpoints made so far, in order."""
+        return tuple(self._endpoints)
+
+    def set_link(self, up: bool) -> None:
+        """Cut (False) or restore (True) the link; frames in flight on a cut
+        link are discarded at their arrival time and counted."""
+        self.link_up = bool(up)
+
+    def statistics(self) -> MemoryWireStatistics:
+        """The wire's counters."""
+        return MemoryWireStatistics(
+            len(self._heap), self._delivered, self._queue_drops, self._oversize, self._link_drops
+        )
+
+    def _transmit(self, src: MemoryWireEndpoint, frame: bytes) -> bool:
+        if not self._open or not self.link_up:
+            self._link_drops += 1
+            return False
+        n = len(frame)
+        if n > self.mtu + ETHER_HDR_LEN:
+            self._oversize += 1
+            return False
+        now = trio.current_time()
+        finish = src._tx_finish
+        while finish and finish[0] <= now:
+            finish.popleft()
+        if len(finish) >= self.queue_len or len(self._heap) >= MAX_IN_FLIGHT:
+            self._queue_drops += 1
+            return False
+        if frame.__class__ is not bytes:
+            frame = bytes(frame)
+        start = src._tx_free_at if src._tx_free_at > now else now
+        done = start + (n * 8 / self.bandwidth if self.bandwidth else 0.0)
+        src._tx_free_at = done
+        if done > now:
+            finish.append(done)
+        arrival = done + self.delay
+        heapq.heappush(self._heap, (arrival, next(self._seq), frame, src))
+        if arrival < self._wake_at:
+            self._lot.unpark_all()
+        return True
+
+    async def _deliver_loop(self) -> None:
+        heap = self._heap
+        while True:
+            now = trio.current_time()
+            n = 0
+            while heap and heap[0][0] <= now and n < DELIVERY_BATCH:
+                _, _, frame, src = heapq.heappop(heap)
+                n += 1
+                if not self.link_up:
+                    self._link_drops += 1
+                    continue
+                for ep in self._endpoints:
+                    if ep is not src and ep._receive(frame):
+                        self._delivered += 1
+            if n:
+                await trio.lowlevel.checkpoint()
+                continue
+            self._wake_at = heap[0][0] if heap else math.inf
+            with trio.move_on_at(self._wake_at):
+                await self._lot.park()
+            self._wake_at = -math.inf
+
+    async def _lifecycle(self) -> AsyncIterator[None]:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._deliver_loop, name=f"wire {self.name}")
+            self._open = True
+            try:
+                yield
+            finally:
+                self._open = False
+                self._link_drops += len(self._heap)
+                self._heap.clear()
+                nursery.cancel_scope.cancel()
