@@ -127,3 +127,11 @@ async def test_two_vnics_over_a_slow_long_link(autojump_clock: trio.testing.Mock
         assert got[-1][1] - t0 == pytest.approx(0.045)
         stats = ifa.statistics()
         assert stats.opackets == 500 and stats.oerrors == 0
+
+
+async def test_body_exception_comes_out_unwrapped() -> None:
+    wire = MemoryWire()
+    with pytest.raises(KeyError):
+        async with wire:
+            raise KeyError("x")
+    assert not wire.endpoint().send(frame(0))  # closed

@@ -6,12 +6,15 @@ lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
 
 from ._endpoint import MemoryEndpoint, memory_pair
 from ._memory import MemoryWire, MemoryWireEndpoint, MemoryWireStatistics
+from ._tap import TapWire, TapWireStatistics
 
 __all__ = [
     "MemoryEndpoint",
     "MemoryWire",
     "MemoryWireEndpoint",
     "MemoryWireStatistics",
+    "TapWire",
+    "TapWireStatistics",
     "memory_pair",
 ]
 

@@ -175,7 +175,11 @@ class WireLifecycle:
     implements :meth:`_lifecycle`, an async generator that opens what it
     needs, starts its tasks in a nursery it opens there, yields once, and
     closes everything in ``finally`` (so leaving the block, normally or by
-    an exception, releases sockets and devices). Entering twice is an error.
+    an exception, releases sockets and devices). An exception from the body
+    arrives at the ``yield``, inside the nursery: catch it there and re-raise
+    it after the nursery, so the caller sees its own exception rather than an
+    ``ExceptionGroup`` around it (``open_kernel`` does the same). Entering
+    twice is an error.
     """
 
     _lifecycle_cm: AbstractAsyncContextManager[Any] | None = None
