@@ -128,7 +128,7 @@ class Vnic(Driver):
         lladdr: bytes | None = None,
         rx_ring: int = 256,
         tx_ring: int = 256,
-        rx_budget: int = 64,
+        rx_budget: int = 256,
         sndq_maxlen: int | None = None,
     ) -> None:
         for name, value in (("rx_ring", rx_ring), ("tx_ring", tx_ring), ("rx_budget", rx_budget)):

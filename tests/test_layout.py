@@ -19,28 +19,39 @@ THIRD_PARTY = {"trio", "attrs", "structlog", "outcome", "pytest", "hypothesis", 
 PUBLIC = {"trionet", "trionet.lowlevel", "trionet.testing", "trionet.wires"}
 
 # Package directory -> (its dotted name, predicate on imported top-level/module names).
+# Package directory -> (its dotted name, allowed third-party tops, allowed
+# trionet modules). An allowed module written "x.*" admits x and everything
+# under it; one written "x" admits exactly x, so "trionet" does not let a
+# driver reach into trionet._kern.
 RULES: dict[str, tuple[str, set[str], set[str]]] = {
-    # dir: (package, allowed third-party tops, allowed trionet modules (prefixes))
-    "protocols": ("trionet.protocols", {"attrs"}, {"trionet.protocols"}),
+    "protocols": ("trionet.protocols", {"attrs"}, {"trionet.protocols.*"}),
     "trionet/_kern": (
         "trionet._kern",
         {"trio", "attrs", "structlog"},
-        {"trionet._kern", "trionet._exceptions"},
+        {"trionet._kern.*", "trionet._exceptions"},
     ),
     "trionet/_net": (
         "trionet._net",
         {"trio", "attrs", "structlog"},
-        {"trionet._net", "trionet._kern", "trionet._exceptions", "trionet.protocols"},
+        {"trionet._net.*", "trionet._kern.*", "trionet._exceptions", "trionet.protocols.*"},
     ),
     "trionet/wires": (
         "trionet.wires",
         {"trio", "attrs", "structlog"},
-        {"trionet.wires", "trionet.protocols", "trionet._exceptions"},
+        {"trionet.wires.*", "trionet.protocols.*", "trionet._exceptions"},
     ),
-    "trionet/testing": ("trionet.testing", THIRD_PARTY, PUBLIC | {"trionet.testing"}),
-    "drivers": ("trionet.drivers", {"trio", "attrs", "structlog"}, PUBLIC | {"trionet.drivers"}),
-    "examples": ("examples", THIRD_PARTY, PUBLIC | {"trionet.drivers", "trionet.protocols"}),
-    "benchmarks": ("benchmarks", THIRD_PARTY, PUBLIC | {"trionet.drivers", "trionet.protocols"}),
+    "trionet/testing": ("trionet.testing", THIRD_PARTY, PUBLIC | {"trionet.testing.*"}),
+    "drivers": (
+        "trionet.drivers",
+        {"trio", "attrs", "structlog"},
+        {"trionet", "trionet.lowlevel", "trionet.drivers.*"},
+    ),
+    "examples": ("examples", THIRD_PARTY, PUBLIC | {"trionet.drivers.*", "trionet.protocols.*"}),
+    "benchmarks": (
+        "benchmarks",
+        THIRD_PARTY,
+        PUBLIC | {"trionet.drivers.*", "trionet.protocols.*"},
+    ),
 }
 
 
@@ -67,7 +78,13 @@ def _allowed(name: str, third_party: set[str], ours: set[str]) -> bool:
     if top in STDLIB:
         return True
     if top == "trionet":
-        return any(name == m or name.startswith(m + ".") for m in ours)
+        for m in ours:
+            if m.endswith(".*"):
+                if name == m[:-2] or name.startswith(m[:-1]):
+                    return True
+            elif name == m:
+                return True
+        return False
     return top in third_party
 
 
@@ -94,9 +111,12 @@ def test_the_layout_checker_catches_a_bad_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import trio\nfrom trionet._kern import _host\nfrom ..wires import x\n")
     names = _imports(bad, "trionet.protocols")
-    allowed = [_allowed(n, {"attrs"}, {"trionet.protocols"}) for n in names]
+    allowed = [_allowed(n, {"attrs"}, {"trionet.protocols.*"}) for n in names]
     assert names == ["trio", "trionet._kern", "trionet.wires"]
     assert allowed == [False, False, False]
+    # "trionet" admits exactly trionet, not its private modules.
+    assert _allowed("trionet", set(), {"trionet"})
+    assert not _allowed("trionet._kern._host", set(), {"trionet"})
 
 
 def test_every_public_name_has_exactly_one_home() -> None:

@@ -217,10 +217,16 @@ class Host(Kernel):
         (the host's nursery still owns anything the driver started).
         """
         self._check_attached(ifp)
+        # Claim the detach before the first checkpoint, so a second caller
+        # gets ENXIO instead of detaching twice.
+        ifp.in_detach = True
         serializer = ifp.serializer
-        await serializer.enter()
         try:
-            ifp.in_detach = True
+            await serializer.enter()
+        except BaseException:
+            ifp.in_detach = False  # cancelled while waiting: nothing changed
+            raise
+        try:
             await ifp.driver.stop()
             if ifp._intr_cookie is not None:
                 self.intr.unregister(ifp._intr_cookie)
@@ -342,7 +348,9 @@ class Host(Kernel):
         elif ifp.flags & IfFlags.POLLING and not new & IfFlags.POLLING:
             await self._poll_deregister(ifp)
         ifp.flags = (ifp.flags & IFF_CANTCHANGE) | (new & ~IFF_CANTCHANGE)
-        if new & IfFlags.PROMISC and not ifp.flags & IfFlags.PPROMISC:
+        # Only a *change* of PROMISC is a user request: flags read back from
+        # the interface (ifup passes ifp.flags) carry PROMISC set by others.
+        if new & IfFlags.PROMISC and not old & IfFlags.PROMISC:
             ifp.flags |= IfFlags.PPROMISC
             await self.ifpromisc(ifp, True)
         elif not new & IfFlags.PROMISC and ifp.flags & IfFlags.PPROMISC:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from .._exceptions import NetError
 from .._kern._msgport import NetMsg
+from ._ether import ETHER_HDR_LEN
 from ._if import IfFlags
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
     Raises:
         NetError: ``ENOBUFS`` when the send queue is full (counted in
             ``oqdrops``); ``ENETDOWN`` when the interface is not UP and
-            RUNNING (counted in ``oerrors``).
+            RUNNING, and ``EINVAL`` for a frame shorter than an Ethernet
+            header (both counted in ``oerrors``).
         KernelPanic: with invariants, if the caller holds the serializer.
 
     DragonFly: ``ifq_dispatch``.
@@ -77,6 +79,9 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
     if ifp.flags & (_UP | _RUNNING) != _UP | _RUNNING:
         data.oerrors += 1
         raise NetError(errno.ENETDOWN, f"{ifp.name} is not up and running")
+    if len(frame) < ETHER_HDR_LEN:
+        data.oerrors += 1
+        raise NetError(errno.EINVAL, f"{ifp.name}: a frame needs at least {ETHER_HDR_LEN} bytes")
     snd = ifp.snd
     if not snd.enqueue(frame, prio, flow):
         data.oqdrops += 1

@@ -49,7 +49,7 @@ __all__ = [
 #: What a driver installs to receive frames: called once per frame.
 Receiver = Callable[[bytes], None]
 
-#: Ethernet header plus the largest payload a wire carries by default.
+#: The Ethernet header's length: a frame is at most ``mtu`` plus this.
 ETHER_HDR_LEN = 14
 
 
