@@ -7,6 +7,7 @@ lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
 from ._endpoint import MemoryEndpoint, memory_pair
 from ._memory import MemoryWire, MemoryWireEndpoint, MemoryWireStatistics
 from ._tap import TapWire, TapWireStatistics
+from ._udp import UdpWire, UdpWireStatistics, open_udp_wire_pair
 
 __all__ = [
     "MemoryEndpoint",
@@ -15,7 +16,10 @@ __all__ = [
     "MemoryWireStatistics",
     "TapWire",
     "TapWireStatistics",
+    "UdpWire",
+    "UdpWireStatistics",
     "memory_pair",
+    "open_udp_wire_pair",
 ]
 
 for _name in __all__:
