@@ -34,6 +34,7 @@ from ._net._ifq import (
 )
 from ._net._ifstart import if_devstart, ifq_dispatch
 from .wires._endpoint import (
+    CountingEndpoint,
     EndpointStatistics,
     EndpointWrapper,
     Receiver,
@@ -54,6 +55,7 @@ __all__ = [
     "PRIQ",
     "Callout",
     "ClassStatistics",
+    "CountingEndpoint",
     "Discipline",
     "Driver",
     "EndpointStatistics",

@@ -385,40 +385,33 @@ class Host(Kernel):
 
         DragonFly: ``ifpromisc``.
         """
-        self._check_attached(ifp)
-        if on:
-            ifp.pcount += 1
-            if ifp.pcount != 1:
-                return
-            ifp.flags |= IfFlags.PROMISC
-        else:
-            if ifp.pcount == 0:
-                raise NetError(errno.EINVAL, f"{ifp.name}: no promiscuous reference to drop")
-            ifp.pcount -= 1
-            if ifp.pcount:
-                return
-            ifp.flags &= ~IfFlags.PROMISC
-        log.info("if_promisc", host=self.name, ifname=ifp.name, on=on)
-        await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
+        await self._flag_reference(ifp, "pcount", IfFlags.PROMISC, on)
 
     async def if_allmulti(self, ifp: Ifnet, on: bool) -> None:
         """Take (``on``) or drop an all-multicast reference (as :meth:`ifpromisc`).
 
         DragonFly: ``if_allmulti``.
         """
+        await self._flag_reference(ifp, "amcount", IfFlags.ALLMULTI, on)
+
+    async def _flag_reference(self, ifp: Ifnet, counter: str, flag: IfFlags, on: bool) -> None:
+        # A reference-counted flag: the 0 -> 1 and 1 -> 0 edges set or clear
+        # it and tell the driver.
         self._check_attached(ifp)
+        count: int = getattr(ifp, counter)
         if on:
-            ifp.amcount += 1
-            if ifp.amcount != 1:
+            setattr(ifp, counter, count + 1)
+            if count:
                 return
-            ifp.flags |= IfFlags.ALLMULTI
+            ifp.flags |= flag
         else:
-            if ifp.amcount == 0:
-                raise NetError(errno.EINVAL, f"{ifp.name}: no all-multicast reference to drop")
-            ifp.amcount -= 1
-            if ifp.amcount:
+            if count == 0:
+                raise NetError(errno.EINVAL, f"{ifp.name}: no {flag.name} reference to drop")
+            setattr(ifp, counter, count - 1)
+            if count > 1:
                 return
-            ifp.flags &= ~IfFlags.ALLMULTI
+            ifp.flags &= ~flag
+        log.info("if_flag_reference", host=self.name, ifname=ifp.name, flag=flag.name, on=on)
         await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
 
     ####################################################################

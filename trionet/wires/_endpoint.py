@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "CountingEndpoint",
     "EndpointStatistics",
     "EndpointWrapper",
     "MemoryEndpoint",
@@ -97,58 +98,41 @@ class WireEndpoint(abc.ABC):
         return True
 
 
-class EndpointWrapper(WireEndpoint):
-    """Middleware: wraps ``inner`` and is an endpoint itself.
+class CountingEndpoint(WireEndpoint):
+    """An endpoint that keeps the standard counters for its subclass.
 
-    The wrapper installs itself as ``inner``'s receiver. Subclasses override
-    :meth:`send` (the outbound path: call ``self.inner.send(frame)`` to pass
-    a frame on) and :meth:`inbound` (the inbound path: call
-    ``self.deliver(frame)`` to pass a frame up). By default both pass
-    everything through. :meth:`deliver` counts a frame that arrives with no
-    receiver installed in ``rx_drops``.
-
-    Counters: ``statistics()`` reports what crossed the wrapper itself (frames
-    passed on in each direction), not what the inner endpoint counted.
+    A subclass calls :meth:`count_sent` or :meth:`count_refused` for every
+    frame offered to ``send``, and hands arriving frames to :meth:`deliver`,
+    which counts them and calls the receiver (or counts ``rx_drops`` when
+    none is installed).
     """
 
-    def __init__(self, inner: WireEndpoint, name: str | None = None) -> None:
-        self.inner = inner
-        self.name = name if name is not None else inner.name
-        self.mtu = inner.mtu
+    def __init__(self, name: str, mtu: int) -> None:
+        self.name = name
+        self.mtu = mtu
         self._receiver: Receiver | None = None
         self._tx_frames = self._tx_bytes = self._tx_drops = 0
         self._rx_frames = self._rx_bytes = self._rx_drops = 0
-        inner.set_receiver(self.inbound)
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} over {self.inner!r}>"
+    def count_sent(self, nbytes: int) -> None:
+        """Count a frame of ``nbytes`` the wire accepted."""
+        self._tx_frames += 1
+        self._tx_bytes += nbytes
 
-    def send(self, frame: bytes) -> bool:
-        """Pass ``frame`` to the inner endpoint (override to interpose)."""
-        return self.pass_down(frame)
-
-    def pass_down(self, frame: bytes) -> bool:
-        """Send ``frame`` on the inner endpoint, counting it here."""
-        if self.inner.send(frame):
-            self._tx_frames += 1
-            self._tx_bytes += len(frame)
-            return True
+    def count_refused(self) -> None:
+        """Count a frame the wire refused."""
         self._tx_drops += 1
-        return False
 
-    def inbound(self, frame: bytes) -> None:
-        """A frame from the inner endpoint (override to interpose)."""
-        self.deliver(frame)
-
-    def deliver(self, frame: bytes) -> None:
-        """Hand ``frame`` to this wrapper's receiver, counting it."""
+    def deliver(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the receiver; False (counted) if there is none."""
         receiver = self._receiver
         if receiver is None:
             self._rx_drops += 1
-            return
+            return False
         self._rx_frames += 1
         self._rx_bytes += len(frame)
         receiver(frame)
+        return True
 
     def set_receiver(self, receiver: Receiver | None) -> None:
         self._receiver = receiver
@@ -162,6 +146,45 @@ class EndpointWrapper(WireEndpoint):
             self._rx_bytes,
             self._rx_drops,
         )
+
+
+class EndpointWrapper(CountingEndpoint):
+    """Middleware: wraps ``inner`` and is an endpoint itself.
+
+    The wrapper installs itself as ``inner``'s receiver. Subclasses override
+    :meth:`send` (the outbound path: call ``self.pass_down(frame)`` to pass
+    a frame on) and :meth:`inbound` (the inbound path: call
+    ``self.deliver(frame)`` to pass a frame up). By default both pass
+    everything through. :meth:`deliver` counts a frame that arrives with no
+    receiver installed in ``rx_drops``.
+
+    Counters: ``statistics()`` reports what crossed the wrapper itself (frames
+    passed on in each direction), not what the inner endpoint counted.
+    """
+
+    def __init__(self, inner: WireEndpoint, name: str | None = None) -> None:
+        super().__init__(name if name is not None else inner.name, inner.mtu)
+        self.inner = inner
+        inner.set_receiver(self.inbound)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} over {self.inner!r}>"
+
+    def send(self, frame: bytes) -> bool:
+        """Pass ``frame`` to the inner endpoint (override to interpose)."""
+        return self.pass_down(frame)
+
+    def pass_down(self, frame: bytes) -> bool:
+        """Send ``frame`` on the inner endpoint, counting it here."""
+        if self.inner.send(frame):
+            self.count_sent(len(frame))
+            return True
+        self.count_refused()
+        return False
+
+    def inbound(self, frame: bytes) -> None:
+        """A frame from the inner endpoint (override to interpose)."""
+        self.deliver(frame)
 
     @property
     def link_up(self) -> bool:
@@ -208,20 +231,12 @@ class WireLifecycle:
         return await cm.__aexit__(exc_type, exc, tb)
 
 
-@attrs.define(eq=False, repr=False)
-class MemoryEndpoint(WireEndpoint):
+class MemoryEndpoint(CountingEndpoint):
     """One end of a :func:`memory_pair`."""
 
-    name: str
-    mtu: int = 1500
-    peer: MemoryEndpoint | None = attrs.field(default=None, init=False)
-    _receiver: Receiver | None = attrs.field(default=None, init=False)
-    _tx_frames: int = attrs.field(default=0, init=False)
-    _tx_bytes: int = attrs.field(default=0, init=False)
-    _tx_drops: int = attrs.field(default=0, init=False)
-    _rx_frames: int = attrs.field(default=0, init=False)
-    _rx_bytes: int = attrs.field(default=0, init=False)
-    _rx_drops: int = attrs.field(default=0, init=False)
+    def __init__(self, name: str, mtu: int = 1500) -> None:
+        super().__init__(name, mtu)
+        self.peer: MemoryEndpoint | None = None
 
     def __repr__(self) -> str:
         return f"<MemoryEndpoint {self.name!r}>"
@@ -233,35 +248,15 @@ class MemoryEndpoint(WireEndpoint):
         """
         n = len(frame)
         if n > self.mtu + ETHER_HDR_LEN:
-            self._tx_drops += 1
+            self.count_refused()
             return False
         if frame.__class__ is not bytes:
             frame = bytes(frame)
-        self._tx_frames += 1
-        self._tx_bytes += n
+        self.count_sent(n)
         peer = self.peer
         assert peer is not None
-        receiver = peer._receiver
-        if receiver is None:
-            peer._rx_drops += 1
-        else:
-            peer._rx_frames += 1
-            peer._rx_bytes += n
-            receiver(frame)
+        peer.deliver(frame)
         return True
-
-    def set_receiver(self, receiver: Receiver | None) -> None:
-        self._receiver = receiver
-
-    def statistics(self) -> EndpointStatistics:
-        return EndpointStatistics(
-            self._tx_frames,
-            self._tx_bytes,
-            self._tx_drops,
-            self._rx_frames,
-            self._rx_bytes,
-            self._rx_drops,
-        )
 
 
 def memory_pair(name: str = "wire", *, mtu: int = 1500) -> tuple[MemoryEndpoint, MemoryEndpoint]:

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, WireLifecycle
 
 __all__ = ["MemoryWire", "MemoryWireEndpoint", "MemoryWireStatistics"]
 
@@ -75,18 +75,14 @@ class MemoryWireStatistics:
     link_drops: int
 
 
-class MemoryWireEndpoint(WireEndpoint):
+class MemoryWireEndpoint(CountingEndpoint):
     """One endpoint of a :class:`MemoryWire`; made by :meth:`MemoryWire.endpoint`."""
 
     def __init__(self, wire: MemoryWire, name: str) -> None:
+        super().__init__(name, wire.mtu)
         self.wire = wire
-        self.name = name
-        self.mtu = wire.mtu
-        self._receiver: Receiver | None = None
         self._tx_free_at = -math.inf  # when the transmitter finishes its queue
         self._tx_finish: deque[float] = deque()  # finish times of queued frames
-        self._tx_frames = self._tx_bytes = self._tx_drops = 0
-        self._rx_frames = self._rx_bytes = self._rx_drops = 0
 
     def __repr__(self) -> str:
         return f"<MemoryWireEndpoint {self.name!r}>"
@@ -94,38 +90,14 @@ class MemoryWireEndpoint(WireEndpoint):
     def send(self, frame: bytes) -> bool:
         """Queue ``frame`` for transmission; False (counted) if refused."""
         if not self.wire._transmit(self, frame):
-            self._tx_drops += 1
+            self.count_refused()
             return False
-        self._tx_frames += 1
-        self._tx_bytes += len(frame)
+        self.count_sent(len(frame))
         return True
-
-    def set_receiver(self, receiver: Receiver | None) -> None:
-        self._receiver = receiver
-
-    def statistics(self) -> EndpointStatistics:
-        return EndpointStatistics(
-            self._tx_frames,
-            self._tx_bytes,
-            self._tx_drops,
-            self._rx_frames,
-            self._rx_bytes,
-            self._rx_drops,
-        )
 
     @property
     def link_up(self) -> bool:
         return self.wire.link_up
-
-    def _receive(self, frame: bytes) -> bool:
-        receiver = self._receiver
-        if receiver is None:
-            self._rx_drops += 1
-            return False
-        self._rx_frames += 1
-        self._rx_bytes += len(frame)
-        receiver(frame)
-        return True
 
 
 class MemoryWire(WireLifecycle):
@@ -251,7 +223,7 @@ class MemoryWire(WireLifecycle):
                     self._link_drops += 1
                     continue
                 for ep in self._endpoints:
-                    if ep is not src and ep._receive(frame):
+                    if ep is not src and ep.deliver(frame):
                         self._delivered += 1
             if n:
                 await trio.lowlevel.checkpoint()
