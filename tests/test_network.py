@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 import trio
 import trio.testing
@@ -79,3 +81,91 @@ def test_seeds_derive_stably() -> None:
     assert derive_seed(1, "a-b/0") != derive_seed(1, "a-b/1")
     assert derive_seed(1, "a-b/0") != derive_seed(2, "a-b/0")
     assert derive_seed(1, "x") == 0xa3e6766a50ef562a  # pinned: stable across processes
+
+
+async def test_switch_topology_floods_then_forwards(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=3) as net:
+        hosts = [await net.add_host(f"h{i}", ncpus=1) for i in range(3)]
+        sw = net.add_switch("sw0")
+        links = [await net.link(h, sw, delay=0.001) for h in hosts]
+        ifps = [link.ends[0] for link in links]
+        seen: dict[str, list[int]] = {h.name: [] for h in hosts}
+        for h in hosts:
+            h.netisr_register(
+                PROTO, lambda m, name=h.name: seen[name].append(int.from_bytes(m.data[:4], "big"))
+            )
+        # h0 -> broadcast: everyone else hears it; h0's MAC is learned.
+        ifq_dispatch(ifps[0], frame(b"\xff" * 6, ifps[0].lladdr, 1))
+        await trio.sleep(0.1)
+        assert seen == {"h0": [], "h1": [1], "h2": [1]}
+        # h1 -> h0 unicast: forwarded to h0's port only.
+        ifq_dispatch(ifps[1], frame(ifps[0].lladdr, ifps[1].lladdr, 2))
+        await trio.sleep(0.1)
+        assert seen == {"h0": [2], "h1": [1], "h2": [1]}
+        stats = sw.statistics()
+        assert stats.flooded == 1 and stats.forwarded == 1
+        assert {row.port for row in sw.mac_table()} == {links[0].ends[1], links[1].ends[1]}
+
+
+async def test_impaired_link_counts_match_the_injectors(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trionet.open_network(seed=11) as net:
+        h1 = await net.add_host("h1", ncpus=1)
+        h2 = await net.add_host("h2", ncpus=1)
+        link = await net.link(h1, h2, delay=0.001, loss=0.1, duplicate=0.05, reorder=0.05)
+        ifa, ifb = link.ends
+        got: list[int] = []
+        h2.netisr_register(PROTO, lambda m: got.append(int.from_bytes(m.data[:4], "big")))
+        sent = 0
+        with trio.fail_after(100):
+            while sent < 2000:
+                if len(ifa.snd) < ifa.snd.maxlen:
+                    ifq_dispatch(ifa, frame(ifb.lladdr, ifa.lladdr, sent))
+                    sent += 1
+                else:
+                    await trio.sleep(0.001)
+            await trio.sleep(1)
+        fa = link.faults[0].statistics()
+        assert fa.offered == 2000
+        assert fa.lost > 0 and fa.duplicated > 0 and fa.reordered > 0
+        expected = fa.offered - fa.lost + fa.duplicated
+        assert len(got) == expected
+        assert ifb.statistics().ipackets == expected
+        assert sorted(set(got)) != list(range(2000))  # some really were lost
+        assert got != sorted(got)  # and some really were reordered
+        link.set_impairments(loss=1.0)
+        before = len(got)
+        ifq_dispatch(ifa, frame(ifb.lladdr, ifa.lladdr, 5000))
+        await trio.sleep(1)
+        assert len(got) == before
+
+
+def _faulty_run(path: str, seed: int) -> None:
+    async def main() -> None:
+        async with trionet.open_network(seed=seed) as net:
+            h1 = await net.add_host("h1", ncpus=1)
+            h2 = await net.add_host("h2", ncpus=1)
+            link = await net.link(
+                h1, h2, delay=0.002, jitter=0.001, loss=0.1, duplicate=0.05, reorder=0.05,
+                corrupt=0.02, pcap=path,
+            )
+            ifa, ifb = link.ends
+            for i in range(300):
+                ifq_dispatch(ifa, frame(ifb.lladdr, ifa.lladdr, i))
+                ifq_dispatch(ifb, frame(ifa.lladdr, ifb.lladdr, 1000 + i))
+                await trio.sleep(0.0005)
+            await trio.sleep(1)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_same_seed_same_topology_gives_identical_pcap(tmp_path: pathlib.Path) -> None:
+    paths = [str(tmp_path / f"run{i}.pcap") for i in range(3)]
+    _faulty_run(paths[0], seed=5)
+    _faulty_run(paths[1], seed=5)
+    _faulty_run(paths[2], seed=6)
+    data = [pathlib.Path(p).read_bytes() for p in paths]
+    assert len(data[0]) > 24 + 300 * 16
+    assert data[0] == data[1]
+    assert data[0] != data[2]

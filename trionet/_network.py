@@ -175,7 +175,8 @@ class Network:
         Args:
             mtu, bandwidth, delay, queue_len: the wire's (see
                 :class:`~trionet.wires.MemoryWire`).
-            pcap: record side ``a``'s frames (both directions) to this file.
+            pcap: record the frames crossing the wire at side ``a`` (both
+                directions, after ``a``'s faults) to this libpcap file.
             impairments: ``loss``, ``duplicate``, ``reorder``, ``corrupt``
                 (probabilities), ``jitter`` (seconds), ``rate`` (bytes/s):
                 applied to frames sent by either side.
@@ -201,6 +202,14 @@ class Network:
         faults: list[Any] = []
         for side, node in enumerate((a, b)):
             ep: Any = wire.endpoint(f"{label}.{names[side]}")
+            if pcap is not None and side == 0:
+                # Next to the wire: the capture shows what crossed it, after
+                # this side's faults (losses absent, duplicates present).
+                from .wires import PcapTap
+
+                tap = PcapTap(ep, pcap)
+                self._stack.callback(tap.close)
+                ep = tap
             injector = None
             if impairments:
                 from .wires import FaultInjector
@@ -209,12 +218,6 @@ class Network:
                     ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments
                 )
                 ep = await self._stack.enter_async_context(injector)
-            if pcap is not None and side == 0:
-                from .wires import PcapTap
-
-                tap = PcapTap(ep, pcap)
-                self._stack.callback(tap.close)
-                ep = tap
             endpoints.append(ep)
             faults.append(injector)
         ends: list[Ifnet | int] = []

@@ -5,17 +5,31 @@ lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
 """
 
 from ._endpoint import MemoryEndpoint, memory_pair
+from ._fault import FaultInjector, FaultStatistics
 from ._memory import MemoryWire, MemoryWireEndpoint, MemoryWireStatistics
+from ._pcap import PcapStatistics, PcapTap
+from ._switch import MacTableRow, Switch, SwitchPortStatistics, SwitchStatistics
 from ._tap import TapWire, TapWireStatistics
+from ._trace import Tracer, TracerStatistics
 from ._udp import UdpWire, UdpWireStatistics, open_udp_wire_pair
 
 __all__ = [
+    "FaultInjector",
+    "FaultStatistics",
+    "MacTableRow",
     "MemoryEndpoint",
     "MemoryWire",
     "MemoryWireEndpoint",
     "MemoryWireStatistics",
+    "PcapStatistics",
+    "PcapTap",
+    "Switch",
+    "SwitchPortStatistics",
+    "SwitchStatistics",
     "TapWire",
     "TapWireStatistics",
+    "Tracer",
+    "TracerStatistics",
     "UdpWire",
     "UdpWireStatistics",
     "memory_pair",
