@@ -15,9 +15,10 @@ EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 @pytest.mark.parametrize("source", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
-def test_readme_example_runs(source: str) -> None:
+def test_readme_example_runs(source: str, tmp_path: Path) -> None:
+    # In a scratch directory: examples may write files (a pcap, say).
     result = subprocess.run(
-        [sys.executable, "-c", source], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, "-c", source], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
 
