@@ -15,6 +15,7 @@ from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
+from ._net._route import RouteRow, format_netstat_r
 from ._network import Link, Network, open_network
 
 __version__ = "0.1.0.dev0"
@@ -36,12 +37,14 @@ __all__ = [
     "NetstatIRow",
     "PollStatistics",
     "PsRow",
+    "RouteRow",
     "Serializer",
     "SerializerStatistics",
     "TrionetError",
     "VmstatRow",
     "format_ifconfig",
     "format_netstat_i",
+    "format_netstat_r",
     "format_ps",
     "format_sysctl",
     "format_vmstat_i",

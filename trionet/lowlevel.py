@@ -21,7 +21,8 @@ from ._net._ether import (
     Mbuf,
     MbufFlags,
 )
-from ._net._if import IFF_CANTCHANGE, IfData, PollCmd
+from ._net._if import IFF_CANTCHANGE, IfData, InAddr, PollCmd
+from ._net._route import Route, RouteTable
 from ._net._ifq import (
     FAIRQ,
     FIFO,
@@ -64,6 +65,7 @@ __all__ = [
     "IfAltq",
     "IfData",
     "IfqStatistics",
+    "InAddr",
     "IntrController",
     "IntrCookie",
     "KThread",
@@ -74,6 +76,8 @@ __all__ = [
     "NetMsg",
     "PollCmd",
     "Receiver",
+    "Route",
+    "RouteTable",
     "SysctlNode",
     "TokenBucket",
     "WireEndpoint",

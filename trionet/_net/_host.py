@@ -24,6 +24,7 @@ DragonFly: ``sys/net/if.c`` (``if_attach``, ``if_detach``, ``if_down``,
 from __future__ import annotations
 
 import errno
+import ipaddress
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,9 +39,10 @@ from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
 from ._driver import Driver
 from ._ether import ETHER_ADDR_LEN, ether_input
-from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, PollCmd
+from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, InAddr, PollCmd
 from ._ifstart import if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
+from ._route import Route, RouteRow, RouteTable, parse_network
 
 __all__ = ["Host", "PollStatistics", "open_host"]
 
@@ -96,6 +98,9 @@ class Host(Kernel):
     _slowtimo: Callout | None = attrs.field(default=None, init=False)
     _watchdog_busy: int = attrs.field(default=0, init=False)
     _pollctx: dict[int, _PollCtx] = attrs.field(factory=dict, init=False)
+    routes: RouteTable = attrs.field(factory=RouteTable, init=False)
+    #: This host's IPv4 addresses -> their interface.
+    _local_addrs: dict[bytes, Ifnet] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -235,6 +240,10 @@ class Host(Kernel):
             serializer.exit()
         ifp.attached = False
         del self._ifnets[ifp.name]
+        for ia in ifp.addrs:
+            self._local_addrs.pop(ia.addr, None)
+        ifp.addrs.clear()
+        self.routes.delete_interface(ifp)
         if ifp.flags & IfFlags.POLLING:
             self._poll_remove(ifp)
             ifp.flags &= ~IfFlags.POLLING
@@ -522,9 +531,111 @@ class Host(Kernel):
     # views
     ####################################################################
 
-    def ifconfig(self) -> list[IfconfigRow]:
-        """``ifconfig -a``: one row per interface (format with ``format_ifconfig``)."""
-        return [ifconfig_row(ifp) for ifp in self.ifnets()]
+    def ifconfig(
+        self, ifname: str | None = None, address: str | None = None, *, delete: bool = False
+    ) -> list[IfconfigRow]:
+        """``ifconfig``: list interfaces, or set or delete an IPv4 address.
+
+        - ``ifconfig()``: one row per interface (``ifconfig -a``).
+        - ``ifconfig("vnic0")``: that interface's row.
+        - ``ifconfig("vnic0", "10.0.0.1/24")``: add the address (the first
+          becomes primary) and the connected route of its subnet, and
+          announce it with a gratuitous ARP if the interface is running.
+        - ``ifconfig("vnic0", "10.0.0.1/24", delete=True)``: remove both.
+
+        Format rows with ``format_ifconfig``.
+
+        Raises:
+            NetError: ``ENXIO`` (no such interface), ``EEXIST`` (the
+                address is already on this host), ``EADDRNOTAVAIL``
+                (deleting an address the interface does not have).
+            ValueError: for an address that is not ``a.b.c.d/len``.
+        """
+        if ifname is None:
+            return [ifconfig_row(ifp) for ifp in self.ifnets()]
+        ifp = self.ifunit(ifname)
+        if address is not None:
+            try:
+                iface = ipaddress.IPv4Interface(address)
+            except ValueError as exc:
+                raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
+            addr = iface.ip.packed
+            if delete:
+                self._in_delete(ifp, addr)
+            else:
+                self._in_add(ifp, iface, addr)
+        return [ifconfig_row(ifp)]
+
+    def _in_add(self, ifp: Ifnet, iface: ipaddress.IPv4Interface, addr: bytes) -> None:
+        if addr in self._local_addrs:
+            raise NetError(errno.EEXIST, f"{iface.ip} is already on {self._local_addrs[addr].name}")
+        network = iface.network
+        ia = InAddr(addr, network, network.broadcast_address.packed)
+        if not any(r.network == network for r in self.routes.routes()):
+            self.routes.add(Route(network, None, ifp))
+        ifp.addrs.append(ia)
+        self._local_addrs[addr] = ifp
+        log.info("in_addr_added", host=self.name, ifname=ifp.name, addr=str(ia))
+        self._in_addr_added(ifp, ia)
+
+    def _in_delete(self, ifp: Ifnet, addr: bytes) -> None:
+        for ia in ifp.addrs:
+            if ia.addr == addr:
+                break
+        else:
+            raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no address {addr.hex()}")
+        ifp.addrs.remove(ia)
+        del self._local_addrs[addr]
+        if not any(other.network == ia.network for other in ifp.addrs):
+            for r in self.routes.routes():
+                if r.network == ia.network and r.ifp is ifp and r.gateway is None:
+                    self.routes.delete(r.network)
+        log.info("in_addr_deleted", host=self.name, ifname=ifp.name, addr=str(ia))
+
+    def _in_addr_added(self, ifp: Ifnet, ia: InAddr) -> None:
+        # A hook for the Internet layer (gratuitous ARP).
+        pass
+
+    def route_add(self, dest: str, gateway: str | None = None, *, ifname: str | None = None) -> None:
+        """``route add``: a route to ``dest`` (``"10.1.0.0/16"``, ``"default"``).
+
+        Args:
+            gateway: the next hop; it must be on a connected subnet (its
+                interface is found by lookup) unless ``ifname`` is given.
+            ifname: the interface, for a route with no gateway (a link
+                route) or to pin the gateway's interface.
+
+        Raises:
+            NetError: ``ENETUNREACH`` (gateway not on a connected subnet),
+                ``EEXIST`` (a route to ``dest`` exists), ``ENXIO`` (bad
+                interface).
+            ValueError: for a malformed ``dest`` or ``gateway``.
+        """
+        network = parse_network(dest)
+        gw = ipaddress.IPv4Address(gateway).packed if gateway is not None else None
+        if ifname is not None:
+            ifp = self.ifunit(ifname)
+        elif gw is not None:
+            via = self.routes.lookup(gw)
+            if via is None or via.gateway is not None:
+                raise NetError(errno.ENETUNREACH, f"gateway {gateway} is not on a connected subnet")
+            ifp = via.ifp
+        else:
+            raise ValueError("route_add needs a gateway or an ifname")
+        self.routes.add(Route(network, gw, ifp, static=True))
+        log.info("route_added", host=self.name, dest=str(network), gateway=gateway, ifname=ifp.name)
+
+    def route_delete(self, dest: str) -> None:
+        """``route delete``.
+
+        Raises:
+            NetError: ``ESRCH`` if there is no such route.
+        """
+        self.routes.delete(parse_network(dest))
+
+    def netstat_r(self) -> list[RouteRow]:
+        """``netstat -rn``: the routes (format with ``format_netstat_r``)."""
+        return self.routes.rows()
 
     def netstat_i(self) -> list[NetstatIRow]:
         """``netstat -i``: one row per interface (format with ``format_netstat_i``)."""

@@ -31,6 +31,7 @@ DragonFly: ``sys/net/if_var.h`` (``struct ifnet``, ``struct if_data``),
 from __future__ import annotations
 
 import enum
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +52,7 @@ __all__ = [
     "IfIoctl",
     "IfStatistics",
     "Ifnet",
+    "InAddr",
     "LinkState",
     "PollCmd",
 ]
@@ -129,6 +131,24 @@ class PollCmd(enum.Enum):
     POLL_AND_CHECK_STATUS = 1
     POLL_REGISTER = 2
     POLL_DEREGISTER = 3
+
+
+@attrs.frozen
+class InAddr:
+    """An IPv4 address on an interface (``struct in_ifaddr``).
+
+    Attributes:
+        addr: the 4-byte address.
+        network: its subnet (``ipaddress.IPv4Network``).
+        broadcast: the subnet's 4-byte broadcast address.
+    """
+
+    addr: bytes
+    network: ipaddress.IPv4Network
+    broadcast: bytes
+
+    def __str__(self) -> str:
+        return f"{ipaddress.IPv4Address(self.addr)}/{self.network.prefixlen}"
 
 
 @attrs.define(eq=False)
@@ -212,6 +232,7 @@ class Ifnet:
         pcount: promiscuous-mode references (``if_pcount``).
         amcount: all-multicast references (``if_amcount``).
         multiaddrs: multicast group address -> reference count.
+        addrs: the IPv4 addresses (:class:`InAddr`), first is primary.
         in_detach: set while ``if_detach`` runs; ``ioctl`` refuses then.
         attached: True from attach until detach completes.
 
@@ -238,6 +259,7 @@ class Ifnet:
     pcount: int = 0
     amcount: int = 0
     multiaddrs: dict[bytes, int] = attrs.field(factory=dict)
+    addrs: list[InAddr] = attrs.field(factory=list)
     in_detach: bool = False
     attached: bool = False
     #: The interface's input routine (set at attach by the link type).

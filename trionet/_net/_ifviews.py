@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 import attrs
@@ -35,6 +36,7 @@ class IfconfigRow:
     cpu: int
     sndq_len: int
     sndq_maxlen: int
+    inet: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -71,6 +73,7 @@ def ifconfig_row(ifp: Ifnet) -> IfconfigRow:
         ifp.cpuid,
         len(ifp.snd),
         ifp.snd.maxlen,
+        tuple(str(a) for a in ifp.addrs),
     )
 
 
@@ -105,6 +108,12 @@ def format_ifconfig(rows: list[IfconfigRow]) -> str:
     lines = []
     for r in rows:
         lines.append(f"{r.name}: flags={int(r.flags):x}<{format_flags(r.flags)}> mtu {r.mtu}")
+        for inet in r.inet:
+            net = ipaddress.IPv4Interface(inet)
+            lines.append(
+                f"\tinet {net.ip} netmask 0x{int(net.netmask):08x} "
+                f"broadcast {net.network.broadcast_address}"
+            )
         if r.lladdr:
             lines.append(f"\tether {_mac(r.lladdr)}")
         lines.append(f"\tstatus: {_STATUS[r.link_state]}")

@@ -1,0 +1,179 @@
+"""The IPv4 routing table: longest-prefix match, connected and static routes.
+
+A host keeps one :class:`RouteTable`. Routes are ``(destination network,
+gateway or None, interface)``; a route without a gateway is *connected*: its
+destination is on the interface's link. Setting an address on an interface
+adds the connected route of its subnet; removing the address removes it.
+
+Lookup is longest-prefix match: one dict per prefix length, probed from the
+longest length present down to 0, so a lookup costs at most one dict probe
+per distinct prefix length in the table (a handful in practice), not one per
+route.
+
+*Divergence:* DragonFly replicates the routing table on every CPU (each
+protocol thread reads its own copy, and changes are sent to all of them as
+messages). Trio runs one task at a time, so a single table read by every
+protocol thread gives the same answers; changes are plain function calls
+between two packets.
+
+DragonFly: ``sys/net/route.c`` (``rtrequest``, ``rtalloc``), ``netstat -r``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._exceptions import NetError
+
+if TYPE_CHECKING:
+    from ._if import Ifnet
+
+__all__ = ["Route", "RouteRow", "RouteTable", "format_netstat_r", "parse_network"]
+
+
+@attrs.frozen
+class Route:
+    """One route.
+
+    Attributes:
+        network: the destination (``0.0.0.0/0`` is the default route).
+        gateway: the next hop's 4-byte address, or None for a connected route.
+        ifp: the interface to send on.
+        static: added by ``route_add`` (not by an address).
+    """
+
+    network: ipaddress.IPv4Network
+    gateway: bytes | None
+    ifp: Ifnet = attrs.field(repr=lambda i: i.name)
+    static: bool = False
+
+    @property
+    def flags(self) -> str:
+        """``netstat -r`` flags: U (up), G (gateway), H (host route), S (static), C (connected)."""
+        f = "U"
+        if self.gateway is not None:
+            f += "G"
+        if self.network.prefixlen == 32:
+            f += "H"
+        f += "S" if self.static else "C"
+        return f
+
+
+@attrs.frozen
+class RouteRow:
+    """One route as ``netstat -r`` shows it."""
+
+    destination: str
+    gateway: str
+    flags: str
+    netif: str
+    mtu: int
+
+
+def parse_network(dest: str) -> ipaddress.IPv4Network:
+    """``"10.0.0.0/24"``, ``"10.0.0.1"`` (a host route) or ``"default"``.
+
+    Raises:
+        ValueError: for anything else, or host bits set.
+    """
+    if dest == "default":
+        return ipaddress.IPv4Network("0.0.0.0/0")
+    try:
+        return ipaddress.IPv4Network(dest)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError) as exc:
+        raise ValueError(f"not an IPv4 network: {dest!r} ({exc})") from None
+
+
+class RouteTable:
+    """A host's IPv4 routes (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # prefix length -> network address (int) -> route
+        self._by_len: dict[int, dict[int, Route]] = {}
+        self._lens: list[int] = []  # present prefix lengths, longest first
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._by_len.values())
+
+    def add(self, route: Route) -> None:
+        """Add ``route``.
+
+        Raises:
+            NetError: ``EEXIST`` if a route to the same network exists.
+        """
+        plen = route.network.prefixlen
+        key = int(route.network.network_address)
+        table = self._by_len.get(plen)
+        if table is None:
+            table = self._by_len[plen] = {}
+            self._lens = sorted(self._by_len, reverse=True)
+        if key in table:
+            raise NetError(errno.EEXIST, f"a route to {route.network} exists")
+        table[key] = route
+
+    def delete(self, network: ipaddress.IPv4Network) -> Route:
+        """Remove and return the route to ``network``.
+
+        Raises:
+            NetError: ``ESRCH`` if there is none.
+        """
+        plen = network.prefixlen
+        table = self._by_len.get(plen)
+        key = int(network.network_address)
+        if table is None or key not in table:
+            raise NetError(errno.ESRCH, f"no route to {network}")
+        route = table.pop(key)
+        if not table:
+            del self._by_len[plen]
+            self._lens = sorted(self._by_len, reverse=True)
+        return route
+
+    def delete_interface(self, ifp: Ifnet) -> list[Route]:
+        """Remove every route through ``ifp`` (it is going away); return them."""
+        gone = [r for r in self.routes() if r.ifp is ifp]
+        for r in gone:
+            self.delete(r.network)
+        return gone
+
+    def lookup(self, dst: bytes) -> Route | None:
+        """The longest-prefix match for the 4-byte address ``dst``, or None."""
+        addr = int.from_bytes(dst, "big")
+        by_len = self._by_len
+        for plen in self._lens:
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+            route = by_len[plen].get(addr & mask)
+            if route is not None:
+                return route
+        return None
+
+    def routes(self) -> list[Route]:
+        """Every route, longest prefixes first, then by address."""
+        return [
+            self._by_len[plen][key]
+            for plen in self._lens
+            for key in sorted(self._by_len[plen])
+        ]
+
+    def rows(self) -> list[RouteRow]:
+        """``netstat -r`` rows."""
+        rows = []
+        for r in self.routes():
+            dest = "default" if r.network.prefixlen == 0 else str(r.network)
+            if r.network.prefixlen == 32:
+                dest = str(r.network.network_address)
+            gw = str(ipaddress.IPv4Address(r.gateway)) if r.gateway else f"link#{r.ifp.index}"
+            rows.append(RouteRow(dest, gw, r.flags, r.ifp.name, r.ifp.mtu))
+        return rows
+
+
+def format_netstat_r(rows: list[RouteRow]) -> str:
+    """Format rows in the layout of ``netstat -rn`` (the Internet table)."""
+    lines = ["Routing tables", "", "Internet:"]
+    lines.append(f"{'Destination':<20} {'Gateway':<18} {'Flags':<6} {'Netif':<8} {'Mtu':>5}")
+    for r in rows:
+        lines.append(f"{r.destination:<20} {r.gateway:<18} {r.flags:<6} {r.netif:<8} {r.mtu:>5}")
+    return "\n".join(lines) + "\n"
