@@ -14,8 +14,11 @@ from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
+from ._net._icmp import PingError, PingResult
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
+from ._net._ip import IpStatistics
 from ._net._route import RouteRow, format_netstat_r
+from ._net._udp import UdpSocket, UdpSocketStatistics
 from ._network import Link, Network, open_network
 
 __version__ = "0.1.0.dev0"
@@ -28,19 +31,24 @@ __all__ = [
     "IfconfigRow",
     "Ifnet",
     "IntrState",
+    "IpStatistics",
     "KernelPanic",
     "Link",
     "LinkState",
     "NetError",
-    "Network",
     "NetisrStatistics",
     "NetstatIRow",
+    "Network",
+    "PingError",
+    "PingResult",
     "PollStatistics",
     "PsRow",
     "RouteRow",
     "Serializer",
     "SerializerStatistics",
     "TrionetError",
+    "UdpSocket",
+    "UdpSocketStatistics",
     "VmstatRow",
     "format_ifconfig",
     "format_netstat_i",

@@ -499,7 +499,7 @@ async def test_input_without_protocol_counts_noproto(autojump_clock: trio.abc.Cl
         got = recorder(host)
         lo = await host.if_attach(Loopback())
         lo.input(frame(bytes(6), proto=OTHER_PROTO))
-        lo.input(frame(bytes(6), proto=0x0800))
+        lo.input(frame(bytes(6), proto=0x88B7))
         lo.input(frame(bytes(6), proto=PROTO))
         await wait_all_tasks_blocked()
         stats = lo.statistics()
@@ -582,7 +582,7 @@ async def test_input_full_netisr_queue_counts_iqdrops(autojump_clock: trio.abc.C
 
 # Frames that reach every branch of ether_input, plus arbitrary bytes.
 _ADDRS = st.sampled_from([BCAST, MCAST, PEER, b"\x02\x00\x00\x00\x00\x01", bytes(6)])
-_PROTOS = st.sampled_from([PROTO, OTHER_PROTO, 0x0800])
+_PROTOS = st.sampled_from([PROTO, OTHER_PROTO, 0x88B7])
 _FRAMES = st.one_of(
     st.binary(max_size=1600),
     st.builds(

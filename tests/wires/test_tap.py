@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -26,6 +26,7 @@ import trio
 
 import trionet
 from trionet import Host, Ifnet
+from trionet._net._arp import Arp
 from trionet.drivers.vnic import Vnic
 from trionet.lowlevel import ETHER_BROADCAST, ETHERTYPE_ARP, Mbuf, ifq_dispatch
 from trionet.wires import TapWire, TapWireStatistics
@@ -136,13 +137,21 @@ class Peer:
 @asynccontextmanager
 async def vnic_facing_the_kernel(netns: str) -> AsyncIterator[Peer]:
     name = unique_ifname()
-    async with TapWire(name) as wire, trionet.open_host("h") as host:
-        arps: list[tuple[bytes, bytes, Ifnet]] = []
+    arps: list[tuple[bytes, bytes, Ifnet]] = []
+    arp_input = Arp.input
 
-        def arpintr(m: Mbuf) -> None:
-            arps.append((bytes(m.frame), m.src, m.rcvif))
+    def arpintr(self: Arp, m: Mbuf) -> None:
+        arps.append((bytes(m.frame), m.src, m.rcvif))
+        arp_input(self, m)
 
-        host.netisr_register(ETHERTYPE_ARP, arpintr)
+    async with TapWire(name) as wire, AsyncExitStack() as stack:
+        # The host registers its ARP input with netisr as it opens; a spy
+        # in its place for that moment sees every ARP packet it receives.
+        Arp.input = arpintr  # type: ignore[method-assign]
+        try:
+            host = await stack.enter_async_context(trionet.open_host("h"))
+        finally:
+            Arp.input = arp_input  # type: ignore[method-assign]
         ifp = await host.if_attach(Vnic(wire))
         await host.ifup(ifp)
         await run("ip", "link", "set", name, "netns", netns)

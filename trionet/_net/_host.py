@@ -42,7 +42,10 @@ from ._ether import ETHER_ADDR_LEN, ether_input
 from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, InAddr, PollCmd
 from ._ifstart import if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
+from ._icmp import PingResult
+from ._inet import Inet
 from ._route import Route, RouteRow, RouteTable, parse_network
+from ._udp import UdpSocket
 
 __all__ = ["Host", "PollStatistics", "open_host"]
 
@@ -99,11 +102,13 @@ class Host(Kernel):
     _watchdog_busy: int = attrs.field(default=0, init=False)
     _pollctx: dict[int, _PollCtx] = attrs.field(factory=dict, init=False)
     routes: RouteTable = attrs.field(factory=RouteTable, init=False)
+    inet: Inet = attrs.field(init=False)
     #: This host's IPv4 addresses -> their interface.
     _local_addrs: dict[bytes, Ifnet] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.inet = Inet(self)
         add = self.sysctls.add
         add(
             "kern.polling.pollhz",
@@ -593,8 +598,39 @@ class Host(Kernel):
         log.info("in_addr_deleted", host=self.name, ifname=ifp.name, addr=str(ia))
 
     def _in_addr_added(self, ifp: Ifnet, ia: InAddr) -> None:
-        # A hook for the Internet layer (gratuitous ARP).
-        pass
+        # Announce the address (gratuitous ARP) if the interface is running.
+        self.inet.arp.announce(ifp, ia.addr)
+
+    async def ping(
+        self,
+        address: str,
+        *,
+        count: int = 3,
+        size: int = 56,
+        ttl: int | None = None,
+        timeout: float = 1.0,
+        interval: float = 1.0,
+        df: bool = False,
+    ) -> PingResult:
+        """``ping``: send ``count`` ICMP echo requests to ``address``.
+
+        Each request waits up to ``timeout`` seconds for its reply; requests
+        start ``interval`` seconds apart. Errors that come back instead
+        (time exceeded, unreachable) are in the result.
+
+        Raises:
+            ValueError: for a bad address or argument.
+        """
+        dst = ipaddress.IPv4Address(address).packed
+        if count < 1 or not 0 <= size <= 65507 - 8 or timeout <= 0 or interval < 0:
+            raise ValueError("count >= 1, 0 <= size <= 65499, timeout > 0, interval >= 0")
+        return await self.inet.icmp.ping(
+            dst, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df
+        )
+
+    def udp_socket(self) -> UdpSocket:
+        """A new, unbound UDP socket on this host."""
+        return self.inet.udp.socket()
 
     def route_add(self, dest: str, gateway: str | None = None, *, ifname: str | None = None) -> None:
         """``route add``: a route to ``dest`` (``"10.1.0.0/16"``, ``"default"``).

@@ -1,0 +1,165 @@
+"""ARP glue: resolution for Ethernet output, ARP input, the cache's timer.
+
+The cache itself is the sans-IO machine ``trionet.protocols.arp.ArpCache``;
+this module does what it returns: sends requests and replies, sends the
+packets whose resolution completed, counts what it gives up on.
+
+- :meth:`Arp.output` is Ethernet output for an IPv4 packet: broadcast and
+  multicast destinations map to their MAC at once; a unicast next hop is
+  resolved through the cache (the packet waits in the cache's bounded
+  pending queue while a request is out).
+- :meth:`Arp.input` runs on ``netisr 0`` (ARP has no flow hash).
+- One callout on ``netisr 0`` runs the cache's ``expire`` at its next
+  deadline: re-requests, gives up (counting the packets that waited), ages
+  entries out.
+
+Rule: all of it is plain functions on the per-packet path; nothing awaits.
+A full send queue (``ENOBUFS`` from ``ifq_dispatch``) is counted, not raised,
+for packets sent on behalf of the cache (they have no caller to tell).
+
+DragonFly: ``sys/netinet/if_ether.c`` (``arpresolve``, ``arpintr``,
+``in_arpinput``, ``arptimer``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from .._exceptions import NetError
+from ..protocols.arp import ARPOP_REPLY, ARPOP_REQUEST, ArpCache, ArpPacket
+from ..protocols.errors import RemoteProtocolError
+from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf
+from ._if import IfFlags, Ifnet
+from ._ifstart import ifq_dispatch
+
+if TYPE_CHECKING:
+    from ._host import Host
+
+__all__ = ["Arp"]
+
+log = structlog.get_logger(__name__)
+
+_ZERO_MAC = bytes(6)
+
+
+def _frame(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
+    return dst + src + ethertype.to_bytes(2, "big") + payload
+
+
+class Arp:
+    """A host's ARP: the cache, its timer, input and resolution."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.cache = ArpCache()
+        self.drops: Counter[str] = Counter()
+        self._callout = host.callout(0, thread="netisr")
+        host.netisr_register(ETHERTYPE_ARP, self.input)
+
+    # output ------------------------------------------------------------
+
+    def output(self, ifp: Ifnet, nexthop: bytes, packet: bytes) -> None:
+        """Send the IPv4 ``packet`` to ``nexthop`` on ``ifp`` (Ethernet output).
+
+        Raises:
+            NetError: from ``ifq_dispatch`` when the packet could be sent at
+                once and the send queue refused it.
+        """
+        if ifp.flags & IfFlags.LOOPBACK:
+            ifq_dispatch(ifp, _frame(_ZERO_MAC, _ZERO_MAC, ETHERTYPE_IP, packet))
+            return
+        if nexthop == b"\xff\xff\xff\xff" or any(ia.broadcast == nexthop for ia in ifp.addrs):
+            ifq_dispatch(ifp, _frame(ETHER_BROADCAST, ifp.lladdr, ETHERTYPE_IP, packet))
+            return
+        if nexthop[0] & 0xF0 == 0xE0:
+            mac = bytes((0x01, 0x00, 0x5E, nexthop[1] & 0x7F, nexthop[2], nexthop[3]))
+            ifq_dispatch(ifp, _frame(mac, ifp.lladdr, ETHERTYPE_IP, packet))
+            return
+        res = self.cache.resolve(nexthop, (ifp, packet), trio.current_time())
+        if res.dropped is not None:
+            self.drops["pending_full"] += 1
+        if res.request:
+            self._request(ifp, nexthop)
+            self._arm()
+        if res.mac is not None:
+            ifq_dispatch(ifp, _frame(res.mac, ifp.lladdr, ETHERTYPE_IP, packet))
+
+    def _request(self, ifp: Ifnet, target: bytes) -> None:
+        spa = self._source_for(ifp, target)
+        pkt = ArpPacket(ARPOP_REQUEST, ifp.lladdr, spa, _ZERO_MAC, target)
+        self._send(ifp, ETHER_BROADCAST, pkt)
+
+    def announce(self, ifp: Ifnet, addr: bytes) -> None:
+        """Send a gratuitous ARP for ``addr`` on ``ifp`` (an address was set)."""
+        if ifp.flags & (IfFlags.UP | IfFlags.RUNNING) != IfFlags.UP | IfFlags.RUNNING:
+            return
+        if ifp.flags & IfFlags.LOOPBACK or not ifp.lladdr:
+            return
+        self._send(ifp, ETHER_BROADCAST, self.cache.gratuitous(addr, ifp.lladdr))
+
+    def _source_for(self, ifp: Ifnet, target: bytes) -> bytes:
+        t = int.from_bytes(target, "big")
+        for ia in ifp.addrs:
+            if t in range(int(ia.network.network_address), int(ia.network.broadcast_address) + 1):
+                return ia.addr
+        return ifp.addrs[0].addr if ifp.addrs else bytes(4)
+
+    def _send(self, ifp: Ifnet, dst: bytes, pkt: ArpPacket) -> None:
+        try:
+            ifq_dispatch(ifp, _frame(dst, ifp.lladdr, ETHERTYPE_ARP, pkt.emit()))
+        except NetError:
+            self.drops["output_refused"] += 1
+
+    def _send_released(self, mac: bytes, packets: tuple[object, ...]) -> None:
+        for item in packets:
+            ifp, packet = item  # type: ignore[misc]
+            try:
+                ifq_dispatch(ifp, _frame(mac, ifp.lladdr, ETHERTYPE_IP, packet))
+            except NetError:
+                self.drops["output_refused"] += 1
+
+    # input -------------------------------------------------------------
+
+    def input(self, m: Mbuf) -> None:
+        """An ARP packet from ``m.rcvif`` (netisr handler)."""
+        ifp = m.rcvif
+        try:
+            pkt, _ = ArpPacket.parse(m.data)
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+            return
+        my_ips = frozenset(ia.addr for ia in ifp.addrs)
+        result = self.cache.input(pkt, trio.current_time(), my_ips=my_ips, my_mac=ifp.lladdr)
+        if getattr(result, "conflict", False):
+            log.warning("arp_address_conflict", host=self.host.name, ifname=ifp.name, mac=pkt.sha.hex(":"))
+        if result.reply is not None:
+            self._send(ifp, pkt.sha, result.reply)
+        for mac, packets in result.released:
+            self._send_released(mac, packets)
+        if pkt.op not in (ARPOP_REQUEST, ARPOP_REPLY):
+            self.drops["bad_op"] += 1
+        self._arm()
+
+    # timer -------------------------------------------------------------
+
+    def _arm(self) -> None:
+        deadline = self.cache.next_deadline()
+        if deadline is None:
+            self._callout.stop()
+        elif self._callout.deadline != deadline:
+            self._callout.reset_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        exp = self.cache.expire(trio.current_time())
+        for target in exp.requests:
+            route = self.host.routes.lookup(target)
+            if route is not None:
+                self._request(route.ifp, target)
+        for target, packets in exp.failed:
+            self.drops["unresolved"] += len(packets)
+            log.debug("arp_unresolved", host=self.host.name, target=target.hex(), packets=len(packets))
+        self._arm()

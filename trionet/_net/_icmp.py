@@ -1,0 +1,238 @@
+"""ICMP glue: echo, errors, and ``ping``.
+
+- Input answers echo requests to this host's addresses (not broadcast
+  echo, as BSD's default ``net.inet.icmp.bmcastecho=0``), hands echo replies
+  and errors about our own echo requests to the ``ping`` that sent them,
+  and reports destination-unreachable errors about UDP datagrams to the
+  socket that sent them.
+- :meth:`Icmp.error` sends an error about a received datagram, unless RFC
+  1122 section 3.2.2 forbids it (about an ICMP error, a fragment other than
+  the first, a broadcast or multicast, or from an unspecified source);
+  suppressed errors are counted.
+- :meth:`Icmp.ping` is ``ping``: echo requests paced by ``interval``, each
+  waiting up to ``timeout`` for its reply; the result has the counts, the
+  round-trip times and any errors that came back (time exceeded from a
+  router, unreachable...).
+
+DragonFly: ``sys/netinet/ip_icmp.c`` (``icmp_input``, ``icmp_error``,
+``icmp_reflect``), ``sbin/ping``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .._exceptions import NetError
+from ..protocols import icmp as icmp_proto
+from ..protocols.errors import RemoteProtocolError
+from ..protocols.ipv4 import IPPROTO_ICMP, IPPROTO_UDP, IPv4Header
+from ._ether import Mbuf
+
+if TYPE_CHECKING:
+    from ._ip import Ip
+
+__all__ = ["Icmp", "PingError", "PingResult"]
+
+_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
+
+
+@attrs.frozen
+class PingError:
+    """An ICMP error (or a send failure) reported for one echo request."""
+
+    seq: int
+    source: str | None
+    type: int
+    code: int
+
+
+@attrs.frozen
+class PingResult:
+    """What :meth:`Host.ping <trionet.Host.ping>` saw.
+
+    Attributes:
+        sent, received: echo requests sent and replies received.
+        rtts: round-trip times of the replies, in seconds, in order.
+        errors: ICMP errors that came back instead of replies.
+    """
+
+    sent: int
+    received: int
+    rtts: tuple[float, ...]
+    errors: tuple[PingError, ...]
+
+    @property
+    def rtt_min(self) -> float | None:
+        return min(self.rtts) if self.rtts else None
+
+    @property
+    def rtt_avg(self) -> float | None:
+        return sum(self.rtts) / len(self.rtts) if self.rtts else None
+
+    @property
+    def rtt_max(self) -> float | None:
+        return max(self.rtts) if self.rtts else None
+
+
+@attrs.define(eq=False)
+class _Ping:
+    events: dict[int, trio.Event] = attrs.field(factory=dict)
+    sent_at: dict[int, float] = attrs.field(factory=dict)
+    rtts: list[float] = attrs.field(factory=list)
+    errors: list[PingError] = attrs.field(factory=list)
+
+
+def _quoted(body: memoryview) -> tuple[int, bytes, bytes, memoryview] | None:
+    # The datagram an ICMP error quotes: (proto, src, dst, first 8 bytes of
+    # its payload), or None if too short to tell.
+    if len(body) < 20:
+        return None
+    ihl = (body[0] & 0x0F) * 4
+    if ihl < 20 or len(body) < ihl + 8:
+        return None
+    return body[9], bytes(body[12:16]), bytes(body[16:20]), body[ihl : ihl + 8]
+
+
+class Icmp:
+    """A host's ICMP."""
+
+    def __init__(self, ip: Ip) -> None:
+        self.ip = ip
+        self.drops: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self._pings: dict[int, _Ping] = {}
+        self._ping_ident = 0
+        ip.protocols[IPPROTO_ICMP] = self.input
+
+    # input ---------------------------------------------------------------
+
+    def input(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
+        try:
+            msg, body = icmp_proto.IcmpMessage.parse(payload)
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+            return
+        t = msg.type
+        if t == icmp_proto.ECHO_REQUEST:
+            if hdr.dst not in self.ip.host._local_addrs:
+                self.drops["broadcast_echo"] += 1
+                return
+            self.counts["echo_requests"] += 1
+            reply = icmp_proto.echo(msg.rest >> 16, msg.rest & 0xFFFF, bytes(body), reply=True)
+            try:
+                self.ip.output(hdr.src, IPPROTO_ICMP, reply, src=hdr.dst)
+            except NetError as exc:
+                self.drops[f"reply_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+        elif t == icmp_proto.ECHO_REPLY:
+            ping = self._pings.get(msg.rest >> 16)
+            seq = msg.rest & 0xFFFF
+            if ping is None or seq not in ping.events or ping.events[seq].is_set():
+                self.drops["unexpected_reply"] += 1
+                return
+            self.counts["echo_replies"] += 1
+            ping.rtts.append(trio.current_time() - ping.sent_at[seq])
+            ping.events[seq].set()
+        elif t in _ERROR_TYPES:
+            self.counts["errors_received"] += 1
+            self._error_input(hdr, msg, body)
+        else:
+            self.drops["unhandled_type"] += 1
+
+    def _error_input(self, hdr: IPv4Header, msg: Any, body: memoryview) -> None:
+        quoted = _quoted(body)
+        if quoted is None:
+            self.drops["short_quote"] += 1
+            return
+        proto, _src, dst, head = quoted
+        source = str(ipaddress.IPv4Address(hdr.src))
+        if proto == IPPROTO_ICMP and head[0] == icmp_proto.ECHO_REQUEST:
+            ident = (head[4] << 8) | head[5]
+            seq = (head[6] << 8) | head[7]
+            ping = self._pings.get(ident)
+            if ping is not None and seq in ping.events and not ping.events[seq].is_set():
+                ping.errors.append(PingError(seq, source, msg.type, msg.code))
+                ping.events[seq].set()
+                return
+        elif proto == IPPROTO_UDP and msg.type == icmp_proto.DEST_UNREACH:
+            sport = (head[0] << 8) | head[1]
+            dport = (head[2] << 8) | head[3]
+            udp = self.ip.host.inet.udp
+            if udp.icmp_unreachable(sport, dst, dport, msg.code):
+                return
+        self.drops["error_unmatched"] += 1
+
+    # errors --------------------------------------------------------------
+
+    def error(
+        self, raw: bytes | memoryview, hdr: IPv4Header, type_: int, code: int, *, mtu: int = 0
+    ) -> None:
+        """Send an ICMP error about the received datagram ``raw`` (header ``hdr``)."""
+        host = self.ip.host
+        src = hdr.src
+        if (
+            hdr.frag_offset
+            or src == bytes(4)
+            or src[0] & 0xF0 == 0xE0
+            or src == b"\xff\xff\xff\xff"
+            or hdr.dst[0] & 0xF0 == 0xE0
+            or hdr.dst == b"\xff\xff\xff\xff"
+            or any(ia.broadcast == hdr.dst for ifp in host.ifnets() for ia in ifp.addrs)
+        ):
+            self.drops["error_suppressed"] += 1
+            return
+        if hdr.proto == IPPROTO_ICMP:
+            ihl = hdr.ihl * 4
+            if len(raw) > ihl and raw[ihl] in _ERROR_TYPES:
+                self.drops["error_about_error"] += 1
+                return
+        data = icmp_proto.error(type_, code, bytes(raw), mtu=mtu)
+        self.counts[f"errors_sent_{type_}_{code}"] += 1
+        try:
+            self.ip.output(src, IPPROTO_ICMP, data)
+        except NetError as exc:
+            self.drops[f"error_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+
+    # ping ----------------------------------------------------------------
+
+    async def ping(
+        self,
+        dst: bytes,
+        *,
+        count: int,
+        size: int,
+        ttl: int | None,
+        timeout: float,
+        interval: float,
+        df: bool,
+    ) -> PingResult:
+        self._ping_ident = (self._ping_ident + 1) & 0xFFFF
+        ident = self._ping_ident
+        state = self._pings[ident] = _Ping()
+        sent = 0
+        payload = bytes(i & 0xFF for i in range(size))
+        try:
+            for seq in range(count):
+                started = trio.current_time()
+                state.sent_at[seq] = started
+                event = state.events[seq] = trio.Event()
+                try:
+                    self.ip.output(
+                        dst, IPPROTO_ICMP, icmp_proto.echo(ident, seq, payload), ttl=ttl, df=df
+                    )
+                    sent += 1
+                except NetError as exc:
+                    state.errors.append(PingError(seq, None, -1, exc.errno))
+                    event.set()
+                with trio.move_on_after(timeout):
+                    await event.wait()
+                if seq + 1 < count:
+                    await trio.sleep(max(0.0, interval - (trio.current_time() - started)))
+        finally:
+            del self._pings[ident]
+        return PingResult(sent, len(state.rtts), tuple(state.rtts), tuple(state.errors))

@@ -1,0 +1,348 @@
+"""UDP glue and UDP sockets.
+
+Input (:meth:`Udp.input`, on the protocol thread the datagram's 4-tuple
+hashes to): check the header and checksum, find the socket (a connected one
+matching both ends first, then one bound to the port and the destination
+address or to 0.0.0.0), and append the datagram to its receive buffer; with
+no socket, answer ICMP port unreachable (not for broadcasts) and count
+``noport``. A full receive buffer drops the datagram, counted on the socket
+(``drops``) and in ``fullsock``.
+
+Sockets follow Trio's conventions: ``bind``, ``connect`` and ``close`` are
+plain calls; ``sendto``/``send`` and ``recvfrom``/``recv`` are async
+(``recvfrom`` waits for a datagram; both checkpoint); after ``close`` every
+call raises :class:`trio.ClosedResourceError`, and a task waiting in
+``recvfrom`` is woken with it. ``async with sock:`` closes it.
+
+Bounds: a socket's receive buffer holds at most ``net.inet.udp.recvspace``
+bytes of payload (42080, BSD's default); ephemeral ports come from 49152..
+65535 in order, skipping ports in use.
+
+*Divergence:* in DragonFly a socket call is a message to the protocol thread
+that owns the connection. Here ``sendto`` runs UDP and IP output in the
+caller's task (a plain function between two checkpoints, so it cannot
+interleave with protocol input), and receive buffers are read by the
+application task directly; the result is the same ordering with one hop less.
+
+DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections import Counter, deque
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from .._exceptions import NetError
+from ..protocols import icmp as icmp_proto
+from ..protocols import udp as udp_proto
+from ..protocols.errors import RemoteProtocolError
+from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
+from ._ether import Mbuf
+from ._if import IfFlags
+
+if TYPE_CHECKING:
+    from ._ip import Ip
+
+__all__ = ["Udp", "UdpSocket", "UdpSocketStatistics"]
+
+Address = tuple[str, int]
+ANY = bytes(4)
+BROADCAST = b"\xff\xff\xff\xff"
+EPHEMERAL = range(49152, 65536)
+
+
+def _addr(address: Address) -> tuple[bytes, int]:
+    if not isinstance(address, tuple) or len(address) != 2:
+        raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
+    host, port = address
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    try:
+        return ipaddress.IPv4Address(host).packed, port
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 address: {host!r} ({exc})") from None
+
+
+def _str(addr: bytes, port: int) -> Address:
+    return str(ipaddress.IPv4Address(addr)), port
+
+
+@attrs.frozen
+class UdpSocketStatistics:
+    """A socket's counters: datagrams received, sent, and dropped (buffer full)."""
+
+    received: int
+    sent: int
+    drops: int
+    queued_bytes: int
+
+
+class UdpSocket:
+    """A UDP socket of a host. Made by :meth:`Host.udp_socket <trionet.Host.udp_socket>`.
+
+    Attributes:
+        broadcast: ``SO_BROADCAST``: allow sending to a broadcast address.
+    """
+
+    def __init__(self, udp: Udp) -> None:
+        self._udp = udp
+        self.broadcast = False
+        self._local: tuple[bytes, int] | None = None
+        self._remote: tuple[bytes, int] | None = None
+        self._queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
+        self._queued_bytes = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._closed = False
+        self._error: int | None = None
+        self._received = self._sent = self._drops = 0
+
+    def __repr__(self) -> str:
+        local = _str(*self._local) if self._local else None
+        return f"<UdpSocket {local}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the socket is closed")
+
+    def bind(self, address: Address) -> None:
+        """Bind to ``(addr, port)``; port 0 picks an ephemeral port.
+
+        Raises:
+            NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's
+                address), ``EINVAL`` (already bound).
+        """
+        self._check_open()
+        if self._local is not None:
+            raise NetError(errno.EINVAL, "the socket is already bound")
+        addr, port = _addr(address)
+        self._udp._bind(self, addr, port)
+
+    def connect(self, address: Address) -> None:
+        """Set the default destination and accept datagrams only from it."""
+        self._check_open()
+        addr, port = _addr(address)
+        if port == 0:
+            raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
+        if self._local is None:
+            self._udp._bind(self, ANY, 0)
+        self._remote = (addr, port)
+
+    def getsockname(self) -> Address:
+        """The bound ``(addr, port)`` (``("0.0.0.0", 0)`` if not bound)."""
+        return _str(*self._local) if self._local else ("0.0.0.0", 0)
+
+    async def sendto(self, data: bytes, address: Address) -> None:
+        """Send one datagram to ``address``.
+
+        Raises:
+            NetError: ``EACCES`` (broadcast without ``broadcast``),
+                ``EMSGSIZE`` (over 65507 bytes), and what IP output raises
+                (``ENETUNREACH``, ``ENOBUFS``...).
+            trio.ClosedResourceError: after ``close``.
+        """
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        addr, port = _addr(address)
+        self._output(bytes(data), addr, port)
+
+    async def send(self, data: bytes) -> None:
+        """Send one datagram to the connected address."""
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        if self._remote is None:
+            raise NetError(errno.EDESTADDRREQ, "the socket is not connected")
+        self._output(bytes(data), *self._remote)
+
+    def _output(self, data: bytes, addr: bytes, port: int) -> None:
+        if port == 0:
+            raise NetError(errno.EADDRNOTAVAIL, "cannot send to port 0")
+        if len(data) > 65507:
+            raise NetError(errno.EMSGSIZE, f"{len(data)} bytes do not fit a UDP datagram")
+        udp = self._udp
+        if self._local is None:
+            udp._bind(self, ANY, 0)
+        assert self._local is not None
+        ip = udp.ip
+        is_bcast = addr == BROADCAST or any(
+            ia.broadcast == addr for ifp in ip.host.ifnets() for ia in ifp.addrs
+        )
+        if is_bcast and not self.broadcast:
+            raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
+        src = self._local[0] if self._local[0] != ANY else None
+        ifp = None
+        if addr == BROADCAST:
+            ifp = next(
+                (i for i in ip.host.ifnets() if i.addrs and not i.flags & IfFlags.LOOPBACK), None
+            )
+            if ifp is None:
+                raise NetError(errno.ENETUNREACH, "no interface with an address to broadcast on")
+            src = src or ifp.addrs[0].addr
+        if src is None:
+            route = ip.host.routes.lookup(addr)
+            if route is not None and route.ifp.addrs:
+                src = route.ifp.addrs[0].addr
+            elif addr in ip.host._local_addrs:
+                src = addr
+        datagram = udp_proto.UdpHeader(self._local[1], port, 0, 0).emit(data, src or ANY, addr)
+        ip.output(addr, IPPROTO_UDP, datagram, src=src, ifp=ifp)
+        self._sent += 1
+
+    async def recvfrom(self) -> tuple[bytes, Address]:
+        """Wait for and return one datagram and its sender.
+
+        Raises:
+            NetError: ``ECONNREFUSED`` if a connected socket's earlier
+                datagram drew an ICMP port unreachable.
+            trio.ClosedResourceError: after ``close`` (also when closed
+                while waiting).
+        """
+        self._check_open()
+        if not self._queue:
+            if self._error is not None:
+                err, self._error = self._error, None
+                await trio.lowlevel.checkpoint()
+                raise NetError(err)
+            await self._lot.park()
+            self._check_open()
+            if not self._queue and self._error is not None:
+                err, self._error = self._error, None
+                raise NetError(err)
+        else:
+            await trio.lowlevel.checkpoint()
+        data, (addr, port) = self._queue.popleft()
+        self._queued_bytes -= len(data)
+        return data, _str(addr, port)
+
+    async def recv(self) -> bytes:
+        """:meth:`recvfrom` without the address."""
+        data, _ = await self.recvfrom()
+        return data
+
+    def close(self) -> None:
+        """Close the socket; waiting receivers get ``ClosedResourceError``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._udp._unbind(self)
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._lot.unpark_all()
+
+    async def __aenter__(self) -> UdpSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def statistics(self) -> UdpSocketStatistics:
+        return UdpSocketStatistics(self._received, self._sent, self._drops, self._queued_bytes)
+
+    def _deliver(self, data: bytes, src: bytes, sport: int, limit: int) -> bool:
+        if self._queued_bytes + len(data) > limit:
+            self._drops += 1
+            return False
+        self._queue.append((data, (src, sport)))
+        self._queued_bytes += len(data)
+        self._received += 1
+        if self._lot:
+            self._lot.unpark_all()
+        return True
+
+
+class Udp:
+    """A host's UDP: the port table and input."""
+
+    def __init__(self, ip: Ip) -> None:
+        self.ip = ip
+        self.drops: Counter[str] = Counter()
+        self._received = 0
+        self._ports: dict[int, list[UdpSocket]] = {}
+        self._next_ephemeral = EPHEMERAL.start
+        ip.protocols[IPPROTO_UDP] = self.input
+
+    def socket(self) -> UdpSocket:
+        return UdpSocket(self)
+
+    def statistics(self) -> dict[str, int]:
+        """``received`` and the drops by reason."""
+        return {"received": self._received, **self.drops}
+
+    def _bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
+        if addr != ANY and addr not in self.ip.host._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{_str(addr, port)[0]} is not an address of this host")
+        if port == 0:
+            port = self._ephemeral()
+        for other in self._ports.get(port, ()):
+            if other._local is not None and (other._local[0] in (ANY, addr) or addr == ANY):
+                raise NetError(errno.EADDRINUSE, f"port {port} is in use")
+        sock._local = (addr, port)
+        self._ports.setdefault(port, []).append(sock)
+
+    def _unbind(self, sock: UdpSocket) -> None:
+        if sock._local is None:
+            return
+        socks = self._ports.get(sock._local[1], [])
+        if sock in socks:
+            socks.remove(sock)
+            if not socks:
+                del self._ports[sock._local[1]]
+
+    def _ephemeral(self) -> int:
+        for _ in range(len(EPHEMERAL)):
+            port = self._next_ephemeral
+            self._next_ephemeral = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            if port not in self._ports:
+                return port
+        raise NetError(errno.EADDRINUSE, "no ephemeral port is free")
+
+    def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int) -> UdpSocket | None:
+        best = None
+        for sock in self._ports.get(dport, ()):
+            local = sock._local
+            assert local is not None
+            if local[0] not in (ANY, dst) and dst != BROADCAST:
+                continue
+            if sock._remote is not None:
+                if sock._remote == (src, sport):
+                    return sock
+                continue
+            best = sock
+        return best
+
+    def input(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
+        self._received += 1
+        try:
+            uh, data = udp_proto.UdpHeader.parse(payload, hdr.src, hdr.dst)
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+            return
+        sock = self._lookup(hdr.dst, uh.dport, hdr.src, uh.sport)
+        if sock is None:
+            self.drops["noport"] += 1
+            if hdr.dst in self.ip.host._local_addrs:
+                self.ip.host.inet.icmp.error(
+                    m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT
+                )
+            return
+        limit: int = self.ip.host.sysctls.get("net.inet.udp.recvspace")  # type: ignore[assignment]
+        if not sock._deliver(bytes(data), hdr.src, uh.sport, limit):
+            self.drops["fullsock"] += 1
+
+    def icmp_unreachable(self, sport: int, dst: bytes, dport: int, code: int) -> bool:
+        """An ICMP unreachable about a datagram we sent from ``sport`` to
+        ``dst:dport``: a connected socket gets ``ECONNREFUSED`` (port) or
+        ``EHOSTUNREACH`` on its next receive. Returns whether one matched."""
+        for sock in self._ports.get(sport, ()):
+            if sock._remote == (dst, dport):
+                sock._error = (
+                    errno.ECONNREFUSED if code == icmp_proto.UNREACH_PORT else errno.EHOSTUNREACH
+                )
+                if sock._lot:
+                    sock._lot.unpark_all()
+                return True
+        return False
