@@ -105,6 +105,9 @@ class Host(Kernel):
     inet: Inet = attrs.field(init=False)
     #: This host's IPv4 addresses -> their interface.
     _local_addrs: dict[bytes, Ifnet] = attrs.field(factory=dict, init=False)
+    # Every subnet broadcast address of every interface (rebuilt when an
+    # address comes or goes; UDP output and IP input test it per packet).
+    _broadcasts: frozenset[bytes] = attrs.field(factory=frozenset, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -248,6 +251,7 @@ class Host(Kernel):
         for ia in ifp.addrs:
             self._local_addrs.pop(ia.addr, None)
         ifp.addrs.clear()
+        self._addresses_changed()
         self.routes.delete_interface(ifp)
         if ifp.flags & IfFlags.POLLING:
             self._poll_remove(ifp)
@@ -580,6 +584,7 @@ class Host(Kernel):
             self.routes.add(Route(network, None, ifp))
         ifp.addrs.append(ia)
         self._local_addrs[addr] = ifp
+        self._addresses_changed()
         log.info("in_addr_added", host=self.name, ifname=ifp.name, addr=str(ia))
         self._in_addr_added(ifp, ia)
 
@@ -591,11 +596,15 @@ class Host(Kernel):
             raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no address {addr.hex()}")
         ifp.addrs.remove(ia)
         del self._local_addrs[addr]
+        self._addresses_changed()
         if not any(other.network == ia.network for other in ifp.addrs):
             for r in self.routes.routes():
                 if r.network == ia.network and r.ifp is ifp and r.gateway is None:
                     self.routes.delete(r.network)
         log.info("in_addr_deleted", host=self.name, ifname=ifp.name, addr=str(ia))
+
+    def _addresses_changed(self) -> None:
+        self._broadcasts = frozenset(ia.broadcast for i in self._ifnets.values() for ia in i.addrs)
 
     def _in_addr_added(self, ifp: Ifnet, ia: InAddr) -> None:
         # Announce the address (gratuitous ARP) if the interface is running.

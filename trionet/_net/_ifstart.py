@@ -51,6 +51,8 @@ __all__ = ["if_devstart", "if_start_dispatch", "if_start_schedule", "ifq_dispatc
 _RUNNING = IfFlags.RUNNING
 _OACTIVE = IfFlags.OACTIVE
 _UP = IfFlags.UP
+_UP_RUNNING = _UP | _RUNNING
+_RUNNING_OACTIVE = _RUNNING | _OACTIVE
 
 
 def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 0, flow: int = 0) -> None:
@@ -76,7 +78,7 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
     """
     ifp.serializer.assert_not_serialized()
     data = ifp.data
-    if ifp.flags & (_UP | _RUNNING) != _UP | _RUNNING:
+    if ifp.flags & _UP_RUNNING != _UP_RUNNING:
         data.oerrors += 1
         raise NetError(errno.ENETDOWN, f"{ifp.name} is not up and running")
     if len(frame) < ETHER_HDR_LEN:
@@ -109,7 +111,7 @@ def _need_schedule(ifp: Ifnet) -> bool:
     # After a start: keep the interlock and go again only if there is more to
     # send that the driver can take now. DragonFly: if_start_need_schedule.
     snd = ifp.snd
-    if ifp.flags & (_RUNNING | _OACTIVE) != _RUNNING or snd.poll() is None:
+    if ifp.flags & _RUNNING_OACTIVE != _RUNNING or snd.poll() is None:
         snd.started = False
         return False
     return True
@@ -129,7 +131,7 @@ async def if_start_dispatch(msg: NetMsg) -> None:
     serializer = ifp.serializer
     await serializer.enter()
     try:
-        if ifp.flags & (_RUNNING | _OACTIVE) == _RUNNING:
+        if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
             await ifp.driver.start()
     finally:
         serializer.exit()
@@ -154,7 +156,7 @@ async def if_devstart(ifp: Ifnet) -> None:
     if snd.started or snd.is_empty():
         return
     snd.started = True
-    if ifp.flags & (_RUNNING | _OACTIVE) == _RUNNING:
+    if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
         await ifp.driver.start()
     if _need_schedule(ifp):
         if_start_schedule(ifp)

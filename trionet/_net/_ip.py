@@ -115,9 +115,12 @@ class Ip:
 
     def is_local(self, dst: bytes, ifp: Ifnet | None) -> bool:
         """Whether ``dst`` is this host (an address or a broadcast it hears)."""
-        if dst in self.host._local_addrs or dst == BROADCAST:
+        host = self.host
+        if dst in host._local_addrs or dst == BROADCAST:
             return True
-        return ifp is not None and any(ia.broadcast == dst for ia in ifp.addrs)
+        return dst in host._broadcasts and ifp is not None and any(
+            ia.broadcast == dst for ia in ifp.addrs
+        )
 
     def input(self, m: Mbuf) -> None:
         """An IPv4 datagram from ``m.rcvif`` (netisr handler)."""

@@ -30,6 +30,7 @@ DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``).
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 from collections import Counter, deque
 from typing import TYPE_CHECKING
@@ -62,14 +63,28 @@ def _addr(address: Address) -> tuple[bytes, int]:
     host, port = address
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {host!r}")
+    return _pack(host), port
+
+
+@functools.lru_cache(maxsize=1024)
+def _pack(host: str) -> bytes:
+    # Cached: a socket sends to few addresses, and parsing costs more than the
+    # rest of UDP output.
     try:
-        return ipaddress.IPv4Address(host).packed, port
+        return ipaddress.IPv4Address(host).packed
     except ValueError as exc:
         raise ValueError(f"not an IPv4 address: {host!r} ({exc})") from None
 
 
+@functools.lru_cache(maxsize=1024)
+def _ntoa(addr: bytes) -> str:
+    return str(ipaddress.IPv4Address(addr))
+
+
 def _str(addr: bytes, port: int) -> Address:
-    return str(ipaddress.IPv4Address(addr)), port
+    return _ntoa(addr), port
 
 
 @attrs.frozen
@@ -168,10 +183,7 @@ class UdpSocket:
             udp._bind(self, ANY, 0)
         assert self._local is not None
         ip = udp.ip
-        is_bcast = addr == BROADCAST or any(
-            ia.broadcast == addr for ifp in ip.host.ifnets() for ia in ifp.addrs
-        )
-        if is_bcast and not self.broadcast:
+        if (addr == BROADCAST or addr in ip.host._broadcasts) and not self.broadcast:
             raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
         src = self._local[0] if self._local[0] != ANY else None
         ifp = None
@@ -232,6 +244,12 @@ class UdpSocket:
         self._queue.clear()
         self._queued_bytes = 0
         self._lot.unpark_all()
+
+    def __enter__(self) -> UdpSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     async def __aenter__(self) -> UdpSocket:
         return self
