@@ -68,7 +68,9 @@ async def test_big_datagram_is_fragmented_on_the_small_link_and_reassembled(
         rx = n["h2"].udp_socket()
         rx.bind(("0.0.0.0", 5000))
         tx = n["h1"].udp_socket()
-        payload = bytes(range(256)) * 6  # 1536 bytes: fits 1500? no: fragmented at h1 too
+        # 1400 bytes fit the 1500-byte links but not the 576-byte one: r1
+        # fragments, h2 reassembles.
+        payload = bytes(range(256)) * 6
         await tx.sendto(payload[:1400], ("10.0.3.2", 5000))
         with trio.fail_after(5):
             data, (src, sport) = await rx.recvfrom()
@@ -151,3 +153,160 @@ async def test_closing_wakes_a_waiting_receiver() -> None:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
             sock.close()
+
+
+@asynccontextmanager
+async def subnet(n: int = 3) -> AsyncIterator[list[Host]]:
+    """``n`` hosts on one switch, 10.0.0.1/24, 10.0.0.2/24..."""
+    async with trionet.open_network(seed=2) as net:
+        sw = net.add_switch("sw0")
+        hosts = []
+        for i in range(1, n + 1):
+            h = await net.add_host(f"h{i}", ncpus=2)
+            link = await net.link(h, sw, delay=0.001)
+            h.ifconfig(link.ends[0].name, f"10.0.0.{i}/24")
+            hosts.append(h)
+        yield hosts
+
+
+def arp_entry(host: Host, ip: str) -> object:
+    packed = bytes(map(int, ip.split(".")))
+    return next((e for e in host.inet.arp.cache.entries() if e.ip == packed), None)
+
+
+async def test_arp_resolves_once_and_queues_packets_meanwhile(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(2) as (h1, h2):
+        rx = h2.udp_socket()
+        rx.bind(("0.0.0.0", 7))
+        tx = h1.udp_socket()
+        for i in range(3):  # all three wait for the one ARP request
+            await tx.sendto(bytes([i]), ("10.0.0.2", 7))
+        with trio.fail_after(1):
+            got = [(await rx.recv()) for _ in range(3)]
+        assert got == [b"\x00", b"\x01", b"\x02"]
+        stats = h1.inet.arp.cache.statistics()
+        assert stats.requests == 1 and stats.learned == 1
+        entry = arp_entry(h1, "10.0.0.2")
+        assert entry is not None and entry.state == "reachable"
+        assert entry.mac == h2.ifunit("vnic0").lladdr
+
+
+async def test_arp_gives_up_after_its_retries_and_counts_the_waiting_packets(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(1) as (h1,):
+        t0 = trio.current_time()
+        result = await h1.ping("10.0.0.99", count=2, interval=0.1, timeout=5)
+        assert (result.sent, result.received) == (2, 0)
+        await trio.sleep(5)
+        stats = h1.inet.arp.cache.statistics()
+        assert stats.requests == 3 and stats.failed == 1  # max_requests, 1 s apart
+        assert h1.inet.arp.drops["unresolved"] == 2
+        assert arp_entry(h1, "10.0.0.99") is None
+        assert trio.current_time() - t0 >= 3
+
+
+async def test_arp_entries_age_out_and_are_learned_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(2) as (h1, h2):
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+        assert h1.inet.arp.cache.statistics().requests == 1
+        await trio.sleep(h1.inet.arp.cache.reachable + 1)
+        assert h1.inet.arp.cache.statistics().expired == 1
+        assert arp_entry(h1, "10.0.0.2") is None
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+        assert h1.inet.arp.cache.statistics().requests == 2
+
+
+async def test_an_address_moved_to_another_host_is_announced_with_gratuitous_arp(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(3) as (h1, h2, h3):
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+        assert arp_entry(h1, "10.0.0.2").mac == h2.ifunit("vnic0").lladdr  # type: ignore[attr-defined]
+        # 10.0.0.2 moves from h2 to h3; h3's announcement updates h1's entry
+        # at once (an announcement only updates entries, as in BSD: nobody
+        # learns a new neighbour from it).
+        h2.ifconfig("vnic0", "10.0.0.2/24", delete=True)
+        h3.ifconfig("vnic0", "10.0.0.2/24")
+        await trio.sleep(0.1)
+        assert arp_entry(h1, "10.0.0.2").mac == h3.ifunit("vnic0").lladdr  # type: ignore[attr-defined]
+        assert h1.inet.arp.cache.statistics().updated == 1
+        assert h1.inet.arp.cache.statistics().requests == 1
+        assert arp_entry(h1, "10.0.0.3") is None
+
+
+async def test_udp_broadcast_reaches_the_subnet_and_stays_on_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(3) as (h1, h2, h3):
+        listeners = []
+        for h in (h2, h3):
+            sock = h.udp_socket()
+            sock.bind(("0.0.0.0", 520))
+            listeners.append(sock)
+        tx = h1.udp_socket()
+        tx.broadcast = True
+        await tx.sendto(b"subnet", ("10.0.0.255", 520))
+        await tx.sendto(b"limited", ("255.255.255.255", 520))
+        with trio.fail_after(1):
+            for sock in listeners:
+                assert await sock.recv() == b"subnet"
+                data, (src, _) = await sock.recvfrom()
+                assert (data, src) == (b"limited", "10.0.0.1")
+        # Nobody listens on 521: broadcasts draw no port unreachable.
+        await tx.sendto(b"void", ("10.0.0.255", 521))
+        await trio.sleep(1)
+        assert h1.inet.icmp.statistics()["received"] == 0
+        assert h2.inet.udp.statistics()["noport"] == 1
+
+
+async def test_a_router_does_not_forward_broadcasts(autojump_clock: trio.testing.MockClock) -> None:
+    async with routed() as n:
+        sock = n["h2"].udp_socket()
+        sock.bind(("0.0.0.0", 520))
+        tx = n["h1"].udp_socket()
+        tx.broadcast = True
+        await tx.sendto(b"x", ("255.255.255.255", 520))
+        await tx.sendto(b"x", ("10.0.1.255", 520))
+        await trio.sleep(1)
+        assert sock.statistics().received == 0
+        assert n["r1"].inet.ip.statistics().forwarded == 0
+
+
+async def test_flows_are_spread_over_netisr_threads_and_each_flow_stays_on_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with subnet(2) as (h1, h2):
+        rx = h2.udp_socket()
+        rx.bind(("0.0.0.0", 7))
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1  # ARP done
+        before = [p.packets for p in h2.netisr_statistics().ports]
+        senders = [h1.udp_socket() for _ in range(8)]
+        for i, tx in enumerate(senders):
+            tx.bind(("0.0.0.0", 40000 + i))  # 4-tuple hashes: even/odd port parity differ
+            for _ in range(5):
+                await tx.sendto(b"x", ("10.0.0.2", 7))
+        with trio.fail_after(1):
+            for _ in range(40):
+                await rx.recv()
+        per_cpu = [p.packets - b for p, b in zip(h2.netisr_statistics().ports, before)]
+        assert sum(per_cpu) == 40
+        assert all(n % 5 == 0 and n > 0 for n in per_cpu), per_cpu  # whole flows, both CPUs
+
+
+async def test_ephemeral_ports_are_distinct_and_released(autojump_clock: trio.testing.MockClock) -> None:
+    async with subnet(1) as (h1,):
+        socks = [h1.udp_socket() for _ in range(50)]
+        for s in socks:
+            s.bind(("0.0.0.0", 0))
+        ports = {s.getsockname()[1] for s in socks}
+        assert len(ports) == 50 and all(49152 <= p <= 65535 for p in ports)
+        for s in socks:
+            s.close()
+        again = h1.udp_socket()
+        again.bind(("0.0.0.0", socks[0].getsockname()[1] if False else 0))
+        assert 49152 <= again.getsockname()[1] <= 65535

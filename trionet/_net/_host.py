@@ -623,9 +623,11 @@ class Host(Kernel):
     ) -> PingResult:
         """``ping``: send ``count`` ICMP echo requests to ``address``.
 
-        Each request waits up to ``timeout`` seconds for its reply; requests
-        start ``interval`` seconds apart. Errors that come back instead
-        (time exceeded, unreachable) are in the result.
+        Requests go out ``interval`` seconds apart whatever comes back, as
+        BSD ``ping`` does; a reply counts if it arrives within ``timeout``
+        seconds of its request. The call returns when every request has its
+        reply or error, or its ``timeout`` has passed. Errors that come back
+        instead (time exceeded, unreachable) are in the result.
 
         Raises:
             ValueError: for a bad address or argument.

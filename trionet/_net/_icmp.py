@@ -58,7 +58,7 @@ class PingResult:
 
     Attributes:
         sent, received: echo requests sent and replies received.
-        rtts: round-trip times of the replies, in seconds, in order.
+        rtts: round-trip times of the replies, in seconds, in sequence order.
         errors: ICMP errors that came back instead of replies.
     """
 
@@ -84,7 +84,7 @@ class PingResult:
 class _Ping:
     events: dict[int, trio.Event] = attrs.field(factory=dict)
     sent_at: dict[int, float] = attrs.field(factory=dict)
-    rtts: list[float] = attrs.field(factory=list)
+    rtts: dict[int, float] = attrs.field(factory=dict)  # seq -> seconds
     errors: list[PingError] = attrs.field(factory=list)
 
 
@@ -108,11 +108,19 @@ class Icmp:
         self.counts: Counter[str] = Counter()
         self._pings: dict[int, _Ping] = {}
         self._ping_ident = 0
+        self._received = 0
         ip.protocols[IPPROTO_ICMP] = self.input
+
+    def statistics(self) -> dict[str, int]:
+        """``received``, what was done with it (``echo_requests``,
+        ``echo_replies``, ``errors_received``, ``errors_sent``...) and the
+        drops by reason."""
+        return {"received": self._received, **self.counts, **self.drops}
 
     # input ---------------------------------------------------------------
 
     def input(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
+        self._received += 1
         try:
             msg, body = icmp_proto.IcmpMessage.parse(payload)
         except RemoteProtocolError as exc:
@@ -136,7 +144,7 @@ class Icmp:
                 self.drops["unexpected_reply"] += 1
                 return
             self.counts["echo_replies"] += 1
-            ping.rtts.append(trio.current_time() - ping.sent_at[seq])
+            ping.rtts[seq] = trio.current_time() - ping.sent_at[seq]
             ping.events[seq].set()
         elif t in _ERROR_TYPES:
             self.counts["errors_received"] += 1
@@ -216,10 +224,13 @@ class Icmp:
         state = self._pings[ident] = _Ping()
         sent = 0
         payload = bytes(i & 0xFF for i in range(size))
+        # As BSD ping: requests go out every ``interval`` whatever comes
+        # back; a reply counts if it arrives within ``timeout`` of its request.
         try:
+            start = trio.current_time()
             for seq in range(count):
-                started = trio.current_time()
-                state.sent_at[seq] = started
+                await trio.sleep_until(start + seq * interval)
+                state.sent_at[seq] = trio.current_time()
                 event = state.events[seq] = trio.Event()
                 try:
                     self.ip.output(
@@ -229,10 +240,10 @@ class Icmp:
                 except NetError as exc:
                     state.errors.append(PingError(seq, None, -1, exc.errno))
                     event.set()
-                with trio.move_on_after(timeout):
-                    await event.wait()
-                if seq + 1 < count:
-                    await trio.sleep(max(0.0, interval - (trio.current_time() - started)))
+            for seq in range(count):
+                with trio.move_on_at(state.sent_at[seq] + timeout):
+                    await state.events[seq].wait()
         finally:
             del self._pings[ident]
-        return PingResult(sent, len(state.rtts), tuple(state.rtts), tuple(state.errors))
+        rtts = tuple(rtt for _, rtt in sorted(state.rtts.items()) if rtt <= timeout)
+        return PingResult(sent, len(rtts), rtts, tuple(state.errors))
