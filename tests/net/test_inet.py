@@ -305,8 +305,49 @@ async def test_ephemeral_ports_are_distinct_and_released(autojump_clock: trio.te
             s.bind(("0.0.0.0", 0))
         ports = {s.getsockname()[1] for s in socks}
         assert len(ports) == 50 and all(49152 <= p <= 65535 for p in ports)
+        taken = socks[0].getsockname()[1]
+        clash = h1.udp_socket()
+        with pytest.raises(trionet.NetError) as info:
+            clash.bind(("0.0.0.0", taken))
+        assert info.value.errno == errno.EADDRINUSE
         for s in socks:
             s.close()
-        again = h1.udp_socket()
-        again.bind(("0.0.0.0", socks[0].getsockname()[1] if False else 0))
-        assert 49152 <= again.getsockname()[1] <= 65535
+        clash.bind(("0.0.0.0", taken))  # released by close
+        assert clash.getsockname() == ("0.0.0.0", taken)
+
+
+async def test_icmp_errors_are_rate_limited(autojump_clock: trio.testing.MockClock) -> None:
+    async with subnet(2) as (h1, h2):
+        h2.sysctl("net.inet.icmp.icmplim", 10)
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1  # ARP resolved
+        await trio.sleep_until(10.0)  # the start of a second
+        tx = h1.udp_socket()
+        for _ in range(30):  # to a closed port, within one second
+            await tx.sendto(b"x", ("10.0.0.2", 9))
+        await trio.sleep(0.5)
+        icmp = h2.inet.icmp.statistics()
+        assert icmp["errors_sent_3_3"] == 10 and icmp["error_ratelimited"] == 20
+        assert h2.inet.udp.statistics()["noport"] == 30
+        await trio.sleep(1)
+        await tx.sendto(b"x", ("10.0.0.2", 9))  # a new second, a new allowance
+        await trio.sleep(0.5)
+        assert h2.inet.icmp.statistics()["errors_sent_3_3"] == 11
+
+
+async def test_impossible_sources_are_counted_drops(autojump_clock: trio.testing.MockClock) -> None:
+    from trionet.protocols.ipv4 import IPPROTO_UDP, IPv4Header
+    from trionet.protocols.udp import UdpHeader
+
+    async with subnet(1) as (h1,):
+        ifp = h1.ifunit("vnic0")
+        dst = bytes([10, 0, 0, 1])
+        for src, reason in (
+            (bytes([224, 0, 0, 1]), "bad_source"),
+            (bytes([10, 0, 0, 255]), "bad_source"),
+            (bytes([127, 0, 0, 1]), "martian"),
+        ):
+            udp = UdpHeader(1000, 7).emit(b"x", src, dst)
+            packet = IPv4Header(src, dst, IPPROTO_UDP, ttl=64).emit(udp)
+            ifp.input(ifp.lladdr + bytes(6) + b"\x08\x00" + packet)
+        await trio.testing.wait_all_tasks_blocked()
+        assert h1.inet.ip.statistics().drops == {"bad_source": 2, "martian": 1}

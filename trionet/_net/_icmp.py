@@ -109,6 +109,7 @@ class Icmp:
         self._pings: dict[int, _Ping] = {}
         self._ping_ident = 0
         self._received = 0
+        self._lim_second = self._lim_count = 0
         ip.protocols[IPPROTO_ICMP] = self.input
 
     def statistics(self) -> dict[str, int]:
@@ -190,7 +191,7 @@ class Icmp:
             or src == b"\xff\xff\xff\xff"
             or hdr.dst[0] & 0xF0 == 0xE0
             or hdr.dst == b"\xff\xff\xff\xff"
-            or any(ia.broadcast == hdr.dst for ifp in host.ifnets() for ia in ifp.addrs)
+            or hdr.dst in host._broadcasts
         ):
             self.drops["error_suppressed"] += 1
             return
@@ -199,6 +200,16 @@ class Icmp:
             if len(raw) > ihl and raw[ihl] in _ERROR_TYPES:
                 self.drops["error_about_error"] += 1
                 return
+        # BSD's badport_bandlim: at most net.inet.icmp.icmplim errors per
+        # second (0: no limit), so a flood cannot turn us into an amplifier.
+        limit = host.sysctls.get("net.inet.icmp.icmplim")
+        second = int(trio.current_time())
+        if second != self._lim_second:
+            self._lim_second, self._lim_count = second, 0
+        if limit and self._lim_count >= limit:
+            self.drops["error_ratelimited"] += 1
+            return
+        self._lim_count += 1
         data = icmp_proto.error(type_, code, bytes(raw), mtu=mtu)
         self.counts[f"errors_sent_{type_}_{code}"] += 1
         try:

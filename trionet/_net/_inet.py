@@ -6,7 +6,9 @@ the host's Internet sysctls:
 
 - ``net.inet.ip.forwarding`` (0): act as a router;
 - ``net.inet.ip.ttl`` (64): the default TTL;
-- ``net.inet.udp.recvspace`` (42080): a UDP socket's receive buffer, bytes.
+- ``net.inet.udp.recvspace`` (42080): a UDP socket's receive buffer, bytes;
+- ``net.inet.icmp.icmplim`` (200): ICMP errors sent per second at most
+  (0: no limit); the rest are counted as ``error_ratelimited``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ class Inet:
             42080,
             min=1,
             description="Bytes a UDP socket's receive buffer holds",
+        )
+        add(
+            "net.inet.icmp.icmplim",
+            int,
+            200,
+            min=0,
+            description="ICMP errors sent per second at most (0: no limit)",
         )
         self.arp = Arp(host)
         self.ip = Ip(host, self.arp)

@@ -5,7 +5,9 @@ protocol thread the packet's flow hashes to; fragments hash to ``netisr 0``,
 which owns the reassembler):
 
 1. parse and check the header (``trionet.protocols.ipv4``); a bad one is a
-   drop counted under its reason;
+   drop counted under its reason; so is a multicast, class E or broadcast
+   source (``bad_source``), or a 127/8 source from anything but a loopback
+   interface (``martian``);
 2. for this host (one of its addresses, a subnet broadcast of the receiving
    interface, or 255.255.255.255): reassemble fragments, then hand the
    datagram to ICMP or UDP; another protocol is answered with ICMP protocol
@@ -129,6 +131,14 @@ class Ip:
             hdr, payload = IPv4Header.parse(m.data)
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
+            return
+        src = hdr.src
+        if src[0] >= 0xE0 or src in self.host._broadcasts:
+            # RFC 1812 5.3.7: multicast, class E and broadcast sources.
+            self.drops["bad_source"] += 1
+            return
+        if src[0] == 127 and not (m.rcvif is not None and m.rcvif.flags & IfFlags.LOOPBACK):
+            self.drops["martian"] += 1  # a loopback address from a wire
             return
         if not self.is_local(hdr.dst, m.rcvif):
             self._forward(hdr, payload, m)
