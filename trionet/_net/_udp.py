@@ -155,23 +155,34 @@ class UdpSocket:
         """Send one datagram to ``address``.
 
         Raises:
-            NetError: ``EACCES`` (broadcast without ``broadcast``),
-                ``EMSGSIZE`` (over 65507 bytes), and what IP output raises
-                (``ENETUNREACH``, ``ENOBUFS``...).
+            NetError: ``ECONNREFUSED`` (or ``EHOSTUNREACH``) if a connected
+                socket's earlier datagram drew an ICMP unreachable not yet
+                reported (reporting clears it), ``EACCES`` (broadcast
+                without ``broadcast``), ``EMSGSIZE`` (over 65507 bytes), and
+                what IP output raises (``ENETUNREACH``, ``ENOBUFS``...).
             trio.ClosedResourceError: after ``close``.
         """
         await trio.lowlevel.checkpoint()
         self._check_open()
+        self._check_error()
         addr, port = _addr(address)
         self._output(bytes(data), addr, port)
 
     async def send(self, data: bytes) -> None:
-        """Send one datagram to the connected address."""
+        """Send one datagram to the connected address (errors as :meth:`sendto`)."""
         await trio.lowlevel.checkpoint()
         self._check_open()
+        self._check_error()
         if self._remote is None:
             raise NetError(errno.EDESTADDRREQ, "the socket is not connected")
         self._output(bytes(data), *self._remote)
+
+    def _check_error(self) -> None:
+        # DragonFly: sosendudp() returns a pending so_error, and clears it,
+        # before sending anything (Linux does the same, sock_error()).
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise NetError(err)
 
     def _output(self, data: bytes, addr: bytes, port: int) -> None:
         if port == 0:
@@ -354,7 +365,7 @@ class Udp:
     def icmp_unreachable(self, sport: int, dst: bytes, dport: int, code: int) -> bool:
         """An ICMP unreachable about a datagram we sent from ``sport`` to
         ``dst:dport``: a connected socket gets ``ECONNREFUSED`` (port) or
-        ``EHOSTUNREACH`` on its next receive. Returns whether one matched."""
+        ``EHOSTUNREACH`` on its next send or receive. Returns whether one matched."""
         for sock in self._ports.get(sport, ()):
             if sock._remote == (dst, dport):
                 sock._error = (
