@@ -30,7 +30,7 @@ import structlog
 import trio
 
 from .._exceptions import NetError
-from ..protocols.arp import ARPOP_REPLY, ARPOP_REQUEST, ArpCache, ArpPacket
+from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
 from ..protocols.errors import RemoteProtocolError
 from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf
 from ._if import IfFlags, Ifnet
@@ -57,8 +57,17 @@ class Arp:
         self.host = host
         self.cache = ArpCache()
         self.drops: Counter[str] = Counter()
+        self._received = 0
         self._callout = host.callout(0, thread="netisr")
         host.netisr_register(ETHERTYPE_ARP, self.input)
+
+    def statistics(self) -> dict[str, int]:
+        """``received`` and the drops by reason (input: ``short_header``,
+        ``unsupported``, and the cache's ``bad_op``, ``own_mac``,
+        ``group_sender``, ``conflict``; output: ``pending_full``,
+        ``unresolved``, ``output_refused``). The table's own counters are
+        ``cache.statistics()``."""
+        return {"received": self._received, **self.drops}
 
     # output ------------------------------------------------------------
 
@@ -127,6 +136,7 @@ class Arp:
     def input(self, m: Mbuf) -> None:
         """An ARP packet from ``m.rcvif`` (netisr handler)."""
         ifp = m.rcvif
+        self._received += 1
         try:
             pkt, _ = ArpPacket.parse(m.data)
         except RemoteProtocolError as exc:
@@ -134,14 +144,14 @@ class Arp:
             return
         my_ips = frozenset(ia.addr for ia in ifp.addrs)
         result = self.cache.input(pkt, trio.current_time(), my_ips=my_ips, my_mac=ifp.lladdr)
-        if getattr(result, "conflict", False):
+        if result.ignored is not None:
+            self.drops[result.ignored] += 1
+        if result.conflict:
             log.warning("arp_address_conflict", host=self.host.name, ifname=ifp.name, mac=pkt.sha.hex(":"))
         if result.reply is not None:
             self._send(ifp, pkt.sha, result.reply)
         for mac, packets in result.released:
             self._send_released(mac, packets)
-        if pkt.op not in (ARPOP_REQUEST, ARPOP_REPLY):
-            self.drops["bad_op"] += 1
         self._arm()
 
     # timer -------------------------------------------------------------

@@ -181,25 +181,23 @@ class Icmp:
     def error(
         self, raw: bytes | memoryview, hdr: IPv4Header, type_: int, code: int, *, mtu: int = 0
     ) -> None:
-        """Send an ICMP error about the received datagram ``raw`` (header ``hdr``)."""
+        """Send an ICMP error about the received datagram ``raw`` (header ``hdr``).
+
+        Callers do not call it for a datagram that came in a link-layer
+        broadcast or multicast frame (``m.flags``).
+        """
         host = self.ip.host
         src = hdr.src
-        if (
-            hdr.frag_offset
-            or src == bytes(4)
-            or src[0] & 0xF0 == 0xE0
-            or src == b"\xff\xff\xff\xff"
-            or hdr.dst[0] & 0xF0 == 0xE0
-            or hdr.dst == b"\xff\xff\xff\xff"
-            or hdr.dst in host._broadcasts
+        ihl = hdr.ihl * 4
+        icmp_type = raw[ihl] if hdr.proto == IPPROTO_ICMP and len(raw) > ihl else None
+        if not icmp_proto.error_allowed(
+            src, hdr.dst, frag_offset=hdr.frag_offset, icmp_type=icmp_type,
+            dst_broadcast=hdr.dst in host._broadcasts,
         ):
+            # RFC 1122 3.2.2: never about an error, a later fragment, a
+            # broadcast or multicast, or a source that is not one host.
             self.drops["error_suppressed"] += 1
             return
-        if hdr.proto == IPPROTO_ICMP:
-            ihl = hdr.ihl * 4
-            if len(raw) > ihl and raw[ihl] in _ERROR_TYPES:
-                self.drops["error_about_error"] += 1
-                return
         # BSD's badport_bandlim: at most net.inet.icmp.icmplim errors per
         # second (0: no limit), so a flood cannot turn us into an amplifier.
         limit = host.sysctls.get("net.inet.icmp.icmplim")

@@ -149,11 +149,16 @@ class Ip:
             if done is None:
                 return
             self._reassembled += 1
-            hdr, payload = done[0], memoryview(done[1])
+            # From here on the packet is the datagram, not its last fragment:
+            # an ICMP error about it quotes m.data (RFC 792).
+            hdr, data = done
+            m.data = memoryview(hdr.emit(data))
+            hdr = attrs.evolve(hdr, ihl=5, total_length=len(m.data))
+            payload = m.data[20:]
         handler = self.protocols.get(hdr.proto)
         if handler is None:
             self.drops["noproto"] += 1
-            if hdr.dst in self.host._local_addrs:
+            if hdr.dst in self.host._local_addrs and not m.flags:
                 self.host.inet.icmp.error(
                     m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PROTO
                 )
@@ -164,7 +169,10 @@ class Ip:
     def _forward(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
         host = self.host
         dst = hdr.dst
-        if dst[0] & 0xF0 == 0xE0 or dst == BROADCAST:
+        # Never forwarded: a link-layer broadcast or multicast, an IP
+        # multicast or broadcast, or the directed broadcast of another of our
+        # subnets (BSD ip_forward, net.inet.ip.directed-broadcast=0).
+        if m.flags or dst[0] & 0xF0 == 0xE0 or dst == BROADCAST or dst in host._broadcasts:
             self.drops["not_for_us"] += 1
             return
         if host.sysctls.get("net.inet.ip.forwarding") != 1:
@@ -188,11 +196,13 @@ class Ip:
                 m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NEEDFRAG, mtu=ifp.mtu
             )
             return
-        self._forwarded += 1
         try:
             self._transmit(ifp, route.gateway or dst, out, bytes(payload))
         except NetError as exc:
+            # BSD ip_forward: ips_cantforward, not ips_forward.
             self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+        else:
+            self._forwarded += 1
 
     def _arm_reassembly(self) -> None:
         deadline = self.reassembler.next_deadline()

@@ -353,7 +353,7 @@ class Udp:
         sock = self._lookup(hdr.dst, uh.dport, hdr.src, uh.sport)
         if sock is None:
             self.drops["noport"] += 1
-            if hdr.dst in self.ip.host._local_addrs:
+            if hdr.dst in self.ip.host._local_addrs and not m.flags:
                 self.ip.host.inet.icmp.error(
                     m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT
                 )
