@@ -44,6 +44,24 @@ async def test_reset_moves_and_stop_disarms(autojump_clock: trio.testing.MockClo
         assert record == [1]
 
 
+async def test_follow_tracks_a_machines_next_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_host("h") as host:
+        fired: list[float] = []
+        c = host.callout()
+        start = trio.current_time()
+        c.follow(start + 3, lambda: fired.append(trio.current_time() - start))
+        c.follow(start + 2, lambda: fired.append(-1.0))  # moves it
+        assert c.deadline == start + 2
+        c.follow(start + 2, lambda: fired.append(-2.0))  # same deadline: left alone
+        await trio.sleep(10)
+        assert fired == [-1.0]
+        c.follow(trio.current_time() + 1, fired.append, 0.0)
+        c.follow(None, fired.append, 0.0)  # nothing due: disarmed
+        assert not c.pending
+        await trio.sleep(10)
+        assert fired == [-1.0]
+
+
 async def test_a_ticking_callout_rearms_itself_and_may_be_async(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

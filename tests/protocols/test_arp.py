@@ -20,6 +20,8 @@ from trionet.protocols.arp import (
 )
 from trionet.protocols.errors import RemoteProtocolError
 
+from protocol_checks import parse_or_reject
+
 macs = st.binary(min_size=6, max_size=6)
 ips = st.binary(min_size=4, max_size=4)
 packets = st.builds(ArpPacket, st.integers(0, 0xFFFF), macs, ips, macs, ips)
@@ -116,10 +118,7 @@ def test_we_decode_what_scapy_builds(pkt: ArpPacket) -> None:
 
 
 def _parse_or_reject(data: bytes | bytearray) -> None:
-    try:
-        ArpPacket.parse(data)
-    except RemoteProtocolError:
-        pass
+    parse_or_reject(ArpPacket.parse, data)
 
 
 @settings(max_examples=200)

@@ -20,6 +20,8 @@ from trionet.protocols.ethernet import (
     parse_mac,
 )
 
+from protocol_checks import parse_or_reject
+
 DST = bytes.fromhex("ffffffffffff")
 SRC = bytes.fromhex("020000000001")
 
@@ -168,10 +170,7 @@ def test_scapy_qinq_is_unsupported() -> None:
 
 
 def _parse_or_reject(data: bytes) -> None:
-    try:
-        EthernetHeader.parse(data)
-    except RemoteProtocolError:
-        pass
+    parse_or_reject(EthernetHeader.parse, data)
 
 
 @settings(max_examples=200)

@@ -25,6 +25,8 @@ from trionet.protocols.icmp import (
     error_allowed,
 )
 
+from protocol_checks import parse_or_reject
+
 u8 = st.integers(0, 255)
 u16 = st.integers(0, 0xFFFF)
 messages = st.builds(IcmpMessage, u8, u8, st.integers(0, 0xFFFFFFFF))
@@ -218,10 +220,7 @@ def test_we_decode_scapy_errors() -> None:
 
 
 def _parse_or_reject(data: bytes | bytearray) -> None:
-    try:
-        IcmpMessage.parse(data)
-    except RemoteProtocolError:
-        pass
+    parse_or_reject(IcmpMessage.parse, data)
 
 
 @settings(max_examples=200)

@@ -11,6 +11,8 @@ from trionet.protocols.checksum import internet_checksum, pseudo_header_sum
 from trionet.protocols.errors import RemoteProtocolError
 from trionet.protocols.udp import IPPROTO_UDP, UdpHeader
 
+from protocol_checks import parse_or_reject
+
 SRC = bytes([192, 168, 1, 1])
 DST = bytes([192, 168, 1, 2])
 
@@ -143,10 +145,7 @@ def test_we_decode_what_scapy_builds(sport: int, dport: int, payload: bytes, src
 
 
 def _parse_or_reject(data: bytes | bytearray, src: bytes = SRC, dst: bytes = DST) -> None:
-    try:
-        UdpHeader.parse(data, src, dst)
-    except RemoteProtocolError:
-        pass
+    parse_or_reject(UdpHeader.parse, data, src, dst)
 
 
 @settings(max_examples=200)

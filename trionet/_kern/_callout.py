@@ -138,6 +138,15 @@ class Callout:
         self._args = args
         self._timers._push(deadline, self)
 
+    def follow(self, deadline: float | None, fn: Callable[..., Any], *args: Any) -> None:
+        """Arm for ``deadline``, or disarm for None: how glue keeps one callout
+        on a sans-IO machine's ``next_deadline()``. Already armed for that
+        deadline, it is left alone."""
+        if deadline is None:
+            self.stop()
+        elif deadline != self._deadline:
+            self.reset_at(deadline, fn, *args)
+
     def stop(self) -> bool:
         """Disarm the callout. Returns whether it was pending.
 

@@ -157,11 +157,7 @@ class Arp:
     # timer -------------------------------------------------------------
 
     def _arm(self) -> None:
-        deadline = self.cache.next_deadline()
-        if deadline is None:
-            self._callout.stop()
-        elif self._callout.deadline != deadline:
-            self._callout.reset_at(deadline, self._expire)
+        self._callout.follow(self.cache.next_deadline(), self._expire)
 
     def _expire(self) -> None:
         exp = self.cache.expire(trio.current_time())

@@ -205,11 +205,7 @@ class Ip:
             self._forwarded += 1
 
     def _arm_reassembly(self) -> None:
-        deadline = self.reassembler.next_deadline()
-        if deadline is None:
-            self._reass_callout.stop()
-        elif self._reass_callout.deadline != deadline:
-            self._reass_callout.reset_at(deadline, self._reassembly_timeout)
+        self._reass_callout.follow(self.reassembler.next_deadline(), self._reassembly_timeout)
 
     def _reassembly_timeout(self) -> None:
         for first_hdr, first_data in self.reassembler.expire(trio.current_time()):
