@@ -134,7 +134,7 @@ class Network:
     async def add_host(
         self, name: str, *, ncpus: int = 2, loopback: bool = True
     ) -> Host:
-        """Start a host called ``name`` (with ``lo0`` up unless ``loopback=False``)."""
+        """Start a host called ``name`` (with ``lo0`` up, 127.0.0.1/8, unless ``loopback=False``)."""
         self._check_name(name)
         host = await self._stack.enter_async_context(
             open_host(name, ncpus=ncpus, invariants=self._invariants)
@@ -145,6 +145,7 @@ class Network:
 
             lo = await host.if_attach(Loopback())
             await host.ifup(lo)
+            host.ifconfig(lo.name, "127.0.0.1/8")
         return host
 
     def add_switch(self, name: str, **options: Any) -> Any:

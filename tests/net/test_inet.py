@@ -351,3 +351,21 @@ async def test_impossible_sources_are_counted_drops(autojump_clock: trio.testing
             ifp.input(ifp.lladdr + bytes(6) + b"\x08\x00" + packet)
         await trio.testing.wait_all_tasks_blocked()
         assert h1.inet.ip.statistics().drops == {"bad_source": 2, "martian": 1}
+
+
+async def test_a_host_reaches_itself_over_lo0(autojump_clock: trio.testing.MockClock) -> None:
+    async with subnet(1) as (h1,):
+        assert h1.ifunit("lo0").addrs[0].addr == bytes([127, 0, 0, 1])
+        await trio.sleep(1)
+        vnic_out = h1.ifunit("vnic0").statistics().opackets  # the gratuitous ARP
+        for target in ("127.0.0.1", "10.0.0.1"):
+            result = await h1.ping(target, count=2, interval=0.1)
+            assert result.received == 2, target
+        with h1.udp_socket() as server, h1.udp_socket() as client:
+            server.bind(("127.0.0.1", 53))
+            await client.sendto(b"q", ("127.0.0.1", 53))
+            data, (src, _) = await server.recvfrom()
+            assert (data, src) == (b"q", "127.0.0.1")
+        lo = h1.ifunit("lo0").statistics()
+        assert lo.ipackets == lo.opackets >= 6
+        assert h1.ifunit("vnic0").statistics().opackets == vnic_out  # nothing left the host

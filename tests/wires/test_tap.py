@@ -113,10 +113,21 @@ async def wait_until(predicate: Callable[[], object], what: str) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    """A fresh network namespace, deleted in teardown whatever happened."""
+    """A fresh network namespace, deleted in teardown whatever happened.
+
+    IPv6 is off in it, so the kernel sends nothing unasked (router
+    solicitations, MLD reports at random times) that a test counting frames
+    would have to allow for.
+    """
     name = f"trionet-tap-{os.getpid()}-{next(_serial)}"
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
     try:
+        subprocess.run(
+            ["ip", "netns", "exec", name, "sh", "-c",
+             "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6;"
+             " echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"],
+            check=True, capture_output=True,
+        )
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
