@@ -1,4 +1,4 @@
-"""The one exception sans-IO protocol code raises for bad input.
+"""The exceptions of sans-IO protocol code: bad input, and misuse by the caller.
 
 Every parser in ``protocols/`` checks lengths before reading a field and
 raises :class:`RemoteProtocolError` (never ``IndexError``, ``struct.error`` or
@@ -8,7 +8,7 @@ drop under ``reason``, and carries on: no input may crash a thread.
 
 from __future__ import annotations
 
-__all__ = ["RemoteProtocolError"]
+__all__ = ["LocalProtocolError", "RemoteProtocolError"]
 
 
 class RemoteProtocolError(Exception):
@@ -22,3 +22,8 @@ class RemoteProtocolError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class LocalProtocolError(Exception):
+    """The caller asked for something the machine's state forbids (sending
+    after ``close``, connecting twice...). h11's name for the same thing."""

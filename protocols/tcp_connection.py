@@ -1,0 +1,1417 @@
+"""A sans-IO TCP connection (RFC 9293), with RFC 6298, 5681, 6582, 7323, 2018 and 5961.
+
+Theory of operation
+===================
+
+A :class:`TcpConnection` is one connection's TCB and nothing else: it never
+sends, sleeps or reads a clock. The glue calls one of its methods with
+``now`` and gets a :class:`TcpOutput`: segments to send (headers with their
+payloads; the glue emits them with :meth:`.tcp.TcpHeader.emit` and the
+addresses it knows), :class:`TcpEvent` values, data read, and the next
+deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
+
+1. Opening. :meth:`~TcpConnection.connect` is an active open (SYN_SENT);
+   :meth:`~TcpConnection.accept` a passive open from a listener's SYN
+   (SYN_RECEIVED; the LISTEN state belongs to the listener in the glue).
+   A SYN received in SYN_SENT without ACK is a simultaneous open: both sides
+   pass through SYN_RECEIVED. The ISN is the caller's (RFC 6528:
+   :func:`.tcp.isn_rfc6528`); so is the timestamp clock offset.
+2. Sequence numbers are kept *unwrapped* inside the machine: Python ints
+   that keep growing past 2**32, so comparisons are plain ``<``. A received
+   32-bit number is unwrapped against a reference known to be within 2**31
+   of it (``snd_una`` for ACKs, ``rcv_nxt`` for sequence numbers) and sent
+   as ``x & 0xFFFFFFFF``. Properties such as :attr:`~TcpConnection.snd_una`
+   give the 32-bit wire values.
+3. Input follows RFC 9293 3.10.7 step by step: (PAWS) sequence check, RST,
+   SYN, ACK, text, FIN. RSTs and SYNs follow RFC 5961: a RST is accepted only
+   at exactly ``rcv_nxt``, one elsewhere in the window and any SYN in a
+   synchronized state draw a challenge ACK (at most
+   ``challenge_ack_limit`` a second); ACKs older than ``snd_una`` by more
+   than the largest window the peer advertised draw one too. A SYN at the
+   peer's ISN is a duplicate of the one we know and is stripped (BSD), which
+   is how crossed SYN-ACKs of a simultaneous open become plain ACKs.
+4. Output is one routine (BSD ``tcp_output``): it sends what the send
+   window (``min(snd_wnd, cwnd)``), Nagle (off with ``nodelay``) and
+   sender-side SWS avoidance allow, a FIN after the last byte once
+   :meth:`~TcpConnection.close` was called, and a pure ACK if one is owed and
+   nothing else carried it. Every segment carries the current ACK, window,
+   timestamps and SACK blocks.
+5. Timers are absolute deadlines (``None`` = stopped): retransmission (RFC
+   6298: SRTT/RTTVAR, ``min_rto``, Karn's rule, doubling backoff, give up
+   after ``max_retries``; go-back-N from ``snd_una`` in slow start after a
+   timeout), persist (zero-window probes: a segment at ``snd_una - 1`` that
+   the peer must ACK; or, with a small non-zero window that SWS avoidance
+   would not fill, a forced send), delayed ACK, TIME_WAIT (2 MSL), and the
+   user timeout (RFC 5482: data unacknowledged that long drops the
+   connection).
+6. Loss recovery: three duplicate ACKs (RFC 5681 3.2) trigger a fast
+   retransmit and NewReno fast recovery (RFC 6582): inflate by one SMSS per
+   further duplicate, retransmit at each partial ACK and deflate, leave on an
+   ACK covering ``recover``. The window *policy* (slow start, congestion
+   avoidance, the decrease) is a pluggable :class:`.tcp_cc.CongestionControl`:
+   NewReno by default, :class:`.tcp_cc.Cubic` available.
+7. Receiving: in-order data goes to a receive buffer the application drains
+   with :meth:`~TcpConnection.read`; out-of-order data waits in a sorted list
+   of merged blocks, reported with SACK blocks (RFC 2018: the block holding
+   the newest segment first, then the most recently reported ones). ACKs are
+   delayed up to ``delayed_ack`` seconds, except for every second full-sized
+   segment, out-of-order and gap-filling segments, and FINs (RFC 5681 4.2,
+   RFC 9293 3.8.6.3). The window never shrinks and grows only by at least
+   ``min(mss, recv_buffer / 2)`` (receiver SWS avoidance).
+
+Bounds: the receive buffer and out-of-order data together hold at most
+``recv_buffer`` bytes (data is accepted only inside the advertised window,
+which never exceeds the free space), in at most ``max_ooo_blocks`` blocks;
+the send buffer holds at most ``send_buffer`` bytes (:meth:`send` takes what
+fits and says how much). One call returns at most one window's worth of
+segments (``min(snd_wnd, cwnd)``, bounded by ``send_buffer``) plus one ACK.
+Work per segment is O(SACK blocks + out-of-order blocks touched) apart
+from copying its bytes.
+
+Every method is total over its documented inputs: :meth:`receive` never
+raises for any header :meth:`.tcp.TcpHeader.parse` can return, whatever the
+state; misuse by the caller raises :class:`LocalProtocolError` or
+``ValueError``.
+
+Implemented and tested: everything above. Not implemented:
+
+- SACK-based loss recovery (RFC 6675): SACK blocks are sent for
+  out-of-order data and received blocks are parsed, but the sender recovers
+  with NewReno only (it does not use a scoreboard). D-SACK (RFC 2883) no.
+- Limited transmit (RFC 3042), RACK-TLP (RFC 8985), F-RTO/Eifel, ECN
+  (RFC 3168), TCP Fast Open, urgent data (the urgent pointer is ignored and
+  the data delivered inline, as RFC 6093 recommends), keepalives, path MTU
+  discovery, the 24-day PAWS idle rule (RFC 7323 5.5), and data carried on
+  SYN segments (it is not acknowledged, so the peer sends it again).
+- A non-RST segment without timestamps on a connection that negotiated them
+  is accepted (Divergence: RFC 7323 3.2 says SHOULD drop; Linux accepts).
+- A RST in TIME_WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
+
+DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_output.c``,
+``tcp_timer.c`` (``tcp_timer_rexmt``, ``tcp_timer_persist``),
+``tcp_subr.c`` (``tcp_drop``, ``tcp_close``), ``tcp_sack.c``.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+from collections.abc import Callable
+
+import attrs
+
+from .tcp import (
+    MAX_SACK_BLOCKS,
+    NO_OPTIONS,
+    SEQ_MASK,
+    TcpFlags,
+    TcpHeader,
+    TcpOptions,
+    seq_diff,
+    seq_lt,
+)
+from .errors import LocalProtocolError
+from .tcp_cc import CongestionControl, NewReno
+
+__all__ = [
+    "MIN_MSS",
+    "LocalProtocolError",
+    "TcpConfig",
+    "TcpConnection",
+    "TcpEvent",
+    "TcpOutput",
+    "TcpState",
+    "TcpStatistics",
+    "is_connection_request",
+]
+
+#: The smallest peer MSS we accept; smaller ones are raised to it, so every
+#: data segment carries at least 24 bytes even with 40 bytes of options.
+#: (Linux clamps at 48 since CVE-2019-11477 for the same reason.)
+MIN_MSS = 64
+#: RFC 9293 3.7.1: the MSS to assume when the peer's SYN has none (IPv4).
+DEFAULT_MSS = 536
+_MAX_WSCALE = 14  # RFC 7323 2.3
+_TS_OPTION_LEN = 12  # NOP NOP kind len tsval tsecr
+
+_SYN = TcpFlags.SYN
+_ACK = TcpFlags.ACK
+_FIN = TcpFlags.FIN
+_RST = TcpFlags.RST
+_PSH = TcpFlags.PSH
+
+
+class TcpState(enum.Enum):
+    """RFC 9293 3.3.2's states (LISTEN lives in the listener, not here)."""
+
+    CLOSED = "CLOSED"
+    SYN_SENT = "SYN_SENT"
+    SYN_RECEIVED = "SYN_RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN_WAIT_1"
+    FIN_WAIT_2 = "FIN_WAIT_2"
+    CLOSE_WAIT = "CLOSE_WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST_ACK"
+    TIME_WAIT = "TIME_WAIT"
+
+
+_S = TcpState
+#: States in which the peer may still send us data.
+_RECEIVING = frozenset({_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2})
+#: States in which the application may still send.
+_SENDING = frozenset({_S.SYN_SENT, _S.SYN_RECEIVED, _S.ESTABLISHED, _S.CLOSE_WAIT})
+#: Where close() leads (RFC 9293 3.10.4); SYN_RECEIVED queues the FIN.
+_CLOSE_NEXT = {_S.ESTABLISHED: _S.FIN_WAIT_1, _S.CLOSE_WAIT: _S.LAST_ACK}
+#: Where an in-order FIN leads (RFC 9293 3.10.7.4, eighth step).
+_FIN_NEXT = {
+    _S.ESTABLISHED: _S.CLOSE_WAIT,
+    _S.FIN_WAIT_1: _S.CLOSING,
+    _S.FIN_WAIT_2: _S.TIME_WAIT,
+}
+#: Where the ACK of our FIN leads (fifth step).
+_FIN_ACKED_NEXT = {
+    _S.FIN_WAIT_1: _S.FIN_WAIT_2,
+    _S.CLOSING: _S.TIME_WAIT,
+    _S.LAST_ACK: _S.CLOSED,
+}
+
+
+class TcpEvent(enum.Enum):
+    """What happened, for the glue (in :attr:`TcpOutput.events`).
+
+    - ``CONNECTED``: the handshake completed (ESTABLISHED reached).
+    - ``DATA``: new in-order data can be :meth:`~TcpConnection.read`.
+    - ``EOF``: the peer's FIN arrived in order: after the buffered data,
+      reads return ``b""``.
+    - ``WRITABLE``: an ACK freed send-buffer space.
+    - ``RESET``: the peer reset the connection (``error`` is
+      ``ECONNREFUSED`` before it was established, ``ECONNRESET`` after).
+    - ``TIMEOUT``: retransmissions or the user timeout ran out
+      (``error`` is ``ETIMEDOUT``).
+    - ``CLOSED``: the machine reached CLOSED, for whatever reason (always
+      the last event; the glue frees the connection).
+    """
+
+    CONNECTED = "connected"
+    DATA = "data"
+    EOF = "eof"
+    WRITABLE = "writable"
+    RESET = "reset"
+    TIMEOUT = "timeout"
+    CLOSED = "closed"
+
+
+def _check_cc(instance: object, attribute: object, value: object) -> None:
+    if not callable(value):
+        raise TypeError("congestion_control must be a callable taking smss (a CongestionControl class)")
+
+
+@attrs.frozen(kw_only=True)
+class TcpConfig:
+    """A connection's options (the sysctls and socket options of a BSD TCP).
+
+    Attributes:
+        mss: the MSS we advertise and the largest payload we send.
+        send_buffer, recv_buffer: buffer sizes in bytes (the receive buffer
+            bounds the window; at most 2**30, window scaling's limit).
+        window_scaling, timestamps, sack: offer RFC 7323 window scaling and
+            timestamps and RFC 2018 SACK (each used only if the peer agrees).
+        nodelay: disable Nagle's algorithm (``TCP_NODELAY``).
+        delayed_ack: the delayed-ACK timeout in seconds (0: ACK every
+            segment at once); RFC 9293 allows at most 0.5, 0.2 is usual.
+        min_rto, max_rto, initial_rto: RFC 6298 bounds and initial value.
+        clock_granularity: G in RFC 6298's RTO formula.
+        max_retries: retransmission timeouts of one segment before giving
+            up (BSD ``TCP_MAXRXTSHIFT`` 12).
+        max_syn_retries: the same for SYN and SYN-ACK.
+        msl: the maximum segment lifetime; TIME_WAIT lasts ``2 * msl``.
+        user_timeout: seconds data may stay unacknowledged before the
+            connection is dropped (RFC 5482), or ``None``.
+        challenge_ack_limit: challenge ACKs sent per second at most (RFC
+            5961 10).
+        max_ooo_blocks: out-of-order blocks held (beyond, new out-of-order
+            segments are dropped and counted).
+        congestion_control: a :class:`.tcp_cc.CongestionControl` subclass
+            (or a callable taking ``smss``).
+    """
+
+    mss: int = attrs.field(default=1460, validator=[attrs.validators.ge(MIN_MSS), attrs.validators.le(65495)])
+    send_buffer: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1))
+    recv_buffer: int = attrs.field(
+        default=256 * 1024, validator=[attrs.validators.ge(1), attrs.validators.le(1 << 30)]
+    )
+    window_scaling: bool = True
+    timestamps: bool = True
+    sack: bool = True
+    nodelay: bool = False
+    delayed_ack: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0), attrs.validators.le(0.5)])
+    min_rto: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    max_rto: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    initial_rto: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    clock_granularity: float = attrs.field(default=0.001, validator=attrs.validators.ge(0))
+    max_retries: int = attrs.field(default=12, validator=attrs.validators.ge(1))
+    max_syn_retries: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    msl: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    user_timeout: float | None = None
+    challenge_ack_limit: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    max_ooo_blocks: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    congestion_control: Callable[[int], CongestionControl] = attrs.field(default=NewReno, validator=_check_cc)
+
+
+@attrs.frozen
+class TcpOutput:
+    """What one call asks of the glue.
+
+    Attributes:
+        segments: ``(header, payload)`` pairs to send, in order.
+        events: what happened, in order.
+        deadline: when to call :meth:`TcpConnection.on_timer` next, or
+            ``None`` with no timer running.
+        data: the bytes :meth:`TcpConnection.read` returned.
+        accepted: the bytes :meth:`TcpConnection.send` took.
+    """
+
+    segments: tuple[tuple[TcpHeader, bytes], ...] = ()
+    events: tuple[TcpEvent, ...] = ()
+    deadline: float | None = None
+    data: bytes = b""
+    accepted: int = 0
+
+
+@attrs.frozen
+class TcpStatistics:
+    """Counters of one connection.
+
+    Attributes:
+        segments_sent, segments_received: all segments.
+        bytes_sent: new payload bytes sent (not retransmissions).
+        bytes_retransmitted: payload bytes sent again.
+        bytes_received: payload bytes delivered in order.
+        retransmits: segments sent again (timeouts, fast and partial-ACK
+            retransmits, go-back-N).
+        fast_retransmits: fast retransmits (entries into fast recovery).
+        timeouts: retransmission-timer expirations.
+        dup_acks: duplicate ACKs received (RFC 5681 definition).
+        rtt_samples: RTT measurements taken.
+        unacceptable: segments failing the sequence check (answered with an ACK).
+        paws_dropped: segments dropped by PAWS.
+        challenge_acks: challenge ACKs sent (RFC 5961).
+        challenge_acks_suppressed: challenge ACKs not sent, over the limit.
+        ooo_segments: out-of-order segments queued.
+        ooo_dropped: out-of-order segments dropped (block limit).
+        window_probes: zero-window probes sent.
+    """
+
+    segments_sent: int = 0
+    segments_received: int = 0
+    bytes_sent: int = 0
+    bytes_retransmitted: int = 0
+    bytes_received: int = 0
+    retransmits: int = 0
+    fast_retransmits: int = 0
+    timeouts: int = 0
+    dup_acks: int = 0
+    rtt_samples: int = 0
+    unacceptable: int = 0
+    paws_dropped: int = 0
+    challenge_acks: int = 0
+    challenge_acks_suppressed: int = 0
+    ooo_segments: int = 0
+    ooo_dropped: int = 0
+    window_probes: int = 0
+
+
+def is_connection_request(header: TcpHeader) -> bool:
+    """Whether ``header`` may open a connection: SYN without ACK, RST or FIN."""
+    return header.flags & (_SYN | _ACK | _RST | _FIN) == _SYN
+
+
+def _scale_for(buffer: int) -> int:
+    shift = 0
+    while shift < _MAX_WSCALE and buffer >> shift > 0xFFFF:
+        shift += 1
+    return shift
+
+
+####################################################################
+# The machine
+####################################################################
+
+
+class TcpConnection:
+    """One TCP connection's state machine: see the module's theory of operation.
+
+    Args:
+        local_port, remote_port: the ports (the addresses are the glue's).
+        iss: our initial sequence number, 0..2**32-1.
+        config: options.
+        ts_offset: added to our millisecond timestamp clock (RFC 7323 5.4
+            recommends a random per-connection offset).
+
+    Not thread-safe: the glue calls it from the one protocol thread that
+    owns the connection. ``now`` must never decrease between calls.
+    """
+
+    def __init__(
+        self,
+        local_port: int,
+        remote_port: int,
+        *,
+        iss: int,
+        config: TcpConfig | None = None,
+        ts_offset: int = 0,
+    ) -> None:
+        if not (0 <= local_port <= 0xFFFF and 0 <= remote_port <= 0xFFFF):
+            raise ValueError("ports must be 0..65535")
+        if not 0 <= iss <= SEQ_MASK:
+            raise ValueError(f"iss must be 0..2**32-1, got {iss}")
+        self.config = config = config if config is not None else TcpConfig()
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.error: int | None = None
+        self._state = _S.CLOSED
+        self._now = 0.0
+        self._ts_offset = ts_offset
+        # Send sequence space (unwrapped).
+        self._iss = iss
+        self._snd_una = self._snd_nxt = self._snd_max = iss
+        self._snd_wnd = 0
+        self._max_sndwnd = 0
+        self._snd_wl1 = self._snd_wl2 = 0
+        self._sndbuf = bytearray()
+        self._sb_base = iss + 1  # sequence number of _sndbuf[0]
+        self._fin_queued = False
+        # Receive sequence space (unwrapped; meaningful once _irs is known).
+        self._irs = 0
+        self._rcv_nxt = 0
+        self._rcv_adv = 0  # right edge of the window we advertised
+        self._rcvbuf = bytearray()
+        self._ooo: list[list] = []  # [start, bytearray], sorted, disjoint, not touching
+        self._sack_recent: list[int] = []
+        self._rcv_fin: int | None = None
+        self._eof = False
+        # Options.
+        self._rcv_scale = _scale_for(config.recv_buffer) if config.window_scaling else 0
+        self._snd_scale = 0
+        self._wscale_ok = False
+        self._opened_passively = False
+        self._ts_ok = False
+        self._ts_recent = 0
+        self._last_ack_sent = 0
+        self._sack_ok = False
+        self._peer_mss = DEFAULT_MSS
+        # Congestion control, created when the connection is established.
+        self._cc: CongestionControl | None = None
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = iss
+        self._partial_seen = False
+        # RTT estimation (RFC 6298).
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self._rto = config.initial_rto
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._rxtshift = 0
+        self._syn_timed_out = False
+        # Timers: absolute deadlines, None when stopped.
+        self._t_rexmt: float | None = None
+        self._t_persist: float | None = None
+        self._persist_shift = 0
+        self._t_delack: float | None = None
+        self._t_2msl: float | None = None
+        self._stall_since: float | None = None
+        # ACK generation.
+        self._ack_now = False
+        self._rcv_unacked = 0
+        self._rcv_mss = min(config.mss, DEFAULT_MSS)
+        self._chack_second = -1.0
+        self._chack_count = 0
+        # Output of the current call.
+        self._segments: list[tuple[TcpHeader, bytes]] = []
+        self._events: list[TcpEvent] = []
+        self._stats = dict.fromkeys(attrs.fields_dict(TcpStatistics), 0)
+
+    ####################################################################
+    # Read-only views
+    ####################################################################
+
+    @property
+    def state(self) -> TcpState:
+        return self._state
+
+    @property
+    def snd_una(self) -> int:
+        """The oldest unacknowledged sequence number (32-bit)."""
+        return self._snd_una & SEQ_MASK
+
+    @property
+    def snd_nxt(self) -> int:
+        """The next sequence number to send (32-bit)."""
+        return self._snd_nxt & SEQ_MASK
+
+    @property
+    def snd_max(self) -> int:
+        """One past the highest sequence number sent (32-bit)."""
+        return self._snd_max & SEQ_MASK
+
+    @property
+    def rcv_nxt(self) -> int:
+        """The next sequence number expected (32-bit)."""
+        return self._rcv_nxt & SEQ_MASK
+
+    @property
+    def snd_wnd(self) -> int:
+        """The peer's window in bytes (scaled)."""
+        return self._snd_wnd
+
+    @property
+    def rcv_wnd(self) -> int:
+        """The window we last advertised, in bytes from ``rcv_nxt``."""
+        return self._rcv_adv - self._rcv_nxt
+
+    @property
+    def srtt(self) -> float | None:
+        return self._srtt
+
+    @property
+    def rttvar(self) -> float:
+        return self._rttvar
+
+    @property
+    def rto(self) -> float:
+        """The current retransmission timeout, backoff included."""
+        return self._rto
+
+    @property
+    def cwnd(self) -> int | None:
+        return self._cc.cwnd if self._cc is not None else None
+
+    @property
+    def ssthresh(self) -> int | None:
+        return self._cc.ssthresh if self._cc is not None else None
+
+    @property
+    def congestion_control(self) -> CongestionControl | None:
+        return self._cc
+
+    @property
+    def in_recovery(self) -> bool:
+        return self._in_recovery
+
+    @property
+    def smss(self) -> int:
+        """Payload bytes in a full-sized segment we send (after the timestamps option)."""
+        return min(self._peer_mss, self.config.mss) - (_TS_OPTION_LEN if self._ts_ok else 0)
+
+    @property
+    def timestamps_enabled(self) -> bool:
+        return self._ts_ok
+
+    @property
+    def sack_enabled(self) -> bool:
+        return self._sack_ok
+
+    @property
+    def window_scales(self) -> tuple[int, int]:
+        """``(send, receive)`` shifts in use."""
+        return self._snd_scale, self._rcv_scale
+
+    @property
+    def readable(self) -> int:
+        """Bytes :meth:`read` can return now."""
+        return len(self._rcvbuf)
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer's FIN arrived and every byte before it was read."""
+        return self._eof and not self._rcvbuf
+
+    @property
+    def send_space(self) -> int:
+        """Bytes :meth:`send` would take now."""
+        return self.config.send_buffer - len(self._sndbuf)
+
+    @property
+    def unsent(self) -> int:
+        """Bytes buffered and not yet sent once."""
+        return max(0, self._sb_base + len(self._sndbuf) - self._snd_max)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes in the send buffer (sent but unacknowledged, and unsent)."""
+        return len(self._sndbuf)
+
+    @property
+    def ooo_bytes(self) -> int:
+        """Out-of-order bytes held for reassembly."""
+        return sum(len(b) for _, b in self._ooo)
+
+    def statistics(self) -> TcpStatistics:
+        """A snapshot of the counters."""
+        return TcpStatistics(**self._stats)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` next has work, or ``None``."""
+        best = None
+        for t in (self._t_rexmt, self._t_persist, self._t_delack, self._t_2msl):
+            if t is not None and (best is None or t < best):
+                best = t
+        ut = self.config.user_timeout
+        if ut is not None and self._stall_since is not None:
+            t = self._stall_since + ut
+            if best is None or t < best:
+                best = t
+        return best
+
+    ####################################################################
+    # User calls (RFC 9293 3.10.1-3.10.5)
+    ####################################################################
+
+    def connect(self, now: float) -> TcpOutput:
+        """Active open: send a SYN.
+
+        Raises:
+            LocalProtocolError: the connection was opened before.
+        """
+        self._now = now
+        if self._state is not _S.CLOSED or self._snd_max != self._iss:
+            raise LocalProtocolError("connect() on a connection that was already opened")
+        self._state = _S.SYN_SENT
+        self._output()
+        return self._flush()
+
+    def accept(self, header: TcpHeader, payload: bytes | bytearray | memoryview, now: float) -> TcpOutput:
+        """Passive open from a listener's SYN: answer with a SYN-ACK.
+
+        Data on the SYN is not accepted (not acknowledged; the peer sends it
+        again after the handshake).
+
+        Raises:
+            ValueError: ``header`` is not a connection request
+                (:func:`is_connection_request`).
+            LocalProtocolError: the connection was opened before.
+        """
+        self._now = now
+        if not is_connection_request(header):
+            raise ValueError(f"accept() needs a SYN without ACK, RST or FIN, got {header.flags!r}")
+        if self._state is not _S.CLOSED or self._snd_max != self._iss:
+            raise LocalProtocolError("accept() on a connection that was already opened")
+        self._stats["segments_received"] += 1
+        self._learn_syn(header, offered=True)
+        self._snd_wnd = header.window  # never scaled in a SYN (RFC 7323 2.2)
+        self._max_sndwnd = header.window
+        self._snd_wl1 = self._irs
+        self._snd_wl2 = self._iss
+        self._state = _S.SYN_RECEIVED
+        self._output()
+        return self._flush()
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> TcpOutput:
+        """Queue ``data`` for sending; as much as fits in the send buffer.
+
+        Returns:
+            An output whose ``accepted`` says how many bytes were taken
+            (0 when the buffer is full: wait for ``WRITABLE``).
+
+        Raises:
+            LocalProtocolError: the connection is not open for sending
+                (closed, reset, or :meth:`close` was called).
+        """
+        self._now = now
+        if self._state not in _SENDING or self._fin_queued:
+            raise LocalProtocolError(f"cannot send in state {self._state.name}" + (" after close()" if self._fin_queued else ""))
+        n = min(len(data), self.config.send_buffer - len(self._sndbuf))
+        if n > 0:
+            self._sndbuf += memoryview(data)[:n]
+            self._output()
+        return self._flush(accepted=n)
+
+    def read(self, max_bytes: int, now: float) -> TcpOutput:
+        """Take up to ``max_bytes`` of received data (``data`` in the output).
+
+        Sends a window update if reading opened the window enough (by at
+        least ``min(2 * mss, recv_buffer / 2)``).
+
+        Raises:
+            ValueError: ``max_bytes`` is less than 1.
+        """
+        self._now = now
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        buf = self._rcvbuf
+        data = bytes(buf[:max_bytes])
+        del buf[:max_bytes]
+        if data and self._state in _RECEIVING and not self._eof:
+            space = self.config.recv_buffer - len(buf)
+            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * self.config.mss, self.config.recv_buffer // 2):
+                self._ack_now = True
+                self._output()
+        return self._flush(data=data)
+
+    def close(self, now: float) -> TcpOutput:
+        """Half-close: send a FIN after the queued data (``send_eof``).
+
+        Reading goes on until the peer's FIN. Idempotent. Before the
+        handshake completes the FIN waits for it (FIN_WAIT_1 follows
+        ESTABLISHED at once), except in SYN_SENT with nothing queued, where
+        the connection just ends. (Divergence: RFC 9293 3.10.4 deletes the
+        TCB in SYN_SENT even with queued data; we send the data first, as
+        for SYN_RECEIVED.)
+        """
+        self._now = now
+        st = self._state
+        if st is _S.SYN_SENT and not self._sndbuf:
+            self._enter_closed()
+        elif not self._fin_queued and (st in _CLOSE_NEXT or st in (_S.SYN_SENT, _S.SYN_RECEIVED)):
+            self._fin_queued = True
+            if st in _CLOSE_NEXT:
+                self._state = _CLOSE_NEXT[st]
+            self._output()
+        return self._flush()
+
+    def abort(self, now: float) -> TcpOutput:
+        """Reset the connection: send a RST (if synchronized) and close at once.
+
+        Buffered data is discarded. A no-op on a closed connection.
+        """
+        self._now = now
+        st = self._state
+        if st in (_S.SYN_RECEIVED, _S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT):
+            self._send_rst(self._snd_max & SEQ_MASK)
+        if st is not _S.CLOSED:
+            self._enter_closed()
+        return self._flush()
+
+    def on_timer(self, now: float) -> TcpOutput:
+        """Run every timer whose deadline is at or before ``now``.
+
+        Safe to call at any time; it does nothing if nothing is due.
+        """
+        self._now = now
+        if self._t_2msl is not None and now >= self._t_2msl:
+            self._enter_closed()
+            return self._flush()
+        ut = self.config.user_timeout
+        if ut is not None and self._stall_since is not None and now >= self._stall_since + ut:
+            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
+            return self._flush()
+        if self._t_rexmt is not None and now >= self._t_rexmt:
+            self._t_rexmt = None
+            self._rexmt_expired()
+        if self._t_persist is not None and now >= self._t_persist:
+            self._t_persist = None
+            self._persist_expired()
+        if self._t_delack is not None and now >= self._t_delack:
+            self._t_delack = None
+            self._ack_now = True
+        self._output()
+        return self._flush()
+
+    ####################################################################
+    # Input (RFC 9293 3.10.7)
+    ####################################################################
+
+    def receive(self, header: TcpHeader, payload: bytes | bytearray | memoryview, now: float) -> TcpOutput:
+        """Process one received segment (ports already matched by the glue).
+
+        Never raises for a header :meth:`.tcp.TcpHeader.parse` returned:
+        unacceptable segments are answered (ACK, challenge ACK or RST, as
+        RFC 9293 and 5961 say), counted and dropped.
+        """
+        self._now = now
+        self._stats["segments_received"] += 1
+        st = self._state
+        if st is _S.CLOSED:
+            if not header.flags & _RST:
+                # RFC 9293 3.10.7.1, as for a segment that found no connection.
+                if header.flags & _ACK:
+                    self._send_rst(header.ack)
+                else:
+                    seglen = len(payload) + bool(header.flags & _SYN) + bool(header.flags & _FIN)
+                    self._emit(0, _RST | _ACK, ack=(header.seq + seglen) & SEQ_MASK)
+        elif st is _S.SYN_SENT:
+            self._syn_sent_input(header, payload)
+        else:
+            self._synchronized_input(header, payload)
+        if self._state is not _S.CLOSED:
+            self._output()
+        return self._flush()
+
+    def _syn_sent_input(self, h: TcpHeader, payload: bytes | bytearray | memoryview) -> None:
+        flags = h.flags
+        ack = None
+        if flags & _ACK:
+            ack = self._snd_una + seq_diff(h.ack, self._snd_una & SEQ_MASK)
+            if ack <= self._iss or ack > self._snd_max:
+                if not flags & _RST:
+                    self._send_rst(h.ack)
+                return
+        if flags & _RST:
+            if ack is not None:
+                self._drop(errno.ECONNREFUSED, TcpEvent.RESET)
+            return
+        if not flags & _SYN:
+            return
+        self._learn_syn(h, offered=False)
+        self._snd_wnd = self._max_sndwnd = h.window
+        self._snd_wl1 = self._irs
+        if ack is not None:
+            self._snd_wl2 = ack
+            self._ack_received(ack, h)
+            self._establish()
+            self._ack_now = True
+        else:
+            # Simultaneous open: send our SYN again, now with an ACK.
+            self._snd_wl2 = self._iss
+            self._state = _S.SYN_RECEIVED
+            self._snd_nxt = self._iss
+            self._t_rexmt = None
+
+    def _synchronized_input(self, h: TcpHeader, payload: bytes | bytearray | memoryview) -> None:
+        st = self._state
+        flags = h.flags
+        syn = bool(flags & _SYN)
+        fin = bool(flags & _FIN)
+        rst = bool(flags & _RST)
+        rcv_nxt = self._rcv_nxt
+        seq = rcv_nxt + seq_diff(h.seq, rcv_nxt & SEQ_MASK)
+        if syn and seq == self._irs:
+            if st is _S.SYN_RECEIVED and not flags & (_ACK | _RST):
+                # The peer's SYN again: our SYN-ACK was lost; send it again.
+                self._snd_nxt = self._iss
+                return
+            # A duplicate of the SYN we know (crossed SYN-ACKs, a lost ACK):
+            # strip it (BSD tcp_input "drop SYN").
+            syn = False
+            seq += 1
+        data = memoryview(payload)
+        orig_seq = seq
+
+        # First: PAWS (RFC 7323 5.3), then the sequence number check.
+        ts = h.options.timestamps
+        if self._ts_ok and ts is not None and not rst and seq_lt(ts[0], self._ts_recent):
+            self._stats["paws_dropped"] += 1
+            self._ack_now = True
+            return
+        wnd = self._rcv_adv - rcv_nxt
+        seglen = len(data) + syn + fin
+        if seglen == 0:
+            ok = seq == rcv_nxt if wnd <= 0 else rcv_nxt <= seq < rcv_nxt + wnd
+        elif wnd <= 0:
+            # RFC 9293: with a zero window, still process the ACK (and RST)
+            # of a segment at rcv_nxt; its data is trimmed below.
+            ok = seq == rcv_nxt
+        else:
+            end = rcv_nxt + wnd
+            ok = rcv_nxt <= seq < end or rcv_nxt <= seq + seglen - 1 < end
+        if not ok:
+            if not rst:
+                self._stats["unacceptable"] += 1
+                self._ack_now = True
+                if st is _S.TIME_WAIT and fin:
+                    self._t_2msl = self._now + 2 * self.config.msl
+            return
+        # Trim to the window.
+        if seq < rcv_nxt:
+            cut = rcv_nxt - seq
+            if syn:
+                syn = False
+                cut -= 1
+                seq += 1
+            if cut > len(data):
+                fin = False  # an old FIN
+                cut = len(data)
+            data = data[cut:]
+            seq += cut
+            self._ack_now = True
+        if seq + len(data) > self._rcv_adv:
+            data = data[: max(0, self._rcv_adv - seq)]
+            fin = False
+            self._ack_now = True
+
+        # Second: RST (RFC 5961 3.2).
+        if rst:
+            if seq == rcv_nxt:
+                if st is not _S.TIME_WAIT:  # RFC 1337
+                    # The handshake never completed: "refused".
+                    err = errno.ECONNREFUSED if st is _S.SYN_RECEIVED else errno.ECONNRESET
+                    self._drop(err, TcpEvent.RESET)
+            else:
+                self._challenge_ack()
+            return
+        # Fourth: SYN (RFC 5961 4.2).
+        if syn:
+            self._challenge_ack()
+            return
+        # Fifth: ACK.
+        if not flags & _ACK:
+            return
+        if ts is not None and self._ts_ok and orig_seq <= self._last_ack_sent:
+            self._ts_recent = ts[0]  # RFC 7323 4.3 (PAWS passed: not older)
+        ack = self._snd_una + seq_diff(h.ack, self._snd_una & SEQ_MASK)
+        if st is _S.SYN_RECEIVED:
+            if not self._snd_una < ack <= self._snd_max:
+                self._send_rst(h.ack)
+                return
+            self._snd_wnd = h.window << self._snd_scale
+            self._max_sndwnd = max(self._max_sndwnd, self._snd_wnd)
+            self._snd_wl1, self._snd_wl2 = seq, ack
+            self._establish()
+        if not self._ack_input(ack, h, seq, len(data), fin):
+            return
+        # Sixth (URG) ignored; seventh: text; eighth: FIN.
+        st = self._state
+        if st not in _RECEIVING or self._eof:
+            return
+        if data:
+            self._data_input(seq, data)
+        if fin and self._rcv_fin is None and seq + len(data) >= self._rcv_nxt:
+            self._rcv_fin = seq + len(data)
+            self._ack_now = True
+        if self._rcv_fin is not None and self._rcv_fin == self._rcv_nxt:
+            self._fin_input()
+
+    def _ack_input(self, ack: int, h: TcpHeader, seq: int, datalen: int, fin: bool) -> bool:
+        """RFC 9293 3.10.7.4 fifth step for synchronized states; False: drop the segment."""
+        snd_una = self._snd_una
+        if ack > self._snd_max:
+            self._ack_now = True
+            return False
+        if ack < snd_una - self._max_sndwnd:
+            self._challenge_ack()  # RFC 5961 5.2
+            return False
+        window = h.window << self._snd_scale
+        if ack > snd_una:
+            self._ack_received(ack, h)
+        elif (
+            ack == snd_una and datalen == 0 and not fin and window == self._snd_wnd
+            and self._snd_max > snd_una and self._state is not _S.TIME_WAIT
+        ):
+            self._dup_ack()
+        elif not self._in_recovery:
+            self._dupacks = 0
+        # Window update (RFC 9293 3.10.7.4).
+        if self._snd_wl1 < seq or (self._snd_wl1 == seq and self._snd_wl2 <= ack):
+            self._snd_wnd = window
+            self._snd_wl1, self._snd_wl2 = seq, ack
+            if window > self._max_sndwnd:
+                self._max_sndwnd = window
+        # Our FIN acknowledged?
+        st = self._state
+        if self._fin_queued and self._snd_una > self._sb_base + len(self._sndbuf) and st in _FIN_ACKED_NEXT:
+            nxt = _FIN_ACKED_NEXT[st]
+            if nxt is _S.CLOSED:
+                self._enter_closed()
+                return False
+            if nxt is _S.TIME_WAIT:
+                self._enter_time_wait()
+            else:
+                self._state = nxt
+        return True
+
+    def _ack_received(self, ack: int, h: TcpHeader) -> None:
+        """``ack`` acknowledges new data (snd_una < ack <= snd_max)."""
+        now = self._now
+        snd_una = self._snd_una
+        acked = ack - snd_una
+        flight = self._snd_max - snd_una
+        # RTT (RFC 6298 with RFC 7323 timestamps, or one timed segment: Karn).
+        ts = h.options.timestamps
+        if self._ts_ok and ts is not None and ts[1]:
+            rtt = (self._ts_now() - ts[1]) & SEQ_MASK
+            if rtt < 0x80000000:
+                self._rtt_sample(rtt / 1000)
+        elif self._rtt_seq is not None and ack > self._rtt_seq:
+            self._rtt_sample(now - self._rtt_time)
+            self._rtt_seq = None
+        # Release acknowledged bytes (the SYN and FIN take no buffer space).
+        data_end = self._sb_base + len(self._sndbuf)
+        acked_end = min(ack, data_end)
+        data_acked = 0
+        if acked_end > self._sb_base:
+            data_acked = acked_end - self._sb_base
+            del self._sndbuf[:data_acked]
+            self._sb_base = acked_end
+            self._events.append(TcpEvent.WRITABLE)
+        self._snd_una = ack
+        if self._snd_nxt < ack:
+            self._snd_nxt = ack
+        self._rxtshift = 0
+        self._stall_since = now if self._snd_max > ack else None
+        cc = self._cc
+        partial = False
+        if cc is not None:
+            if self._in_recovery:
+                smss = self.smss
+                if ack >= self._recover:
+                    # Full ACK (RFC 6582 3.2 step 3, option 1).
+                    cc.cwnd = min(cc.ssthresh, max(self._snd_max - ack, smss) + smss)
+                    self._in_recovery = False
+                    self._dupacks = 0
+                    cc.on_recovery_exit(now)
+                else:
+                    # Partial ACK: retransmit the next hole, deflate.
+                    partial = True
+                    self._retransmit_at(ack)
+                    cc.cwnd = max(cc.cwnd - acked + (smss if acked >= smss else 0), smss)
+            else:
+                self._dupacks = 0
+                if data_acked:
+                    cc.on_ack(data_acked, flight, now, self._srtt)
+        if self._snd_max == ack:
+            self._t_rexmt = None
+        elif not partial or not self._partial_seen:
+            self._t_rexmt = now + self._rto
+        if partial:
+            self._partial_seen = True
+
+    def _dup_ack(self) -> None:
+        self._stats["dup_acks"] += 1
+        cc = self._cc
+        if cc is None:
+            return
+        self._dupacks += 1
+        smss = self.smss
+        if self._in_recovery:
+            cc.cwnd += smss
+        elif self._dupacks == 3 and self._snd_una > self._recover:
+            # Fast retransmit (RFC 5681 3.2, RFC 6582 3.2 step 2).
+            self._stats["fast_retransmits"] += 1
+            self._recover = self._snd_max
+            cc.on_congestion(self._snd_max - self._snd_una, self._now)
+            self._in_recovery = True
+            self._partial_seen = False
+            self._rtt_seq = None
+            self._retransmit_at(self._snd_una)
+            self._t_rexmt = self._now + self._rto
+            cc.cwnd = cc.ssthresh + 3 * smss
+
+    def _data_input(self, seq: int, data: memoryview) -> None:
+        if self._rcv_fin is not None and seq + len(data) > self._rcv_fin:
+            data = data[: max(0, self._rcv_fin - seq)]
+        n = len(data)
+        if not n:
+            return
+        if n > self._rcv_mss:
+            self._rcv_mss = min(n, self.config.mss)
+        if seq == self._rcv_nxt:
+            gap = bool(self._ooo)
+            self._rcvbuf += data
+            self._rcv_nxt += n
+            delivered = n
+            if gap:
+                delivered += self._ooo_pull()
+                self._ack_now = True
+            self._stats["bytes_received"] += delivered
+            self._events.append(TcpEvent.DATA)
+            self._rcv_unacked += n
+            if self.config.delayed_ack == 0 or self._rcv_unacked >= 2 * self._rcv_mss:
+                self._ack_now = True
+            elif self._t_delack is None:
+                self._t_delack = self._now + self.config.delayed_ack
+        else:
+            self._ooo_insert(seq, data)
+            self._ack_now = True  # a duplicate ACK at once (RFC 5681 4.2)
+
+    def _ooo_insert(self, s: int, data: memoryview) -> None:
+        blocks = self._ooo
+        e = s + len(data)
+        i = 0
+        while i < len(blocks) and blocks[i][0] + len(blocks[i][1]) < s:
+            i += 1
+        j = i
+        while j < len(blocks) and blocks[j][0] <= e:
+            j += 1
+        if i == j:
+            if len(blocks) >= self.config.max_ooo_blocks:
+                self._stats["ooo_dropped"] += 1
+                return
+            blocks.insert(i, [s, bytearray(data)])
+        else:
+            first_start = blocks[i][0]
+            last_start, last = blocks[j - 1]
+            last_end = last_start + len(last)
+            if j - i == 1 and s >= first_start:
+                if e > last_end:  # extends the block at its end: the common case
+                    last += data[last_end - s :]
+            else:
+                start = min(s, first_start)
+                buf = bytearray(max(e, last_end) - start)
+                buf[s - start : e - start] = data
+                for bs, b in blocks[i:j]:  # held bytes win over new copies
+                    buf[bs - start : bs - start + len(b)] = b
+                blocks[i:j] = [[start, buf]]
+        self._stats["ooo_segments"] += 1
+        recent = self._sack_recent
+        if s in recent:
+            recent.remove(s)
+        recent.insert(0, s)
+        del recent[MAX_SACK_BLOCKS:]
+
+    def _ooo_pull(self) -> int:
+        blocks = self._ooo
+        pulled = 0
+        while blocks and blocks[0][0] <= self._rcv_nxt:
+            start, buf = blocks.pop(0)
+            end = start + len(buf)
+            if end > self._rcv_nxt:
+                self._rcvbuf += memoryview(buf)[self._rcv_nxt - start :]
+                pulled += end - self._rcv_nxt
+                self._rcv_nxt = end
+        self._sack_recent = [s for s in self._sack_recent if s >= self._rcv_nxt]
+        return pulled
+
+    def _fin_input(self) -> None:
+        self._rcv_nxt += 1
+        self._eof = True
+        self._ack_now = True
+        self._events.append(TcpEvent.EOF)
+        st = self._state
+        if st in _FIN_NEXT:
+            nxt = _FIN_NEXT[st]
+            if nxt is _S.TIME_WAIT:
+                self._enter_time_wait()
+            else:
+                self._state = nxt
+
+    ####################################################################
+    # State changes
+    ####################################################################
+
+    def _learn_syn(self, h: TcpHeader, *, offered: bool) -> None:
+        """Take the peer's ISN and SYN options. ``offered``: we answer (passive)."""
+        config = self.config
+        opts = h.options
+        self._opened_passively = offered
+        self._irs = h.seq
+        self._rcv_nxt = h.seq + 1
+        mss = opts.mss if opts.mss is not None else DEFAULT_MSS
+        self._peer_mss = max(mss, MIN_MSS)
+        self._wscale_ok = config.window_scaling and opts.wscale is not None
+        if self._wscale_ok:
+            self._snd_scale = min(opts.wscale, _MAX_WSCALE)
+        else:
+            self._snd_scale = self._rcv_scale = 0
+        self._sack_ok = config.sack and opts.sack_permitted
+        if config.timestamps and opts.timestamps is not None:
+            self._ts_ok = True
+            self._ts_recent = opts.timestamps[0]
+        # The window our SYN advertises (or advertised): unscaled, at most 65535.
+        self._rcv_adv = self._rcv_nxt + min(config.recv_buffer, 0xFFFF)
+
+    def _establish(self) -> None:
+        self._state = _S.FIN_WAIT_1 if self._fin_queued else _S.ESTABLISHED
+        self._cc = self.config.congestion_control(self.smss)
+        if self._syn_timed_out and self._srtt is None and self._rto < 3.0:
+            self._rto = 3.0  # RFC 6298 5.7
+        self._events.append(TcpEvent.CONNECTED)
+
+    def _enter_time_wait(self) -> None:
+        self._state = _S.TIME_WAIT
+        self._t_rexmt = self._t_persist = self._t_delack = None
+        self._stall_since = None
+        self._t_2msl = self._now + 2 * self.config.msl
+
+    def _enter_closed(self) -> None:
+        self._state = _S.CLOSED
+        self._t_rexmt = self._t_persist = self._t_delack = self._t_2msl = None
+        self._stall_since = None
+        self._ack_now = False
+        self._events.append(TcpEvent.CLOSED)
+
+    def _drop(self, err: int, event: TcpEvent) -> None:
+        """Abort with ``err``: RST to the peer if we timed out while synchronized (BSD tcp_drop)."""
+        if event is TcpEvent.TIMEOUT and self._state not in (_S.SYN_SENT, _S.CLOSED):
+            self._send_rst(self._snd_max & SEQ_MASK)
+        self.error = err
+        self._sndbuf.clear()
+        self._rcvbuf.clear()
+        self._ooo.clear()
+        self._events.append(event)
+        self._enter_closed()
+
+    ####################################################################
+    # Timers
+    ####################################################################
+
+    def _rtt_sample(self, r: float) -> None:
+        # RFC 6298 2.2-2.4.
+        config = self.config
+        self._stats["rtt_samples"] += 1
+        if self._srtt is None:
+            self._srtt = r
+            self._rttvar = r / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - r)
+            self._srtt = 0.875 * self._srtt + 0.125 * r
+        rto = self._srtt + max(config.clock_granularity, 4 * self._rttvar)
+        self._rto = min(max(rto, config.min_rto), config.max_rto)
+
+    def _rexmt_expired(self) -> None:
+        st = self._state
+        limit = self.config.max_syn_retries if st in (_S.SYN_SENT, _S.SYN_RECEIVED) else self.config.max_retries
+        if self._rxtshift >= limit:
+            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
+            return
+        self._stats["timeouts"] += 1
+        if st in (_S.SYN_SENT, _S.SYN_RECEIVED):
+            self._syn_timed_out = True
+        cc = self._cc
+        if cc is not None and self._snd_max > self._snd_una:
+            if self._rxtshift == 0:
+                cc.on_timeout(self._snd_max - self._snd_una, self._now)
+            else:
+                cc.cwnd = self.smss  # ssthresh held (RFC 5681 3.1)
+            self._in_recovery = False
+            self._dupacks = 0
+            self._recover = self._snd_max  # RFC 6582 4
+        self._rxtshift += 1
+        self._rto = min(self._rto * 2, self.config.max_rto)
+        self._rtt_seq = None  # Karn
+        self._snd_nxt = self._snd_una  # go-back-N (SYN states: the SYN again)
+
+    def _persist_interval(self) -> float:
+        config = self.config
+        return min(max(self._rto * (1 << self._persist_shift), config.min_rto), config.max_rto)
+
+    def _persist_expired(self) -> None:
+        if self._state in (_S.CLOSED, _S.TIME_WAIT):
+            return
+        if self._snd_wnd == 0:
+            # A window probe: a segment the peer finds outside its window
+            # and must answer with an ACK carrying its window (Linux's
+            # tcp_xmit_probe_skb; BSD sends one byte of data instead).
+            self._stats["window_probes"] += 1
+            self._emit(self._snd_una - 1, _ACK)
+        else:
+            self._output(force=True)
+        self._persist_shift = min(self._persist_shift + 1, 16)
+        self._t_persist = self._now + self._persist_interval()
+
+    def _challenge_ack(self) -> None:
+        now = self._now
+        if now - self._chack_second >= 1.0:
+            self._chack_second = now
+            self._chack_count = 0
+        if self._chack_count < self.config.challenge_ack_limit:
+            self._chack_count += 1
+            self._stats["challenge_acks"] += 1
+            self._ack_now = True
+        else:
+            self._stats["challenge_acks_suppressed"] += 1
+
+    ####################################################################
+    # Output
+    ####################################################################
+
+    def _ts_now(self) -> int:
+        return (int(self._now * 1000) + self._ts_offset) & SEQ_MASK
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        if not self._sack_ok or not self._ooo:
+            return ()
+        limit = 3 if self._ts_ok else MAX_SACK_BLOCKS
+        out: list[tuple[int, int]] = []
+        for s in self._sack_recent:
+            for start, buf in self._ooo:
+                if start <= s < start + len(buf):
+                    block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
+                    if block not in out:
+                        out.append(block)
+                    break
+        for start, buf in self._ooo:  # then any others, lowest first
+            block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
+            if block not in out:
+                out.append(block)
+        return tuple(out[:limit])
+
+    def _window_field(self) -> int:
+        """The window to advertise now (scaled field value); moves ``_rcv_adv``."""
+        config = self.config
+        space = config.recv_buffer - len(self._rcvbuf)
+        cur = max(self._rcv_adv - self._rcv_nxt, 0)
+        win = space if space - cur >= min(config.recv_buffer // 2, config.mss) else cur
+        scale = self._rcv_scale
+        field = min(win >> scale, 0xFFFF)
+        adv = self._rcv_nxt + (field << scale)
+        if adv > self._rcv_adv:
+            self._rcv_adv = adv
+        return field
+
+    def _emit(
+        self,
+        seq: int,
+        flags: TcpFlags,
+        payload: bytes = b"",
+        *,
+        ack: int | None = None,
+    ) -> None:
+        """Append one segment; with ACK, it carries rcv_nxt, the window and our options (a RST: none)."""
+        window = 0
+        opts = None
+        if flags & _RST:
+            header = TcpHeader(
+                self.local_port, self.remote_port, seq & SEQ_MASK, ack or 0, flags
+            )
+            self._segments.append((header, b""))
+            self._stats["segments_sent"] += 1
+            return
+        if flags & _SYN:
+            config = self.config
+            window = min(config.recv_buffer, 0xFFFF)
+            passive = self._state is _S.SYN_RECEIVED and self._opened_passively
+            if passive:
+                opts = TcpOptions(
+                    mss=config.mss,
+                    wscale=self._rcv_scale if self._wscale_ok else None,
+                    sack_permitted=self._sack_ok,
+                    timestamps=(self._ts_now(), self._ts_recent) if self._ts_ok else None,
+                )
+            else:
+                opts = TcpOptions(
+                    mss=config.mss,
+                    wscale=self._rcv_scale if config.window_scaling else None,
+                    sack_permitted=config.sack,
+                    timestamps=(self._ts_now(), self._ts_recent if flags & _ACK else 0) if config.timestamps else None,
+                )
+        elif flags & _ACK:
+            window = self._window_field()
+            if self._ts_ok or self._sack_ok:
+                opts = TcpOptions(
+                    sack_blocks=self._sack_blocks(),
+                    timestamps=(self._ts_now(), self._ts_recent) if self._ts_ok else None,
+                )
+        if flags & _ACK:
+            if ack is None:
+                ack = self._rcv_nxt & SEQ_MASK
+                self._last_ack_sent = self._rcv_nxt
+                self._ack_now = False
+                self._t_delack = None
+                self._rcv_unacked = 0
+        elif ack is None:
+            ack = 0
+        header = TcpHeader(
+            self.local_port, self.remote_port, seq & SEQ_MASK, ack, flags, window, 0,
+            opts if opts is not None else NO_OPTIONS,
+        )
+        self._segments.append((header, payload))
+        self._stats["segments_sent"] += 1
+
+    def _send_rst(self, seq: int) -> None:
+        self._emit(seq, _RST)
+
+    def _data_options_len(self) -> int:
+        n = _TS_OPTION_LEN if self._ts_ok else 0
+        if self._sack_ok and self._ooo:
+            n += 4 + 8 * len(self._sack_blocks())
+        return n
+
+    def _retransmit_at(self, seq: int) -> None:
+        """Send one segment from ``seq`` (< snd_max) again, window permitting or not."""
+        data_end = self._sb_base + len(self._sndbuf)
+        maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
+        length = max(0, min(data_end - seq, maxseg))
+        fin = self._fin_queued and seq + length == data_end and self._snd_max > data_end
+        if not length and not fin:
+            return
+        off = seq - self._sb_base
+        flags = _ACK | (_FIN if fin else 0) | (_PSH if length and seq + length == data_end else 0)
+        self._emit(seq, flags, bytes(self._sndbuf[off : off + length]))
+        self._stats["retransmits"] += 1
+        self._stats["bytes_retransmitted"] += length
+
+    def _output(self, *, force: bool = False) -> None:
+        st = self._state
+        now = self._now
+        if st is _S.SYN_SENT or st is _S.SYN_RECEIVED:
+            if self._snd_nxt == self._iss:
+                if self._snd_max > self._iss:
+                    self._stats["retransmits"] += 1
+                else:
+                    self._rtt_seq = self._iss
+                    self._rtt_time = now
+                self._emit(self._iss, _SYN | _ACK if st is _S.SYN_RECEIVED else _SYN)
+                self._snd_nxt = self._iss + 1
+                self._snd_max = max(self._snd_max, self._snd_nxt)
+                if self._t_rexmt is None:
+                    self._t_rexmt = now + self._rto
+                if self._stall_since is None:
+                    self._stall_since = now
+            elif self._ack_now and st is _S.SYN_RECEIVED:
+                self._emit(self._snd_max, _ACK)
+            self._ack_now = False
+            return
+        if st is _S.CLOSED:
+            self._ack_now = False
+            return
+        if st is _S.TIME_WAIT:
+            if self._ack_now:
+                self._emit(self._snd_max, _ACK)
+            return
+        cc = self._cc
+        assert cc is not None
+        sndbuf = self._sndbuf
+        sb_base = self._sb_base
+        data_end = sb_base + len(sndbuf)
+        fin_queued = self._fin_queued
+        nodelay = self.config.nodelay
+        sent = False
+        while True:
+            nxt = self._snd_nxt
+            if nxt > data_end:
+                break  # the FIN is out and nothing below it needs sending
+            avail = data_end - nxt
+            usable = self._snd_una + min(self._snd_wnd, cc.cwnd) - nxt
+            maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
+            length = max(0, min(avail, usable, maxseg))
+            fin = fin_queued and nxt + length == data_end
+            if length:
+                ok = (
+                    length == maxseg
+                    or nxt < self._snd_max  # a retransmission (go-back-N)
+                    or (length == avail and (nodelay or fin or self._snd_max == self._snd_una))
+                    or (self._max_sndwnd and length >= self._max_sndwnd // 2)
+                    or force
+                )
+            else:
+                ok = fin
+            if not ok:
+                break
+            flags = _ACK | (_FIN if fin else 0) | (_PSH if length and nxt + length == data_end else 0)
+            off = nxt - sb_base
+            self._emit(nxt, flags, bytes(sndbuf[off : off + length]))
+            if nxt < self._snd_max:
+                self._stats["retransmits"] += 1
+                self._stats["bytes_retransmitted"] += min(length, self._snd_max - nxt)
+            else:
+                self._stats["bytes_sent"] += length
+                if length and not self._ts_ok and self._rtt_seq is None:
+                    self._rtt_seq = nxt
+                    self._rtt_time = now
+            self._snd_nxt = nxt + length + fin
+            if self._snd_nxt > self._snd_max:
+                self._snd_max = self._snd_nxt
+            if self._t_rexmt is None:
+                self._t_rexmt = now + self._rto
+            if self._stall_since is None:
+                self._stall_since = now
+            sent = True
+            if fin or force:
+                break
+        if not sent and self._ack_now:
+            self._emit(self._snd_max, _ACK)
+        # Persist: something waits to be sent and no retransmission will come.
+        waiting = self._snd_nxt < data_end or (fin_queued and self._snd_nxt == data_end)
+        if self._t_rexmt is not None or not waiting:
+            self._t_persist = None
+            self._persist_shift = 0
+        elif self._t_persist is None:
+            self._t_persist = now + self._persist_interval()
+
+    def _flush(self, *, data: bytes = b"", accepted: int = 0) -> TcpOutput:
+        out = TcpOutput(tuple(self._segments), tuple(self._events), self.next_deadline(), data, accepted)
+        self._segments.clear()
+        self._events.clear()
+        return out
