@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 import attrs
+import trio
 
 __all__ = [
     "CountingEndpoint",
@@ -191,6 +192,30 @@ class EndpointWrapper(CountingEndpoint):
         return self.inner.link_up
 
 
+@asynccontextmanager
+async def service_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery for a wire's service tasks, cancelled when the body ends.
+
+    An exception from the body is caught inside the nursery and re-raised
+    after it, so the caller of a :class:`WireLifecycle` sees its own
+    exception, not an ``ExceptionGroup`` around it (``open_kernel`` does the
+    same).
+    """
+    body_exc: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            yield nursery
+        except BaseException as exc:
+            body_exc = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if body_exc is not None:
+        try:
+            raise body_exc
+        finally:
+            del body_exc
+
+
 class WireLifecycle:
     """Base of wires and middleware that own tasks or OS resources.
 
@@ -198,11 +223,9 @@ class WireLifecycle:
     implements :meth:`_lifecycle`, an async generator that opens what it
     needs, starts its tasks in a nursery it opens there, yields once, and
     closes everything in ``finally`` (so leaving the block, normally or by
-    an exception, releases sockets and devices). An exception from the body
-    arrives at the ``yield``, inside the nursery: catch it there and re-raise
-    it after the nursery, so the caller sees its own exception rather than an
-    ``ExceptionGroup`` around it (``open_kernel`` does the same). Entering
-    twice is an error.
+    an exception, releases sockets and devices). Open the nursery with
+    :func:`service_nursery`, so the caller sees the body's own exception
+    rather than an ``ExceptionGroup`` around it. Entering twice is an error.
     """
 
     _lifecycle_cm: AbstractAsyncContextManager[Any] | None = None

@@ -102,7 +102,7 @@ import attrs
 import structlog
 import trio
 
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, EndpointWrapper, WireEndpoint, WireLifecycle
+from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, EndpointWrapper, WireEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["FaultInjector", "FaultStatistics"]
 
@@ -526,28 +526,17 @@ class FaultInjector(EndpointWrapper, WireLifecycle):
     ####################################################################
 
     async def _lifecycle(self) -> AsyncIterator[None]:
-        body_exc: BaseException | None = None
-        async with trio.open_nursery() as nursery:
+        async with service_nursery() as nursery:
             nursery.start_soon(self._serve, name=f"fault {self.name}")
             self._running = True
             log.info("fault_injector_started", wire=self.name, seed=self.seed)
             try:
                 yield
-            except BaseException as exc:
-                # Re-raised below, outside the nursery, so the caller sees its
-                # own exception, not an ExceptionGroup around it.
-                body_exc = exc
             finally:
                 self._running = False
                 self._closed_dropped += len(self._heap) + len(self._held)
                 self._heap.clear()
                 self._held.clear()
-                nursery.cancel_scope.cancel()
-        if body_exc is not None:
-            try:
-                raise body_exc
-            finally:
-                del body_exc
 
     def statistics(self) -> FaultStatistics:
         """The injector's counters (see :class:`FaultStatistics`)."""

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, WireLifecycle
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["MemoryWire", "MemoryWireEndpoint", "MemoryWireStatistics"]
 
@@ -234,23 +234,12 @@ class MemoryWire(WireLifecycle):
             self._wake_at = -math.inf
 
     async def _lifecycle(self) -> AsyncIterator[None]:
-        body_exc: BaseException | None = None
-        async with trio.open_nursery() as nursery:
+        async with service_nursery() as nursery:
             nursery.start_soon(self._deliver_loop, name=f"wire {self.name}")
             self._open = True
             try:
                 yield
-            except BaseException as exc:
-                # Re-raised below, outside the nursery, so the caller sees its
-                # own exception, not an ExceptionGroup around it.
-                body_exc = exc
             finally:
                 self._open = False
                 self._link_drops += len(self._heap)
                 self._heap.clear()
-                nursery.cancel_scope.cancel()
-        if body_exc is not None:
-            try:
-                raise body_exc
-            finally:
-                del body_exc

@@ -76,7 +76,7 @@ import structlog
 import trio
 
 from .._exceptions import NetError
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle
+from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 try:  # Not on Windows; the module must still import there (trionet.wires does).
     import fcntl
@@ -320,21 +320,14 @@ class TapWire(WireEndpoint, WireLifecycle):
         self._ifname = self.name = ifname
         self._log = log.bind(ifname=ifname)
         self._log.info("tap_opened", mtu=self.mtu)
-        body_exc: BaseException | None = None
         try:
-            async with trio.open_nursery() as nursery:
+            async with service_nursery() as nursery:
                 self._fd = fd
                 nursery.start_soon(self._receive_loop, fd, name=f"tap {ifname} rx")
                 try:
                     yield
-                except BaseException as exc:
-                    # Re-raised below, outside the nursery, so the caller sees
-                    # its own exception rather than an ExceptionGroup wrapping
-                    # it (as open_host does).
-                    body_exc = exc
                 finally:
                     self._fd = None
-                    nursery.cancel_scope.cancel()
         finally:
             self._fd = None
             # The receive task has ended (the nursery waited for it), so no
@@ -342,11 +335,6 @@ class TapWire(WireEndpoint, WireLifecycle):
             trio.lowlevel.notify_closing(fd)
             os.close(fd)
             self._log.info("tap_closed", **attrs.asdict(self.statistics()))
-        if body_exc is not None:
-            try:
-                raise body_exc
-            finally:
-                del body_exc
 
     def _open_device(self) -> tuple[int, str]:
         # Open the clone device and create (or attach to) the TAP device.

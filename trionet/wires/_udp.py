@@ -106,7 +106,7 @@ import attrs
 import structlog
 import trio
 
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle
+from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["UdpWire", "UdpWireStatistics", "open_udp_wire_pair"]
 
@@ -503,7 +503,6 @@ class UdpWire(WireEndpoint, WireLifecycle):
         # Rule 1. The socket is closed in the outer finally whatever happens
         # after it was created, including a failed bind.
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        body_exc: BaseException | None = None
         try:
             sock.setblocking(False)
             try:
@@ -514,7 +513,7 @@ class UdpWire(WireEndpoint, WireLifecycle):
             host, port = sock.getsockname()[:2]
             self._bound = (host, port)
             self._log = log.bind(wire=self.name)
-            async with trio.open_nursery() as nursery:
+            async with service_nursery() as nursery:
                 nursery.start_soon(self._receive_loop, sock, name=f"udpwire {self.name}")
                 self._sock = sock
                 self._log.info(
@@ -525,25 +524,14 @@ class UdpWire(WireEndpoint, WireLifecycle):
                 )
                 try:
                     yield
-                except BaseException as exc:
-                    # Re-raised below, outside the nursery, so the caller sees
-                    # its own exception rather than an ExceptionGroup (as
-                    # open_host does).
-                    body_exc = exc
                 finally:
                     self._sock = None
-                    nursery.cancel_scope.cancel()
         finally:
             self._sock = None
             trio.lowlevel.notify_closing(sock)
             sock.close()
             if self._bound is not None:
                 self._log.info("udp_wire_closed")
-        if body_exc is not None:
-            try:
-                raise body_exc
-            finally:
-                del body_exc
 
 
 @asynccontextmanager
