@@ -139,14 +139,19 @@ class CountingEndpoint(WireEndpoint):
         self._receiver = receiver
 
     def statistics(self) -> EndpointStatistics:
-        return EndpointStatistics(
-            self._tx_frames,
-            self._tx_bytes,
-            self._tx_drops,
-            self._rx_frames,
-            self._rx_bytes,
-            self._rx_drops,
-        )
+        return EndpointStatistics(**self._counts())
+
+    def _counts(self) -> dict[str, int]:
+        # The standard counters as keyword arguments: a subclass's own
+        # statistics class extends EndpointStatistics with more fields.
+        return {
+            "tx_frames": self._tx_frames,
+            "tx_bytes": self._tx_bytes,
+            "tx_drops": self._tx_drops,
+            "rx_frames": self._rx_frames,
+            "rx_bytes": self._rx_bytes,
+            "rx_drops": self._rx_drops,
+        }
 
 
 class EndpointWrapper(CountingEndpoint):

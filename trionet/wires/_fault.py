@@ -541,12 +541,7 @@ class FaultInjector(EndpointWrapper, WireLifecycle):
     def statistics(self) -> FaultStatistics:
         """The injector's counters (see :class:`FaultStatistics`)."""
         return FaultStatistics(
-            tx_frames=self._tx_frames,
-            tx_bytes=self._tx_bytes,
-            tx_drops=self._tx_drops,
-            rx_frames=self._rx_frames,
-            rx_bytes=self._rx_bytes,
-            rx_drops=self._rx_drops,
+            **self._counts(),
             offered=self._offered,
             passed=self._tx_frames,
             inner_refused=self._tx_drops,

@@ -238,12 +238,7 @@ class PcapTap(EndpointWrapper):
     def statistics(self) -> PcapStatistics:
         """The tap's counters (see :class:`PcapStatistics`)."""
         return PcapStatistics(
-            tx_frames=self._tx_frames,
-            tx_bytes=self._tx_bytes,
-            tx_drops=self._tx_drops,
-            rx_frames=self._rx_frames,
-            rx_bytes=self._rx_bytes,
-            rx_drops=self._rx_drops,
+            **self._counts(),
             frames_written=self._frames_written,
             bytes_written=self._bytes_written,
             frames_truncated=self._frames_truncated,

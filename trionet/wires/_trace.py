@@ -102,12 +102,7 @@ class Tracer(EndpointWrapper):
     def statistics(self) -> TracerStatistics:
         """The tracer's counters (see :class:`TracerStatistics`)."""
         return TracerStatistics(
-            tx_frames=self._tx_frames,
-            tx_bytes=self._tx_bytes,
-            tx_drops=self._tx_drops,
-            rx_frames=self._rx_frames,
-            rx_bytes=self._rx_bytes,
-            rx_drops=self._rx_drops,
+            **self._counts(),
             traced=self._traced,
             malformed=self._malformed,
         )
