@@ -81,6 +81,8 @@ __all__ = [
     "seq_lt",
     "seq_max",
     "seq_min",
+    "syncookie",
+    "syncookie_check",
 ]
 
 IPPROTO_TCP = 6
@@ -445,3 +447,69 @@ def isn_rfc6528(
         digest_size=4,
     ).digest()
     return (int(now * 250_000) + int.from_bytes(digest, "big")) & SEQ_MASK
+
+
+####################################################################
+# SYN cookies
+####################################################################
+
+#: The MSS values a cookie can carry (3 bits); a SYN's MSS is rounded down
+#: to one of them (Linux's IPv4 table, plus jumbo and loopback sizes).
+SYNCOOKIE_MSS = (536, 1300, 1440, 1460, 4036, 8960, 16344, 65495)
+#: A cookie's time counter ticks every this many seconds; a cookie is
+#: accepted during the tick it was made in and the next one (64 to 128 s).
+SYNCOOKIE_PERIOD = 64.0
+
+
+def _cookie_hash(secret: bytes, src: bytes, sport: int, dst: bytes, dport: int, irs: int, t: int) -> int:
+    digest = hashlib.blake2s(
+        b"cookie" + src + sport.to_bytes(2, "big") + dst + dport.to_bytes(2, "big")
+        + irs.to_bytes(4, "big") + t.to_bytes(4, "big"),
+        key=secret[:32],
+        digest_size=4,
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+def syncookie(
+    secret: bytes, src: bytes, sport: int, dst: bytes, dport: int, irs: int, mss: int, now: float
+) -> int:
+    """A SYN cookie: the ISN of a SYN-ACK that keeps no state (RFC 4987 3.6).
+
+    The 32 bits are a keyed hash of the 4-tuple, the peer's ISN ``irs`` and
+    a coarse time counter (24 bits), the counter's low 5 bits, and the index
+    of the largest :data:`SYNCOOKIE_MSS` value not above ``mss`` (3 bits).
+    :func:`syncookie_check` gives the MSS back from the handshake's ACK.
+    Window scale, SACK and timestamps are not encoded: a connection set up
+    from a cookie does without them (as in BSD without timestamps).
+
+    Args:
+        src, sport: the local end (the listener's address and port).
+        dst, dport: the peer.
+        irs: the sequence number of the peer's SYN.
+        mss: the MSS the peer offered (or the default when it offered none).
+    """
+    index = max(i for i, m in enumerate(SYNCOOKIE_MSS) if m <= max(mss, SYNCOOKIE_MSS[0]))
+    t = int(now // SYNCOOKIE_PERIOD) & 0xFFFFFFFF
+    h = _cookie_hash(secret, src, sport, dst, dport, irs & SEQ_MASK, t)
+    return ((h & 0xFFFFFF00) | ((t & 0x1F) << 3) | index) & SEQ_MASK
+
+
+def syncookie_check(
+    secret: bytes, src: bytes, sport: int, dst: bytes, dport: int, irs: int, cookie: int, now: float
+) -> int | None:
+    """The MSS a valid cookie carries, or ``None`` (forged, or too old).
+
+    Args:
+        irs: the peer's ISN, the ACK's sequence number minus one.
+        cookie: our ISN, the ACK's acknowledgment number minus one.
+    """
+    t_now = int(now // SYNCOOKIE_PERIOD)
+    for t in (t_now, t_now - 1):
+        t &= 0xFFFFFFFF
+        if (cookie >> 3) & 0x1F != t & 0x1F:
+            continue
+        h = _cookie_hash(secret, src, sport, dst, dport, irs & SEQ_MASK, t)
+        if (h ^ cookie) & 0xFFFFFF00 == 0:
+            return SYNCOOKIE_MSS[cookie & 7]
+    return None

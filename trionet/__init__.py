@@ -18,6 +18,8 @@ from ._net._icmp import PingError, PingResult
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
 from ._net._ip import IpStatistics
 from ._net._route import RouteRow, format_netstat_r
+from ._net._tcp import NetstatRow, format_netstat
+from ._net._tcp_socket import TcpListener, TcpStream
 from ._net._udp import UdpSocket, UdpSocketStatistics
 from ._network import Link, Network, open_network
 
@@ -38,6 +40,7 @@ __all__ = [
     "NetError",
     "NetisrStatistics",
     "NetstatIRow",
+    "NetstatRow",
     "Network",
     "PingError",
     "PingResult",
@@ -46,11 +49,14 @@ __all__ = [
     "RouteRow",
     "Serializer",
     "SerializerStatistics",
+    "TcpListener",
+    "TcpStream",
     "TrionetError",
     "UdpSocket",
     "UdpSocketStatistics",
     "VmstatRow",
     "format_ifconfig",
+    "format_netstat",
     "format_netstat_i",
     "format_netstat_r",
     "format_ps",

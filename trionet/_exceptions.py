@@ -36,6 +36,29 @@ class NetError(TrionetError, OSError):
         return f"[{name}] {self.strerror}"
 
 
+# The errnos Python maps to OSError subclasses that socket users catch
+# (``except ConnectionRefusedError``): a NetError for one of them is also an
+# instance of that subclass.
+_BUILTIN_BY_ERRNO: dict[int, type[OSError]] = {
+    _errno.ECONNREFUSED: ConnectionRefusedError,
+    _errno.ECONNRESET: ConnectionResetError,
+    _errno.ECONNABORTED: ConnectionAbortedError,
+    _errno.EPIPE: BrokenPipeError,
+    _errno.ETIMEDOUT: TimeoutError,
+}
+_NET_ERROR_BY_ERRNO: dict[int, type[NetError]] = {
+    err: type(f"NetError_{_errno.errorcode[err]}", (NetError, builtin), {"__module__": __name__})
+    for err, builtin in _BUILTIN_BY_ERRNO.items()
+}
+
+
+def net_error(errno: int, message: str | None = None) -> NetError:
+    """A :class:`NetError` for ``errno`` that is also the builtin
+    :class:`OSError` subclass Python gives that errno (``ECONNREFUSED`` ->
+    :class:`ConnectionRefusedError`, ``ETIMEDOUT`` -> :class:`TimeoutError`...)."""
+    return _NET_ERROR_BY_ERRNO.get(errno, NetError)(errno, message)
+
+
 class KernelPanic(Exception):
     """A kernel invariant was violated (``KKASSERT`` under ``INVARIANTS``).
 

@@ -140,6 +140,8 @@ class Network:
             open_host(name, ncpus=ncpus, invariants=self._invariants)
         )
         self.hosts[name] = host
+        # RFC 6528 ISNs and SYN cookies: keyed from the seed, so a run replays.
+        host.inet.tcp.secret = self.rng(f"{name}/tcp").randbytes(32)
         if loopback:
             from .drivers.lo import Loopback
 

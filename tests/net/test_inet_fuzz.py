@@ -15,7 +15,9 @@ compared with a ledger (:func:`check_frame`):
   exactly the reason its parser and cache rules give (:func:`arp_verdict`),
   or under none; IP input ends each IPv4 frame in exactly one of a drop
   reason, forwarded, held by the reassembler, ``noproto`` or delivered; ICMP
-  or UDP input counts each delivered datagram once and ends it once.
+  UDP or TCP input counts each delivered datagram once and ends it once
+  (the rig has no TCP socket, so a segment ends as a drop: ``noport``
+  answered with a RST, or a bad header).
 - the kernel threads are all still there at the end.
 
 After the frames, virtual time runs until the reassembly and ARP timers have
@@ -164,6 +166,8 @@ ICMP_OTHER_DROPS = {
 ICMP_SEND_FAILED = re.compile(r"(reply|error)_e[a-z]+$")
 ICMP_SEND_REFUSED = re.compile(r"(reply|error)_e(nobufs|netdown|inval)$")  # by ifq_dispatch
 UDP_INPUT_DROPS = {"short_header", "bad_length", "bad_checksum", "noport", "fullsock"}
+# The rig has no TCP sockets: every segment ends as one of these.
+TCP_INPUT_DROPS = {"not_unicast", "short_header", "bad_offset", "bad_checksum", "bad_option", "noport"}
 ARP_DROPS = {"short_header", "unsupported", "bad_op", "own_mac", "group_sender", "conflict"}
 ARP_OUTPUT_DROPS = {"pending_full", "unresolved", "output_refused"}
 GAUGES = {"reass.in_progress", "reass.buffered_bytes"}
@@ -197,6 +201,9 @@ def ledger(r: Rig) -> Counter[str]:
     c.update({f"icmp.{k}": v for k, v in inet.icmp.counts.items()})
     for k, v in inet.udp.statistics().items():
         c["udp.received" if k == "received" else f"udp.drop.{k}"] = v
+    tcp = inet.tcp
+    c["tcp.received"] = tcp.stats["segments_received"]
+    c.update({f"tcp.drop.{k}": v for k, v in tcp.drops.items()})
     c["sock.received"] = sum(s.statistics().received for s in r.socks)
     c["wire.ip"] = sum(1 for f in r.wire if f[12:14] == b"\x08\x00")
     return c
@@ -228,6 +235,8 @@ def check_known_reasons(c: Counter[str]) -> None:
             assert name in ICMP_INPUT_DROPS | ICMP_OTHER_DROPS or ICMP_SEND_FAILED.match(name), key
         elif key.startswith("udp.drop."):
             assert key[9:] in UDP_INPUT_DROPS, key
+        elif key.startswith("tcp.drop."):
+            assert key[9:] in TCP_INPUT_DROPS, key
         elif key.startswith("arp.drop."):
             assert key[9:] in ARP_DROPS | ARP_OUTPUT_DROPS, key
 
@@ -294,8 +303,9 @@ def check_frame(frame: bytes, d: Counter[str]) -> None:
     assert sum(ends.values()) == 1 and min(ends.values()) >= 0, (ends, d)
     assert d["reass.fragments"] <= 1, d
 
-    # Each delivered datagram is counted by ICMP or UDP input, and ended once.
-    assert d["icmp.received"] + d["udp.received"] == d["ip.delivered"], d
+    # Each delivered datagram is counted by ICMP, UDP or TCP input, and ended once.
+    assert d["icmp.received"] + d["udp.received"] + d["tcp.received"] == d["ip.delivered"], d
+    assert _sum(d, "tcp.drop.", TCP_INPUT_DROPS) == d["tcp.received"], d
     icmp_ends = _sum(d, "icmp.drop.", ICMP_INPUT_DROPS) + _sum(d, "icmp.", ICMP_INPUT_COUNTS)
     assert icmp_ends == d["icmp.received"], d
     unmatched = d["icmp.drop.short_quote"] + d["icmp.drop.error_unmatched"]

@@ -26,12 +26,13 @@ from __future__ import annotations
 import errno
 import ipaddress
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from .._exceptions import NetError
 from .._kern._callout import Callout
@@ -45,6 +46,8 @@ from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
 from ._inet import Inet
 from ._route import Route, RouteRow, RouteTable, parse_network
+from ._tcp import NetstatRow
+from ._tcp_socket import TcpListener, TcpStream, open_tcp_listeners, open_tcp_stream, serve_tcp
 from ._udp import UdpSocket
 
 __all__ = ["Host", "PollStatistics", "open_host"]
@@ -642,6 +645,72 @@ class Host(Kernel):
     def udp_socket(self) -> UdpSocket:
         """A new, unbound UDP socket on this host."""
         return self.inet.udp.socket()
+
+    async def open_tcp_stream(
+        self, address: str, port: int, *, local_address: str | None = None
+    ) -> TcpStream:
+        """Connect to ``address:port`` over TCP, like :func:`trio.open_tcp_stream`.
+
+        Args:
+            address: an IPv4 address (there is no resolver).
+            local_address: the source address; default the outgoing
+                interface's.
+
+        Raises:
+            ConnectionRefusedError: the peer answered with a RST.
+            TimeoutError: no answer after the SYN retries (about 2 minutes
+                of Trio time).
+            NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL`` (no
+                address, or no ephemeral port left); each error above is a
+                :class:`NetError` too.
+            ValueError: a malformed address or port.
+
+        Cancellation: the half-open connection is reset.
+        """
+        return await open_tcp_stream(self.inet.tcp, address, port, local_address=local_address)
+
+    async def open_tcp_listeners(
+        self, port: int, *, host: str | None = None, backlog: int | None = None
+    ) -> list[TcpListener]:
+        """Listen on ``port`` (0: an ephemeral one), like :func:`trio.open_tcp_listeners`.
+
+        Args:
+            host: the local address to listen on; default all (0.0.0.0).
+            backlog: established connections waiting for ``accept`` at most;
+                capped by ``kern.ipc.somaxconn``.
+
+        Raises:
+            NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL``.
+        """
+        return await open_tcp_listeners(self.inet.tcp, port, host=host, backlog=backlog)
+
+    async def serve_tcp(
+        self,
+        handler: Callable[[TcpStream], Awaitable[object]],
+        port: int,
+        *,
+        host: str | None = None,
+        backlog: int | None = None,
+        handler_nursery: Any = None,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve ``handler(stream)`` per connection on ``port``, like
+        :func:`trio.serve_tcp`: runs until cancelled, and ``nursery.start``
+        gives the listeners."""
+        await serve_tcp(
+            self.inet.tcp,
+            handler,
+            port,
+            host=host,
+            backlog=backlog,
+            handler_nursery=handler_nursery,
+            task_status=task_status,
+        )
+
+    def netstat(self) -> list[NetstatRow]:
+        """``netstat -an -p tcp``: listeners and connections with their
+        states (format with :func:`~trionet.format_netstat`)."""
+        return self.inet.tcp.netstat()
 
     def route_add(self, dest: str, gateway: str | None = None, *, ifname: str | None = None) -> None:
         """``route add``: a route to ``dest`` (``"10.1.0.0/16"``, ``"default"``).

@@ -1,4 +1,4 @@
-"""The Internet layer of a host: ARP, IPv4, ICMP and UDP wired together.
+"""The Internet layer of a host: ARP, IPv4, ICMP, UDP and TCP wired together.
 
 ``host.inet`` holds one of each. Creating it registers ARP (EtherType
 0x0806, on ``netisr 0``) and IPv4 (0x0800, hashed by flow) with netisr, and
@@ -8,7 +8,8 @@ the host's Internet sysctls:
 - ``net.inet.ip.ttl`` (64): the default TTL;
 - ``net.inet.udp.recvspace`` (42080): a UDP socket's receive buffer, bytes;
 - ``net.inet.icmp.icmplim`` (200): ICMP errors sent per second at most
-  (0: no limit); the rest are counted as ``error_ratelimited``.
+  (0: no limit); the rest are counted as ``error_ratelimited``;
+- TCP's, listed in :mod:`trionet._net._tcp`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from ._arp import Arp
 from ._icmp import Icmp
 from ._ip import Ip
+from ._tcp import Tcp
 from ._udp import Udp
 
 if TYPE_CHECKING:
@@ -51,3 +53,4 @@ class Inet:
         self.ip = Ip(host, self.arp)
         self.icmp = Icmp(self.ip)
         self.udp = Udp(self.ip)
+        self.tcp = Tcp(self.ip)

@@ -1,0 +1,68 @@
+"""TCP streams between two trionet hosts: Trio's conformance suite and the
+errors a Trio user expects."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+import trio
+import trio.testing
+
+import trionet
+
+pytestmark = pytest.mark.trio
+
+
+async def _pair(net: trionet.Network, **sysctls: int):
+    a = await net.add_host("a")
+    b = await net.add_host("b")
+    link = await net.link(a, b, delay=0.001)
+    a.ifconfig(link.ends[0].name, "10.0.0.1/24")
+    b.ifconfig(link.ends[1].name, "10.0.0.2/24")
+    for host in (a, b):
+        for name, value in sysctls.items():
+            host.sysctl(name, value)
+    return a, b
+
+
+async def _connected(a: trionet.Host, b: trionet.Host) -> tuple[trionet.TcpStream, trionet.TcpStream]:
+    (listener,) = await b.open_tcp_listeners(0)
+    port = listener.getsockname()[1]
+    client = await a.open_tcp_stream("10.0.0.2", port)
+    server = await listener.accept()
+    await listener.aclose()
+    return client, server
+
+
+async def _clog(stream: trionet.TcpStream) -> None:
+    # Fill the peer's receive window and our send buffer until send_all blocks.
+    while True:
+        with trio.move_on_after(1) as scope:
+            await stream.send_all(b"x" * 65536)
+        if scope.cancelled_caught:
+            return
+
+
+async def test_check_half_closeable_stream(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        a, b = await _pair(net)
+        # Small buffers so a clogged stream is quick to make.
+        for host in (a, b):
+            host.sysctl("net.inet.tcp.sendspace", 16384)
+            host.sysctl("net.inet.tcp.recvspace", 16384)
+
+        async def stream_maker():
+            return await _connected(a, b)
+
+        async def clogged_stream_maker():
+            client, server = await _connected(a, b)
+            # Trio's suite also flips the pair: clog both directions. Data
+            # one way carries ACKs that free buffer space the other way, so
+            # repeat until both send buffers stay full.
+            while client._pcb.peek().send_space or server._pcb.peek().send_space:
+                await _clog(client)
+                await _clog(server)
+            return client, server
+
+        await trio.testing.check_half_closeable_stream(stream_maker, clogged_stream_maker)

@@ -1,0 +1,724 @@
+"""TCP glue: the connection table, input, the SYN cache and cookies, timers.
+
+Theory of operation
+===================
+
+The protocol is the sans-IO machine :class:`~trionet.protocols.tcp_connection.TcpConnection`;
+this module gives it addresses, a thread, a clock and a wire.
+
+1. **Ownership.** Every connection (a :class:`TcpPcb`) belongs to the netisr
+   thread its 4-tuple hashes to (:func:`~trionet.protocols.flowhash.tuple_hash`
+   modulo ``ncpus``), the thread IP input already sends its segments to. Only
+   that thread touches the machine: segments, its callout and socket calls,
+   which arrive as messages (:meth:`TcpPcb.call`). With ``invariants`` on,
+   :attr:`TcpPcb.conn` raises :class:`~trionet.KernelPanic` in any other task.
+   A datagram reassembled from fragments reaches TCP on ``netisr 0``; input
+   re-queues it to its owner.
+2. **Input** (:meth:`Tcp.input`): parse and verify (a bad segment is a drop
+   counted under its reason), then the connection with the exact 4-tuple,
+   else a listener on the destination address or on 0.0.0.0, else a RST
+   (RFC 9293 3.10.7.1) counted ``noport``. A SYN for a connection in
+   TIME_WAIT with a higher sequence number ends it and goes to the listener
+   (RFC 9293 3.10.7.4 note, as BSD).
+3. **Listening.** A SYN to a listener makes a connection in SYN_RECEIVED, a
+   SYN cache entry, while fewer than ``net.inet.tcp.syncache.limit`` exist
+   on the host; when the cache is full it is answered with a SYN cookie
+   (``net.inet.tcp.syncookies``) and nothing is kept: the ACK that
+   completes the handshake proves itself and builds the connection (without
+   window scaling, SACK and timestamps, which a cookie cannot carry). Entries
+   retransmit their SYN-ACK 3 times and then go, so a SYN flood costs at most
+   ``limit`` entries. An established connection joins the listener's accept
+   queue; when the queue holds ``backlog`` connections, SYNs are dropped and
+   the ACKs that would complete a handshake too (counted
+   ``listen_overflow``): the peer retransmits, as on Linux.
+4. **Output.** Segments the machine returns are emitted with the
+   connection's addresses and passed to :meth:`Ip.output` (no DF: there is
+   no path MTU discovery). An output error (``ENOBUFS``...) is counted
+   (``output_errors``) and the segment is lost; retransmission recovers.
+5. **Timers.** One :class:`~trionet.lowlevel.Callout` per connection on its
+   owning thread follows the machine's next deadline.
+6. **Closing.** When the application closes its socket the connection is
+   *orphaned*: it finishes its close on its own; data arriving for it after
+   that is answered with a RST (BSD), unread data at close time resets the
+   connection at once (RFC 2525 2.17), and FIN_WAIT_2 lasts at most
+   ``net.inet.tcp.finwait2_timeout``. A connection that reaches CLOSED
+   leaves the table and frees its port.
+
+Sysctls (the host's): ``net.inet.tcp.sendspace``/``recvspace`` (buffer
+bytes), ``net.inet.tcp.msl`` (ms; TIME_WAIT is 2 MSL), ``.delayed_ack``,
+``.sack.enable``, ``.rfc1323`` (window scaling and timestamps),
+``.cc.algorithm`` (``newreno`` or ``cubic``), ``.rexmit_min`` (ms, the RTO
+floor), ``.syncookies``, ``.syncache.limit``, ``.finwait2_timeout`` (ms),
+``.keepidle``/``.keepintvl`` (ms), ``.keepcnt``, ``.always_keepalive``, and
+``kern.ipc.somaxconn`` (the largest backlog).
+
+Bounds: connections are bounded by ephemeral ports and listeners' backlogs;
+the SYN cache by its limit; each connection's buffers by its send and
+receive space.
+
+*Divergence:* DragonFly keeps a connection table and a SYN cache per CPU;
+here there is one of each per host (one Trio thread needs no locks), and the
+SYN cache limit is host-wide. ICMP errors are not passed to TCP (RFC 5461
+calls most of them soft errors; path MTU discovery is not implemented).
+
+DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_syncache.c``,
+``tcp_usrreq.c``, ``tcp_subr.c`` (``tcp_respond``), ``in_pcb.c``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from collections import Counter, deque
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+from trio.lowlevel import ParkingLot, current_task
+
+from .._exceptions import KernelPanic, NetError
+from .._kern._msgport import NetMsg
+from ..protocols.errors import RemoteProtocolError
+from ..protocols.flowhash import tuple_hash
+from ..protocols.tcp import (
+    SEQ_MASK,
+    TcpFlags,
+    TcpHeader,
+    TcpOptions,
+    isn_rfc6528,
+    reset_for,
+    syncookie,
+    syncookie_check,
+)
+from ..protocols.tcp_cc import Cubic, NewReno
+from ..protocols.tcp_connection import (
+    TcpConfig,
+    TcpConnection,
+    TcpEvent,
+    TcpOutput,
+    TcpState,
+    is_connection_request,
+)
+
+from ._if import IfFlags
+
+if TYPE_CHECKING:
+    from ._ip import Ip
+
+__all__ = ["NetstatRow", "Tcp", "TcpListen", "TcpPcb", "format_netstat"]
+
+log = structlog.get_logger(__name__)
+
+IPPROTO_TCP = 6
+ANY = bytes(4)
+EPHEMERAL = range(49152, 65536)
+CONGESTION_CONTROLS = {"newreno": NewReno, "cubic": Cubic}
+#: SYN-ACK retransmissions of a SYN cache entry (BSD ``SYNCACHE_MAXREXMTS``).
+SYNCACHE_RETRIES = 3
+
+_SYN = TcpFlags.SYN
+_ACK = TcpFlags.ACK
+_RST = TcpFlags.RST
+_FIN = TcpFlags.FIN
+_S = TcpState
+
+
+def _ntoa(addr: bytes) -> str:
+    return str(ipaddress.IPv4Address(addr))
+
+
+@attrs.frozen
+class NetstatRow:
+    """One line of ``netstat -an -p tcp``.
+
+    Attributes:
+        recv_q: bytes received and not yet read; ``send_q``: bytes not yet
+            acknowledged (sent or not).
+        local, foreign: ``(address, port)``; ``("0.0.0.0", 0)`` is ``*``.
+        state: the RFC 9293 state name (``LISTEN`` for a listener).
+    """
+
+    recv_q: int
+    send_q: int
+    local: tuple[str, int]
+    foreign: tuple[str, int]
+    state: str
+
+
+def _endpoint(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"{'*' if host == '0.0.0.0' else host}.{'*' if port == 0 else port}"
+
+
+def format_netstat(rows: list[NetstatRow]) -> str:
+    """Format rows as ``netstat -an -p tcp`` does."""
+    lines = [
+        "Active Internet connections (including servers)",
+        f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<22} {'Foreign Address':<22} (state)",
+    ]
+    for r in rows:
+        lines.append(
+            f"{'tcp4':<5} {r.recv_q:>6} {r.send_q:>6} {_endpoint(r.local):<22} "
+            f"{_endpoint(r.foreign):<22} {r.state}"
+        )
+    return "\n".join(lines)
+
+
+def _call_handler(msg: NetMsg) -> Any:
+    pcb, fn, args = msg.arg
+    return fn(pcb, *args)
+
+
+class TcpPcb:
+    """One connection's glue: its addresses, owning thread, callout and the
+    state its socket waits on.
+
+    Attributes:
+        cpu: the netisr thread that owns the connection.
+        seq: bumped (and :attr:`lot` unparked) whenever the machine reports
+            an event; a socket call returns the value it saw, and the caller
+            parks only if it has not changed since (no lost wake-ups).
+        error: the errno that ended the connection (reset, timeout), if any.
+        orphan: the application closed its socket.
+    """
+
+    def __init__(
+        self, tcp: Tcp, laddr: bytes, lport: int, faddr: bytes, fport: int, conn: TcpConnection
+    ) -> None:
+        host = tcp.host
+        self.tcp = tcp
+        self.laddr, self.lport, self.faddr, self.fport = laddr, lport, faddr, fport
+        self.key = (laddr, lport, faddr, fport)
+        self.cpu = tuple_hash(
+            int.from_bytes(laddr, "big"), lport, int.from_bytes(faddr, "big"), fport
+        ) % host.ncpus
+        self.port = host.port("netisr", self.cpu)
+        self.callout = host.callout(self.cpu, thread="netisr")
+        self._conn = conn
+        self._check = host.invariants
+        self.listener: TcpListen | None = None  # while a SYN cache entry
+        self.lot = ParkingLot()
+        self.seq = 0
+        self.connected = False
+        self.error: int | None = None
+        self.orphan = False
+        self.detached = False
+        self._fw2_deadline: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<TcpPcb {_ntoa(self.laddr)}:{self.lport} {_ntoa(self.faddr)}:{self.fport} "
+            f"{self._conn.state.name} netisr {self.cpu}>"
+        )
+
+    @property
+    def conn(self) -> TcpConnection:
+        """The machine; only its owning thread may touch it.
+
+        Raises:
+            KernelPanic: under ``invariants``, from any other task.
+        """
+        if self._check and current_task() is not self.port.thread.task:
+            raise KernelPanic(f"{self!r} touched outside netisr {self.cpu}")
+        return self._conn
+
+    def peek(self) -> TcpConnection:
+        """The machine for read-only views (``netstat``, statistics) from any task."""
+        return self._conn
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(pcb, *args)`` on the owning thread and return its result.
+
+        A socket call as a message (DragonFly's ``netmsg_pru_*``). Cancellation:
+        if ``Cancelled`` arrives while waiting, the call still runs; its result
+        is discarded.
+        """
+        return await self.port.domsg(NetMsg(_call_handler, (self, fn, args)))
+
+    def post(self, fn: Any, *args: Any) -> None:
+        """Queue ``fn(pcb, *args)`` on the owning thread without waiting."""
+        self.port.sendmsg(NetMsg(_call_handler, (self, fn, args)))
+
+    async def wait(self, seq: int) -> None:
+        """Sleep until an event newer than ``seq`` (returns at once if there was one)."""
+        if self.seq == seq:
+            await self.lot.park()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def wake(self) -> None:
+        self.seq += 1
+        if self.lot:
+            self.lot.unpark_all()
+
+    # On the owning thread ------------------------------------------------
+
+    def run(self, out: TcpOutput) -> None:
+        """Carry out what the machine returned: send, handle events, re-arm."""
+        tcp = self.tcp
+        for header, payload in out.segments:
+            tcp.output(self.laddr, self.faddr, header, payload)
+        if out.events:
+            for event in out.events:
+                if event is TcpEvent.CONNECTED:
+                    self.connected = True
+                    if self.listener is not None:
+                        tcp._syncache_established(self)
+                elif event is TcpEvent.DATA:
+                    if self.orphan:
+                        # Data for a socket nobody can read any more (BSD
+                        # tcp_input: SS_NOFDREF): reset.
+                        tcp.stats["orphan_resets"] += 1
+                        self.run(self._conn.abort(trio.current_time()))
+                        return
+                elif event is TcpEvent.RESET or event is TcpEvent.TIMEOUT:
+                    self.error = self._conn.error
+                elif event is TcpEvent.CLOSED:
+                    tcp._detach(self)
+            self.wake()
+        if self.detached:
+            self.callout.stop()
+            return
+        deadline = out.deadline
+        if self.orphan and self._conn.state is _S.FIN_WAIT_2:
+            if self._fw2_deadline is None:
+                self._fw2_deadline = trio.current_time() + tcp.sysctl_ms("net.inet.tcp.finwait2_timeout")
+            if deadline is None or self._fw2_deadline < deadline:
+                deadline = self._fw2_deadline
+        self.callout.follow(deadline, self._timer)
+
+    def _timer(self) -> None:
+        now = trio.current_time()
+        conn = self.conn
+        if self._fw2_deadline is not None and now >= self._fw2_deadline and conn.state is _S.FIN_WAIT_2:
+            self.tcp.stats["finwait2_timeouts"] += 1
+            self.run(conn.abort(now))
+            return
+        self.run(conn.on_timer(now))
+
+    def segment(self, header: TcpHeader, payload: memoryview) -> None:
+        """A segment for this connection (on the owning thread)."""
+        conn = self.conn
+        listener = self.listener
+        if listener is not None and header.flags & _ACK and conn.state is _S.SYN_RECEIVED:
+            if len(listener.queue) >= listener.backlog:
+                self.tcp.drops["listen_overflow"] += 1
+                return
+        self.run(conn.receive(header, payload, trio.current_time()))
+
+
+class TcpListen:
+    """A listening socket's protocol side (the LISTEN state).
+
+    Attributes:
+        queue: established connections waiting for ``accept`` (at most
+            ``backlog``).
+    """
+
+    def __init__(self, tcp: Tcp, laddr: bytes, lport: int, backlog: int) -> None:
+        self.tcp = tcp
+        self.laddr, self.lport = laddr, lport
+        self.backlog = backlog
+        self.queue: deque[TcpPcb] = deque()
+        self.lot = ParkingLot()
+        self.closed = False
+        self.entries: set[TcpPcb] = set()  # SYN cache entries
+
+
+class Tcp:
+    """A host's TCP (``host.inet.tcp``): the connection table and input."""
+
+    def __init__(self, ip: Ip) -> None:
+        self.ip = ip
+        self.host = host = ip.host
+        #: RFC 6528 key for ISNs and SYN cookies; a network sets it from its seed.
+        self.secret = os.urandom(32)
+        self.drops: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()
+        self._pcbs: dict[tuple[bytes, int, bytes, int], TcpPcb] = {}
+        self._listeners: dict[tuple[bytes, int], TcpListen] = {}
+        self._ports: Counter[int] = Counter()
+        self._next_ephemeral = EPHEMERAL.start
+        self.syncache = 0
+        add = host.sysctls.add
+        add("net.inet.tcp.sendspace", int, 256 * 1024, min=1, max=1 << 30, description="TCP send buffer, bytes")
+        add("net.inet.tcp.recvspace", int, 256 * 1024, min=1, max=1 << 30, description="TCP receive buffer, bytes")
+        add("net.inet.tcp.msl", int, 30000, min=0, description="Maximum segment lifetime (ms); TIME_WAIT is 2 MSL")
+        add("net.inet.tcp.delayed_ack", int, 1, min=0, max=1, description="Delay ACKs (up to 200 ms)")
+        add("net.inet.tcp.sack.enable", int, 1, min=0, max=1, description="Offer SACK (RFC 2018)")
+        add("net.inet.tcp.rfc1323", int, 1, min=0, max=1, description="Offer window scaling and timestamps")
+        add("net.inet.tcp.cc.algorithm", str, "newreno", description="Congestion control: newreno or cubic")
+        add("net.inet.tcp.rexmit_min", int, 1000, min=1, description="Minimum retransmission timeout (ms)")
+        add("net.inet.tcp.syncookies", int, 1, min=0, max=1, description="Answer SYNs with cookies when the SYN cache is full")
+        add("net.inet.tcp.syncache.limit", int, 1024, min=0, description="SYN cache entries per host")
+        add("net.inet.tcp.finwait2_timeout", int, 60000, min=0, description="FIN_WAIT_2 of a closed socket (ms)")
+        add("net.inet.tcp.keepidle", int, 7200000, min=1, description="Idle time before keepalive probes (ms)")
+        add("net.inet.tcp.keepintvl", int, 75000, min=1, description="Between keepalive probes (ms)")
+        add("net.inet.tcp.keepcnt", int, 8, min=1, description="Unanswered keepalive probes before dropping")
+        add("net.inet.tcp.always_keepalive", int, 0, min=0, max=1, description="Keepalive on every connection")
+        add("kern.ipc.somaxconn", int, 128, min=1, max=65535, description="Largest listen backlog")
+        ip.protocols[IPPROTO_TCP] = self.input
+
+    ####################################################################
+    # Configuration
+    ####################################################################
+
+    def sysctl_ms(self, name: str) -> float:
+        return self.host.sysctls.get(name) / 1000  # type: ignore[operator]
+
+    def config(self, faddr: bytes, *, passive: bool = False) -> TcpConfig:
+        """A connection's options from the sysctls and the route's MTU."""
+        get = self.host.sysctls.get
+        algorithm = get("net.inet.tcp.cc.algorithm")
+        try:
+            cc = CONGESTION_CONTROLS[algorithm]  # type: ignore[index]
+        except KeyError:
+            raise NetError(
+                errno.EINVAL,
+                f"net.inet.tcp.cc.algorithm is {algorithm!r}; use one of {', '.join(CONGESTION_CONTROLS)}",
+            ) from None
+        rfc1323 = bool(get("net.inet.tcp.rfc1323"))
+        min_rto = self.sysctl_ms("net.inet.tcp.rexmit_min")
+        kwargs: dict[str, Any] = {}
+        if "keepalive" in attrs.fields_dict(TcpConfig):
+            kwargs = dict(
+                keepalive=bool(get("net.inet.tcp.always_keepalive")),
+                keepidle=self.sysctl_ms("net.inet.tcp.keepidle"),
+                keepintvl=self.sysctl_ms("net.inet.tcp.keepintvl"),
+                keepcnt=get("net.inet.tcp.keepcnt"),
+            )
+        return TcpConfig(
+            mss=self._mss_for(faddr),
+            send_buffer=get("net.inet.tcp.sendspace"),  # type: ignore[arg-type]
+            recv_buffer=get("net.inet.tcp.recvspace"),  # type: ignore[arg-type]
+            window_scaling=rfc1323,
+            timestamps=rfc1323,
+            sack=bool(get("net.inet.tcp.sack.enable")),
+            delayed_ack=0.2 if get("net.inet.tcp.delayed_ack") else 0.0,
+            min_rto=min_rto,
+            initial_rto=max(1.0, min_rto),
+            max_rto=max(60.0, min_rto),
+            msl=self.sysctl_ms("net.inet.tcp.msl"),
+            max_syn_retries=SYNCACHE_RETRIES if passive else 6,
+            congestion_control=cc,
+            **kwargs,
+        )
+
+    def _mss_for(self, faddr: bytes) -> int:
+        host = self.host
+        ifp = None
+        if faddr in host._local_addrs:
+            ifp = next((i for i in host.ifnets() if i.flags & IfFlags.LOOPBACK), None)
+        if ifp is None:
+            route = host.routes.lookup(faddr)
+            ifp = route.ifp if route is not None else None
+        mtu = ifp.mtu if ifp is not None else 576
+        return max(64, min(mtu - 40, 65495))
+
+    def _isn(self, laddr: bytes, lport: int, faddr: bytes, fport: int) -> tuple[int, int]:
+        now = trio.current_time()
+        iss = isn_rfc6528(self.secret, laddr, lport, faddr, fport, now)
+        ts_offset = isn_rfc6528(self.secret, faddr, fport, laddr, lport, 0.0)
+        return iss, ts_offset
+
+    ####################################################################
+    # The table
+    ####################################################################
+
+    def ephemeral(self) -> int:
+        for _ in range(len(EPHEMERAL)):
+            port = self._next_ephemeral
+            self._next_ephemeral = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            if port not in self._ports:
+                return port
+        raise NetError(errno.EADDRNOTAVAIL, "no ephemeral TCP port is free")
+
+    def attach(self, pcb: TcpPcb) -> None:
+        if pcb.key in self._pcbs:
+            raise NetError(errno.EADDRINUSE, "a connection with that 4-tuple exists")
+        self._pcbs[pcb.key] = pcb
+        self._ports[pcb.lport] += 1
+
+    def _detach(self, pcb: TcpPcb) -> None:
+        if pcb.detached:
+            return
+        pcb.detached = True
+        if self._pcbs.get(pcb.key) is pcb:
+            del self._pcbs[pcb.key]
+        self._ports[pcb.lport] -= 1
+        if not self._ports[pcb.lport]:
+            del self._ports[pcb.lport]
+        if pcb.listener is not None:
+            pcb.listener.entries.discard(pcb)
+            pcb.listener = None
+            self.syncache -= 1
+        pcb.callout.stop()
+
+    def listen(self, laddr: bytes, lport: int, backlog: int) -> TcpListen:
+        """Open a listener (``bind`` + ``listen``); port 0 picks an ephemeral one.
+
+        Raises:
+            NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's address).
+        """
+        if laddr != ANY and laddr not in self.host._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{_ntoa(laddr)} is not an address of this host")
+        if lport == 0:
+            lport = self.ephemeral()
+        for (addr, port) in self._listeners:
+            if port == lport and (addr == laddr or ANY in (addr, laddr)):
+                raise NetError(errno.EADDRINUSE, f"TCP port {lport} is in use")
+        somaxconn: int = self.host.sysctls.get("kern.ipc.somaxconn")  # type: ignore[assignment]
+        lst = TcpListen(self, laddr, lport, max(1, min(backlog, somaxconn)))
+        self._listeners[(laddr, lport)] = lst
+        self._ports[lport] += 1
+        return lst
+
+    def unlisten(self, lst: TcpListen) -> None:
+        """Close a listener: queued and half-open connections are reset."""
+        if lst.closed:
+            return
+        lst.closed = True
+        del self._listeners[(lst.laddr, lst.lport)]
+        self._ports[lst.lport] -= 1
+        if not self._ports[lst.lport]:
+            del self._ports[lst.lport]
+        for pcb in [*lst.queue, *lst.entries]:
+            pcb.orphan = True
+            pcb.post(_abort)
+        lst.queue.clear()
+        lst.lot.unpark_all()
+
+    def netstat(self) -> list[NetstatRow]:
+        """``netstat -an -p tcp``: listeners, then connections."""
+        rows = [
+            NetstatRow(0, 0, (_ntoa(lst.laddr), lst.lport), ("0.0.0.0", 0), "LISTEN")
+            for lst in self._listeners.values()
+        ]
+        for pcb in self._pcbs.values():
+            conn = pcb.peek()
+            rows.append(
+                NetstatRow(
+                    conn.readable,
+                    conn.buffered,
+                    (_ntoa(pcb.laddr), pcb.lport),
+                    (_ntoa(pcb.faddr), pcb.fport),
+                    conn.state.name,
+                )
+            )
+        return rows
+
+    def statistics(self) -> dict[str, int]:
+        """Counters (``netstat -s -p tcp``), the drops by reason, and
+        ``connections`` and ``syncache`` now."""
+        return {
+            **self.stats,
+            **{f"drop_{k}": v for k, v in self.drops.items()},
+            "connections": len(self._pcbs),
+            "syncache": self.syncache,
+        }
+
+    ####################################################################
+    # Input
+    ####################################################################
+
+    def input(self, hdr: Any, payload: memoryview, m: Any) -> None:
+        """An IPv4 datagram for TCP (netisr handler)."""
+        self.stats["segments_received"] += 1
+        src, dst = hdr.src, hdr.dst
+        if dst not in self.host._local_addrs:
+            self.drops["not_unicast"] += 1  # TCP is never broadcast
+            return
+        try:
+            th, data = TcpHeader.parse(payload, src, dst)
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+            return
+        cpu = tuple_hash(int.from_bytes(dst, "big"), th.dport, int.from_bytes(src, "big"), th.sport)
+        port = self.host.port("netisr", cpu % self.host.ncpus)
+        if port.thread.task is not current_task():
+            # Reassembled on netisr 0: on to the owner (DragonFly re-dispatches
+            # after ip_reass the same way).
+            self.stats["requeued"] += 1
+            if not port.put_packet(self._input_owned, (src, dst, th, bytes(data))):
+                self.drops["netisr_full"] += 1
+            return
+        self._segment(src, dst, th, data)
+
+    def _input_owned(self, item: tuple[bytes, bytes, TcpHeader, bytes]) -> None:
+        src, dst, th, data = item
+        self._segment(src, dst, th, memoryview(data))
+
+    def _segment(self, src: bytes, dst: bytes, th: TcpHeader, data: memoryview) -> None:
+        pcb = self._pcbs.get((dst, th.dport, src, th.sport))
+        if pcb is not None:
+            conn = pcb.conn
+            if (
+                conn.state is _S.TIME_WAIT
+                and is_connection_request(th)
+                and ((th.seq - conn.rcv_nxt) & SEQ_MASK) - 1 < 0x7FFFFFFF
+            ):
+                # A new incarnation (RFC 9293 3.10.7.4 note; BSD tcp_input).
+                self.stats["time_wait_reused"] += 1
+                pcb.run(conn.abort(trio.current_time()))
+                self._detach(pcb)
+            else:
+                pcb.segment(th, data)
+                return
+        lst = self._listeners.get((dst, th.dport)) or self._listeners.get((ANY, th.dport))
+        if lst is not None:
+            self._listen_input(lst, src, dst, th, data)
+            return
+        self.drops["noport"] += 1
+        self.respond_rst(src, dst, th, len(data))
+
+    def _listen_input(self, lst: TcpListen, src: bytes, dst: bytes, th: TcpHeader, data: memoryview) -> None:
+        flags = th.flags
+        if flags & _RST:
+            self.drops["listen_rst"] += 1
+            return
+        if flags & _ACK:
+            if not flags & (_SYN | _FIN) and self.host.sysctls.get("net.inet.tcp.syncookies"):
+                self._cookie_ack(lst, src, dst, th, data)
+                return
+            self.drops["listen_ack"] += 1
+            self.respond_rst(src, dst, th, len(data))
+            return
+        if not is_connection_request(th):
+            self.drops["listen_nosyn"] += 1
+            return
+        if len(lst.queue) >= lst.backlog:
+            self.drops["listen_overflow"] += 1
+            return
+        limit: int = self.host.sysctls.get("net.inet.tcp.syncache.limit")  # type: ignore[assignment]
+        now = trio.current_time()
+        if self.syncache < limit:
+            iss, ts_offset = self._isn(dst, th.dport, src, th.sport)
+            conn = TcpConnection(
+                th.dport, th.sport, iss=iss, config=self.config(src, passive=True), ts_offset=ts_offset
+            )
+            pcb = TcpPcb(self, dst, th.dport, src, th.sport, conn)
+            self.attach(pcb)
+            pcb.listener = lst
+            lst.entries.add(pcb)
+            self.syncache += 1
+            self.stats["syncache_added"] += 1
+            pcb.run(conn.accept(th, data, now))
+        elif self.host.sysctls.get("net.inet.tcp.syncookies"):
+            mss = th.options.mss or 536
+            cookie = syncookie(self.secret, dst, th.dport, src, th.sport, th.seq, mss, now)
+            recvspace: int = self.host.sysctls.get("net.inet.tcp.recvspace")  # type: ignore[assignment]
+            synack = TcpHeader(
+                th.dport,
+                th.sport,
+                cookie,
+                (th.seq + 1) & SEQ_MASK,
+                _SYN | _ACK,
+                window=min(recvspace, 0xFFFF),
+                options=TcpOptions(mss=self._mss_for(src)),
+            )
+            self.stats["cookies_sent"] += 1
+            self.output(dst, src, synack, b"")
+        else:
+            self.drops["syncache_overflow"] += 1
+
+    def _cookie_ack(self, lst: TcpListen, src: bytes, dst: bytes, th: TcpHeader, data: memoryview) -> None:
+        now = trio.current_time()
+        irs = (th.seq - 1) & SEQ_MASK
+        iss = (th.ack - 1) & SEQ_MASK
+        mss = syncookie_check(self.secret, dst, th.dport, src, th.sport, irs, iss, now)
+        if mss is None:
+            self.drops["bad_cookie"] += 1
+            self.respond_rst(src, dst, th, len(data))
+            return
+        if len(lst.queue) >= lst.backlog:
+            self.drops["listen_overflow"] += 1
+            return
+        config = attrs.evolve(
+            self.config(src, passive=True), window_scaling=False, timestamps=False, sack=False
+        )
+        conn = TcpConnection(th.dport, th.sport, iss=iss, config=config)
+        pcb = TcpPcb(self, dst, th.dport, src, th.sport, conn)
+        self.attach(pcb)
+        pcb.listener = lst
+        lst.entries.add(pcb)
+        self.syncache += 1
+        self.stats["cookies_accepted"] += 1
+        # Replay the handshake the cookie stands for: the SYN (its SYN-ACK
+        # already went out), then this ACK.
+        syn = TcpHeader(th.sport, th.dport, irs, 0, _SYN, window=th.window, options=TcpOptions(mss=mss))
+        conn.accept(syn, b"", now)
+        pcb.run(conn.receive(th, data, now))
+
+    def _syncache_established(self, pcb: TcpPcb) -> None:
+        lst = pcb.listener
+        assert lst is not None
+        lst.entries.discard(pcb)
+        pcb.listener = None
+        self.syncache -= 1
+        if lst.closed:
+            pcb.orphan = True
+            pcb.post(_abort)
+            return
+        lst.queue.append(pcb)
+        self.stats["accepts"] += 1
+        lst.lot.unpark_all()
+
+    ####################################################################
+    # Output
+    ####################################################################
+
+    def output(self, laddr: bytes, faddr: bytes, header: TcpHeader, payload: bytes) -> None:
+        """Send one segment; an IP output error is counted, not raised."""
+        segment = header.emit(payload, laddr, faddr)
+        try:
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr)
+        except NetError as exc:
+            self.stats["output_errors"] += 1
+            log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
+            return
+        self.stats["segments_sent"] += 1
+
+    def respond_rst(self, src: bytes, dst: bytes, th: TcpHeader, datalen: int) -> None:
+        rst = reset_for(th, datalen)
+        if rst is not None:
+            self.stats["rsts_sent"] += 1
+            self.output(dst, src, rst, b"")
+
+    ####################################################################
+    # Active open
+    ####################################################################
+
+    def connect_pcb(self, faddr: bytes, fport: int, laddr: bytes | None, lport: int) -> TcpPcb:
+        """A new connection to ``faddr:fport`` in the table (not yet opened).
+
+        Raises:
+            NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL``, ``EADDRINUSE``.
+        """
+        host = self.host
+        if laddr is None or laddr == ANY:
+            if faddr in host._local_addrs:
+                laddr = faddr
+            else:
+                route = host.routes.lookup(faddr)
+                if route is None:
+                    raise NetError(errno.ENETUNREACH, f"no route to {_ntoa(faddr)}")
+                if not route.ifp.addrs:
+                    raise NetError(errno.EADDRNOTAVAIL, f"{route.ifp.name} has no IPv4 address")
+                laddr = route.ifp.addrs[0].addr
+        elif laddr not in host._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{_ntoa(laddr)} is not an address of this host")
+        if lport == 0:
+            lport = self.ephemeral()
+        iss, ts_offset = self._isn(laddr, lport, faddr, fport)
+        conn = TcpConnection(lport, fport, iss=iss, config=self.config(faddr), ts_offset=ts_offset)
+        pcb = TcpPcb(self, laddr, lport, faddr, fport, conn)
+        self.attach(pcb)
+        self.stats["connects"] += 1
+        return pcb
+
+
+def _abort(pcb: TcpPcb) -> None:
+    if not pcb.detached:
+        pcb.run(pcb.conn.abort(trio.current_time()))
