@@ -323,3 +323,56 @@ async def test_a_flood_of_100000_spoofed_syns_stays_bounded_and_a_real_client_co
         assert b.inet.tcp.syncache == 0
         await legit[0].aclose()
         await server.aclose()
+
+
+async def test_segments_fragmented_by_a_router_reach_the_owning_netisr(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from test_inet import routed  # h1 - r1 =(mtu 576)= r2 - h2
+
+    async with routed() as n:
+        h1, h2 = n["h1"], n["h2"]
+        (listener,) = await h2.open_tcp_listeners(80)
+        # Both ends have 1500-byte links (MSS 1460), so r1 fragments every
+        # full segment; h2 reassembles on netisr 0 and hands each datagram
+        # to the connection's own thread. Find a connection owned by netisr 1.
+        for _ in range(8):
+            client = await h1.open_tcp_stream("10.0.3.2", 80)
+            server = await listener.accept()
+            if server._pcb.cpu == 1:
+                break
+            await client.aclose()
+            await server.aclose()
+        assert server._pcb.cpu == 1
+        payload = random.Random(2).randbytes(200_000)
+        await client.send_all(payload)
+        await client.send_eof()
+        got = bytearray()
+        while chunk := await server.receive_some():
+            got.extend(chunk)
+        assert bytes(got) == payload
+        assert n["r1"].inet.ip.statistics().fragmented > 100
+        assert h2.inet.tcp.statistics()["requeued"] > 100
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_user_timeout_breaks_a_stream_whose_peer_went_away(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        a, b, ln = await _pair(net)
+        (listener,) = await b.open_tcp_listeners(80)
+        client = await a.open_tcp_stream("10.0.0.2", 80)
+        server = await listener.accept()
+        client.setsockopt_user_timeout(10)
+        await trio.sleep(1)
+        ln.partition(True)
+        start = trio.current_time()
+        await client.send_all(b"into the void")
+        with pytest.raises(trio.BrokenResourceError) as info:
+            await client.receive_some()
+        assert isinstance(info.value.__cause__, TimeoutError)
+        assert trio.current_time() - start == pytest.approx(10, abs=0.01)
+        with pytest.raises(ValueError):
+            client.setsockopt_user_timeout(0)
+        await client.aclose()
+        await server.aclose()

@@ -198,6 +198,16 @@ class TcpStream(trio.abc.HalfCloseableStream):
             raise NotImplementedError("keepalive is not implemented yet")
         self._pcb.post(_set_config, {"keepalive": bool(on)})
 
+    def setsockopt_user_timeout(self, seconds: float | None) -> None:
+        """``TCP_USER_TIMEOUT`` (RFC 5482): drop the connection when sent data
+        stays unacknowledged this long (``None``: only the retransmission
+        limit applies). The stream then raises :class:`trio.BrokenResourceError`
+        from a :class:`TimeoutError`."""
+        self._check_closed()
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"the user timeout must be > 0 seconds or None, not {seconds!r}")
+        self._pcb.post(_set_config, {"user_timeout": seconds})
+
     def _check_closed(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the stream is closed")
