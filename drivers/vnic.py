@@ -119,7 +119,8 @@ class Vnic(Driver):
 
     name_prefix = "vnic"
     supports_polling = True
-    max_mtu = 9000
+    #: Jumbo frames up to the largest IPv4 datagram, as virtio-net allows.
+    max_mtu = 65535
 
     def __init__(
         self,

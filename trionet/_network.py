@@ -39,7 +39,7 @@ from typing import Any
 import attrs
 
 from ._net._host import Host, open_host
-from ._net._if import Ifnet
+from ._net._if import IfIoctl, Ifnet
 from .wires import MemoryWire
 
 __all__ = ["Link", "Network", "open_network"]
@@ -177,7 +177,8 @@ class Network:
 
         Args:
             mtu, bandwidth, delay, queue_len: the wire's (see
-                :class:`~trionet.wires.MemoryWire`).
+                :class:`~trionet.wires.MemoryWire`); a host's interface gets
+                the same MTU (a vnic takes up to 65535).
             pcap: record the frames crossing the wire at side ``a`` (both
                 directions, after ``a``'s faults) to this libpcap file.
             impairments: ``loss``, ``duplicate``, ``reorder``, ``corrupt``
@@ -229,6 +230,10 @@ class Network:
                 from .drivers.vnic import Vnic
 
                 ifp = await node.if_attach(Vnic(ep))
+                if ifp.mtu != mtu:
+                    # A vnic attaches at min(1500, wire MTU), like a NIC;
+                    # a link's MTU is what a topology asks for.
+                    await node.ifioctl(ifp, IfIoctl.SIOCSIFMTU, mtu)
                 await node.ifup(ifp)
                 ends.append(ifp)
             else:
