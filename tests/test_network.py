@@ -169,3 +169,113 @@ def test_same_seed_same_topology_gives_identical_pcap(tmp_path: pathlib.Path) ->
     assert len(data[0]) > 24 + 300 * 16
     assert data[0] == data[1]
     assert data[0] != data[2]
+
+
+async def _addressed(net: trionet.Network, **link: object) -> tuple[trionet.Host, trionet.Host, trionet.Link]:
+    h1 = await net.add_host("h1")
+    h2 = await net.add_host("h2")
+    ln = await net.link(h1, h2, **link)
+    h1.ifconfig(ln.ends[0].name, "10.0.0.1/24")
+    h2.ifconfig(ln.ends[1].name, "10.0.0.2/24")
+    return h1, h2, ln
+
+
+async def test_carrier_down_and_up_while_running(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        h1, h2, ln = await _addressed(net, delay=0.001)
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+        ln.set_up(False)
+        await trio.sleep(2)  # the vnic polls its link state at 1 Hz
+        assert ln.ends[0].link_state is trionet.LinkState.DOWN
+        assert (await h1.ping("10.0.0.2", count=2)).received == 0
+        ln.set_up(True)
+        await trio.sleep(2)
+        assert ln.ends[0].link_state is trionet.LinkState.UP
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+
+
+async def test_a_partition_keeps_the_carrier(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        h1, h2, ln = await _addressed(net, delay=0.001, loss=0.0)
+        ln.partition(True)
+        await trio.sleep(2)
+        assert ln.ends[0].link_state is trionet.LinkState.UP
+        assert (await h1.ping("10.0.0.2", count=2)).received == 0
+        assert ln.faults[0].statistics().partition_dropped >= 2
+        ln.partition(False)
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+
+
+async def test_links_and_hosts_come_and_go(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        h1, h2, ln = await _addressed(net, delay=0.001)
+        await net.remove_link(ln)
+        assert net.links == [] and [i.name for i in h1.ifnets()] == ["lo0"]
+        assert h1.netstat_r() == [r for r in h1.netstat_r() if not r.destination.startswith("10.")]
+        again = await net.link(h1, h2, delay=0.001)
+        h1.ifconfig(again.ends[0].name, "10.0.0.1/24")
+        h2.ifconfig(again.ends[1].name, "10.0.0.2/24")
+        assert (await h1.ping("10.0.0.2", count=1)).received == 1
+        await net.remove_host("h2")
+        assert list(net.hosts) == ["h1"] and net.links == []
+        assert [i.name for i in h1.ifnets()] == ["lo0"]
+        h3 = await net.add_host("h2")  # the name is free again
+        assert h3 is net.hosts["h2"]
+        with pytest.raises(ValueError):
+            await net.remove_host("nope")
+
+
+async def test_udp_links_carry_real_datagrams_on_loopback() -> None:
+    # Real time: the frames cross the kernel's UDP on 127.0.0.1.
+    with trio.fail_after(20):
+        async with trionet.open_network(seed=1) as net:
+            h1, h2, ln = await _addressed(net, kind="udp")
+            assert ln.kind == "udp"
+            assert all(w.local_address[0] == "127.0.0.1" for w in ln.wire)
+            assert (await h1.ping("10.0.0.2", count=2, interval=0.05)).received == 2
+            ln.partition(True)
+            assert (await h1.ping("10.0.0.2", count=1, timeout=0.2)).received == 0
+            ln.partition(False)
+            assert (await h1.ping("10.0.0.2", count=1)).received == 1
+            with pytest.raises(ValueError, match="udp link"):
+                await net.link(h1, h2, kind="udp", delay=0.1)
+            with pytest.raises(ValueError, match="kind"):
+                await net.link(h1, h2, kind="carrier-pigeon")
+
+
+def _tap_skip_reason() -> str | None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root to create TAP devices and network namespaces"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun"
+    if shutil.which("ip") is None:
+        return "needs the ip command (iproute2)"
+    return None
+
+
+@pytest.mark.skipif(_tap_skip_reason() is not None, reason=str(_tap_skip_reason()))
+async def test_a_tap_link_reaches_the_kernel_in_a_namespace() -> None:
+    import os
+
+    ns = f"trionet-net-{os.getpid()}"
+    await trio.run_process(["ip", "netns", "add", ns])
+    try:
+        await trio.run_process(
+            ["ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6"]
+        )
+        with trio.fail_after(20):
+            async with trionet.open_network(seed=1) as net:
+                h1 = await net.add_host("h1")
+                ln = await net.tap_link(h1, netns=ns, address="10.99.7.2/24")
+                assert ln.kind == "tap" and isinstance(ln.ends[1], str)
+                h1.ifconfig(ln.ends[0].name, "10.99.7.1/24")
+                result = await h1.ping("10.99.7.2", count=2, interval=0.1)
+                assert result.received == 2
+                await net.remove_link(ln)
+                shown = await trio.run_process(["ip", "-n", ns, "-o", "link"], capture_stdout=True)
+                assert ln.ends[1] not in shown.stdout.decode()
+    finally:
+        await trio.run_process(["ip", "netns", "delete", ns], check=False)

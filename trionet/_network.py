@@ -20,8 +20,18 @@ Rules:
   get seeds derived from the seed and the link's name), so a run is
   reproducible from (seed, topology), and byte for byte under
   ``trio.testing.MockClock``.
+- Hosts and links can also go while running (:meth:`Network.remove_link`,
+  :meth:`Network.remove_host`): each has its own exit stack inside the
+  network's. Call these, like ``add_host`` and ``link``, from the task that
+  opened the network (Trio nurseries are exited by the task that entered
+  them).
 - ``net.link(a, b, ...)`` puts a vnic on each host side (a switch side gets a
-  port) over a :class:`~trionet.wires.MemoryWire`; impairments (loss,
+  port) over a :class:`~trionet.wires.MemoryWire` (``kind="memory"``), or
+  over two :class:`~trionet.wires.UdpWire` on 127.0.0.1 (``kind="udp"``);
+  ``net.tap_link(host)`` joins a host to the Linux kernel through a TAP
+  device. ``link.set_up(False)`` drops the carrier, ``link.partition(True)``
+  loses frames silently, ``link.set_impairments(...)`` changes the faults;
+  impairments (loss,
   duplication, reordering, corruption, jitter, rate) wrap each side's
   endpoint in a :class:`~trionet.wires.FaultInjector`, so they apply in both
   directions, each side with its own seed.
@@ -68,17 +78,39 @@ class Link:
             (the fault injector or capture when there is one).
         faults: for each side, its :class:`~trionet.wires.FaultInjector`,
             or None without impairments.
+        kind: ``"memory"``, ``"udp"`` or ``"tap"``.
     """
 
     name: str
-    wire: MemoryWire
-    ends: tuple[Ifnet | int, Ifnet | int]
+    wire: Any  # a MemoryWire; for udp the pair of UdpWires; for tap the TapWire
+    ends: tuple[Ifnet | int, Ifnet | int | str]
     endpoints: tuple[Any, Any]
     faults: tuple[Any, Any]
+    kind: str = "memory"
+    _stack: AsyncExitStack | None = attrs.field(default=None, repr=False)
+    _nodes: tuple[Any, Any] = attrs.field(default=(None, None), repr=False)
 
     def partition(self, on: bool) -> None:
-        """Cut the link (``on=True``) or heal it; frames in flight are dropped."""
-        self.wire.set_link(not on)
+        """Cut the link silently (``on=True``) or heal it: frames are lost,
+        in flight too. With fault injectors (impairments given, and every
+        udp link) the carrier stays up, as in a real partition; a memory
+        link without them drops its carrier instead (see :meth:`set_up`)."""
+        if self.faults[0] is not None:
+            for injector in self.faults:
+                if injector is not None:
+                    injector.partitioned = bool(on)
+        elif self.kind == "memory":
+            self.wire.set_link(not on)
+        else:
+            raise ValueError(f"link {self.name} ({self.kind}) cannot be partitioned")
+
+    def set_up(self, on: bool) -> None:
+        """Carrier up or down (``ifconfig`` shows it; vnics poll it at 1 Hz).
+        A udp link has no carrier to lose: it is partitioned instead."""
+        if self.kind == "memory":
+            self.wire.set_link(bool(on))
+        else:
+            self.partition(not on)
 
     def set_impairments(self, **changes: float) -> None:
         """Change impairments of both sides while running (e.g. ``loss=0.2``).
@@ -113,6 +145,7 @@ class Network:
         self.switches: dict[str, Any] = {}
         self.links: list[Link] = []
         self._stack = stack
+        self._host_stacks: dict[str, AsyncExitStack] = {}
         self._invariants = invariants
         self._closed = False
 
@@ -136,9 +169,12 @@ class Network:
     ) -> Host:
         """Start a host called ``name`` (with ``lo0`` up, 127.0.0.1/8, unless ``loopback=False``)."""
         self._check_name(name)
-        host = await self._stack.enter_async_context(
+        stack = AsyncExitStack()
+        await self._stack.enter_async_context(stack)
+        host = await stack.enter_async_context(
             open_host(name, ncpus=ncpus, invariants=self._invariants)
         )
+        self._host_stacks[name] = stack
         self.hosts[name] = host
         # RFC 6528 ISNs and SYN cookies: keyed from the seed, so a run replays.
         host.inet.tcp.secret = self.rng(f"{name}/tcp").randbytes(32)
@@ -164,6 +200,7 @@ class Network:
         a: Host | Any,
         b: Host | Any,
         *,
+        kind: str = "memory",
         mtu: int = 1500,
         bandwidth: float | None = None,
         delay: float = 0.0,
@@ -171,11 +208,17 @@ class Network:
         pcap: str | Path | None = None,
         **impairments: float,
     ) -> Link:
-        """Join ``a`` and ``b`` (hosts or switches) with a MemoryWire.
+        """Join ``a`` and ``b`` (hosts or switches) with a wire.
 
         A host side gets a new vnic, brought up; a switch side gets a port.
 
         Args:
+            kind: ``"memory"`` (a :class:`~trionet.wires.MemoryWire`, in
+                Trio time) or ``"udp"`` (two :class:`~trionet.wires.UdpWire`
+                on 127.0.0.1 pointed at each other: real datagrams through
+                the kernel, so real time; no ``bandwidth``, ``delay`` or
+                ``queue_len``). For the Linux kernel as the far end see
+                :meth:`tap_link`.
             mtu, bandwidth, delay, queue_len: the wire's (see
                 :class:`~trionet.wires.MemoryWire`); a host's interface gets
                 the same MTU (a vnic takes up to 65535).
@@ -192,6 +235,10 @@ class Network:
         for name in impairments:
             if name not in IMPAIRMENTS:
                 raise ValueError(f"unknown impairment {name!r}; known: {', '.join(IMPAIRMENTS)}")
+        if kind not in ("memory", "udp"):
+            raise ValueError(f"kind must be 'memory' or 'udp' (tap: use tap_link()), not {kind!r}")
+        if kind == "udp" and (bandwidth is not None or delay or queue_len != 1000):
+            raise ValueError("a udp link has no bandwidth, delay or queue_len (use jitter or rate)")
         names = (self._node_name(a), self._node_name(b))
         base = f"{names[0]}-{names[1]}"
         label = base
@@ -199,20 +246,31 @@ class Network:
         while any(link.name == label for link in self.links):
             n += 1
             label = f"{base}#{n}"
-        wire = await self._stack.enter_async_context(
-            MemoryWire(name=label, mtu=mtu, bandwidth=bandwidth, delay=delay, queue_len=queue_len)
-        )
+        stack = AsyncExitStack()
+        await self._stack.enter_async_context(stack)
+        wire: Any
+        if kind == "memory":
+            wire = await stack.enter_async_context(
+                MemoryWire(name=label, mtu=mtu, bandwidth=bandwidth, delay=delay, queue_len=queue_len)
+            )
+            raw = [wire.endpoint(f"{label}.{names[side]}") for side in (0, 1)]
+        else:
+            from .wires import open_udp_wire_pair
+
+            wire = await stack.enter_async_context(open_udp_wire_pair(mtu=mtu, name=label))
+            raw = list(wire)
+            impairments.setdefault("loss", 0.0)  # injectors, so it can be partitioned
         endpoints: list[Any] = []
         faults: list[Any] = []
         for side, node in enumerate((a, b)):
-            ep: Any = wire.endpoint(f"{label}.{names[side]}")
+            ep: Any = raw[side]
             if pcap is not None and side == 0:
                 # Next to the wire: the capture shows what crossed it, after
                 # this side's faults (losses absent, duplicates present).
                 from .wires import PcapTap
 
                 tap = PcapTap(ep, pcap)
-                self._stack.callback(tap.close)
+                stack.callback(tap.close)
                 ep = tap
             injector = None
             if impairments:
@@ -221,7 +279,7 @@ class Network:
                 injector = FaultInjector(
                     ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments
                 )
-                ep = await self._stack.enter_async_context(injector)
+                ep = await stack.enter_async_context(injector)
             endpoints.append(ep)
             faults.append(injector)
         ends: list[Ifnet | int] = []
@@ -238,9 +296,99 @@ class Network:
                 ends.append(ifp)
             else:
                 ends.append(node.add_port(ep))
-        link = Link(label, wire, (ends[0], ends[1]), (endpoints[0], endpoints[1]), (faults[0], faults[1]))
+        link = Link(
+            label,
+            wire,
+            (ends[0], ends[1]),
+            (endpoints[0], endpoints[1]),
+            (faults[0], faults[1]),
+            kind,
+            stack,
+            (a, b),
+        )
         self.links.append(link)
         return link
+
+    async def tap_link(
+        self,
+        host: Host,
+        *,
+        device: str | None = None,
+        mtu: int = 1500,
+        netns: str | None = None,
+        address: str | None = None,
+    ) -> Link:
+        """Join ``host`` to the Linux kernel through a TAP device (root only).
+
+        The host gets a vnic on a :class:`~trionet.wires.TapWire`; the
+        kernel's end is the device, which is moved into network namespace
+        ``netns`` if given (it must exist) and given ``address``
+        (``"10.0.0.2/24"``) and brought up. The device goes when the link or
+        the network does. ``ends[1]`` is the device name.
+
+        Raises:
+            NetError: no permission or no ``/dev/net/tun`` (from TapWire).
+            RuntimeError: an ``ip`` command failed (its message included).
+        """
+        import trio
+
+        from .drivers.vnic import Vnic
+        from .wires import TapWire
+
+        name = self._node_name(host)
+        label = f"{name}-kernel"
+        n = 1
+        while any(link.name == label for link in self.links):
+            n += 1
+            label = f"{name}-kernel#{n}"
+        stack = AsyncExitStack()
+        await self._stack.enter_async_context(stack)
+        wire = await stack.enter_async_context(TapWire(device or "tntap%d", mtu=mtu))
+        ifname = wire.ifname
+        ns = ["-n", netns] if netns else []
+        commands = []
+        if netns:
+            commands.append(["ip", "link", "set", "dev", ifname, "netns", netns])
+        if address:
+            commands.append(["ip", *ns, "addr", "add", address, "dev", ifname])
+        commands.append(["ip", *ns, "link", "set", "dev", ifname, "up"])
+        for argv in commands:
+            done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+            if done.returncode:
+                await stack.aclose()
+                raise RuntimeError(f"{' '.join(argv)}: {done.stderr.decode().strip()}")
+        ifp = await host.if_attach(Vnic(wire))
+        if ifp.mtu != mtu:
+            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, mtu)
+        await host.ifup(ifp)
+        link = Link(label, wire, (ifp, ifname), (wire, None), (None, None), "tap", stack, (host, None))
+        self.links.append(link)
+        return link
+
+    async def remove_link(self, link: Link) -> None:
+        """Take a link away: its vnics are detached (their addresses and
+        routes go with them), switch ports removed, the wire closed."""
+        if link not in self.links:
+            raise ValueError(f"{link!r} is not a link of this network")
+        self.links.remove(link)
+        for node, end in zip(link._nodes, link.ends, strict=True):
+            if isinstance(node, Host) and isinstance(end, Ifnet):
+                if end.attached and not end.in_detach:
+                    await node.if_detach(end)
+            elif node is not None and isinstance(end, int):
+                node.remove_port(end)
+        if link._stack is not None:
+            await link._stack.aclose()
+
+    async def remove_host(self, name: str) -> None:
+        """Stop host ``name`` and remove its links first."""
+        host = self.hosts.get(name)
+        if host is None:
+            raise ValueError(f"no host {name!r} in the network")
+        for link in [ln for ln in self.links if host in ln._nodes]:
+            await self.remove_link(link)
+        del self.hosts[name]
+        await self._host_stacks.pop(name).aclose()
 
     def _node_name(self, node: Any) -> str:
         if isinstance(node, Host):
