@@ -6,20 +6,22 @@ Theory of operation
 The connection machine (:mod:`.tcp_connection`) owns *loss recovery*: it
 counts duplicate ACKs, retransmits, runs NewReno fast recovery (RFC 6582:
 window inflation by one SMSS per duplicate ACK, partial-ACK deflation,
-leaving recovery on a full ACK) and the retransmission timer. A
+leaving recovery on a full ACK) or, with SACK, RFC 6675 recovery (a
+scoreboard and ``pipe``), and the retransmission timer. A
 :class:`CongestionControl` owns the *congestion window policy*:
 
 1. ``cwnd`` and ``ssthresh`` are plain attributes in bytes, read by the
    machine to limit what is in flight. During fast recovery the machine
-   writes ``cwnd`` itself (``ssthresh + 3 * smss``, inflation, deflation,
-   and ``min(ssthresh, flight + smss)`` on leaving); outside recovery only
+   writes ``cwnd`` itself (NewReno: ``ssthresh + 3 * smss``, inflation,
+   deflation, and ``min(ssthresh, flight + smss)`` on leaving; SACK:
+   ``ssthresh`` on entry, left alone until the end); outside recovery only
    the algorithm changes it.
 2. :meth:`~CongestionControl.on_ack` is called for every ACK that
    acknowledges new data *outside* recovery: slow start below ``ssthresh``,
    congestion avoidance above.
-3. :meth:`~CongestionControl.on_congestion` is called once when three
-   duplicate ACKs start a fast retransmit: the multiplicative decrease (it
-   sets ``ssthresh``).
+3. :meth:`~CongestionControl.on_congestion` is called once when loss
+   recovery starts (three duplicate ACKs, or with SACK RFC 6675's IsLost):
+   the multiplicative decrease (it sets ``ssthresh``).
 4. :meth:`~CongestionControl.on_timeout` is called when the retransmission
    timer expires: ``ssthresh`` from the flight size, ``cwnd`` one segment
    (the loss window, RFC 5681 3.1).
@@ -97,7 +99,7 @@ class CongestionControl:
         raise NotImplementedError
 
     def on_congestion(self, flight: int, now: float) -> None:
-        """Three duplicate ACKs: set ``ssthresh`` (the machine then sets ``cwnd``)."""
+        """Loss recovery starts: set ``ssthresh`` (the machine then sets ``cwnd``)."""
         raise NotImplementedError
 
     def on_timeout(self, flight: int, now: float) -> None:

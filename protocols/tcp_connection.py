@@ -1,4 +1,4 @@
-"""A sans-IO TCP connection (RFC 9293), with RFC 6298, 5681, 6582, 7323, 2018 and 5961.
+"""A sans-IO TCP connection (RFC 9293), with RFC 6298, 5681, 6582, 6675, 7323, 2018 and 5961.
 
 Theory of operation
 ===================
@@ -41,16 +41,43 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
    after ``max_retries``; go-back-N from ``snd_una`` in slow start after a
    timeout), persist (zero-window probes: a segment at ``snd_una - 1`` that
    the peer must ACK; or, with a small non-zero window that SWS avoidance
-   would not fill, a forced send), delayed ACK, TIME_WAIT (2 MSL), and the
+   would not fill, a forced send), delayed ACK, TIME_WAIT (2 MSL), the
    user timeout (RFC 5482: data unacknowledged that long drops the
-   connection).
-6. Loss recovery: three duplicate ACKs (RFC 5681 3.2) trigger a fast
-   retransmit and NewReno fast recovery (RFC 6582): inflate by one SMSS per
-   further duplicate, retransmit at each partial ACK and deflate, leave on an
-   ACK covering ``recover``. The window *policy* (slow start, congestion
-   avoidance, the decrease) is a pluggable :class:`.tcp_cc.CongestionControl`:
-   NewReno by default, :class:`.tcp_cc.Cubic` available.
-7. Receiving: in-order data goes to a receive buffer the application drains
+   connection), and keepalive (off unless ``keepalive`` or
+   :meth:`~TcpConnection.set_keepalive`; RFC 1122 4.2.3.6, BSD
+   ``tcp_timer_keep``): in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2, after
+   ``keepidle`` seconds without receiving any segment, a probe at
+   ``snd_una - 1`` without data (the peer must ACK it), another every
+   ``keepintvl``, and after ``keepcnt`` unanswered probes a drop with
+   ``ETIMEDOUT``, ``keepidle + keepcnt * keepintvl`` after the last segment
+   received. Any received segment restarts the idle period.
+6. Loss recovery without SACK: three duplicate ACKs (RFC 5681 3.2) trigger a
+   fast retransmit and NewReno fast recovery (RFC 6582): inflate by one SMSS
+   per further duplicate, retransmit at each partial ACK and deflate, leave
+   on an ACK covering ``recover``. The window *policy* (slow start,
+   congestion avoidance, the decrease) is a pluggable
+   :class:`.tcp_cc.CongestionControl`: NewReno by default,
+   :class:`.tcp_cc.Cubic` available.
+7. Loss recovery with SACK (RFC 6675, when both sides agreed to RFC 2018):
+   a scoreboard holds the ranges above ``snd_una`` the peer SACKed (merged;
+   blocks empty, beyond ``snd_max`` or below the cumulative ACK, D-SACKs
+   included, are ignored). An ACK bringing newly SACKed data is a duplicate
+   ACK (RFC 6675's definition; a peer that sends no blocks has RFC 5681's
+   counted). Recovery starts at the third, or earlier once IsLost(snd_una):
+   three SACKed ranges, or more than two SMSS of SACKed bytes, above it; not
+   before the cumulative ACK passed the last RecoveryPoint. On entry
+   ``cwnd = ssthresh`` (the algorithm's decrease) and the first hole is
+   retransmitted; then, on every call, while ``cwnd - pipe >= SMSS``
+   (SetPipe: un-SACKed bytes not lost, plus those retransmitted): lost holes
+   above HighRxt (NextSeg rule 1), new data (rule 2), other holes below SACKed
+   data (rule 3); rule 4 (rescue) is not implemented. A partial ACK with
+   nothing SACKed up to RecoveryPoint retransmits its first segment
+   (Divergence: NewReno's rule, where RFC 6675 would wait for the RTO).
+   Recovery ends on an ACK covering RecoveryPoint (``recover``); ``cwnd``
+   stays at ``ssthresh``. A timeout clears the scoreboard (RFC 6675 5.1: the
+   receiver may have reneged) and goes back to ``snd_una``; ranges SACKed
+   by ACKs after the timeout are skipped by the go-back-N retransmission.
+8. Receiving: in-order data goes to a receive buffer the application drains
    with :meth:`~TcpConnection.read`; out-of-order data waits in a sorted list
    of merged blocks, reported with SACK blocks (RFC 2018: the block holding
    the newest segment first, then the most recently reported ones). ACKs are
@@ -63,10 +90,15 @@ Bounds: the receive buffer and out-of-order data together hold at most
 ``recv_buffer`` bytes (data is accepted only inside the advertised window,
 which never exceeds the free space), in at most ``max_ooo_blocks`` blocks;
 the send buffer holds at most ``send_buffer`` bytes (:meth:`send` takes what
-fits and says how much). One call returns at most one window's worth of
-segments (``min(snd_wnd, cwnd)``, bounded by ``send_buffer``) plus one ACK.
-Work per segment is O(SACK blocks + out-of-order blocks touched) apart
-from copying its bytes.
+fits and says how much); the SACK scoreboard holds at most
+:data:`MAX_SACK_RANGES` (32) merged ranges: beyond, the highest is forgotten
+(counted in ``sack_ranges_dropped``; it costs at worst an unneeded
+retransmission, and the peer reports its newest block again). One call
+returns at most one window's worth of segments (``min(snd_wnd, cwnd)``, or
+``cwnd - pipe`` in SACK recovery, bounded by ``send_buffer``) plus one
+retransmission on entering recovery or on a partial ACK, plus one ACK or
+keepalive probe. Work per segment is O(SACK blocks + out-of-order blocks
+touched + scoreboard ranges) apart from copying its bytes.
 
 Every method is total over its documented inputs: :meth:`receive` never
 raises for any header :meth:`.tcp.TcpHeader.parse` can return, whatever the
@@ -75,12 +107,13 @@ state; misuse by the caller raises :class:`LocalProtocolError` or
 
 Implemented and tested: everything above. Not implemented:
 
-- SACK-based loss recovery (RFC 6675): SACK blocks are sent for
-  out-of-order data and received blocks are parsed, but the sender recovers
-  with NewReno only (it does not use a scoreboard). D-SACK (RFC 2883) no.
+- D-SACK (RFC 2883): none is sent, and received ones are ignored (no
+  undoing of spurious retransmissions). RFC 6675's rescue retransmission
+  (NextSeg rule 4), and detecting the loss of a retransmission (only the
+  RTO notices it; RACK does).
 - Limited transmit (RFC 3042), RACK-TLP (RFC 8985), F-RTO/Eifel, ECN
   (RFC 3168), TCP Fast Open, urgent data (the urgent pointer is ignored and
-  the data delivered inline, as RFC 6093 recommends), keepalives, path MTU
+  the data delivered inline, as RFC 6093 recommends), path MTU
   discovery, the 24-day PAWS idle rule (RFC 7323 5.5), and data carried on
   SYN segments (it is not acknowledged, so the peer sends it again).
 - A non-RST segment without timestamps on a connection that negotiated them
@@ -88,15 +121,20 @@ Implemented and tested: everything above. Not implemented:
 - A RST in TIME_WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
 
 DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_output.c``,
-``tcp_timer.c`` (``tcp_timer_rexmt``, ``tcp_timer_persist``),
-``tcp_subr.c`` (``tcp_drop``, ``tcp_close``), ``tcp_sack.c``.
+``tcp_timer.c`` (``tcp_timer_rexmt``, ``tcp_timer_persist``,
+``tcp_timer_keep``), ``tcp_subr.c`` (``tcp_drop``, ``tcp_close``),
+``tcp_sack.c`` (``tcp_sack_update_scoreboard``, ``update_lostseq``,
+``tcp_sack_compute_pipe``, ``tcp_sack_nextseg``: the same design, SACKed
+blocks and a "lost below" point; it keeps at most 8 blocks and refuses new
+ones when full, and declares loss at ``>= 3 * maxseg`` SACKed bytes where
+RFC 6675 says ``> 2 * SMSS``).
 """
 
 from __future__ import annotations
 
 import enum
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -114,6 +152,8 @@ from .errors import LocalProtocolError
 from .tcp_cc import CongestionControl, NewReno
 
 __all__ = [
+    "DUPTHRESH",
+    "MAX_SACK_RANGES",
     "MIN_MSS",
     "LocalProtocolError",
     "TcpConfig",
@@ -133,6 +173,12 @@ MIN_MSS = 64
 DEFAULT_MSS = 536
 _MAX_WSCALE = 14  # RFC 7323 2.3
 _TS_OPTION_LEN = 12  # NOP NOP kind len tsval tsecr
+#: RFC 6675's DupThresh: duplicate ACKs, or SACKed ranges above a hole, that
+#: declare it lost (with more than ``(DupThresh - 1) * SMSS`` SACKed bytes).
+DUPTHRESH = 3
+#: The most merged SACKed ranges the sender's scoreboard keeps (8 full SACK
+#: options' worth); beyond, the highest range is forgotten (counted).
+MAX_SACK_RANGES = 8 * MAX_SACK_BLOCKS
 
 _SYN = TcpFlags.SYN
 _ACK = TcpFlags.ACK
@@ -169,6 +215,9 @@ _FIN_NEXT = {
     _S.FIN_WAIT_1: _S.CLOSING,
     _S.FIN_WAIT_2: _S.TIME_WAIT,
 }
+#: States in which keepalive probes are sent (the others have a FIN
+#: outstanding, so the retransmission timer watches the peer, or are ending).
+_KEEPALIVE = frozenset({_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_2})
 #: Where the ACK of our FIN leads (fifth step).
 _FIN_ACKED_NEXT = {
     _S.FIN_WAIT_1: _S.FIN_WAIT_2,
@@ -187,8 +236,8 @@ class TcpEvent(enum.Enum):
     - ``WRITABLE``: an ACK freed send-buffer space.
     - ``RESET``: the peer reset the connection (``error`` is
       ``ECONNREFUSED`` before it was established, ``ECONNRESET`` after).
-    - ``TIMEOUT``: retransmissions or the user timeout ran out
-      (``error`` is ``ETIMEDOUT``).
+    - ``TIMEOUT``: retransmissions, the user timeout or keepalive probes
+      ran out (``error`` is ``ETIMEDOUT``).
     - ``CLOSED``: the machine reached CLOSED, for whatever reason (always
       the last event; the glue frees the connection).
     """
@@ -234,6 +283,15 @@ class TcpConfig:
             segments are dropped and counted).
         congestion_control: a :class:`.tcp_cc.CongestionControl` subclass
             (or a callable taking ``smss``).
+        keepalive: send keepalive probes on an idle connection
+            (``SO_KEEPALIVE``; off by default, as in BSD). Change it on a live
+            connection with :meth:`TcpConnection.set_keepalive`.
+        keepidle: seconds without receiving anything before the first probe
+            (``TCP_KEEPIDLE``; BSD's 2 hours).
+        keepintvl: seconds between unanswered probes (``TCP_KEEPINTVL``).
+        keepcnt: unanswered probes before the connection is dropped with
+            ``ETIMEDOUT`` (``TCP_KEEPCNT``); the drop comes
+            ``keepidle + keepcnt * keepintvl`` after the last segment received.
     """
 
     mss: int = attrs.field(default=1460, validator=[attrs.validators.ge(MIN_MSS), attrs.validators.le(65495)])
@@ -257,6 +315,10 @@ class TcpConfig:
     challenge_ack_limit: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     max_ooo_blocks: int = attrs.field(default=32, validator=attrs.validators.ge(1))
     congestion_control: Callable[[int], CongestionControl] = attrs.field(default=NewReno, validator=_check_cc)
+    keepalive: bool = False
+    keepidle: float = attrs.field(default=7200.0, validator=attrs.validators.gt(0))
+    keepintvl: float = attrs.field(default=75.0, validator=attrs.validators.gt(0))
+    keepcnt: int = attrs.field(default=8, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -289,8 +351,14 @@ class TcpStatistics:
         bytes_retransmitted: payload bytes sent again.
         bytes_received: payload bytes delivered in order.
         retransmits: segments sent again (timeouts, fast and partial-ACK
-            retransmits, go-back-N).
-        fast_retransmits: fast retransmits (entries into fast recovery).
+            retransmits, go-back-N, holes chosen from the SACK scoreboard).
+        fast_retransmits: fast retransmits (entries into loss recovery, NewReno
+            or SACK-based).
+        sack_recoveries: of those, entries into SACK-based recovery (RFC 6675).
+        sack_blocks_ignored: received SACK blocks not used: empty, beyond
+            ``snd_max``, or wholly below the cumulative ACK (D-SACK included).
+        sack_ranges_dropped: SACKed ranges forgotten because the scoreboard
+            was full (the highest range goes).
         timeouts: retransmission-timer expirations.
         dup_acks: duplicate ACKs received (RFC 5681 definition).
         rtt_samples: RTT measurements taken.
@@ -301,6 +369,9 @@ class TcpStatistics:
         ooo_segments: out-of-order segments queued.
         ooo_dropped: out-of-order segments dropped (block limit).
         window_probes: zero-window probes sent.
+        keepalive_probes: keepalive probes sent.
+        keepalive_drops: connections dropped because keepalive probes went
+            unanswered (0 or 1).
     """
 
     segments_sent: int = 0
@@ -320,6 +391,11 @@ class TcpStatistics:
     ooo_segments: int = 0
     ooo_dropped: int = 0
     window_probes: int = 0
+    sack_recoveries: int = 0
+    sack_blocks_ignored: int = 0
+    sack_ranges_dropped: int = 0
+    keepalive_probes: int = 0
+    keepalive_drops: int = 0
 
 
 def is_connection_request(header: TcpHeader) -> bool:
@@ -407,6 +483,12 @@ class TcpConnection:
         self._in_recovery = False
         self._recover = iss
         self._partial_seen = False
+        # RFC 6675 sender scoreboard: SACKed [start, end) ranges above
+        # snd_una, sorted, disjoint, not touching, at most MAX_SACK_RANGES;
+        # and HighRxt (exclusive: everything below was retransmitted in this
+        # recovery).
+        self._sacked: list[list[int]] = []
+        self._high_rxt = iss
         # RTT estimation (RFC 6298).
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -422,6 +504,11 @@ class TcpConnection:
         self._t_delack: float | None = None
         self._t_2msl: float | None = None
         self._stall_since: float | None = None
+        # Keepalive: the deadline is derived from these and the config
+        # (_keep_deadline), so a config replaced by the caller takes effect.
+        self._idle_since = 0.0  # last segment received (or establishment, set_keepalive)
+        self._keep_probes = 0  # unanswered probes
+        self._keep_last = 0.0  # when the last one was sent
         # ACK generation.
         self._ack_now = False
         self._rcv_unacked = 0
@@ -501,6 +588,23 @@ class TcpConnection:
         return self._in_recovery
 
     @property
+    def sacked_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The sender's scoreboard: ``(left, right)`` SACKed ranges above ``snd_una`` (32-bit), lowest first."""
+        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacked)
+
+    @property
+    def pipe(self) -> int:
+        """RFC 6675 SetPipe(): bytes estimated in the network (with SACK; else the flight size)."""
+        if not self._sack_ok:
+            return self._snd_max - self._snd_una
+        return self._pipe()
+
+    @property
+    def keepalive_probes_unanswered(self) -> int:
+        """Keepalive probes sent since the last segment received."""
+        return self._keep_probes
+
+    @property
     def smss(self) -> int:
         """Payload bytes in a full-sized segment we send (after the timestamps option)."""
         return min(self._peer_mss, self.config.mss) - (_TS_OPTION_LEN if self._ts_ok else 0)
@@ -555,7 +659,7 @@ class TcpConnection:
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work, or ``None``."""
         best = None
-        for t in (self._t_rexmt, self._t_persist, self._t_delack, self._t_2msl):
+        for t in (self._t_rexmt, self._t_persist, self._t_delack, self._t_2msl, self._keep_deadline()):
             if t is not None and (best is None or t < best):
                 best = t
         ut = self.config.user_timeout
@@ -684,6 +788,50 @@ class TcpConnection:
             self._enter_closed()
         return self._flush()
 
+    def set_keepalive(
+        self,
+        on: bool,
+        now: float,
+        *,
+        idle: float | None = None,
+        interval: float | None = None,
+        count: int | None = None,
+    ) -> TcpOutput:
+        """Turn keepalive on or off, and optionally change its timing (``SO_KEEPALIVE``,
+        ``TCP_KEEPIDLE``, ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``).
+
+        Replaces :attr:`config` with a copy holding the new values. Turning it
+        on (or changing it while on) starts the idle period afresh at ``now``
+        and forgets unanswered probes, so the first probe comes ``idle``
+        seconds later even if the connection was already idle longer (Linux
+        ``tcp_set_keepalive`` likewise rearms the timer). Allowed in any
+        state; probes are sent only in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2.
+
+        (Replacing :attr:`config` directly works too, but then the idle
+        period counts from the last segment received, as in BSD, so a probe
+        or even the drop may be due at once; and the caller must re-read
+        :meth:`next_deadline`, which this method's output carries.)
+
+        Returns:
+            An output with no segments; its ``deadline`` includes the change.
+
+        Raises:
+            ValueError: ``idle`` or ``interval`` not positive, ``count`` < 1.
+        """
+        self._now = now
+        changes: dict[str, object] = {"keepalive": bool(on)}
+        if idle is not None:
+            changes["keepidle"] = idle
+        if interval is not None:
+            changes["keepintvl"] = interval
+        if count is not None:
+            changes["keepcnt"] = count
+        self.config = attrs.evolve(self.config, **changes)  # the validators check the values
+        if on:
+            self._idle_since = now
+            self._keep_probes = 0
+        return self._flush()
+
     def on_timer(self, now: float) -> TcpOutput:
         """Run every timer whose deadline is at or before ``now``.
 
@@ -697,6 +845,13 @@ class TcpConnection:
         if ut is not None and self._stall_since is not None and now >= self._stall_since + ut:
             self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
             return self._flush()
+        keep = self._keep_deadline()
+        if keep is not None and now >= keep:
+            if self._keep_probes >= self.config.keepcnt:
+                self._stats["keepalive_drops"] += 1
+                self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
+                return self._flush()
+            self._keepalive_probe()
         if self._t_rexmt is not None and now >= self._t_rexmt:
             self._t_rexmt = None
             self._rexmt_expired()
@@ -723,6 +878,10 @@ class TcpConnection:
         self._now = now
         self._stats["segments_received"] += 1
         st = self._state
+        # Keepalive: anything from the peer shows it alive (BSD resets
+        # t_rcvtime for every segment reaching the connection, acceptable or not).
+        self._idle_since = now
+        self._keep_probes = 0
         if st is _S.CLOSED:
             if not header.flags & _RST:
                 # RFC 9293 3.10.7.1, as for a segment that found no connection.
@@ -883,15 +1042,22 @@ class TcpConnection:
             self._challenge_ack()  # RFC 5961 5.2
             return False
         window = h.window << self._snd_scale
+        blocks = h.options.sack_blocks if self._sack_ok else ()
+        newly_sacked = bool(blocks) and self._sack_update(blocks, ack)
         if ack > snd_una:
             self._ack_received(ack, h)
         elif (
             ack == snd_una and datalen == 0 and not fin and window == self._snd_wnd
             and self._snd_max > snd_una and self._state is not _S.TIME_WAIT
         ):
-            self._dup_ack()
-        elif not self._in_recovery:
+            self._dup_ack(bool(blocks))
+        elif not self._in_recovery and not self._sack_ok:
             self._dupacks = 0
+        if newly_sacked:
+            # RFC 6675 2: an ACK SACKing new data is a duplicate ACK "even if
+            # it carries new data, changes the advertised window, or moves
+            # the cumulative acknowledgment point".
+            self._sack_dup_ack()
         # Window update (RFC 9293 3.10.7.4).
         if self._snd_wl1 < seq or (self._snd_wl1 == seq and self._snd_wl2 <= ack):
             self._snd_wnd = window
@@ -938,6 +1104,8 @@ class TcpConnection:
         self._snd_una = ack
         if self._snd_nxt < ack:
             self._snd_nxt = ack
+        if self._sacked:
+            self._sack_prune(ack)
         self._rxtshift = 0
         self._stall_since = now if self._snd_max > ack else None
         cc = self._cc
@@ -946,11 +1114,27 @@ class TcpConnection:
             if self._in_recovery:
                 smss = self.smss
                 if ack >= self._recover:
-                    # Full ACK (RFC 6582 3.2 step 3, option 1).
-                    cc.cwnd = min(cc.ssthresh, max(self._snd_max - ack, smss) + smss)
+                    # Full ACK (RFC 6582 3.2 step 3, option 1). With SACK,
+                    # cwnd stays at ssthresh, set on entry (RFC 6675 (A)),
+                    # and pipe kept the flight within it: no burst follows.
+                    if not self._sack_ok:
+                        cc.cwnd = min(cc.ssthresh, max(self._snd_max - ack, smss) + smss)
                     self._in_recovery = False
                     self._dupacks = 0
                     cc.on_recovery_exit(now)
+                elif self._sack_ok:
+                    # RFC 6675 (B), (C): _output sends what the scoreboard
+                    # and pipe allow; no deflation.
+                    sacked = self._sacked
+                    if ack >= self._high_rxt and (not sacked or sacked[0][0] >= self._recover):
+                        # Divergence: nothing SACKed between this partial ACK
+                        # and RecoveryPoint, so no hole can ever look lost
+                        # (IsLost) and RFC 6675 would wait for the RTO (or a
+                        # rule-4 rescue). The data there was sent an RTT ago:
+                        # retransmit its first segment as NewReno does
+                        # (RFC 6582 3.2 step 4), once.
+                        n = self._retransmit_at(ack, sacked[0][0] if sacked else None)
+                        self._high_rxt = ack + n
                 else:
                     # Partial ACK: retransmit the next hole, deflate.
                     partial = True
@@ -967,26 +1151,198 @@ class TcpConnection:
         if partial:
             self._partial_seen = True
 
-    def _dup_ack(self) -> None:
+    def _dup_ack(self, with_sack: bool) -> None:
+        """A duplicate ACK by RFC 5681's definition; ``with_sack``: it carried SACK blocks."""
         self._stats["dup_acks"] += 1
         cc = self._cc
         if cc is None:
             return
+        if self._sack_ok:
+            # RFC 6675 counts ACKs bringing new SACK information instead
+            # (_sack_dup_ack), which a duplicated ACK never does. A peer that
+            # agreed to SACK but sends no blocks still has its duplicate
+            # ACKs counted, so that it gets a fast retransmit.
+            if not with_sack:
+                self._sack_dup_ack()
+            return
         self._dupacks += 1
-        smss = self.smss
         if self._in_recovery:
-            cc.cwnd += smss
-        elif self._dupacks == 3 and self._snd_una > self._recover:
-            # Fast retransmit (RFC 5681 3.2, RFC 6582 3.2 step 2).
-            self._stats["fast_retransmits"] += 1
-            self._recover = self._snd_max
-            cc.on_congestion(self._snd_max - self._snd_una, self._now)
-            self._in_recovery = True
-            self._partial_seen = False
-            self._rtt_seq = None
+            cc.cwnd += self.smss
+        elif self._dupacks == DUPTHRESH and self._snd_una > self._recover:
+            self._enter_recovery()
+
+    def _sack_dup_ack(self) -> None:
+        """RFC 6675 5: a duplicate ACK outside recovery; enter it at DupThresh or if IsLost(snd_una)."""
+        if self._cc is None or self._in_recovery:
+            return
+        self._dupacks += 1
+        # Not before the cumulative ACK reached RecoveryPoint, the last
+        # octet sent when the last recovery or timeout began (RFC 6675 5.1:
+        # "HighACK is greater than or equal to" it). ``_recover`` is one past
+        # it, so this is ``>=`` where NewReno's "covers more than recover"
+        # (RFC 6582 3.2 step 2, BSD) is ``>``: a new segment lost just
+        # after a recovery gets a fast retransmit, not a timeout.
+        if (
+            (self._dupacks >= DUPTHRESH or self._lost_boundary() > self._snd_una)
+            and self._snd_una >= self._recover and self._snd_max > self._snd_una
+        ):
+            self._enter_recovery()
+
+    def _enter_recovery(self) -> None:
+        """Fast retransmit and enter loss recovery (RFC 5681 3.2, RFC 6582 3.2 step 2, RFC 6675 5 step 4)."""
+        cc = self._cc
+        assert cc is not None
+        self._stats["fast_retransmits"] += 1
+        self._recover = self._snd_max  # RecoveryPoint
+        cc.on_congestion(self._snd_max - self._snd_una, self._now)
+        self._in_recovery = True
+        self._partial_seen = False
+        self._rtt_seq = None
+        if self._sack_ok:
+            self._stats["sack_recoveries"] += 1
+            cc.cwnd = cc.ssthresh  # (4.2); no inflation: pipe counts instead
+            self._snd_nxt = self._snd_max  # holes are chosen from the scoreboard now
+            # (4.3) the first hole, whatever pipe says; HighRxt past it.
+            self._high_rxt = self._snd_una
+            for start, end, _ in self._holes():
+                self._high_rxt = start + self._retransmit_at(start, end)
+                break
+        else:
             self._retransmit_at(self._snd_una)
-            self._t_rexmt = self._now + self._rto
-            cc.cwnd = cc.ssthresh + 3 * smss
+            cc.cwnd = cc.ssthresh + 3 * self.smss
+        self._t_rexmt = self._now + self._rto
+
+    ####################################################################
+    # The SACK scoreboard (RFC 6675)
+    ####################################################################
+
+    def _sack_update(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
+        """RFC 6675 Update(): merge received SACK blocks; True if any octet was newly SACKed.
+
+        A block counts only within ``max(ack, snd_una)..snd_max``: one that
+        is empty, reaches beyond what we sent, or lies wholly below the
+        cumulative ACK (a D-SACK, RFC 2883, or an old report) is ignored and
+        counted; one straddling the ACK is cut to it.
+        """
+        una = self._snd_una
+        ref = una & SEQ_MASK
+        lo = max(ack, una)
+        hi = self._snd_max
+        new = False
+        for left, right in blocks:
+            start = una + seq_diff(left, ref)
+            end = una + seq_diff(right, ref)
+            if not (start < end and lo < end <= hi):
+                self._stats["sack_blocks_ignored"] += 1
+                continue
+            new = self._sack_insert(max(start, lo), end) or new
+        return new
+
+    def _sack_insert(self, start: int, end: int) -> bool:
+        sb = self._sacked
+        i = 0
+        while i < len(sb) and sb[i][1] < start:
+            i += 1
+        j = i
+        overlap = 0
+        while j < len(sb) and sb[j][0] <= end:
+            overlap += max(0, min(sb[j][1], end) - max(sb[j][0], start))
+            j += 1
+        if i == j:
+            sb.insert(i, [start, end])
+        else:
+            sb[i:j] = [[min(start, sb[i][0]), max(end, sb[j - 1][1])]]
+        if len(sb) > MAX_SACK_RANGES:
+            # Forget the highest range: the lower ones locate the holes to
+            # fill first, and the receiver reports its newest (usually
+            # highest) block again in every ACK. Forgetting only costs
+            # pipe being overestimated (conservative) or a needless
+            # retransmission.
+            sb.pop()
+            self._stats["sack_ranges_dropped"] += 1
+        return end - start > overlap
+
+    def _sack_prune(self, ack: int) -> None:
+        sb = self._sacked
+        while sb and sb[0][1] <= ack:
+            sb.pop(0)
+        if sb and sb[0][0] < ack:
+            sb[0][0] = ack
+
+    def _holes(self) -> Iterator[tuple[int, int, bool]]:
+        """The un-SACKed ranges in snd_una..snd_max, lowest first, each with "SACKed data lies above"."""
+        prev = self._snd_una
+        for start, end in self._sacked:
+            if start > prev:
+                yield prev, start, True
+            prev = max(prev, end)
+        if prev < self._snd_max:
+            yield prev, self._snd_max, False
+
+    def _lost_boundary(self) -> int:
+        """Un-SACKed octets below this are lost (RFC 6675 IsLost()).
+
+        IsLost(x): DupThresh discontiguous SACKed ranges above x, or more
+        than (DupThresh - 1) * SMSS SACKed bytes above x. Both only fall as x
+        grows, and un-SACKed octets lie between ranges, so the answer is the
+        start of the first range, from the top, at which either holds.
+        """
+        limit = (DUPTHRESH - 1) * self.smss
+        count = nbytes = 0
+        for start, end in reversed(self._sacked):
+            count += 1
+            nbytes += end - start
+            if count >= DUPTHRESH or nbytes > limit:
+                return start
+        return self._snd_una
+
+    def _pipe(self) -> int:
+        """RFC 6675 SetPipe(), by ranges: for each un-SACKed octet, one if not lost, one if retransmitted."""
+        lost = self._lost_boundary()
+        high_rxt = max(self._high_rxt, self._snd_una) if self._in_recovery else self._snd_una
+        pipe = 0
+        for start, end, _ in self._holes():
+            pipe += max(0, end - max(start, lost)) + max(0, min(end, high_rxt) - start)
+        return pipe
+
+    def _next_hole(self, lost: bool) -> tuple[int, int] | None:
+        """RFC 6675 NextSeg() rule 1 (``lost``) or rule 3: the range to retransmit from.
+
+        The lowest un-SACKed range at or above HighRxt with SACKed data above
+        it, which must also be lost for rule 1. (Rule 2, new data, is the
+        ordinary output loop; rule 4, the rescue retransmission, is not
+        implemented.)
+        """
+        high_rxt = max(self._high_rxt, self._snd_una)
+        boundary = self._lost_boundary() if lost else self._snd_max
+        for start, end, sacked_above in self._holes():
+            if not sacked_above:
+                break
+            start = max(start, high_rxt)
+            if start >= end:
+                continue
+            return (start, end) if start < boundary else None
+        return None
+
+    def _sack_retransmit(self, lost: bool, pipe: int) -> int:
+        """Retransmit holes (rule 1 or 3) while ``cwnd - pipe >= SMSS``; returns the new pipe."""
+        cc = self._cc
+        assert cc is not None
+        smss = self.smss
+        while cc.cwnd - pipe >= smss:
+            hole = self._next_hole(lost)
+            if hole is None:
+                break
+            n = self._retransmit_at(*hole)
+            if not n:
+                break
+            self._high_rxt = hole[0] + n
+            pipe += n
+        return pipe
+
+    ####################################################################
+    # Receiving data
+    ####################################################################
 
     def _data_input(self, seq: int, data: memoryview) -> None:
         if self._rcv_fin is not None and seq + len(data) > self._rcv_fin:
@@ -1106,6 +1462,8 @@ class TcpConnection:
         self._cc = self.config.congestion_control(self.smss)
         if self._syn_timed_out and self._srtt is None and self._rto < 3.0:
             self._rto = 3.0  # RFC 6298 5.7
+        self._idle_since = self._now
+        self._keep_probes = 0
         self._events.append(TcpEvent.CONNECTED)
 
     def _enter_time_wait(self) -> None:
@@ -1117,6 +1475,7 @@ class TcpConnection:
     def _enter_closed(self) -> None:
         self._state = _S.CLOSED
         self._t_rexmt = self._t_persist = self._t_delack = self._t_2msl = None
+        self._sacked.clear()
         self._stall_since = None
         self._ack_now = False
         self._events.append(TcpEvent.CLOSED)
@@ -1167,6 +1526,11 @@ class TcpConnection:
             self._in_recovery = False
             self._dupacks = 0
             self._recover = self._snd_max  # RFC 6582 4
+        # RFC 6675 5.1: the receiver may have reneged; forget what it SACKed
+        # (as Linux and BSD effectively do) and rebuild from the ACKs that
+        # follow, which go-back-N then uses to skip what they SACK.
+        self._sacked.clear()
+        self._high_rxt = self._snd_una
         self._rxtshift += 1
         self._rto = min(self._rto * 2, self.config.max_rto)
         self._rtt_seq = None  # Karn
@@ -1189,6 +1553,25 @@ class TcpConnection:
             self._output(force=True)
         self._persist_shift = min(self._persist_shift + 1, 16)
         self._t_persist = self._now + self._persist_interval()
+
+    def _keep_deadline(self) -> float | None:
+        """The next keepalive probe, or the drop once ``keepcnt`` went unanswered."""
+        config = self.config
+        if not config.keepalive or self._state not in _KEEPALIVE:
+            return None
+        if self._keep_probes:
+            return self._keep_last + config.keepintvl
+        return self._idle_since + config.keepidle
+
+    def _keepalive_probe(self) -> None:
+        # A segment one below snd_una with no data: old to the peer, which
+        # must answer with an ACK (RFC 9293 3.8.4, RFC 1122 4.2.3.6; BSD
+        # tcp_timer_keep sends it with tcp_respond). Sent whatever is in
+        # flight, as BSD does (Linux skips probes while data is outstanding).
+        self._stats["keepalive_probes"] += 1
+        self._keep_probes += 1
+        self._keep_last = self._now
+        self._emit(self._snd_una - 1, _ACK)
 
     def _challenge_ack(self) -> None:
         now = self._now
@@ -1308,19 +1691,30 @@ class TcpConnection:
             n += 4 + 8 * len(self._sack_blocks())
         return n
 
-    def _retransmit_at(self, seq: int) -> None:
-        """Send one segment from ``seq`` (< snd_max) again, window permitting or not."""
+    def _retransmit_at(self, seq: int, end: int | None = None) -> int:
+        """Send one segment from ``seq`` (< snd_max, below ``end`` if given) again, window permitting or not.
+
+        Returns:
+            The sequence space it covers (payload, plus one for a FIN), 0 if
+            nothing was sent.
+        """
         data_end = self._sb_base + len(self._sndbuf)
         maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
         length = max(0, min(data_end - seq, maxseg))
-        fin = self._fin_queued and seq + length == data_end and self._snd_max > data_end
+        if end is not None:
+            length = max(0, min(length, end - seq))
+        fin = (
+            self._fin_queued and seq + length == data_end and self._snd_max > data_end
+            and (end is None or end > data_end)
+        )
         if not length and not fin:
-            return
+            return 0
         off = seq - self._sb_base
         flags = _ACK | (_FIN if fin else 0) | (_PSH if length and seq + length == data_end else 0)
         self._emit(seq, flags, bytes(self._sndbuf[off : off + length]))
         self._stats["retransmits"] += 1
         self._stats["bytes_retransmitted"] += length
+        return length + fin
 
     def _output(self, *, force: bool = False) -> None:
         st = self._state
@@ -1358,12 +1752,37 @@ class TcpConnection:
         fin_queued = self._fin_queued
         nodelay = self.config.nodelay
         sent = False
+        # SACK-based recovery (RFC 6675 NextSeg): lost holes first (rule 1),
+        # then new data (rule 2, the loop below), then holes not yet deemed
+        # lost (rule 3), each while cwnd - pipe >= SMSS.
+        sack_recovery = self._in_recovery and self._sack_ok
+        smss = self.smss
+        pipe = 0
+        if sack_recovery:
+            before = len(self._segments)
+            pipe = self._sack_retransmit(True, self._pipe())
+            sent = len(self._segments) > before
         while True:
             nxt = self._snd_nxt
+            end = data_end
+            if nxt < self._snd_max and self._sacked:
+                # Go-back-N after a timeout: skip what the peer SACKed since.
+                for start, stop in self._sacked:
+                    if stop <= nxt:
+                        continue
+                    if start > nxt:
+                        end = min(end, start)
+                        break
+                    nxt = stop
+                self._snd_nxt = nxt
             if nxt > data_end:
                 break  # the FIN is out and nothing below it needs sending
-            avail = data_end - nxt
-            usable = self._snd_una + min(self._snd_wnd, cc.cwnd) - nxt
+            avail = end - nxt
+            if sack_recovery:
+                room = cc.cwnd - pipe
+                usable = min(self._snd_una + self._snd_wnd - nxt, room) if room >= smss else 0
+            else:
+                usable = self._snd_una + min(self._snd_wnd, cc.cwnd) - nxt
             maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
             length = max(0, min(avail, usable, maxseg))
             fin = fin_queued and nxt + length == data_end
@@ -1393,6 +1812,7 @@ class TcpConnection:
             self._snd_nxt = nxt + length + fin
             if self._snd_nxt > self._snd_max:
                 self._snd_max = self._snd_nxt
+            pipe += length + fin
             if self._t_rexmt is None:
                 self._t_rexmt = now + self._rto
             if self._stall_since is None:
@@ -1400,6 +1820,10 @@ class TcpConnection:
             sent = True
             if fin or force:
                 break
+        if sack_recovery:
+            before = len(self._segments)
+            pipe = self._sack_retransmit(False, pipe)
+            sent = sent or len(self._segments) > before
         if not sent and self._ack_now:
             self._emit(self._snd_max, _ACK)
         # Persist: something waits to be sent and no retransmission will come.
