@@ -392,7 +392,7 @@ async def test_ifioctl_argument_types(autojump_clock: trio.abc.Clock) -> None:
 @pytest.mark.parametrize(
     ("make", "maxmtu", "default"),
     [
-        (lambda: Vnic(memory_pair(mtu=9000)[0]), 9000, 1500),
+        (lambda: Vnic(memory_pair(mtu=9000)[0]), 65535, 1500),
         (Loopback, 65521, 16384),
     ],
     ids=["vnic", "lo"],

@@ -376,3 +376,29 @@ async def test_user_timeout_breaks_a_stream_whose_peer_went_away(autojump_clock:
             client.setsockopt_user_timeout(0)
         await client.aclose()
         await server.aclose()
+
+
+async def test_keepalive_drops_a_connection_whose_peer_vanished(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        a, b, ln = await _pair(net)
+        a.sysctl("net.inet.tcp.keepidle", 60_000)
+        a.sysctl("net.inet.tcp.keepintvl", 10_000)
+        a.sysctl("net.inet.tcp.keepcnt", 3)
+        (listener,) = await b.open_tcp_listeners(80)
+        client = await a.open_tcp_stream("10.0.0.2", 80)
+        server = await listener.accept()
+        client.setsockopt_keepalive(True)
+        await trio.sleep(600)  # idle, but the peer answers every probe
+        assert client.state.name == "ESTABLISHED"
+        probes = client.statistics().keepalive_probes
+        assert probes >= 9
+        ln.partition(True)
+        start = trio.current_time()
+        with pytest.raises(trio.BrokenResourceError) as info:
+            await client.receive_some()
+        assert isinstance(info.value.__cause__, TimeoutError)
+        # At most one idle period, then 3 probes 10 s apart.
+        assert trio.current_time() - start <= 60 + 3 * 10 + 0.01
+        assert client.statistics().keepalive_drops == 1
+        await client.aclose()
+        await server.aclose()

@@ -381,14 +381,6 @@ class Tcp:
             ) from None
         rfc1323 = bool(get("net.inet.tcp.rfc1323"))
         min_rto = self.sysctl_ms("net.inet.tcp.rexmit_min")
-        kwargs: dict[str, Any] = {}
-        if "keepalive" in attrs.fields_dict(TcpConfig):
-            kwargs = dict(
-                keepalive=bool(get("net.inet.tcp.always_keepalive")),
-                keepidle=self.sysctl_ms("net.inet.tcp.keepidle"),
-                keepintvl=self.sysctl_ms("net.inet.tcp.keepintvl"),
-                keepcnt=get("net.inet.tcp.keepcnt"),
-            )
         return TcpConfig(
             mss=self._mss_for(faddr),
             send_buffer=get("net.inet.tcp.sendspace"),  # type: ignore[arg-type]
@@ -403,7 +395,10 @@ class Tcp:
             msl=self.sysctl_ms("net.inet.tcp.msl"),
             max_syn_retries=SYNCACHE_RETRIES if passive else 6,
             congestion_control=cc,
-            **kwargs,
+            keepalive=bool(get("net.inet.tcp.always_keepalive")),
+            keepidle=self.sysctl_ms("net.inet.tcp.keepidle"),
+            keepintvl=self.sysctl_ms("net.inet.tcp.keepintvl"),
+            keepcnt=get("net.inet.tcp.keepcnt"),  # type: ignore[arg-type]
         )
 
     def _mss_for(self, faddr: bytes) -> int:

@@ -43,7 +43,7 @@ import attrs
 import trio
 
 from .._exceptions import NetError, net_error
-from ..protocols.tcp_connection import TcpConfig, TcpState, TcpStatistics
+from ..protocols.tcp_connection import TcpOutput, TcpState, TcpStatistics
 from ._tcp import ANY, TcpListen, TcpPcb
 
 if TYPE_CHECKING:
@@ -136,8 +136,16 @@ def _close(pcb: TcpPcb) -> None:
 
 
 def _set_config(pcb: TcpPcb, changes: dict[str, Any]) -> None:
+    if pcb.detached:
+        return
     conn = pcb.conn
     conn.config = attrs.evolve(conn.config, **changes)
+    pcb.run(TcpOutput(deadline=conn.next_deadline()))  # a timer may have moved
+
+
+def _set_keepalive(pcb: TcpPcb, on: bool) -> None:
+    if not pcb.detached:
+        pcb.run(pcb.conn.set_keepalive(on, trio.current_time()))
 
 
 def _abort_connect(pcb: TcpPcb) -> None:
@@ -194,9 +202,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
     def setsockopt_keepalive(self, on: bool) -> None:
         """``SO_KEEPALIVE``: probe an idle connection (``net.inet.tcp.keepidle``...)."""
         self._check_closed()
-        if "keepalive" not in attrs.fields_dict(TcpConfig):
-            raise NotImplementedError("keepalive is not implemented yet")
-        self._pcb.post(_set_config, {"keepalive": bool(on)})
+        self._pcb.post(_set_keepalive, bool(on))
 
     def setsockopt_user_timeout(self, seconds: float | None) -> None:
         """``TCP_USER_TIMEOUT`` (RFC 5482): drop the connection when sent data
