@@ -18,8 +18,6 @@ from trionet.protocols.ethernet import EthernetHeader
 from trionet.protocols.ipv4 import IPv4Header
 from trionet.protocols.tcp import TcpFlags, TcpHeader, TcpOptions
 
-pytestmark = pytest.mark.trio
-
 
 async def _pair(net: trionet.Network, **link: object) -> tuple[trionet.Host, trionet.Host, trionet.Link]:
     a = await net.add_host("a")
@@ -402,3 +400,27 @@ async def test_keepalive_drops_a_connection_whose_peer_vanished(autojump_clock: 
         assert client.statistics().keepalive_drops == 1
         await client.aclose()
         await server.aclose()
+
+
+async def _first_isn(seed: int) -> tuple[int, int]:
+    async with trionet.open_network(seed=seed) as net:
+        a, b, _ = await _pair(net)
+        (listener,) = await b.open_tcp_listeners(80)
+        client = await a.open_tcp_stream("10.0.0.2", 80)
+        server = await listener.accept()
+        isns = (client._pcb.peek().snd_una - 1, server._pcb.peek().snd_una - 1)
+        await client.aclose()
+        await server.aclose()
+        return isns
+
+
+def test_isns_follow_rfc_6528_keyed_from_the_network_seed() -> None:
+    # Each run in its own trio.run with a fresh virtual clock, so the timer
+    # part M of RFC 6528 is the same; F is keyed from the network's seed.
+    def run(seed: int) -> tuple[int, int]:
+        return trio.run(_first_isn, seed, clock=trio.testing.MockClock(autojump_threshold=0))
+
+    first = run(1)
+    assert run(1) == first
+    assert run(2)[0] != first[0] and run(2)[1] != first[1]
+    assert first[0] != first[1]
