@@ -1,0 +1,1559 @@
+"""Topology files: TOML in, checked frozen values out, and a running network from them.
+
+A topology file describes hosts, switches, the links between them and a
+scenario, the same things :func:`trionet.open_network` builds by hand::
+
+    [network]
+    seed = 1                       # optional; `trionet run --seed` overrides it
+
+    [hosts.h1]
+    ncpus = 2                      # 1..64, default 2
+    routes = [ { dest = "default", gateway = "10.0.1.1" } ]
+
+    [hosts.r1]
+    forwarding = true              # net.inet.ip.forwarding = 1
+    sysctls = { "net.inet.tcp.cc.algorithm" = "cubic" }
+
+    [hosts.h2]
+    routes = [ { dest = "10.0.1.0/24", gateway = "10.0.2.1" } ]
+
+    [switches.sw1]                 # a learning bridge; optional aging, max_entries
+
+    [[links]]
+    name = "h1-r1"                 # optional; default "{a}-{b}"
+    a = "h1"                       # a host or a switch
+    a_address = "10.0.1.2/24"      # or a list; none on a switch side
+    b = "r1"
+    b_address = "10.0.1.1/24"
+    kind = "memory"                # memory | udp | tap
+    mtu = 1500                     # 68..65535
+    delay = 0.001                  # seconds, one way (memory)
+    bandwidth = 1e9                # bits/s (memory); default unlimited
+    loss = 0.01                    # impairments, both directions: loss, duplicate,
+    reorder = 0.01                 # reorder, corrupt (0..1), jitter (s), rate (bytes/s)
+
+    [[links]]
+    a = "r1"
+    a_address = "10.0.2.1/24"
+    b = "h2"
+    b_address = "10.0.2.2/24"
+
+    [[scenario]]
+    step = "ping"
+    from = "h1"
+    to = "h2"                      # an IPv4 address, or a host (its first address)
+    count = 3
+
+    [[scenario]]
+    step = "tcp_transfer"
+    from = "h1"
+    to = "10.0.2.2"
+    bytes = "2MB"                  # an int, or "64KiB", "2MB", "1GiB"...
+
+Sections and keys
+=================
+
+``[network]``: ``seed`` (int), ``description`` (str).
+
+``[hosts.NAME]``: ``ncpus``, ``forwarding`` (bool), ``sysctls`` (a table of
+name = int, str or bool), ``routes`` (an array of tables: ``dest``
+(``"default"``, ``"10.1.0.0/16"`` or a host address), ``gateway`` (on one of
+the host's subnets), ``link`` (pin the route to the host's interface on that
+link; with no gateway it is a link route)). A host needs no keys:
+``[hosts.h3]`` alone is a host.
+
+``[switches.NAME]``: ``aging`` (seconds), ``max_entries``.
+
+``[[links]]``: ``a``, ``b`` (required), ``name``, ``a_address``,
+``b_address``, ``kind``, ``mtu``, ``delay``, ``bandwidth``, ``queue_len``,
+and the impairments ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
+``jitter``, ``rate``. ``kind = "udp"`` is a pair of UDP sockets on
+127.0.0.1 (real datagrams, real time: no ``delay``, ``bandwidth`` or
+``queue_len``). ``kind = "tap"`` joins host ``a`` to the Linux kernel
+through a TAP device (root only): no ``b``; ``b_address`` is the kernel
+side's address, and ``device`` and ``netns`` name the device and the
+network namespace to put it in; no impairments.
+
+``[[scenario]]``: steps, run in order by :func:`trionet._scenario.run_scenario`.
+Every step takes ``step`` (its kind), ``name`` (a label; in a ``sysctl``
+step, the sysctl) and ``timeout`` (seconds of Trio time, default 60; a
+``wait`` gets at least its ``seconds`` plus one). Kinds and their keys:
+
+- ``ping``: ``from``, ``to``, ``count`` (3), ``size`` (56), ``interval``
+  (1.0 s), ``reply_timeout`` (1.0 s), ``min_received`` (default ``count``),
+  ``expect``.
+- ``udp_flood``: ``from``, ``to``, ``port`` (default 9000 + step index),
+  ``count`` (100), ``size`` (512), ``interval`` (0.001 s), ``settle`` (1.0 s
+  to wait for the last datagrams), ``min_received`` (default ``count``),
+  ``expect``.
+- ``tcp_transfer``: ``from``, ``to``, ``port`` (default 5000 + step
+  index), ``bytes`` (1 MB; seeded content), ``expect``.
+- ``sysctl``: ``host``, ``name``, ``value``.
+- ``link_down``, ``link_up`` (carrier), ``partition``, ``heal`` (frames lost
+  silently, carrier up): ``link``.
+- ``impair``: ``link`` and any of the impairments (a link named by a
+  ``partition`` or ``impair`` step is built with fault injectors).
+- ``wait``: ``seconds``.
+
+``expect = "fail"`` turns a step that must fail (a ping across a partition)
+into one whose result is ok when it does fail. ``udp_flood`` and
+``tcp_transfer`` need ``to`` to be an address of a host in the file: a sink
+or server runs there.
+
+Errors
+======
+
+Every mistake in a file is a :class:`TopologyError` whose message names the
+file, the line and the key, and says what is wrong::
+
+    router.toml:12: links[1].mtu: must be an int from 68 to 65535, not "big"
+    router.toml:7: hosts.h1.ncpu: unknown key; did you mean "ncpus"?
+
+:mod:`tomllib` reports syntax errors with their position but keeps none for
+the values it returns, so a light scan of the text (:func:`_key_lines`)
+finds the line of each key path; it only runs on text tomllib has accepted.
+Mistakes only a running host can find (an unknown sysctl, a rejected value)
+are raised by :func:`build_network` the same way.
+
+Splitting a topology over processes
+===================================
+
+``build_network(topo, only_hosts={"h1"})`` builds only those nodes (hosts,
+or switches); a link between a node here and one elsewhere becomes a
+:class:`~trionet.wires.UdpWire` on 127.0.0.1 whose ports derive from
+``port_base`` and the link's position in the file (side ``a`` of link ``i``
+binds ``port_base + 2*i``, side ``b`` ``port_base + 2*i + 1``), wrapped in
+a :class:`~trionet.wires.FaultInjector` with the seed the link would have
+had in one process. So every process computes the same wiring from the same
+file, with nothing to exchange.
+
+*Divergence* from a one-process run: such a half link has the link's
+impairments and ``delay`` (as the injector's), but no ``bandwidth`` or
+``queue_len``; that changes timing, not what is sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import ipaddress
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from ._exceptions import NetError, TrionetError
+
+__all__ = [
+    "BuiltNetwork",
+    "CrossLink",
+    "HostSpec",
+    "ImpairStep",
+    "LinkSpec",
+    "LinkStep",
+    "PingStep",
+    "RouteSpec",
+    "Step",
+    "SwitchSpec",
+    "SysctlStep",
+    "TcpTransferStep",
+    "Topology",
+    "TopologyError",
+    "UdpFloodStep",
+    "WaitStep",
+    "build_network",
+    "load_topology",
+    "loads_topology",
+]
+
+log = structlog.get_logger(__name__)
+
+IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
+LINK_KINDS = ("memory", "udp", "tap")
+LINK_STEPS = ("link_down", "link_up", "partition", "heal")
+STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
+DEFAULT_PORT_BASE = 47000
+
+KeyPath = tuple[str | int, ...]
+
+
+class TopologyError(TrionetError, ValueError):
+    """A mistake in a topology file, or one a host found while building it.
+
+    The message is ``"{file}:{line}: {key}: {problem}"`` (parts that are not
+    known are left out).
+
+    Attributes:
+        filename: the file as given (``"<string>"`` for text).
+        line: 1-based line, or None.
+        key: the key path, as ``links[1].mtu``, or None.
+        problem: what is wrong.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        filename: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.filename = filename
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = ":".join(str(p) for p in (filename, line) if p is not None)
+        parts = [p for p in (where, key) if p]
+        super().__init__(": ".join([*parts, problem]))
+
+
+####################################################################
+# Values
+####################################################################
+
+
+@attrs.frozen(kw_only=True)
+class RouteSpec:
+    """A static route of a host (``route add dest gateway``)."""
+
+    dest: str
+    gateway: str | None = None
+    link: str | None = None
+    where: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class HostSpec:
+    """A host: CPUs, sysctls (in file order), routes."""
+
+    name: str
+    ncpus: int = 2
+    forwarding: bool = False
+    sysctls: tuple[tuple[str, int | str], ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class SwitchSpec:
+    """A learning bridge (:class:`~trionet.wires.Switch`)."""
+
+    name: str
+    aging: float = 300.0
+    max_entries: int = 1024
+
+
+@attrs.frozen(kw_only=True)
+class LinkSpec:
+    """A link. ``b`` is None for a tap link (the far end is the kernel).
+
+    ``impairments`` are (name, value) pairs, in :data:`IMPAIRMENTS` order.
+    """
+
+    name: str
+    index: int
+    a: str
+    b: str | None
+    a_addresses: tuple[str, ...] = ()
+    b_addresses: tuple[str, ...] = ()
+    kind: str = "memory"
+    mtu: int = 1500
+    delay: float = 0.0
+    bandwidth: float | None = None
+    queue_len: int = 1000
+    impairments: tuple[tuple[str, float], ...] = ()
+    device: str | None = None
+    netns: str | None = None
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return (self.a,) if self.b is None else (self.a, self.b)
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    """What every scenario step has.
+
+    Attributes:
+        index: position in the scenario (0-based).
+        kind: the ``step`` value.
+        name: the file's label for it, or None.
+        timeout: seconds of Trio time the step may take.
+        where: ``"file:line: scenario[i]"``, for messages.
+    """
+
+    index: int
+    kind: str
+    name: str | None = None
+    timeout: float = 60.0
+    where: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self._describe()
+
+    def _describe(self) -> str:
+        return self.kind
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        """Nodes whose process runs this step (empty: every process)."""
+        return frozenset()
+
+
+@attrs.frozen(kw_only=True)
+class PingStep(Step):
+    src: str
+    to: str
+    count: int = 3
+    size: int = 56
+    interval: float = 1.0
+    reply_timeout: float = 1.0
+    min_received: int = 3
+    expect: str = "ok"
+
+    def _describe(self) -> str:
+        return f"ping {self.src} -> {self.to}"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset({self.src})
+
+
+@attrs.frozen(kw_only=True)
+class UdpFloodStep(Step):
+    """``dst_host`` is the host that owns ``to``: its sink counts."""
+
+    src: str
+    to: str
+    dst_host: str
+    port: int
+    count: int = 100
+    size: int = 512
+    interval: float = 0.001
+    settle: float = 1.0
+    min_received: int = 100
+    expect: str = "ok"
+
+    def _describe(self) -> str:
+        return f"udp_flood {self.src} -> {self.to}:{self.port}"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset({self.src})
+
+
+@attrs.frozen(kw_only=True)
+class TcpTransferStep(Step):
+    """``dst_host`` is the host that owns ``to``: its server hashes what arrives."""
+
+    src: str
+    to: str
+    dst_host: str
+    port: int
+    bytes: int = 1_000_000
+    expect: str = "ok"
+
+    def _describe(self) -> str:
+        return f"tcp_transfer {self.src} -> {self.to}:{self.port} ({self.bytes} bytes)"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset({self.src})
+
+
+@attrs.frozen(kw_only=True)
+class SysctlStep(Step):
+    host: str
+    sysctl: str
+    value: int | str
+
+    def _describe(self) -> str:
+        return f"sysctl {self.host} {self.sysctl}={self.value}"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset({self.host})
+
+
+@attrs.frozen(kw_only=True)
+class LinkStep(Step):
+    """``link_down``, ``link_up``, ``partition`` or ``heal``."""
+
+    link: str
+
+    def _describe(self) -> str:
+        return f"{self.kind} {self.link}"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset(topology.link(self.link).nodes)
+
+
+@attrs.frozen(kw_only=True)
+class ImpairStep(Step):
+    link: str
+    changes: tuple[tuple[str, float], ...]
+
+    def _describe(self) -> str:
+        changes = " ".join(f"{k}={v:g}" for k, v in self.changes)
+        return f"impair {self.link} {changes}"
+
+    def actors(self, topology: Topology) -> frozenset[str]:
+        return frozenset(topology.link(self.link).nodes)
+
+
+@attrs.frozen(kw_only=True)
+class WaitStep(Step):
+    seconds: float
+
+    def _describe(self) -> str:
+        return f"wait {self.seconds:g} s"
+
+
+@attrs.frozen(kw_only=True)
+class Topology:
+    """A checked topology file. Made by :func:`load_topology`.
+
+    Attributes:
+        filename: the file as given.
+        seed: ``[network] seed``, or None.
+        hosts, switches, links, scenario: in file order.
+    """
+
+    filename: str
+    seed: int | None = None
+    description: str = ""
+    hosts: tuple[HostSpec, ...] = ()
+    switches: tuple[SwitchSpec, ...] = ()
+    links: tuple[LinkSpec, ...] = ()
+    scenario: tuple[Step, ...] = ()
+    #: The line of each key path, for errors found later (by a host).
+    key_lines: Mapping[KeyPath, int] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def error(self, path: KeyPath, problem: str) -> TopologyError:
+        """A :class:`TopologyError` about the key at ``path`` (``("hosts", "h1", "ncpus")``)."""
+        return _Loader(self.filename, dict(self.key_lines)).error(path, problem)
+
+    def host(self, name: str) -> HostSpec:
+        for spec in self.hosts:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def link(self, name: str) -> LinkSpec:
+        for spec in self.links:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Host and switch names, hosts first."""
+        return tuple(h.name for h in self.hosts) + tuple(s.name for s in self.switches)
+
+    def addresses(self, host: str) -> list[ipaddress.IPv4Interface]:
+        """The host's interface addresses, in file order."""
+        found = []
+        for spec in self.links:
+            if spec.a == host:
+                found += [ipaddress.IPv4Interface(a) for a in spec.a_addresses]
+            if spec.b == host:
+                found += [ipaddress.IPv4Interface(a) for a in spec.b_addresses]
+        return found
+
+
+####################################################################
+# Finding lines: a light scan of text tomllib accepted
+####################################################################
+
+
+class _Scanner:
+    # Records the line of every key path ("links", 1, "mtu") and array
+    # element ("hosts", "h1", "routes", 0). Valid TOML only: anything odd
+    # stops the scan, keeping what was found.
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
+        self.lines: dict[KeyPath, int] = {}
+        self.aot: dict[tuple[str, ...], int] = {}
+
+    def line(self) -> int:
+        return bisect.bisect_left(self.newlines, self.i) + 1
+
+    def record(self, path: KeyPath) -> None:
+        line = self.line()
+        for n in range(1, len(path) + 1):
+            self.lines.setdefault(path[:n], line)
+
+    def peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def skip(self, newlines: bool = False) -> None:
+        while self.i < len(self.s):
+            c = self.s[self.i]
+            if c in " \t":
+                self.i += 1
+            elif newlines and c in "\r\n":
+                self.i += 1
+            elif newlines and c == "#":
+                end = self.s.find("\n", self.i)
+                self.i = len(self.s) if end < 0 else end
+            else:
+                return
+
+    def string(self) -> str:
+        s, i = self.s, self.i
+        quote = s[i]
+        if s.startswith(quote * 3, i):
+            end = s.find(quote * 3, i + 3)
+            while s.startswith(quote, end + 3):  # up to two quotes may end the body
+                end += 1
+            self.i = end + 3
+            return s[i + 3 : end]
+        j = i + 1
+        while s[j] != quote:
+            j += 2 if quote == '"' and s[j] == "\\" else 1
+        self.i = j + 1
+        raw = s[i : j + 1]
+        return json.loads(raw) if quote == '"' else raw[1:-1]
+
+    def key(self) -> list[str]:
+        keys = []
+        while True:
+            self.skip()
+            if self.peek() in "\"'":
+                keys.append(self.string())
+            else:
+                m = re.compile(r"[A-Za-z0-9_-]+").match(self.s, self.i)
+                if m is None:
+                    raise ValueError("no key")
+                keys.append(m.group())
+                self.i = m.end()
+            self.skip()
+            if self.peek() != ".":
+                return keys
+            self.i += 1
+
+    def value(self, path: KeyPath) -> None:
+        self.skip()
+        c = self.peek()
+        if c == "{":
+            self.i += 1
+            while True:
+                self.skip(newlines=True)
+                if self.peek() == "}":
+                    self.i += 1
+                    return
+                keys = self.key()
+                self.record(path + tuple(keys))
+                self.expect("=")
+                self.value(path + tuple(keys))
+                self.skip(newlines=True)
+                if self.peek() == ",":
+                    self.i += 1
+        elif c == "[":
+            self.i += 1
+            n = 0
+            while True:
+                self.skip(newlines=True)
+                if self.peek() == "]":
+                    self.i += 1
+                    return
+                self.record(path + (n,))
+                self.value(path + (n,))
+                self.skip(newlines=True)
+                if self.peek() == ",":
+                    self.i += 1
+                    n += 1
+        elif c in "\"'":
+            self.string()
+        else:
+            m = re.compile(r"[^,\]}\n#]*").match(self.s, self.i)
+            assert m is not None
+            self.i = m.end()
+
+    def expect(self, char: str) -> None:
+        self.skip()
+        if self.peek() != char:
+            raise ValueError(f"expected {char}")
+        self.i += 1
+
+    def run(self) -> None:
+        table: KeyPath = ()
+        while True:
+            self.skip(newlines=True)
+            if self.i >= len(self.s):
+                return
+            if self.peek() == "[":
+                double = self.s.startswith("[[", self.i)
+                self.i += 2 if double else 1
+                keys = self.key()
+                self.i += 2 if double else 1
+                if double:
+                    self.aot[tuple(keys)] = self.aot.get(tuple(keys), -1) + 1
+                path: list[str | int] = []
+                for n in range(len(keys)):
+                    path.append(keys[n])
+                    if tuple(keys[: n + 1]) in self.aot:
+                        path.append(self.aot[tuple(keys[: n + 1])])
+                table = tuple(path)
+                self.record(table)
+            else:
+                keys = self.key()
+                self.record(table + tuple(keys))
+                self.expect("=")
+                self.value(table + tuple(keys))
+
+
+def _key_lines(text: str) -> dict[KeyPath, int]:
+    """The line of each key path in (valid TOML) ``text``; best effort."""
+    scanner = _Scanner(text)
+    try:
+        scanner.run()
+    except (ValueError, IndexError):
+        pass
+    return scanner.lines
+
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def format_key(path: KeyPath) -> str:
+    """``("links", 1, "mtu")`` -> ``links[1].mtu``; keys with dots are quoted."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = part if _BARE.match(part) else json.dumps(part)
+            out += f".{text}" if out else text
+    return out
+
+
+def _show(value: Any) -> str:
+    # A value as TOML would write it, for "not ..." in messages.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
+
+
+####################################################################
+# Checks: each returns the value (converted) or raises _Bad(problem)
+####################################################################
+
+
+class _Bad(Exception):
+    pass
+
+
+Check = Callable[[Any], Any]
+_REQUIRED = object()
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+_LINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.#-]*\Z")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*\Z", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _int(lo: int, hi: int) -> Check:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise _Bad(f"must be an int from {lo} to {hi}, not {_show(v)}")
+        return v
+
+    return check
+
+
+def _number(lo: float, hi: float = math.inf, *, above: bool = False) -> Check:
+    def check(v: Any) -> float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or v < lo or v > hi or (above and v == lo):
+            if hi == math.inf:
+                rng = f"above {lo:g}" if above else f"at least {lo:g}"
+                raise _Bad(f"must be a finite number {rng}, not {_show(v)}")
+            raise _Bad(f"must be a number from {lo:g} to {hi:g}, not {_show(v)}")
+        return float(v)
+
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"must be true or false, not {_show(v)}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"must be a string, not {_show(v)}")
+    return v
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not _NAME.match(v):
+        raise _Bad(f"must be a name (a letter, then letters, digits, _ or -), not {_show(v)}")
+    return v
+
+
+def _link_name(v: Any) -> str:
+    if not isinstance(v, str) or not _LINK_NAME.match(v):
+        raise _Bad(f"must be a link name (letters, digits, _ . # -), not {_show(v)}")
+    return v
+
+
+def _choice(*choices: str) -> Check:
+    def check(v: Any) -> str:
+        if v not in choices:
+            options = ", ".join(json.dumps(c) for c in choices)
+            hint = _did_you_mean(v, choices) if isinstance(v, str) else ""
+            raise _Bad(f"must be one of {options}, not {_show(v)}{hint}")
+        return str(v)
+
+    return check
+
+
+def _interface(v: Any) -> str:
+    if not isinstance(v, str) or "/" not in v:
+        raise _Bad(f'must be an IPv4 address with a prefix length, such as "10.0.0.1/24", not {_show(v)}')
+    try:
+        iface = ipaddress.IPv4Interface(v)
+    except ValueError as exc:
+        raise _Bad(f"not an IPv4 address/prefix: {_show(v)} ({exc})") from None
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        which = "network" if iface.ip == net.network_address else "broadcast"
+        raise _Bad(f"{v} is the {which} address of its subnet")
+    return str(iface)
+
+
+def _interfaces(v: Any) -> tuple[str, ...]:
+    if isinstance(v, list):
+        out = []
+        for n, item in enumerate(v):
+            try:
+                out.append(_interface(item))
+            except _Bad as exc:
+                raise _Bad(f"[{n}]: {exc}") from None
+        return tuple(out)
+    return (_interface(v),)
+
+
+def _ipv4(v: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v if isinstance(v, str) else ""))
+    except ValueError:
+        raise _Bad(f"must be an IPv4 address such as \"10.0.0.1\", not {_show(v)}") from None
+
+
+def _dest(v: Any) -> str:
+    if v == "default":
+        return "default"
+    if not isinstance(v, str):
+        raise _Bad(f'must be "default" or an IPv4 network such as "10.1.0.0/16", not {_show(v)}')
+    try:
+        return str(ipaddress.IPv4Network(v))
+    except ValueError as exc:
+        raise _Bad(f"not an IPv4 network: {_show(v)} ({exc})") from None
+
+
+def _byte_count(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10**12:
+        return v
+    if isinstance(v, str):
+        m = _SIZE.match(v)
+        if m:
+            n = int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+            if 1 <= n <= 10**12:
+                return n
+    raise _Bad(
+        "must be a byte count from 1 to 10**12 (an int, or a string such as"
+        f' "2MB" or "64KiB"), not {_show(v)}'
+    )
+
+
+def _sysctl_value(v: Any) -> int | str:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, str)):
+        return v
+    raise _Bad(f"a sysctl value must be an int, a string or a boolean, not {_show(v)}")
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {json.dumps(close[0])}?" if close else ""
+
+
+_ANY: Check = lambda v: v  # checked later (a reference) or not at all
+_COMMON_KEYS: dict[str, tuple[Check, Any]] = {
+    "step": (_str, _REQUIRED),
+    "name": (_str, None),
+    "timeout": (_number(0, above=True), 60.0),
+}
+_FLOW_KEYS: dict[str, tuple[Check, Any]] = {
+    "from": (_ANY, _REQUIRED),
+    "to": (_ANY, _REQUIRED),
+    "expect": (_choice("ok", "fail"), "ok"),
+}
+_IMPAIRMENT_KEYS: dict[str, tuple[Check, Any]] = {
+    "loss": (_number(0, 1), None),
+    "duplicate": (_number(0, 1), None),
+    "reorder": (_number(0, 1), None),
+    "corrupt": (_number(0, 1), None),
+    "jitter": (_number(0, 3600), None),
+    "rate": (_number(0, above=True), None),
+}
+#: Each step kind's own keys (with _COMMON_KEYS): key -> (check, default).
+_STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
+    "ping": {
+        **_FLOW_KEYS,
+        "count": (_int(1, 1_000_000), 3),
+        "size": (_int(0, 65499), 56),
+        "interval": (_number(0, 3600), 1.0),
+        "reply_timeout": (_number(0, 3600, above=True), 1.0),
+        "min_received": (_int(0, 1_000_000), None),
+    },
+    "udp_flood": {
+        **_FLOW_KEYS,
+        "port": (_int(1, 65535), None),
+        "count": (_int(1, 10_000_000), 100),
+        "size": (_int(0, 65507), 512),
+        "interval": (_number(0, 3600), 0.001),
+        "settle": (_number(0, 3600), 1.0),
+        "min_received": (_int(0, 10_000_000), None),
+    },
+    "tcp_transfer": {**_FLOW_KEYS, "port": (_int(1, 65535), None), "bytes": (_byte_count, 1_000_000)},
+    "sysctl": {"host": (_ANY, _REQUIRED), "name": (_str, _REQUIRED), "value": (_sysctl_value, _REQUIRED)},
+    **{kind: {"link": (_ANY, _REQUIRED)} for kind in LINK_STEPS},
+    "impair": {"link": (_ANY, _REQUIRED), **_IMPAIRMENT_KEYS},
+    "wait": {"seconds": (_number(0, 86400), _REQUIRED)},
+}
+
+
+def _pick(f: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: f[key] for key in keys}
+
+
+####################################################################
+# The loader
+####################################################################
+
+
+@attrs.define(eq=False)
+class _Loader:
+    filename: str
+    lines: dict[KeyPath, int]
+
+    def line(self, path: KeyPath) -> int | None:
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.lines:
+                return self.lines[path[:n]]
+        return None
+
+    def error(self, path: KeyPath, problem: str) -> TopologyError:
+        return TopologyError(
+            problem, filename=self.filename, line=self.line(path), key=format_key(path) or None
+        )
+
+    def where(self, path: KeyPath) -> str:
+        line = self.line(path)
+        at = f"{self.filename}:{line}" if line is not None else self.filename
+        return f"{at}: {format_key(path)}"
+
+    def table(self, value: Any, path: KeyPath) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(path, f"must be a table, not {_show(value)}")
+        return value
+
+    def fields(
+        self, table: dict[str, Any], path: KeyPath, spec: Mapping[str, tuple[Check, Any]]
+    ) -> dict[str, Any]:
+        """Check ``table`` against ``spec`` (key -> (check, default or _REQUIRED))."""
+        for key in table:
+            if key not in spec:
+                raise self.error(
+                    path + (key,),
+                    f"unknown key{_did_you_mean(key, spec)} (known: {', '.join(spec)})",
+                )
+        out: dict[str, Any] = {}
+        for key, (check, default) in spec.items():
+            if key not in table:
+                if default is _REQUIRED:
+                    raise self.error(path, f"missing key {json.dumps(key)}")
+                out[key] = default
+                continue
+            try:
+                out[key] = check(table[key])
+            except _Bad as exc:
+                raise self.error(path + (key,), str(exc)) from None
+        return out
+
+    def names(self, value: Any, path: KeyPath, what: str, known: Collection[str]) -> str:
+        # A reference to a node; the message lists what exists.
+        if not isinstance(value, str):
+            raise self.error(path, f"must be the name of a {what}, not {_show(value)}")
+        if value not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            raise self.error(
+                path, f"no {what} called {json.dumps(value)}{_did_you_mean(value, known)} (known: {listing})"
+            )
+        return value
+
+    ################################################################
+
+    def load(self, doc: dict[str, Any]) -> Topology:
+        top = self.fields(
+            doc,
+            (),
+            {
+                "network": (_ANY, {}),
+                "hosts": (_ANY, {}),
+                "switches": (_ANY, {}),
+                "links": (_ANY, []),
+                "scenario": (_ANY, []),
+            },
+        )
+        network = self.fields(
+            self.table(top["network"], ("network",)),
+            ("network",),
+            {"seed": (_int(0, 2**64 - 1), None), "description": (_str, "")},
+        )
+        hosts_raw = self.table(top["hosts"], ("hosts",))
+        switches_raw = self.table(top["switches"], ("switches",))
+        for section, raw in (("hosts", hosts_raw), ("switches", switches_raw)):
+            for name in raw:
+                try:
+                    _name(name)
+                except _Bad as exc:
+                    raise self.error((section, name), str(exc)) from None
+        for name in switches_raw:
+            if name in hosts_raw:
+                raise self.error(("switches", name), f"{json.dumps(name)} is already a host's name")
+        if not hosts_raw:
+            where: KeyPath = ("hosts",) if "hosts" in doc else ()
+            raise self.error(where, "a topology needs at least one host ([hosts.NAME])")
+        switches = tuple(self.switch(name, raw) for name, raw in switches_raw.items())
+        links = self.links(top["links"], set(hosts_raw), set(switches_raw))
+        partial = Topology(filename=self.filename, links=links, key_lines=self.lines)
+        hosts = tuple(self.host(name, raw, partial) for name, raw in hosts_raw.items())
+        partial = attrs.evolve(partial, hosts=hosts, switches=switches)
+        scenario = self.scenario(top["scenario"], partial)
+        return attrs.evolve(
+            partial, seed=network["seed"], description=network["description"], scenario=scenario
+        )
+
+    def switch(self, name: str, raw: Any) -> SwitchSpec:
+        path: KeyPath = ("switches", name)
+        f = self.fields(
+            self.table(raw, path),
+            path,
+            {"aging": (_number(0, above=True), 300.0), "max_entries": (_int(1, 1 << 20), 1024)},
+        )
+        return SwitchSpec(name=name, **f)
+
+    def links(self, raw: Any, hosts: set[str], switches: set[str]) -> tuple[LinkSpec, ...]:
+        if not isinstance(raw, list):
+            raise self.error(("links",), "must be an array of tables ([[links]])")
+        nodes = hosts | switches
+        out: list[LinkSpec] = []
+        names: dict[str, int] = {}
+        for index, item in enumerate(raw):
+            path: KeyPath = ("links", index)
+            spec: dict[str, tuple[Check, Any]] = {
+                "name": (_link_name, None),
+                "a": (_ANY, _REQUIRED),
+                "b": (_ANY, None),
+                "a_address": (_interfaces, ()),
+                "b_address": (_interfaces, ()),
+                "kind": (_choice(*LINK_KINDS), "memory"),
+                "mtu": (_int(68, 65535), 1500),
+                "delay": (_number(0, 3600), 0.0),
+                "bandwidth": (_number(0, above=True), None),
+                "queue_len": (_int(1, 1 << 20), 1000),
+                **_IMPAIRMENT_KEYS,
+                "device": (_str, None),
+                "netns": (_str, None),
+            }
+            f = self.fields(self.table(item, path), path, spec)
+            kind = f["kind"]
+            if kind == "tap":
+                a = self.names(f["a"], path + ("a",), "host", hosts)
+            else:
+                a = self.names(f["a"], path + ("a",), "host or switch", nodes)
+            if kind == "tap":
+                if f["b"] is not None:
+                    raise self.error(
+                        path + ("b",),
+                        'a tap link has no "b": its far end is the kernel'
+                        " (give b_address for the kernel side)",
+                    )
+                for key in ("delay", "bandwidth", *IMPAIRMENTS):
+                    if f[key]:
+                        raise self.error(path + (key,), "a tap link takes no delay, bandwidth or impairments")
+                if len(f["b_address"]) > 1:
+                    raise self.error(path + ("b_address",), "the kernel side of a tap link takes one address")
+                b = None
+            else:
+                if f["b"] is None:
+                    raise self.error(path, 'missing key "b"')
+                b = self.names(f["b"], path + ("b",), "host or switch", nodes)
+                if a == b:
+                    raise self.error(
+                        path + ("b",), f"a link joins two different nodes; both ends are {json.dumps(a)}"
+                    )
+                for key in ("device", "netns"):
+                    if f[key] is not None:
+                        raise self.error(path + (key,), f'only a tap link takes "{key}"')
+                if kind == "udp":
+                    for key in ("delay", "bandwidth"):
+                        if f[key]:
+                            raise self.error(path + (key,), f"a udp link has no {key} (use jitter or rate)")
+                    if f["queue_len"] != 1000:
+                        raise self.error(path + ("queue_len",), "a udp link has no queue_len")
+            for side, node in (("a", a), ("b", b)):
+                if node in switches and f[f"{side}_address"]:
+                    raise self.error(
+                        path + (f"{side}_address",),
+                        f"{json.dumps(node)} is a switch: a switch port has no address",
+                    )
+            name = f["name"] if f["name"] is not None else (f"{a}-{b}" if b else f"{a}-kernel")
+            if name in names:
+                key = path + ("name",) if f["name"] is not None else path
+                hint = "" if f["name"] is not None else ' (give the links names with name = "...")'
+                raise self.error(
+                    key, f"duplicate link name {json.dumps(name)}, first used by links[{names[name]}]{hint}"
+                )
+            names[name] = index
+            out.append(
+                LinkSpec(
+                    name=name,
+                    index=index,
+                    a=a,
+                    b=b,
+                    a_addresses=f["a_address"],
+                    b_addresses=f["b_address"],
+                    kind=kind,
+                    mtu=f["mtu"],
+                    delay=f["delay"],
+                    bandwidth=f["bandwidth"],
+                    queue_len=f["queue_len"],
+                    impairments=tuple((k, f[k]) for k in IMPAIRMENTS if f[k] is not None),
+                    device=f["device"],
+                    netns=f["netns"],
+                )
+            )
+        # One address per host at most once.
+        seen: dict[tuple[str, str], KeyPath] = {}
+        for spec in out:
+            for side, node, addresses in (("a", spec.a, spec.a_addresses), ("b", spec.b, spec.b_addresses)):
+                if node is None:
+                    continue
+                for address in addresses:
+                    ip = str(ipaddress.IPv4Interface(address).ip)
+                    here: KeyPath = ("links", spec.index, f"{side}_address")
+                    if (node, ip) in seen:
+                        first = format_key(seen[node, ip])
+                        raise self.error(here, f"{node} already has address {ip} ({first})")
+                    seen[node, ip] = here
+        return tuple(out)
+
+    def host(self, name: str, raw: Any, topo: Topology) -> HostSpec:
+        path: KeyPath = ("hosts", name)
+        f = self.fields(
+            self.table(raw, path),
+            path,
+            {
+                "ncpus": (_int(1, 64), 2),
+                "forwarding": (_bool, False),
+                "sysctls": (_ANY, {}),
+                "routes": (_ANY, []),
+            },
+        )
+        sysctls_path = path + ("sysctls",)
+        sysctls = []
+        for key, value in self.table(f["sysctls"], sysctls_path).items():
+            try:
+                sysctls.append((key, _sysctl_value(value)))
+            except _Bad as exc:
+                raise self.error(sysctls_path + (key,), str(exc)) from None
+        if not isinstance(f["routes"], list):
+            raise self.error(
+                path + ("routes",),
+                'must be an array of tables, such as [ { dest = "default", gateway = "10.0.0.1" } ]',
+            )
+        subnets = [iface.network for iface in topo.addresses(name)]
+        own_links = {spec.name for spec in topo.links if name in spec.nodes}
+        routes = []
+        dests: dict[str, int] = {}
+        for n, item in enumerate(f["routes"]):
+            rpath = path + ("routes", n)
+            r = self.fields(
+                self.table(item, rpath),
+                rpath,
+                {"dest": (_dest, _REQUIRED), "gateway": (_ipv4, None), "link": (_str, None)},
+            )
+            if r["dest"] in dests:
+                raise self.error(
+                    rpath + ("dest",), f"a route to {r['dest']} is already given (routes[{dests[r['dest']]}])"
+                )
+            dests[r["dest"]] = n
+            if r["link"] is not None:
+                self.names(r["link"], rpath + ("link",), "link of this host", own_links)
+            elif r["gateway"] is None:
+                raise self.error(rpath, 'a route needs a "gateway", or a "link" for a link route')
+            else:
+                gw = ipaddress.IPv4Address(r["gateway"])
+                if not any(gw in net for net in subnets):
+                    have = ", ".join(str(s) for s in subnets) or "none"
+                    raise self.error(
+                        rpath + ("gateway",),
+                        f"gateway {gw} is not on a subnet of {name} (its subnets: {have})",
+                    )
+            routes.append(
+                RouteSpec(dest=r["dest"], gateway=r["gateway"], link=r["link"], where=self.where(rpath))
+            )
+        return HostSpec(
+            name=name,
+            ncpus=f["ncpus"],
+            forwarding=f["forwarding"],
+            sysctls=tuple(sysctls),
+            routes=tuple(routes),
+        )
+
+    def scenario(self, raw: Any, topo: Topology) -> tuple[Step, ...]:
+        if not isinstance(raw, list):
+            raise self.error(("scenario",), "must be an array of tables ([[scenario]])")
+        hosts = {h.name for h in topo.hosts}
+        links = {spec.name for spec in topo.links}
+        owners: dict[str, str] = {}
+        for h in topo.hosts:
+            for iface in topo.addresses(h.name):
+                owners.setdefault(str(iface.ip), h.name)
+        services: dict[tuple[str, str, int], int] = {}
+        steps: list[Step] = []
+        for index, item in enumerate(raw):
+            path: KeyPath = ("scenario", index)
+            table = self.table(item, path)
+            if "step" not in table:
+                raise self.error(path, f"missing key \"step\" (one of {', '.join(STEP_KINDS)})")
+            try:
+                kind = _choice(*STEP_KINDS)(table["step"])
+            except _Bad as exc:
+                raise self.error(path + ("step",), str(exc)) from None
+            f = self.fields(table, path, {**_COMMON_KEYS, **_STEP_KEYS[kind]})
+            base: dict[str, Any] = {"index": index, "kind": kind, "where": self.where(path)}
+            base["timeout"] = f["timeout"]
+            if kind != "sysctl":  # its "name" is the sysctl's
+                base["name"] = f["name"]
+            step: Step
+            if kind in ("ping", "udp_flood", "tcp_transfer"):
+                src = self.names(f["from"], path + ("from",), "host", hosts)
+                need_owner = kind != "ping"
+                to, dst_host = self.target(
+                    f["to"], path + ("to",), hosts, owners, need_owner=need_owner, topo=topo
+                )
+                base |= {"src": src, "to": to, "expect": f["expect"]}
+                if "min_received" in f:
+                    if f["min_received"] is None:
+                        f["min_received"] = f["count"]
+                    elif f["min_received"] > f["count"]:
+                        raise self.error(path + ("min_received",), f"must be at most count ({f['count']})")
+            if kind == "ping":
+                keys = ("count", "size", "interval", "reply_timeout", "min_received")
+                step = PingStep(**base, **_pick(f, *keys))
+            elif kind in ("udp_flood", "tcp_transfer"):
+                assert dst_host is not None
+                proto = "udp" if kind == "udp_flood" else "tcp"
+                port = f["port"] if f["port"] is not None else (9000 if proto == "udp" else 5000) + index
+                # A udp_flood's sink also answers on tcp (for a sender in another process).
+                for p in ("udp", "tcp") if proto == "udp" else ("tcp",):
+                    if (dst_host, p, port) in services:
+                        raise self.error(
+                            path + ("port",),
+                            f"{dst_host} already serves {p} port {port} for"
+                            f" scenario[{services[dst_host, p, port]}]; give another port",
+                        )
+                    services[dst_host, p, port] = index
+                base |= {"dst_host": dst_host, "port": port}
+                if kind == "udp_flood":
+                    keys = ("count", "size", "interval", "settle", "min_received")
+                    step = UdpFloodStep(**base, **_pick(f, *keys))
+                else:
+                    step = TcpTransferStep(**base, bytes=f["bytes"])
+            elif kind == "sysctl":
+                host = self.names(f["host"], path + ("host",), "host", hosts)
+                step = SysctlStep(**base, host=host, sysctl=f["name"], value=f["value"])
+            elif kind in (*LINK_STEPS, "impair"):
+                link = self.names(f["link"], path + ("link",), "link", links)
+                if topo.link(link).kind == "tap" and kind != "link_down" and kind != "link_up":
+                    raise self.error(
+                        path + ("link",), f"{link} is a tap link: it cannot be partitioned or impaired"
+                    )
+                if kind == "impair":
+                    changes = tuple((k, f[k]) for k in IMPAIRMENTS if f[k] is not None)
+                    if not changes:
+                        raise self.error(path, f"an impair step needs at least one of {', '.join(IMPAIRMENTS)}")
+                    step = ImpairStep(**base, link=link, changes=changes)
+                else:
+                    step = LinkStep(**base, link=link)
+            else:  # wait: the default timeout leaves room for the wait
+                if "timeout" not in table:
+                    base["timeout"] = max(f["timeout"], f["seconds"] + 1.0)
+                step = WaitStep(**base, seconds=f["seconds"])
+            steps.append(step)
+        return tuple(steps)
+
+    def target(
+        self,
+        value: Any,
+        path: KeyPath,
+        hosts: set[str],
+        owners: dict[str, str],
+        *,
+        need_owner: bool,
+        topo: Topology,
+    ) -> tuple[str, str | None]:
+        """``to``: an IPv4 address, or a host name meaning its first address."""
+        if isinstance(value, str) and value in hosts:
+            addresses = topo.addresses(value)
+            if not addresses:
+                raise self.error(
+                    path, f"host {value} has no address (give one with a_address/b_address on its links)"
+                )
+            return str(addresses[0].ip), value
+        try:
+            address = _ipv4(value)
+        except _Bad:
+            hint = _did_you_mean(value, hosts) if isinstance(value, str) else ""
+            problem = f"must be an IPv4 address or a host's name, not {_show(value)}{hint}"
+            raise self.error(path, problem) from None
+        owner = owners.get(address)
+        if need_owner and owner is None:
+            raise self.error(
+                path,
+                f"{address} is not an address of a host in this topology (the receiving side runs there)",
+            )
+        return address, owner
+
+
+def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
+    """Check the topology in ``text``.
+
+    Raises:
+        TopologyError: for any mistake, with file, line and key.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Its message ends "(at line 3, column 7)".
+        message = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+        if m:
+            problem = f"TOML syntax: {message[: m.start()].strip()} (column {m.group(2)})"
+            raise TopologyError(problem, filename=filename, line=int(m.group(1))) from None
+        raise TopologyError(f"TOML syntax: {message}", filename=filename) from None
+    return _Loader(filename, _key_lines(text)).load(doc)
+
+
+def load_topology(path: str | os.PathLike[str]) -> Topology:
+    """Read and check the topology file at ``path``.
+
+    Raises:
+        TopologyError: for any mistake in the file (with file, line and
+            key), or if it cannot be read.
+    """
+    filename = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError(f"cannot read: {exc}", filename=filename) from None
+    return loads_topology(text, filename=filename)
+
+
+####################################################################
+# Building
+####################################################################
+
+
+@attrs.define(eq=False)
+class CrossLink:
+    """This process's half of a link to a node in another process: a
+    :class:`~trionet.wires.UdpWire` behind a fault injector. It offers the
+    link operations scenario steps use, on this half only."""
+
+    name: str
+    wire: Any
+    end: Any  # the host's Ifnet, or the switch port number
+    fault: Any
+
+    def partition(self, on: bool) -> None:
+        self.fault.partitioned = bool(on)
+
+    def set_up(self, on: bool) -> None:
+        # A UDP wire has no carrier: as Link.set_up for udp links.
+        self.partition(not on)
+
+    def set_impairments(self, **changes: float) -> None:
+        for name, value in changes.items():
+            setattr(self.fault, name, value)
+
+
+@attrs.define(eq=False)
+class BuiltNetwork:
+    """A topology running in a :class:`~trionet.Network`. Made by :func:`build_network`.
+
+    Attributes:
+        topology: what it was built from.
+        net: the network.
+        seed: the seed used.
+        local: the nodes built in this process (all, unless ``only_hosts``).
+        hosts: name -> :class:`~trionet.Host`, local hosts only.
+        links: name -> :class:`~trionet.Link` (both ends here) or
+            :class:`CrossLink` (one end here).
+    """
+
+    topology: Topology
+    net: Any
+    seed: int
+    local: frozenset[str]
+    hosts: dict[str, Any] = attrs.field(factory=dict)
+    links: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def split(self) -> bool:
+        """Whether some nodes run in other processes."""
+        return self.local != frozenset(self.topology.nodes)
+
+
+def _net_labels(topo: Topology) -> dict[str, str]:
+    # The name Network.link / tap_link gives each link (its faults' seeds
+    # derive from it), replicated so a half link in another process gets the
+    # same seeds.
+    labels: dict[str, str] = {}
+    used: set[str] = set()
+    for spec in topo.links:
+        base = f"{spec.a}-{spec.b}" if spec.b is not None else f"{spec.a}-kernel"
+        label, n = base, 1
+        while label in used:
+            n += 1
+            label = f"{base}#{n}"
+        used.add(label)
+        labels[spec.name] = label
+    return labels
+
+
+def _needs_injector(topo: Topology) -> set[str]:
+    # A partition of a memory link without injectors would drop the
+    # carrier; a link a step partitions or impairs gets injectors.
+    return {
+        step.link
+        for step in topo.scenario
+        if (isinstance(step, LinkStep) and step.kind in ("partition", "heal")) or isinstance(step, ImpairStep)
+    }
+
+
+@asynccontextmanager
+async def build_network(
+    topology: Topology,
+    *,
+    seed: int | None = None,
+    pcap_dir: str | os.PathLike[str] | None = None,
+    only_hosts: Collection[str] | None = None,
+    port_base: int = DEFAULT_PORT_BASE,
+    invariants: bool = True,
+) -> AsyncIterator[BuiltNetwork]:
+    """Run ``topology``: hosts, switches, links, addresses, sysctls, routes.
+
+    Leaving the block tears it all down (it is an
+    :func:`~trionet.open_network` block).
+
+    Args:
+        seed: the network's seed; default the file's, else 0.
+        pcap_dir: record each link's frames to ``{pcap_dir}/{link}.pcap``
+            (side ``a``, after its faults; not tap links).
+        only_hosts: build only these nodes (hosts and switches); a link to a
+            node not built here becomes a UDP half link (see the module
+            docstring). Default: all.
+        port_base: the first UDP port of half links.
+        invariants: kernel assertions on every host.
+
+    Raises:
+        TopologyError: a mistake a host found (an unknown sysctl, a value
+            out of range, a route refused), naming the file, line and key.
+        NetError: a tap device could not be made (no permission).
+    """
+    from ._network import derive_seed, open_network
+
+    topo = topology
+    if seed is None:
+        seed = topo.seed if topo.seed is not None else 0
+    nodes = set(topo.nodes)
+    if only_hosts is None:
+        local = frozenset(nodes)
+    else:
+        unknown = sorted(set(only_hosts) - nodes)
+        if unknown:
+            raise TopologyError(
+                f"no host or switch called {', '.join(unknown)}{_did_you_mean(unknown[0], nodes)}",
+                filename=topo.filename,
+            )
+        local = frozenset(only_hosts)
+    pcap = Path(pcap_dir) if pcap_dir is not None else None
+    if pcap is not None:
+        pcap.mkdir(parents=True, exist_ok=True)
+    labels = _net_labels(topo)
+    injected = _needs_injector(topo)
+
+    async with open_network(seed=seed, invariants=invariants) as net, AsyncExitStack() as halves:
+        built = BuiltNetwork(topo, net, seed, local)
+        for spec in topo.hosts:
+            if spec.name not in local:
+                continue
+            host = await net.add_host(spec.name, ncpus=spec.ncpus)
+            built.hosts[spec.name] = host
+            settings = list(spec.sysctls)
+            if spec.forwarding:
+                settings.append(("net.inet.ip.forwarding", 1))
+            for name, value in settings:
+                try:
+                    host.sysctl(name, value)
+                except NetError as exc:
+                    hint = _did_you_mean(name, [node.name for node in host.sysctls])
+                    key = ("hosts", spec.name, "sysctls", name)
+                    raise topo.error(key, f"{exc.strerror}{hint}") from None
+                except (TypeError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "sysctls", name), str(exc)) from None
+        for sw in topo.switches:
+            if sw.name in local:
+                net.add_switch(sw.name, aging=sw.aging, max_entries=sw.max_entries)
+        ends: dict[tuple[str, int], Any] = {}  # (link name, side) -> Ifnet
+        for spec in topo.links:
+            here = [node in local for node in spec.nodes]
+            if not any(here):
+                continue
+            capture = str(pcap / f"{spec.name}.pcap") if pcap is not None else None
+            impairments = dict(spec.impairments)
+            if spec.name in injected and not impairments:
+                impairments["loss"] = 0.0
+            if spec.kind == "tap":
+                host = built.hosts[spec.a]
+                address = spec.b_addresses[0] if spec.b_addresses else None
+                link = await net.tap_link(
+                    host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address
+                )
+                ends[spec.name, 0] = link.ends[0]
+            elif all(here):
+                a, b = (built.hosts.get(n) or net.switches[n] for n in spec.nodes)
+                options: dict[str, Any] = {"kind": spec.kind, "mtu": spec.mtu, "pcap": capture}
+                if spec.kind == "memory":
+                    options |= {"delay": spec.delay, "bandwidth": spec.bandwidth, "queue_len": spec.queue_len}
+                link = await net.link(a, b, **options, **impairments)
+                ends[spec.name, 0], ends[spec.name, 1] = link.ends
+            else:
+                side = 0 if here[0] else 1
+                half_seed = derive_seed(seed, f"{labels[spec.name]}/{side}")
+                link = await _half_link(halves, built, spec, side, port_base, capture, half_seed)
+                ends[spec.name, side] = link.end
+            built.links[spec.name] = link
+        for spec in topo.links:
+            for side, node, addresses in ((0, spec.a, spec.a_addresses), (1, spec.b, spec.b_addresses)):
+                if node not in built.hosts or (spec.kind == "tap" and side == 1):
+                    continue
+                for address in addresses:
+                    try:
+                        built.hosts[node].ifconfig(ends[spec.name, side].name, address)
+                    except (NetError, ValueError) as exc:
+                        key = ("links", spec.index, "ab"[side] + "_address")
+                        raise topo.error(key, str(exc)) from None
+        for spec in topo.hosts:
+            if spec.name not in built.hosts:
+                continue
+            for n, route in enumerate(spec.routes):
+                ifname = None
+                if route.link is not None:
+                    lspec = topo.link(route.link)
+                    ifname = ends[route.link, 0 if lspec.a == spec.name else 1].name
+                try:
+                    built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
+        # Scenario sysctls: checked now against a host that has them, so a
+        # typo is a file error before anything runs.
+        for step in topo.scenario:
+            if isinstance(step, SysctlStep) and step.host in built.hosts:
+                _check_sysctl(topo, built.hosts[step.host], step)
+        log.info(
+            "topology_built",
+            file=topo.filename,
+            seed=seed,
+            hosts=len(built.hosts),
+            links=len(built.links),
+        )
+        yield built
+
+
+def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
+    path: KeyPath = ("scenario", step.index)
+    try:
+        node = host.sysctls.node(step.sysctl)
+    except NetError:
+        hint = _did_you_mean(step.sysctl, [n.name for n in host.sysctls])
+        raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
+    if node.readonly or node.getter is not None:
+        raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")
+    try:
+        node.check(step.value)
+    except (TypeError, ValueError) as exc:
+        raise topo.error(path + ("value",), str(exc)) from None
+
+
+async def _half_link(
+    stack: AsyncExitStack,
+    built: BuiltNetwork,
+    spec: LinkSpec,
+    side: int,
+    port_base: int,
+    capture: str | None,
+    seed: int,
+) -> CrossLink:
+    # One side of a link whose other side is in another process: a UdpWire
+    # to the port that process binds for it, always behind a FaultInjector
+    # (so partitions work, and the link's impairments and delay apply).
+    from ._net._if import IfIoctl
+    from .drivers.vnic import Vnic
+    from .wires import FaultInjector, PcapTap, UdpWire
+
+    mine = port_base + 2 * spec.index + side
+    theirs = port_base + 2 * spec.index + (1 - side)
+    node = spec.nodes[side]
+    wire = await stack.enter_async_context(
+        UdpWire(("127.0.0.1", theirs), local=("127.0.0.1", mine), mtu=spec.mtu, name=f"{spec.name}.{node}")
+    )
+    ep: Any = wire
+    if capture is not None and side == 0:
+        tap = PcapTap(ep, capture)
+        stack.callback(tap.close)
+        ep = tap
+    fault = await stack.enter_async_context(
+        FaultInjector(ep, seed=seed, delay=spec.delay, **dict(spec.impairments))
+    )
+    end: Any
+    if node in built.hosts:
+        host = built.hosts[node]
+        ifp = await host.if_attach(Vnic(fault))
+        if ifp.mtu != spec.mtu:
+            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, spec.mtu)
+        await host.ifup(ifp)
+        end = ifp
+    else:
+        end = built.net.switches[node].add_port(fault)
+    return CrossLink(spec.name, wire, end, fault)
