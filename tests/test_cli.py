@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +38,62 @@ def test_kern_rejects_bad_arguments() -> None:
         main(["kern", "--frames", "-1"])
     with pytest.raises(SystemExit):
         main(["kern", "--ncpus", "0"])
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_demo_runs_in_virtual_time_and_prints_results_and_views(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 1, virtual time" in out
+    assert "5/5 replies" in out and "sha256 match" in out and "3 steps: 3 ok, 0 failed" in out
+    for view in ("$ ifconfig", "$ netstat -i", "$ netstat -rn", "$ netstat -an -p tcp", "$ vmstat -i", "$ ps"):
+        assert out.count(view) == 3, view  # client, router, server
+    assert "default              10.0.1.1           UGS" in out
+    assert "irq16: vnic0" in out and "netisr 0" in out
+
+
+def test_demo_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and doc["seed"] == 1 and len(doc["results"]) == 3
+    assert doc["results"][1]["outcome"]["sha256"] == doc["results"][1]["outcome"]["sha256_received"]
+
+
+def test_run_a_file_with_seed_pcap_and_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    path = str(EXAMPLES / "router.toml")
+    assert main(["run", path, "--json", "--seed", "5", "--pcap", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["seed"] == 5 and doc["mode"] == "virtual time" and doc["ok"]
+    pcaps = sorted(p.name for p in tmp_path.iterdir())
+    assert len(pcaps) == 3 and all(p.endswith(".pcap") for p in pcaps)
+    assert all((tmp_path / p).read_bytes()[:4] == b"\xd4\xc3\xb2\xa1" for p in pcaps)
+
+
+def test_a_mistake_in_a_file_is_named_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[hosts.h1]\nncpus = 2\n\n[[links]]\na = "h1"\nb = "h9"\n')
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:6" in err and "links[0].b" in err and "h9" in err
+    assert "Traceback" not in err
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_processes_give_the_single_process_results(capsys: pytest.CaptureFixture[str]) -> None:
+    # The acceptance check: router.toml over 3 processes (real time, UDP wires
+    # on 127.0.0.1 between them) has the same outcomes as one process.
+    path = str(EXAMPLES / "router.toml")
+    assert main(["run", path, "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert main(["run", path, "--json", "--processes", "3"]) == 0
+    split = json.loads(capsys.readouterr().out)
+    assert split["mode"] == "3 processes, real time"
+    assert [r["outcome"] for r in split["results"]] == [r["outcome"] for r in single["results"]]
+    assert all(r["ran"] for r in split["results"])

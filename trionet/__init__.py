@@ -22,6 +22,8 @@ from ._net._tcp import NetstatRow, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
 from ._net._udp import UdpSocket, UdpSocketStatistics
 from ._network import Link, Network, open_network
+from ._scenario import Progress, StepResult, run_scenario
+from ._topology import Topology, TopologyError, build_network, load_topology, loads_topology
 
 __version__ = "0.1.0.dev0"
 
@@ -45,16 +47,21 @@ __all__ = [
     "PingError",
     "PingResult",
     "PollStatistics",
+    "Progress",
     "PsRow",
     "RouteRow",
     "Serializer",
     "SerializerStatistics",
+    "StepResult",
     "TcpListener",
     "TcpStream",
+    "Topology",
+    "TopologyError",
     "TrionetError",
     "UdpSocket",
     "UdpSocketStatistics",
     "VmstatRow",
+    "build_network",
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",
@@ -62,8 +69,11 @@ __all__ = [
     "format_ps",
     "format_sysctl",
     "format_vmstat_i",
+    "load_topology",
+    "loads_topology",
     "open_host",
     "open_network",
+    "run_scenario",
 ]
 
 # Public names say they live here, not in a private module (as trio does).
