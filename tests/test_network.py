@@ -279,3 +279,18 @@ async def test_a_tap_link_reaches_the_kernel_in_a_namespace() -> None:
                 assert ln.ends[1] not in shown.stdout.decode()
     finally:
         await trio.run_process(["ip", "netns", "delete", ns], check=False)
+
+
+async def test_hosts_and_links_go_in_any_order_from_any_task(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=1) as net:
+        a, b, c = [await net.add_host(n) for n in "abc"]
+        ab = await net.link(a, b)
+        bc = await net.link(b, c, loss=0.0)
+        await net.remove_host("a")  # the oldest host and the oldest link first
+        assert list(net.hosts) == ["b", "c"] and net.links == [bc]
+        await net.remove_link(bc)
+        assert ab not in net.links
+        async with trio.open_nursery() as nursery:  # from another task
+            nursery.start_soon(net.add_host, "d")
+        assert list(net.hosts) == ["b", "c", "d"]
+        await net.link(net.hosts["d"], c)

@@ -14,17 +14,18 @@
 Rules:
 
 - One block owns everything: hosts (each with its kernel threads), wires and
-  fault injectors enter the network's exit stack, so leaving the block, by
-  any exit, tears the whole topology down in reverse order of creation.
+  fault injectors are each held open by a task of the network's nursery, so
+  leaving the block, by any exit, tears the whole topology down (in reverse
+  order of creation, within :data:`TEARDOWN_TIMEOUT`; then whatever is left
+  is cancelled).
 - Every random choice derives from the network's ``seed`` (fault injectors
   get seeds derived from the seed and the link's name), so a run is
   reproducible from (seed, topology), and byte for byte under
   ``trio.testing.MockClock``.
 - Hosts and links can also go while running (:meth:`Network.remove_link`,
-  :meth:`Network.remove_host`): each has its own exit stack inside the
-  network's. Call these, like ``add_host`` and ``link``, from the task that
-  opened the network (Trio nurseries are exited by the task that entered
-  them).
+  :meth:`Network.remove_host`), in any order: since each resource lives in
+  its own task, no nursery is ever exited out of order, and every method
+  may be called from any task of the program.
 - ``net.link(a, b, ...)`` puts a vnic on each host side (a switch side gets a
   port) over a :class:`~trionet.wires.MemoryWire` (``kind="memory"``), or
   over two :class:`~trionet.wires.UdpWire` on 127.0.0.1 (``kind="udp"``);
@@ -42,20 +43,72 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from ._net._host import Host, open_host
 from ._net._if import IfIoctl, Ifnet
 from .wires import MemoryWire
+from .wires._endpoint import service_nursery
 
 __all__ = ["Link", "Network", "open_network"]
 
 #: Keyword arguments of :meth:`Network.link` that make a FaultInjector.
 IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
+
+
+#: Seconds (of Trio time) an orderly teardown may take before the rest is cancelled.
+TEARDOWN_TIMEOUT = 60.0
+
+
+class _Held:
+    """An async context manager kept open by a task of the network's nursery."""
+
+    def __init__(self) -> None:
+        self.stop = trio.Event()
+        self.done = trio.Event()
+
+
+async def _hold_task(
+    cm: AbstractAsyncContextManager[Any], held: _Held, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    try:
+        async with cm as value:
+            task_status.started(value)
+            await held.stop.wait()
+    finally:
+        held.done.set()
+
+
+class _Owned:
+    """What one host or link owns, released in reverse order."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._items: list[_Held | Callable[[], object]] = []
+
+    async def enter(self, cm: AbstractAsyncContextManager[Any]) -> Any:
+        held = _Held()
+        value = await self._nursery.start(_hold_task, cm, held)
+        self._items.append(held)
+        return value
+
+    def callback(self, fn: Callable[[], object]) -> None:
+        self._items.append(fn)
+
+    async def aclose(self) -> None:
+        while self._items:
+            item = self._items.pop()
+            if isinstance(item, _Held):
+                item.stop.set()
+                await item.done.wait()
+            else:
+                item()
 
 
 def derive_seed(seed: int, label: str) -> int:
@@ -87,7 +140,7 @@ class Link:
     endpoints: tuple[Any, Any]
     faults: tuple[Any, Any]
     kind: str = "memory"
-    _stack: AsyncExitStack | None = attrs.field(default=None, repr=False)
+    _owned: _Owned | None = attrs.field(default=None, repr=False)
     _nodes: tuple[Any, Any] = attrs.field(default=(None, None), repr=False)
 
     def partition(self, on: bool) -> None:
@@ -137,15 +190,20 @@ class Network:
         hosts: name -> :class:`~trionet.Host`.
         switches: name -> :class:`~trionet.wires.Switch`.
         links: the links, in order.
+        pcap_dir: when set (a directory), every later :meth:`link` made
+            without ``pcap=`` records to ``{pcap_dir}/{link name}.pcap``:
+            the hook the pytest plugin's ``--trionet-pcap`` uses.
     """
 
-    def __init__(self, seed: int, stack: AsyncExitStack, invariants: bool) -> None:
+    def __init__(self, seed: int, nursery: trio.Nursery, invariants: bool) -> None:
         self.seed = seed
         self.hosts: dict[str, Host] = {}
         self.switches: dict[str, Any] = {}
         self.links: list[Link] = []
-        self._stack = stack
-        self._host_stacks: dict[str, AsyncExitStack] = {}
+        self._nursery = nursery
+        self.pcap_dir: Path | None = None
+        self._owned: list[_Owned] = []  # in creation order
+        self._host_owned: dict[str, _Owned] = {}
         self._invariants = invariants
         self._closed = False
 
@@ -169,12 +227,9 @@ class Network:
     ) -> Host:
         """Start a host called ``name`` (with ``lo0`` up, 127.0.0.1/8, unless ``loopback=False``)."""
         self._check_name(name)
-        stack = AsyncExitStack()
-        await self._stack.enter_async_context(stack)
-        host = await stack.enter_async_context(
-            open_host(name, ncpus=ncpus, invariants=self._invariants)
-        )
-        self._host_stacks[name] = stack
+        owned = self._own()
+        host = await owned.enter(open_host(name, ncpus=ncpus, invariants=self._invariants))
+        self._host_owned[name] = owned
         self.hosts[name] = host
         # RFC 6528 ISNs and SYN cookies: keyed from the seed, so a run replays.
         host.inet.tcp.secret = self.rng(f"{name}/tcp").randbytes(32)
@@ -246,18 +301,20 @@ class Network:
         while any(link.name == label for link in self.links):
             n += 1
             label = f"{base}#{n}"
-        stack = AsyncExitStack()
-        await self._stack.enter_async_context(stack)
+        if pcap is None and self.pcap_dir is not None:
+            Path(self.pcap_dir).mkdir(parents=True, exist_ok=True)
+            pcap = Path(self.pcap_dir) / f"{label}.pcap"
+        stack = self._own()
         wire: Any
         if kind == "memory":
-            wire = await stack.enter_async_context(
+            wire = await stack.enter(
                 MemoryWire(name=label, mtu=mtu, bandwidth=bandwidth, delay=delay, queue_len=queue_len)
             )
             raw = [wire.endpoint(f"{label}.{names[side]}") for side in (0, 1)]
         else:
             from .wires import open_udp_wire_pair
 
-            wire = await stack.enter_async_context(open_udp_wire_pair(mtu=mtu, name=label))
+            wire = await stack.enter(open_udp_wire_pair(mtu=mtu, name=label))
             raw = list(wire)
             impairments.setdefault("loss", 0.0)  # injectors, so it can be partitioned
         endpoints: list[Any] = []
@@ -279,7 +336,7 @@ class Network:
                 injector = FaultInjector(
                     ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments
                 )
-                ep = await stack.enter_async_context(injector)
+                ep = await stack.enter(injector)
             endpoints.append(ep)
             faults.append(injector)
         ends: list[Ifnet | int] = []
@@ -341,9 +398,8 @@ class Network:
         while any(link.name == label for link in self.links):
             n += 1
             label = f"{name}-kernel#{n}"
-        stack = AsyncExitStack()
-        await self._stack.enter_async_context(stack)
-        wire = await stack.enter_async_context(TapWire(device or "tntap%d", mtu=mtu))
+        stack = self._own()
+        wire = await stack.enter(TapWire(device or "tntap%d", mtu=mtu))
         ifname = wire.ifname
         ns = ["-n", netns] if netns else []
         commands = []
@@ -355,7 +411,7 @@ class Network:
         for argv in commands:
             done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
             if done.returncode:
-                await stack.aclose()
+                await self._disown(stack)
                 raise RuntimeError(f"{' '.join(argv)}: {done.stderr.decode().strip()}")
         ifp = await host.if_attach(Vnic(wire))
         if ifp.mtu != mtu:
@@ -377,8 +433,8 @@ class Network:
                     await node.if_detach(end)
             elif node is not None and isinstance(end, int):
                 node.remove_port(end)
-        if link._stack is not None:
-            await link._stack.aclose()
+        if link._owned is not None:
+            await self._disown(link._owned)
 
     async def remove_host(self, name: str) -> None:
         """Stop host ``name`` and remove its links first."""
@@ -388,7 +444,18 @@ class Network:
         for link in [ln for ln in self.links if host in ln._nodes]:
             await self.remove_link(link)
         del self.hosts[name]
-        await self._host_stacks.pop(name).aclose()
+        await self._disown(self._host_owned.pop(name))
+
+    def _own(self) -> _Owned:
+        if self._closed:
+            raise RuntimeError("the network is shut down")
+        owned = _Owned(self._nursery)
+        self._owned.append(owned)
+        return owned
+
+    async def _disown(self, owned: _Owned) -> None:
+        self._owned.remove(owned)
+        await owned.aclose()
 
     def _node_name(self, node: Any) -> str:
         if isinstance(node, Host):
@@ -411,9 +478,14 @@ async def open_network(*, seed: int = 0, invariants: bool = True) -> AsyncIterat
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, not {seed!r}")
-    async with AsyncExitStack() as stack:
-        net = Network(seed, stack, invariants)
+    # service_nursery: the body's own exception comes out, not a group.
+    async with service_nursery() as nursery:
+        net = Network(seed, nursery, invariants)
         try:
             yield net
         finally:
             net._closed = True
+            with trio.move_on_after(TEARDOWN_TIMEOUT) as scope:
+                scope.shield = True
+                while net._owned:
+                    await net._owned.pop().aclose()
