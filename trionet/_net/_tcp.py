@@ -103,6 +103,7 @@ from ..protocols.tcp_connection import (
 )
 
 from ._if import IfFlags
+from ._ports import EphemeralPorts
 
 if TYPE_CHECKING:
     from ._ip import Ip
@@ -113,7 +114,6 @@ log = structlog.get_logger(__name__)
 
 IPPROTO_TCP = 6
 ANY = bytes(4)
-EPHEMERAL = range(49152, 65536)
 CONGESTION_CONTROLS = {"newreno": NewReno, "cubic": Cubic}
 #: SYN-ACK retransmissions of a SYN cache entry (BSD ``SYNCACHE_MAXREXMTS``).
 SYNCACHE_RETRIES = 3
@@ -340,7 +340,7 @@ class Tcp:
         self._pcbs: dict[tuple[bytes, int, bytes, int], TcpPcb] = {}
         self._listeners: dict[tuple[bytes, int], TcpListen] = {}
         self._ports: Counter[int] = Counter()
-        self._next_ephemeral = EPHEMERAL.start
+        self._ephemeral_ports = EphemeralPorts()
         self.syncache = 0
         add = host.sysctls.add
         add("net.inet.tcp.sendspace", int, 256 * 1024, min=1, max=1 << 30, description="TCP send buffer, bytes")
@@ -423,12 +423,7 @@ class Tcp:
     ####################################################################
 
     def ephemeral(self) -> int:
-        for _ in range(len(EPHEMERAL)):
-            port = self._next_ephemeral
-            self._next_ephemeral = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
-            if port not in self._ports:
-                return port
-        raise NetError(errno.EADDRNOTAVAIL, "no ephemeral TCP port is free")
+        return self._ephemeral_ports.allocate(self._ports, errno.EADDRNOTAVAIL)
 
     def attach(self, pcb: TcpPcb) -> None:
         if pcb.key in self._pcbs:
@@ -593,11 +588,7 @@ class Tcp:
             conn = TcpConnection(
                 th.dport, th.sport, iss=iss, config=self.config(src, passive=True), ts_offset=ts_offset
             )
-            pcb = TcpPcb(self, dst, th.dport, src, th.sport, conn)
-            self.attach(pcb)
-            pcb.listener = lst
-            lst.entries.add(pcb)
-            self.syncache += 1
+            pcb = self._syncache_add(lst, src, dst, conn)
             self.stats["syncache_added"] += 1
             pcb.run(conn.accept(th, data, now))
         elif self.host.sysctls.get("net.inet.tcp.syncookies"):
@@ -634,17 +625,23 @@ class Tcp:
             self.config(src, passive=True), window_scaling=False, timestamps=False, sack=False
         )
         conn = TcpConnection(th.dport, th.sport, iss=iss, config=config)
-        pcb = TcpPcb(self, dst, th.dport, src, th.sport, conn)
-        self.attach(pcb)
-        pcb.listener = lst
-        lst.entries.add(pcb)
-        self.syncache += 1
+        pcb = self._syncache_add(lst, src, dst, conn)
         self.stats["cookies_accepted"] += 1
         # Replay the handshake the cookie stands for: the SYN (its SYN-ACK
         # already went out), then this ACK.
         syn = TcpHeader(th.sport, th.dport, irs, 0, _SYN, window=th.window, options=TcpOptions(mss=mss))
         conn.accept(syn, b"", now)
         pcb.run(conn.receive(th, data, now))
+
+    def _syncache_add(self, lst: TcpListen, src: bytes, dst: bytes, conn: TcpConnection) -> TcpPcb:
+        # A half-open connection of listener ``lst``: in the table, counted
+        # against the SYN cache limit until it is established or gone.
+        pcb = TcpPcb(self, dst, conn.local_port, src, conn.remote_port, conn)
+        self.attach(pcb)
+        pcb.listener = lst
+        lst.entries.add(pcb)
+        self.syncache += 1
+        return pcb
 
     def _syncache_established(self, pcb: TcpPcb) -> None:
         lst = pcb.listener

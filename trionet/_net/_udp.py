@@ -45,6 +45,7 @@ from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
 from ._ether import Mbuf
 from ._if import IfFlags
+from ._ports import EphemeralPorts
 
 if TYPE_CHECKING:
     from ._ip import Ip
@@ -54,7 +55,6 @@ __all__ = ["Udp", "UdpSocket", "UdpSocketStatistics"]
 Address = tuple[str, int]
 ANY = bytes(4)
 BROADCAST = b"\xff\xff\xff\xff"
-EPHEMERAL = range(49152, 65536)
 
 
 def _addr(address: Address) -> tuple[bytes, int]:
@@ -291,7 +291,7 @@ class Udp:
         self.drops: Counter[str] = Counter()
         self._received = 0
         self._ports: dict[int, list[UdpSocket]] = {}
-        self._next_ephemeral = EPHEMERAL.start
+        self._ephemeral_ports = EphemeralPorts()
         ip.protocols[IPPROTO_UDP] = self.input
 
     def socket(self) -> UdpSocket:
@@ -322,12 +322,7 @@ class Udp:
                 del self._ports[sock._local[1]]
 
     def _ephemeral(self) -> int:
-        for _ in range(len(EPHEMERAL)):
-            port = self._next_ephemeral
-            self._next_ephemeral = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
-            if port not in self._ports:
-                return port
-        raise NetError(errno.EADDRINUSE, "no ephemeral port is free")
+        return self._ephemeral_ports.allocate(self._ports)
 
     def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int) -> UdpSocket | None:
         best = None
