@@ -284,6 +284,7 @@ class Vnic(Driver):
 
     async def intr(self) -> None:
         """Handle every pending cause: receive, reclaim, restart output."""
+        self.ifp.serializer.assert_serialized()
         icr = self._icr
         self._icr = 0
         if not icr:
