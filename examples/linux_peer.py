@@ -2,7 +2,7 @@
 
 The topology::
 
-    trionet host "tn" 10.99.8.1/24 ==TAP== 10.99.8.2/24 Linux kernel
+    trionet host "tn" 198.18.8.1/24 ==TAP== 198.18.8.2/24 Linux kernel
     (a vnic on a TapWire)                   (network namespace trionet-example-PID)
 
 ``net.tap_link(host, netns=..., address=...)`` opens a TAP device, moves the
@@ -39,8 +39,8 @@ import trio
 import trionet
 
 NETNS = f"trionet-example-{os.getpid()}"
-OURS = "10.99.8.1"
-KERNEL = "10.99.8.2"
+OURS = "198.18.8.1"
+KERNEL = "198.18.8.2"
 HTTP_PORT = 8080
 #: Bound on the whole run, in seconds.
 PATIENCE = 60

@@ -269,10 +269,10 @@ async def test_a_tap_link_reaches_the_kernel_in_a_namespace() -> None:
         with trio.fail_after(20):
             async with trionet.open_network(seed=1) as net:
                 h1 = await net.add_host("h1")
-                ln = await net.tap_link(h1, netns=ns, address="10.99.7.2/24")
+                ln = await net.tap_link(h1, netns=ns, address="198.18.7.2/24")
                 assert ln.kind == "tap" and isinstance(ln.ends[1], str)
-                h1.ifconfig(ln.ends[0].name, "10.99.7.1/24")
-                result = await h1.ping("10.99.7.2", count=2, interval=0.1)
+                h1.ifconfig(ln.ends[0].name, "198.18.7.1/24")
+                result = await h1.ping("198.18.7.2", count=2, interval=0.1)
                 assert result.received == 2
                 await net.remove_link(ln)
                 shown = await trio.run_process(["ip", "-n", ns, "-o", "link"], capture_stdout=True)

@@ -4,8 +4,8 @@ against the kernel's own stack in a network namespace.
 
 The tests run over two wires (the ``kind`` parameter)::
 
-    tap:    trionet 10.99.0.1/24 ==TapWire== 10.99.0.2/24 kernel (namespace)
-    vxlan:  trionet 10.99.0.1/24 ==UdpWire, VXLAN VNI 4243== 10.99.0.2/24 kernel VXLAN device
+    tap:    trionet 198.18.0.1/24 ==TapWire== 198.18.0.2/24 kernel (namespace)
+    vxlan:  trionet 198.18.0.1/24 ==UdpWire, VXLAN VNI 4243== 198.18.0.2/24 kernel VXLAN device
             (underlay: a veth pair on a /30 of 198.18.128.0/17, from the root
             namespace to a second namespace that holds the device's socket)
 
@@ -77,8 +77,8 @@ over_both_wires = pytest.mark.parametrize(
     ],
 )
 
-OURS = "10.99.0.1"
-KERNEL = "10.99.0.2"
+OURS = "198.18.0.1"
+KERNEL = "198.18.0.2"
 VNI = 4243
 VXLAN_MTU = 1450  # what Linux gives a VXLAN device over a 1500-byte underlay
 

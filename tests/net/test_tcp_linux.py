@@ -4,7 +4,7 @@ from ``python3 -m http.server`` running on the kernel's stack.
 
 The topology::
 
-    trionet 10.99.6.1/24 ==TapWire== 10.99.6.2/24 kernel (namespace, IPv6 off)
+    trionet 198.18.6.1/24 ==TapWire== 198.18.6.2/24 kernel (namespace, IPv6 off)
 
 HTTP is spoken with h11 on our side (an independent, sans-IO HTTP/1.1
 implementation), with the kernel's ``curl`` and Python's ``http.server`` on
@@ -65,8 +65,8 @@ pytestmark = [
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
 ]
 
-OURS = "10.99.6.1"
-KERNEL = "10.99.6.2"
+OURS = "198.18.6.1"
+KERNEL = "198.18.6.2"
 HTTP_PORT = 8080
 #: Bound on every wait for the kernel or its programs.
 PATIENCE = 30
