@@ -37,6 +37,7 @@ import structlog
 import trio
 
 import trionet
+from trionet.testing import linux_peer_unavailable
 
 NETNS = f"trionet-example-{os.getpid()}"
 OURS = "198.18.8.1"
@@ -48,15 +49,7 @@ PATIENCE = 60
 
 def missing_requirement() -> str | None:
     """Why this script cannot run here, or None."""
-    if sys.platform != "linux":
-        return "needs Linux (TAP devices and network namespaces)"
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) to create a TAP device and a network namespace"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (load the 'tun' module)"
-    if shutil.which("ip") is None:
-        return "needs the ip command (Debian package iproute2)"
-    return None
+    return linux_peer_unavailable()
 
 
 async def in_netns(*argv: str) -> subprocess.CompletedProcess[bytes]:

@@ -11,6 +11,7 @@ import trio.testing
 import trionet
 from trionet import IfFlags
 from trionet.lowlevel import ifq_dispatch
+from trionet.testing import linux_peer_unavailable
 
 PROTO = 0x88B5
 
@@ -243,20 +244,8 @@ async def test_udp_links_carry_real_datagrams_on_loopback() -> None:
                 await net.link(h1, h2, kind="carrier-pigeon")
 
 
-def _tap_skip_reason() -> str | None:
-    import os
-    import shutil
 
-    if os.geteuid() != 0:
-        return "needs root to create TAP devices and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun"
-    if shutil.which("ip") is None:
-        return "needs the ip command (iproute2)"
-    return None
-
-
-@pytest.mark.skipif(_tap_skip_reason() is not None, reason=str(_tap_skip_reason()))
+@pytest.mark.skipif(linux_peer_unavailable() is not None, reason=str(linux_peer_unavailable()))
 async def test_a_tap_link_reaches_the_kernel_in_a_namespace() -> None:
     import os
 

@@ -29,7 +29,7 @@ import trio.testing
 
 import trionet
 from trionet.drivers.vnic import Vnic
-from trionet.testing import check_driver
+from trionet.testing import check_driver, linux_peer_unavailable
 from trionet.wires import UdpWire
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -216,15 +216,7 @@ async def test_virtual_time_example_runs_as_a_script(name: str) -> None:
 
 
 def linux_skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "needs Linux (TAP devices, network namespaces)"
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) to create a TAP device and a network namespace"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the Linux 'tun' module)"
-    if shutil.which("ip") is None:
-        return "needs the ip command (Debian package iproute2)"
-    return None
+    return linux_peer_unavailable()
 
 
 LINUX_SKIP = linux_skip_reason()

@@ -43,20 +43,12 @@ import trio
 import trionet
 from trionet import Host, Ifnet
 from trionet.drivers.vnic import Vnic
+from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire, UdpWire
 
 
 def _skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "needs Linux (TAP devices, network namespaces, VXLAN)"
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) to create TAP devices, veth pairs and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the Linux 'tun' module)"
-    for tool in ("ip", "bridge", "ping"):
-        if shutil.which(tool) is None:
-            return f"needs the {tool} command (Debian packages iproute2, iputils-ping)"
-    return None
+    return linux_peer_unavailable("bridge", "ping")
 
 
 SKIP_REASON = _skip_reason()

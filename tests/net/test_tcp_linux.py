@@ -28,7 +28,6 @@ import hashlib
 import itertools
 import os
 import random
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -43,20 +42,12 @@ import trio
 import trionet
 from trionet import Host
 from trionet.drivers.vnic import Vnic
+from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire
 
 
 def _skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "needs Linux (TAP devices, network namespaces)"
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) to create TAP devices and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the Linux 'tun' module)"
-    for tool, package in (("ip", "iproute2"), ("curl", "curl")):
-        if shutil.which(tool) is None:
-            return f"needs the {tool} command (Debian package {package})"
-    return None
+    return linux_peer_unavailable("curl")
 
 
 SKIP_REASON = _skip_reason()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,19 +28,14 @@ from trionet import Host, Ifnet
 from trionet._net._arp import Arp
 from trionet.drivers.vnic import Vnic
 from trionet.lowlevel import ETHER_BROADCAST, ETHERTYPE_ARP, Mbuf, ifq_dispatch
+from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire, TapWireStatistics
 
 
 def _skip_reason() -> str | None:
     if sys.platform != "linux":
         return "TapWire is Linux only"
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) to create TAP devices and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the Linux 'tun' module)"
-    if shutil.which("ip") is None:
-        return "needs the ip command (Debian package iproute2)"
-    return None
+    return linux_peer_unavailable()
 
 
 SKIP_REASON = _skip_reason()
