@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from trionet._cli import main
+from trionet.testing import linux_peer_unavailable
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +100,29 @@ def test_processes_give_the_single_process_results(capsys: pytest.CaptureFixture
     assert split["mode"] == "3 processes, real time"
     assert [r["outcome"] for r in split["results"]] == [r["outcome"] for r in single["results"]]
     assert all(r["ran"] for r in split["results"])
+
+
+@pytest.mark.skipif(linux_peer_unavailable() is not None, reason=str(linux_peer_unavailable()))
+def test_run_a_topology_with_a_tap_link_to_the_kernel(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    ns = f"trionet-cli-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6"],
+            check=True,
+        )
+        topo = tmp_path / "tap.toml"
+        topo.write_text(
+            f'[hosts.h1]\n\n[[links]]\nkind = "tap"\na = "h1"\na_address = "198.18.9.1/24"\n'
+            f'b_address = "198.18.9.2/24"\nnetns = "{ns}"\n\n'
+            '[[scenario]]\nstep = "ping"\nfrom = "h1"\nto = "198.18.9.2"\ncount = 2\ninterval = 0.1\n'
+        )
+        assert main(["run", str(topo), "--realtime", "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["results"][0]["outcome"]["received"] == 2
+        links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True).stdout
+        assert "tntap" not in links  # the device went with the network
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
