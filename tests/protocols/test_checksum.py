@@ -45,3 +45,30 @@ def test_pseudo_header_sum() -> None:
     src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
     expected = reference_sum(src + dst + b"\x00\x11" + (8).to_bytes(2, "big"))
     assert pseudo_header_sum(src, dst, 17, 8) == expected
+
+
+@given(
+    st.integers(16000, 70000),
+    st.sampled_from(["random", "zeros", "ones", "sparse"]),
+    st.integers(0, 2**32),
+    st.integers(0, 0xFFFF),
+)
+def test_large_buffers_are_folded_to_the_same_sum(size: int, kind: str, seed: int, initial: int) -> None:
+    # Buffers of 16 KiB and more take the folding path; check it against the
+    # word loop, including the all-zero and all-ones (0xFFFF multiple) cases.
+    import random
+
+    rng = random.Random(seed)
+    if kind == "random":
+        data = rng.randbytes(size)
+    elif kind == "zeros":
+        data = bytes(size)
+    elif kind == "ones":
+        data = b"\xff" * size
+    else:
+        buf = bytearray(size)
+        for _ in range(5):
+            buf[rng.randrange(size)] = rng.randrange(256)
+        data = bytes(buf)
+    want = reference_sum(data + b"\0" * (len(data) % 2) + initial.to_bytes(2, "big"))
+    assert ones_complement_sum(data, initial) == want
