@@ -126,3 +126,12 @@ def test_run_a_topology_with_a_tap_link_to_the_kernel(
         assert "tntap" not in links  # the device went with the network
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
+
+
+def test_log_json_renders_structured_events_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EXAMPLES / "two_hosts.toml")
+    assert main(["--log-level", "info", "run", path, "--log", "json"]) == 0
+    err = capsys.readouterr().err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert events and all("event" in e and "level" in e for e in events)
+    assert {"host_started", "step_finished"} <= {e["event"] for e in events}
