@@ -41,6 +41,7 @@ class SysctlNode:
         readonly: writes raise ``EPERM``.
         min, max: inclusive bounds for ``int`` nodes.
         getter: for computed nodes, returns the value on each read.
+        choices: the values a ``str`` node accepts (None: any).
     """
 
     name: str
@@ -51,6 +52,7 @@ class SysctlNode:
     min: int | None = None
     max: int | None = None
     getter: Callable[[], SysctlValue] | None = None
+    choices: tuple[str, ...] | None = None
 
     def read(self) -> SysctlValue:
         if self.getter is not None:
@@ -74,6 +76,8 @@ class SysctlNode:
             return value
         if not isinstance(value, str):
             raise TypeError(f"sysctl {self.name} takes a str, not {type(value).__name__}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"sysctl {self.name}: {value!r} is not one of {', '.join(self.choices)}")
         return value
 
 
@@ -94,6 +98,7 @@ class SysctlTable:
         min: int | None = None,
         max: int | None = None,
         getter: Callable[[], SysctlValue] | None = None,
+        choices: tuple[str, ...] | None = None,
     ) -> SysctlNode:
         """Declare a node; its default value must pass its own checks.
 
@@ -107,7 +112,7 @@ class SysctlTable:
         if type not in (int, str):
             raise ValueError("sysctl nodes are int or str")
         node = SysctlNode(
-            name, type, None, description, readonly or getter is not None, min, max, getter
+            name, type, None, description, readonly or getter is not None, min, max, getter, choices
         )
         if getter is None:
             node.value = node.check(value)

@@ -349,7 +349,13 @@ class Tcp:
         add("net.inet.tcp.delayed_ack", int, 1, min=0, max=1, description="Delay ACKs (up to 200 ms)")
         add("net.inet.tcp.sack.enable", int, 1, min=0, max=1, description="Offer SACK (RFC 2018)")
         add("net.inet.tcp.rfc1323", int, 1, min=0, max=1, description="Offer window scaling and timestamps")
-        add("net.inet.tcp.cc.algorithm", str, "newreno", description="Congestion control: newreno or cubic")
+        add(
+            "net.inet.tcp.cc.algorithm",
+            str,
+            "newreno",
+            choices=tuple(CONGESTION_CONTROLS),
+            description="Congestion control: newreno or cubic",
+        )
         add("net.inet.tcp.rexmit_min", int, 1000, min=1, description="Minimum retransmission timeout (ms)")
         add("net.inet.tcp.syncookies", int, 1, min=0, max=1, description="Answer SYNs with cookies when the SYN cache is full")
         add("net.inet.tcp.syncache.limit", int, 1024, min=0, description="SYN cache entries per host")
@@ -371,14 +377,7 @@ class Tcp:
     def config(self, faddr: bytes, *, passive: bool = False) -> TcpConfig:
         """A connection's options from the sysctls and the route's MTU."""
         get = self.host.sysctls.get
-        algorithm = get("net.inet.tcp.cc.algorithm")
-        try:
-            cc = CONGESTION_CONTROLS[algorithm]  # type: ignore[index]
-        except KeyError:
-            raise NetError(
-                errno.EINVAL,
-                f"net.inet.tcp.cc.algorithm is {algorithm!r}; use one of {', '.join(CONGESTION_CONTROLS)}",
-            ) from None
+        cc = CONGESTION_CONTROLS[get("net.inet.tcp.cc.algorithm")]  # type: ignore[index]
         rfc1323 = bool(get("net.inet.tcp.rfc1323"))
         min_rto = self.sysctl_ms("net.inet.tcp.rexmit_min")
         return TcpConfig(
