@@ -27,7 +27,11 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
    at exactly ``rcv_nxt``, one elsewhere in the window and any SYN in a
    synchronized state draw a challenge ACK (at most
    ``challenge_ack_limit`` a second); ACKs older than ``snd_una`` by more
-   than the largest window the peer advertised draw one too. A SYN at the
+   than the largest window the peer advertised draw one too. The plain ACK
+   that answers a segment failing the sequence or PAWS check, or an ACK of
+   data not yet sent, goes out at most once per ``oow_ack_interval`` (0.5
+   s, Linux's ``tcp_invalid_ratelimit``), so two ends desynchronized by a
+   blind injection cannot trade ACKs forever. A SYN at the
    peer's ISN is a duplicate of the one we know and is stripped (BSD), which
    is how crossed SYN-ACKs of a simultaneous open become plain ACKs.
 4. Output is one routine (BSD ``tcp_output``): it sends what the send
@@ -279,6 +283,11 @@ class TcpConfig:
             connection is dropped (RFC 5482), or ``None``.
         challenge_ack_limit: challenge ACKs sent per second at most (RFC
             5961 10).
+        oow_ack_interval: at most one ACK per this many seconds answers a
+            segment that fails the sequence or PAWS check, or acknowledges
+            data not yet sent (Linux ``tcp_invalid_ratelimit``): without the
+            limit, two ends that disagree on the sequence space, after a
+            blind data injection say, trade such ACKs forever (an ACK storm).
         max_ooo_blocks: out-of-order blocks held (beyond, new out-of-order
             segments are dropped and counted).
         congestion_control: a :class:`.tcp_cc.CongestionControl` subclass
@@ -313,6 +322,7 @@ class TcpConfig:
     msl: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     user_timeout: float | None = None
     challenge_ack_limit: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    oow_ack_interval: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     max_ooo_blocks: int = attrs.field(default=32, validator=attrs.validators.ge(1))
     congestion_control: Callable[[int], CongestionControl] = attrs.field(default=NewReno, validator=_check_cc)
     keepalive: bool = False
@@ -366,6 +376,8 @@ class TcpStatistics:
         paws_dropped: segments dropped by PAWS.
         challenge_acks: challenge ACKs sent (RFC 5961).
         challenge_acks_suppressed: challenge ACKs not sent, over the limit.
+        oow_acks_suppressed: ACKs for unacceptable segments not sent, within
+            ``oow_ack_interval`` of the last one.
         ooo_segments: out-of-order segments queued.
         ooo_dropped: out-of-order segments dropped (block limit).
         window_probes: zero-window probes sent.
@@ -388,6 +400,7 @@ class TcpStatistics:
     paws_dropped: int = 0
     challenge_acks: int = 0
     challenge_acks_suppressed: int = 0
+    oow_acks_suppressed: int = 0
     ooo_segments: int = 0
     ooo_dropped: int = 0
     window_probes: int = 0
@@ -514,6 +527,7 @@ class TcpConnection:
         self._rcv_unacked = 0
         self._rcv_mss = min(config.mss, DEFAULT_MSS)
         self._chack_second = -1.0
+        self._last_oow_ack: float | None = None
         self._chack_count = 0
         # Output of the current call.
         self._segments: list[tuple[TcpHeader, bytes]] = []
@@ -952,7 +966,7 @@ class TcpConnection:
         ts = h.options.timestamps
         if self._ts_ok and ts is not None and not rst and seq_lt(ts[0], self._ts_recent):
             self._stats["paws_dropped"] += 1
-            self._ack_now = True
+            self._oow_ack()
             return
         wnd = self._rcv_adv - rcv_nxt
         seglen = len(data) + syn + fin
@@ -968,7 +982,7 @@ class TcpConnection:
         if not ok:
             if not rst:
                 self._stats["unacceptable"] += 1
-                self._ack_now = True
+                self._oow_ack()
                 if st is _S.TIME_WAIT and fin:
                     self._t_2msl = self._now + 2 * self.config.msl
             return
@@ -1036,7 +1050,7 @@ class TcpConnection:
         """RFC 9293 3.10.7.4 fifth step for synchronized states; False: drop the segment."""
         snd_una = self._snd_una
         if ack > self._snd_max:
-            self._ack_now = True
+            self._oow_ack()
             return False
         if ack < snd_una - self._max_sndwnd:
             self._challenge_ack()  # RFC 5961 5.2
@@ -1572,6 +1586,17 @@ class TcpConnection:
         self._keep_probes += 1
         self._keep_last = self._now
         self._emit(self._snd_una - 1, _ACK)
+
+    def _oow_ack(self) -> None:
+        # An ACK for an unacceptable segment, rate-limited (see
+        # TcpConfig.oow_ack_interval; Linux tcp_oow_rate_limited).
+        now = self._now
+        last = self._last_oow_ack
+        if last is not None and now - last < self.config.oow_ack_interval:
+            self._stats["oow_acks_suppressed"] += 1
+            return
+        self._last_oow_ack = now
+        self._ack_now = True
 
     def _challenge_ack(self) -> None:
         now = self._now

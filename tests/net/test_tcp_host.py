@@ -423,3 +423,34 @@ def test_isns_follow_rfc_6528_keyed_from_the_network_seed() -> None:
     assert run(1) == first
     assert run(2)[0] != first[0] and run(2)[1] != first[1]
     assert first[0] != first[1]
+
+
+async def test_a_blind_data_injection_does_not_start_an_ack_storm(autojump_clock: trio.testing.MockClock) -> None:
+    # 16 bytes injected at the server's rcv_nxt from the client's address:
+    # the server now acknowledges data the client never sent, the client
+    # answers that with an ACK the server finds old, and so on. Without a
+    # limit on such ACKs (Linux tcp_invalid_ratelimit) the two trade them
+    # as fast as the link allows; with zero delay, forever at one instant.
+    async with trionet.open_network(seed=1) as net:
+        a, b, ln = await _pair(net)
+        (listener,) = await b.open_tcp_listeners(80)
+        client = await a.open_tcp_stream("10.0.0.2", 80)
+        server = await listener.accept()
+        await trio.sleep(1)
+        before = (client.statistics().segments_sent, server.statistics().segments_sent)
+        conn = server._pcb.peek()
+        src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+        th = TcpHeader(client.getsockname()[1], 80, conn.rcv_nxt, conn.snd_una, TcpFlags.ACK, window=65535)
+        frame = EthernetHeader(ln.ends[1].lladdr, ln.ends[0].lladdr, 0x0800).emit(
+            IPv4Header(src, dst, 6).emit(th.emit(b"x" * 16, src, dst))
+        )
+        ln.ends[1].input(frame)
+        await trio.sleep(3)
+        sent = (
+            client.statistics().segments_sent - before[0],
+            server.statistics().segments_sent - before[1],
+        )
+        assert max(sent) <= 10, sent  # about one ACK per 0.5 s each way
+        assert client.statistics().oow_acks_suppressed + server.statistics().oow_acks_suppressed > 0
+        await client.aclose()
+        await server.aclose()
