@@ -16,6 +16,7 @@ Each example boots its own pair of hosts in its own ``trio.run`` under a
 from __future__ import annotations
 
 import random
+import threading
 from functools import partial
 
 import trio
@@ -100,9 +101,9 @@ async def _run(segments: list[dict]) -> None:
         # The live connection carries data, unless a segment really reset it.
         if client.state.name == "ESTABLISHED" and server.state.name == "ESTABLISHED":
             payload = random.Random(1).randbytes(20_000)
-            await client.send_all(payload)
             got = bytearray()
             with trio.fail_after(60):
+                await client.send_all(payload)
                 while len(got) < len(payload):
                     got += await server.receive_some()
             # Data injected in the window (from the peer's address, at a
@@ -114,7 +115,25 @@ async def _run(segments: list[dict]) -> None:
         await server.aclose()
 
 
+#: Real seconds an example may take. Virtual time cannot bound a livelock
+#: (two hosts trading segments without end never let the clock jump), so a
+#: thread cancels the run after this long and the example fails.
+WALL_LIMIT = 60.0
+
+
+async def _run_bounded(segments: list[dict]) -> None:
+    token = trio.lowlevel.current_trio_token()
+    with trio.CancelScope() as scope:
+        timer = threading.Timer(WALL_LIMIT, token.run_sync_soon, (scope.cancel,))
+        timer.start()
+        try:
+            await _run(segments)
+        finally:
+            timer.cancel()
+    assert not scope.cancelled_caught, f"no end after {WALL_LIMIT} s of real time: a livelock"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(segment, min_size=1, max_size=12))
 def test_random_segments_never_crash_a_host_and_keep_tcp_bounded(segments: list[dict]) -> None:
-    trio.run(partial(_run, segments), clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(partial(_run_bounded, segments), clock=trio.testing.MockClock(autojump_threshold=0))
