@@ -12,7 +12,8 @@ import trio.testing
 
 from trionet import LinkState
 from trionet._scenario import Progress, StepResult, run_scenario
-from trionet._topology import build_network, loads_topology
+from trionet._build import build_network
+from trionet._topology import loads_topology
 
 TWO = """\
 [hosts.h1]

@@ -9,17 +9,17 @@ import pytest
 import trio
 import trio.testing
 
+from trionet._build import build_network
+from trionet._scenario import run_scenario
 from trionet._topology import (
     LinkSpec,
     PingStep,
     TcpTransferStep,
     TopologyError,
-    build_network,
     format_key,
     load_topology,
     loads_topology,
 )
-from trionet._scenario import run_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.toml"))

@@ -23,7 +23,8 @@ from ._net._tcp_socket import TcpListener, TcpStream
 from ._net._udp import UdpSocket, UdpSocketStatistics
 from ._network import Link, Network, open_network
 from ._scenario import Progress, StepResult, run_scenario
-from ._topology import Topology, TopologyError, build_network, load_topology, loads_topology
+from ._build import build_network
+from ._topology import Topology, TopologyError, load_topology, loads_topology
 
 __version__ = "0.1.0.dev0"
 

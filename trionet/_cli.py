@@ -29,7 +29,8 @@ from . import (
     open_host,
 )
 from ._scenario import Progress, StepResult, run_scenario
-from ._topology import Topology, TopologyError, build_network, load_topology, loads_topology
+from ._build import build_network
+from ._topology import Topology, TopologyError, load_topology, loads_topology
 from .drivers.lo import Loopback
 from .drivers.vnic import Vnic
 from .lowlevel import ifq_dispatch

@@ -53,8 +53,8 @@ import trio
 
 from ._exceptions import NetError, TrionetError
 from ._network import derive_seed
+from ._build import BuiltNetwork
 from ._topology import (
-    BuiltNetwork,
     ImpairStep,
     LinkStep,
     PingStep,

@@ -110,31 +110,17 @@ file, the line and the key, and says what is wrong::
     router.toml:7: hosts.h1.ncpu: unknown key; did you mean "ncpus"?
 
 :mod:`tomllib` reports syntax errors with their position but keeps none for
-the values it returns, so a light scan of the text (:func:`_key_lines`)
+the values it returns, so a light scan of the text (:mod:`trionet._toml_lines`)
 finds the line of each key path; it only runs on text tomllib has accepted.
 Mistakes only a running host can find (an unknown sysctl, a rejected value)
-are raised by :func:`build_network` the same way.
+are raised by :func:`~trionet._build.build_network` the same way.
 
-Splitting a topology over processes
-===================================
-
-``build_network(topo, only_hosts={"h1"})`` builds only those nodes (hosts,
-or switches); a link between a node here and one elsewhere becomes a
-:class:`~trionet.wires.UdpWire` on 127.0.0.1 whose ports derive from
-``port_base`` and the link's position in the file (side ``a`` of link ``i``
-binds ``port_base + 2*i``, side ``b`` ``port_base + 2*i + 1``), wrapped in
-a :class:`~trionet.wires.FaultInjector` with the seed the link would have
-had in one process. So every process computes the same wiring from the same
-file, with nothing to exchange.
-
-*Divergence* from a one-process run: such a half link has the link's
-impairments and ``delay`` (as the injector's), but no ``bandwidth`` or
-``queue_len``; that changes timing, not what is sent.
+Building a network from a topology, whole or split over processes, is
+:mod:`trionet._build`'s.
 """
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import ipaddress
 import json
@@ -142,19 +128,16 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
-import structlog
 
-from ._exceptions import NetError, TrionetError
+from ._exceptions import TrionetError
+from ._toml_lines import KeyPath, key_lines
 
 __all__ = [
-    "BuiltNetwork",
-    "CrossLink",
     "HostSpec",
     "ImpairStep",
     "LinkSpec",
@@ -169,12 +152,10 @@ __all__ = [
     "TopologyError",
     "UdpFloodStep",
     "WaitStep",
-    "build_network",
     "load_topology",
     "loads_topology",
 ]
 
-log = structlog.get_logger(__name__)
 
 IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
 LINK_KINDS = ("memory", "udp", "tap")
@@ -182,7 +163,6 @@ LINK_STEPS = ("link_down", "link_up", "partition", "heal")
 STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
 
-KeyPath = tuple[str | int, ...]
 
 
 class TopologyError(TrionetError, ValueError):
@@ -462,161 +442,6 @@ class Topology:
             if spec.b == host:
                 found += [ipaddress.IPv4Interface(a) for a in spec.b_addresses]
         return found
-
-
-####################################################################
-# Finding lines: a light scan of text tomllib accepted
-####################################################################
-
-
-class _Scanner:
-    # Records the line of every key path ("links", 1, "mtu") and array
-    # element ("hosts", "h1", "routes", 0). Valid TOML only: anything odd
-    # stops the scan, keeping what was found.
-
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
-        self.lines: dict[KeyPath, int] = {}
-        self.aot: dict[tuple[str, ...], int] = {}
-
-    def line(self) -> int:
-        return bisect.bisect_left(self.newlines, self.i) + 1
-
-    def record(self, path: KeyPath) -> None:
-        line = self.line()
-        for n in range(1, len(path) + 1):
-            self.lines.setdefault(path[:n], line)
-
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def skip(self, newlines: bool = False) -> None:
-        while self.i < len(self.s):
-            c = self.s[self.i]
-            if c in " \t":
-                self.i += 1
-            elif newlines and c in "\r\n":
-                self.i += 1
-            elif newlines and c == "#":
-                end = self.s.find("\n", self.i)
-                self.i = len(self.s) if end < 0 else end
-            else:
-                return
-
-    def string(self) -> str:
-        s, i = self.s, self.i
-        quote = s[i]
-        if s.startswith(quote * 3, i):
-            end = s.find(quote * 3, i + 3)
-            while s.startswith(quote, end + 3):  # up to two quotes may end the body
-                end += 1
-            self.i = end + 3
-            return s[i + 3 : end]
-        j = i + 1
-        while s[j] != quote:
-            j += 2 if quote == '"' and s[j] == "\\" else 1
-        self.i = j + 1
-        raw = s[i : j + 1]
-        return json.loads(raw) if quote == '"' else raw[1:-1]
-
-    def key(self) -> list[str]:
-        keys = []
-        while True:
-            self.skip()
-            if self.peek() in "\"'":
-                keys.append(self.string())
-            else:
-                m = re.compile(r"[A-Za-z0-9_-]+").match(self.s, self.i)
-                if m is None:
-                    raise ValueError("no key")
-                keys.append(m.group())
-                self.i = m.end()
-            self.skip()
-            if self.peek() != ".":
-                return keys
-            self.i += 1
-
-    def value(self, path: KeyPath) -> None:
-        self.skip()
-        c = self.peek()
-        if c == "{":
-            self.i += 1
-            while True:
-                self.skip(newlines=True)
-                if self.peek() == "}":
-                    self.i += 1
-                    return
-                keys = self.key()
-                self.record(path + tuple(keys))
-                self.expect("=")
-                self.value(path + tuple(keys))
-                self.skip(newlines=True)
-                if self.peek() == ",":
-                    self.i += 1
-        elif c == "[":
-            self.i += 1
-            n = 0
-            while True:
-                self.skip(newlines=True)
-                if self.peek() == "]":
-                    self.i += 1
-                    return
-                self.record(path + (n,))
-                self.value(path + (n,))
-                self.skip(newlines=True)
-                if self.peek() == ",":
-                    self.i += 1
-                    n += 1
-        elif c in "\"'":
-            self.string()
-        else:
-            m = re.compile(r"[^,\]}\n#]*").match(self.s, self.i)
-            assert m is not None
-            self.i = m.end()
-
-    def expect(self, char: str) -> None:
-        self.skip()
-        if self.peek() != char:
-            raise ValueError(f"expected {char}")
-        self.i += 1
-
-    def run(self) -> None:
-        table: KeyPath = ()
-        while True:
-            self.skip(newlines=True)
-            if self.i >= len(self.s):
-                return
-            if self.peek() == "[":
-                double = self.s.startswith("[[", self.i)
-                self.i += 2 if double else 1
-                keys = self.key()
-                self.i += 2 if double else 1
-                if double:
-                    self.aot[tuple(keys)] = self.aot.get(tuple(keys), -1) + 1
-                path: list[str | int] = []
-                for n in range(len(keys)):
-                    path.append(keys[n])
-                    if tuple(keys[: n + 1]) in self.aot:
-                        path.append(self.aot[tuple(keys[: n + 1])])
-                table = tuple(path)
-                self.record(table)
-            else:
-                keys = self.key()
-                self.record(table + tuple(keys))
-                self.expect("=")
-                self.value(table + tuple(keys))
-
-
-def _key_lines(text: str) -> dict[KeyPath, int]:
-    """The line of each key path in (valid TOML) ``text``; best effort."""
-    scanner = _Scanner(text)
-    try:
-        scanner.run()
-    except (ValueError, IndexError):
-        pass
-    return scanner.lines
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -1261,7 +1086,7 @@ def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
             problem = f"TOML syntax: {message[: m.start()].strip()} (column {m.group(2)})"
             raise TopologyError(problem, filename=filename, line=int(m.group(1))) from None
         raise TopologyError(f"TOML syntax: {message}", filename=filename) from None
-    return _Loader(filename, _key_lines(text)).load(doc)
+    return _Loader(filename, key_lines(text)).load(doc)
 
 
 def load_topology(path: str | os.PathLike[str]) -> Topology:
@@ -1277,283 +1102,3 @@ def load_topology(path: str | os.PathLike[str]) -> Topology:
     except (OSError, UnicodeDecodeError) as exc:
         raise TopologyError(f"cannot read: {exc}", filename=filename) from None
     return loads_topology(text, filename=filename)
-
-
-####################################################################
-# Building
-####################################################################
-
-
-@attrs.define(eq=False)
-class CrossLink:
-    """This process's half of a link to a node in another process: a
-    :class:`~trionet.wires.UdpWire` behind a fault injector. It offers the
-    link operations scenario steps use, on this half only."""
-
-    name: str
-    wire: Any
-    end: Any  # the host's Ifnet, or the switch port number
-    fault: Any
-
-    def partition(self, on: bool) -> None:
-        self.fault.partitioned = bool(on)
-
-    def set_up(self, on: bool) -> None:
-        # A UDP wire has no carrier: as Link.set_up for udp links.
-        self.partition(not on)
-
-    def set_impairments(self, **changes: float) -> None:
-        for name, value in changes.items():
-            setattr(self.fault, name, value)
-
-
-@attrs.define(eq=False)
-class BuiltNetwork:
-    """A topology running in a :class:`~trionet.Network`. Made by :func:`build_network`.
-
-    Attributes:
-        topology: what it was built from.
-        net: the network.
-        seed: the seed used.
-        local: the nodes built in this process (all, unless ``only_hosts``).
-        hosts: name -> :class:`~trionet.Host`, local hosts only.
-        links: name -> :class:`~trionet.Link` (both ends here) or
-            :class:`CrossLink` (one end here).
-    """
-
-    topology: Topology
-    net: Any
-    seed: int
-    local: frozenset[str]
-    hosts: dict[str, Any] = attrs.field(factory=dict)
-    links: dict[str, Any] = attrs.field(factory=dict)
-
-    @property
-    def split(self) -> bool:
-        """Whether some nodes run in other processes."""
-        return self.local != frozenset(self.topology.nodes)
-
-
-def _net_labels(topo: Topology) -> dict[str, str]:
-    # The name Network.link / tap_link gives each link (its faults' seeds
-    # derive from it), replicated so a half link in another process gets the
-    # same seeds.
-    labels: dict[str, str] = {}
-    used: set[str] = set()
-    for spec in topo.links:
-        base = f"{spec.a}-{spec.b}" if spec.b is not None else f"{spec.a}-kernel"
-        label, n = base, 1
-        while label in used:
-            n += 1
-            label = f"{base}#{n}"
-        used.add(label)
-        labels[spec.name] = label
-    return labels
-
-
-def _needs_injector(topo: Topology) -> set[str]:
-    # A partition of a memory link without injectors would drop the
-    # carrier; a link a step partitions or impairs gets injectors.
-    return {
-        step.link
-        for step in topo.scenario
-        if (isinstance(step, LinkStep) and step.kind in ("partition", "heal")) or isinstance(step, ImpairStep)
-    }
-
-
-@asynccontextmanager
-async def build_network(
-    topology: Topology,
-    *,
-    seed: int | None = None,
-    pcap_dir: str | os.PathLike[str] | None = None,
-    only_hosts: Collection[str] | None = None,
-    port_base: int = DEFAULT_PORT_BASE,
-    invariants: bool = True,
-) -> AsyncIterator[BuiltNetwork]:
-    """Run ``topology``: hosts, switches, links, addresses, sysctls, routes.
-
-    Leaving the block tears it all down (it is an
-    :func:`~trionet.open_network` block).
-
-    Args:
-        seed: the network's seed; default the file's, else 0.
-        pcap_dir: record each link's frames to ``{pcap_dir}/{link}.pcap``
-            (side ``a``, after its faults; not tap links).
-        only_hosts: build only these nodes (hosts and switches); a link to a
-            node not built here becomes a UDP half link (see the module
-            docstring). Default: all.
-        port_base: the first UDP port of half links.
-        invariants: kernel assertions on every host.
-
-    Raises:
-        TopologyError: a mistake a host found (an unknown sysctl, a value
-            out of range, a route refused), naming the file, line and key.
-        NetError: a tap device could not be made (no permission).
-    """
-    from ._network import derive_seed, open_network
-
-    topo = topology
-    if seed is None:
-        seed = topo.seed if topo.seed is not None else 0
-    nodes = set(topo.nodes)
-    if only_hosts is None:
-        local = frozenset(nodes)
-    else:
-        unknown = sorted(set(only_hosts) - nodes)
-        if unknown:
-            raise TopologyError(
-                f"no host or switch called {', '.join(unknown)}{_did_you_mean(unknown[0], nodes)}",
-                filename=topo.filename,
-            )
-        local = frozenset(only_hosts)
-    pcap = Path(pcap_dir) if pcap_dir is not None else None
-    if pcap is not None:
-        pcap.mkdir(parents=True, exist_ok=True)
-    labels = _net_labels(topo)
-    injected = _needs_injector(topo)
-
-    async with open_network(seed=seed, invariants=invariants) as net, AsyncExitStack() as halves:
-        built = BuiltNetwork(topo, net, seed, local)
-        for spec in topo.hosts:
-            if spec.name not in local:
-                continue
-            host = await net.add_host(spec.name, ncpus=spec.ncpus)
-            built.hosts[spec.name] = host
-            settings = list(spec.sysctls)
-            if spec.forwarding:
-                settings.append(("net.inet.ip.forwarding", 1))
-            for name, value in settings:
-                try:
-                    host.sysctl(name, value)
-                except NetError as exc:
-                    hint = _did_you_mean(name, [node.name for node in host.sysctls])
-                    key = ("hosts", spec.name, "sysctls", name)
-                    raise topo.error(key, f"{exc.strerror}{hint}") from None
-                except (TypeError, ValueError) as exc:
-                    raise topo.error(("hosts", spec.name, "sysctls", name), str(exc)) from None
-        for sw in topo.switches:
-            if sw.name in local:
-                net.add_switch(sw.name, aging=sw.aging, max_entries=sw.max_entries)
-        ends: dict[tuple[str, int], Any] = {}  # (link name, side) -> Ifnet
-        for spec in topo.links:
-            here = [node in local for node in spec.nodes]
-            if not any(here):
-                continue
-            capture = str(pcap / f"{spec.name}.pcap") if pcap is not None else None
-            impairments = dict(spec.impairments)
-            if spec.name in injected and not impairments:
-                impairments["loss"] = 0.0
-            if spec.kind == "tap":
-                host = built.hosts[spec.a]
-                address = spec.b_addresses[0] if spec.b_addresses else None
-                link = await net.tap_link(
-                    host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address
-                )
-                ends[spec.name, 0] = link.ends[0]
-            elif all(here):
-                a, b = (built.hosts.get(n) or net.switches[n] for n in spec.nodes)
-                options: dict[str, Any] = {"kind": spec.kind, "mtu": spec.mtu, "pcap": capture}
-                if spec.kind == "memory":
-                    options |= {"delay": spec.delay, "bandwidth": spec.bandwidth, "queue_len": spec.queue_len}
-                link = await net.link(a, b, **options, **impairments)
-                ends[spec.name, 0], ends[spec.name, 1] = link.ends
-            else:
-                side = 0 if here[0] else 1
-                half_seed = derive_seed(seed, f"{labels[spec.name]}/{side}")
-                link = await _half_link(halves, built, spec, side, port_base, capture, half_seed)
-                ends[spec.name, side] = link.end
-            built.links[spec.name] = link
-        for spec in topo.links:
-            for side, node, addresses in ((0, spec.a, spec.a_addresses), (1, spec.b, spec.b_addresses)):
-                if node not in built.hosts or (spec.kind == "tap" and side == 1):
-                    continue
-                for address in addresses:
-                    try:
-                        built.hosts[node].ifconfig(ends[spec.name, side].name, address)
-                    except (NetError, ValueError) as exc:
-                        key = ("links", spec.index, "ab"[side] + "_address")
-                        raise topo.error(key, str(exc)) from None
-        for spec in topo.hosts:
-            if spec.name not in built.hosts:
-                continue
-            for n, route in enumerate(spec.routes):
-                ifname = None
-                if route.link is not None:
-                    lspec = topo.link(route.link)
-                    ifname = ends[route.link, 0 if lspec.a == spec.name else 1].name
-                try:
-                    built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
-                except (NetError, ValueError) as exc:
-                    raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
-        # Scenario sysctls: checked now against a host that has them, so a
-        # typo is a file error before anything runs.
-        for step in topo.scenario:
-            if isinstance(step, SysctlStep) and step.host in built.hosts:
-                _check_sysctl(topo, built.hosts[step.host], step)
-        log.info(
-            "topology_built",
-            file=topo.filename,
-            seed=seed,
-            hosts=len(built.hosts),
-            links=len(built.links),
-        )
-        yield built
-
-
-def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
-    path: KeyPath = ("scenario", step.index)
-    try:
-        node = host.sysctls.node(step.sysctl)
-    except NetError:
-        hint = _did_you_mean(step.sysctl, [n.name for n in host.sysctls])
-        raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
-    if node.readonly or node.getter is not None:
-        raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")
-    try:
-        node.check(step.value)
-    except (TypeError, ValueError) as exc:
-        raise topo.error(path + ("value",), str(exc)) from None
-
-
-async def _half_link(
-    stack: AsyncExitStack,
-    built: BuiltNetwork,
-    spec: LinkSpec,
-    side: int,
-    port_base: int,
-    capture: str | None,
-    seed: int,
-) -> CrossLink:
-    # One side of a link whose other side is in another process: a UdpWire
-    # to the port that process binds for it, always behind a FaultInjector
-    # (so partitions work, and the link's impairments and delay apply).
-    from ._net._if import IfIoctl
-    from .drivers.vnic import Vnic
-    from .wires import FaultInjector, PcapTap, UdpWire
-
-    mine = port_base + 2 * spec.index + side
-    theirs = port_base + 2 * spec.index + (1 - side)
-    node = spec.nodes[side]
-    wire = await stack.enter_async_context(
-        UdpWire(("127.0.0.1", theirs), local=("127.0.0.1", mine), mtu=spec.mtu, name=f"{spec.name}.{node}")
-    )
-    ep: Any = wire
-    if capture is not None and side == 0:
-        tap = PcapTap(ep, capture)
-        stack.callback(tap.close)
-        ep = tap
-    fault = await stack.enter_async_context(
-        FaultInjector(ep, seed=seed, delay=spec.delay, **dict(spec.impairments))
-    )
-    end: Any
-    if node in built.hosts:
-        host = built.hosts[node]
-        ifp = await host.if_attach(Vnic(fault))
-        if ifp.mtu != spec.mtu:
-            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, spec.mtu)
-        await host.ifup(ifp)
-        end = ifp
-    else:
-        end = built.net.switches[node].add_port(fault)
-    return CrossLink(spec.name, wire, end, fault)

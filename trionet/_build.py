@@ -1,0 +1,320 @@
+"""Building a topology: :func:`build_network` turns a :class:`~trionet.Topology`
+into hosts, switches, links, addresses, routes and sysctls in an
+:func:`~trionet.open_network` block, all of it or only some nodes (a split run).
+
+Splitting a topology over processes: ``build_network(topo, only_hosts={"h1"})``
+builds only those nodes; a link between a node here and one elsewhere becomes
+a :class:`~trionet.wires.UdpWire` on 127.0.0.1 whose ports derive from
+``port_base`` and the link's position in the file (side ``a`` of link ``i``
+binds ``port_base + 2*i``, side ``b`` ``port_base + 2*i + 1``), wrapped in a
+:class:`~trionet.wires.FaultInjector` with the seed the link would have had in
+one process. So every process computes the same wiring from the same file,
+with nothing to exchange. (*Divergence* from a one-process run: such a half
+link has the link's impairments and ``delay``, but no ``bandwidth`` or
+``queue_len``; that changes timing, not what is sent.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Collection
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from ._exceptions import NetError
+from ._toml_lines import KeyPath
+from ._topology import (
+    DEFAULT_PORT_BASE,
+    ImpairStep,
+    LinkSpec,
+    LinkStep,
+    SysctlStep,
+    Topology,
+    TopologyError,
+    _did_you_mean,
+)
+
+__all__ = ["BuiltNetwork", "CrossLink", "build_network"]
+
+log = structlog.get_logger(__name__)
+
+
+
+@attrs.define(eq=False)
+class CrossLink:
+    """This process's half of a link to a node in another process: a
+    :class:`~trionet.wires.UdpWire` behind a fault injector. It offers the
+    link operations scenario steps use, on this half only."""
+
+    name: str
+    wire: Any
+    end: Any  # the host's Ifnet, or the switch port number
+    fault: Any
+
+    def partition(self, on: bool) -> None:
+        self.fault.partitioned = bool(on)
+
+    def set_up(self, on: bool) -> None:
+        # A UDP wire has no carrier: as Link.set_up for udp links.
+        self.partition(not on)
+
+    def set_impairments(self, **changes: float) -> None:
+        for name, value in changes.items():
+            setattr(self.fault, name, value)
+
+
+@attrs.define(eq=False)
+class BuiltNetwork:
+    """A topology running in a :class:`~trionet.Network`. Made by :func:`build_network`.
+
+    Attributes:
+        topology: what it was built from.
+        net: the network.
+        seed: the seed used.
+        local: the nodes built in this process (all, unless ``only_hosts``).
+        hosts: name -> :class:`~trionet.Host`, local hosts only.
+        links: name -> :class:`~trionet.Link` (both ends here) or
+            :class:`CrossLink` (one end here).
+    """
+
+    topology: Topology
+    net: Any
+    seed: int
+    local: frozenset[str]
+    hosts: dict[str, Any] = attrs.field(factory=dict)
+    links: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def split(self) -> bool:
+        """Whether some nodes run in other processes."""
+        return self.local != frozenset(self.topology.nodes)
+
+
+def _net_labels(topo: Topology) -> dict[str, str]:
+    # The name Network.link / tap_link gives each link (its faults' seeds
+    # derive from it), replicated so a half link in another process gets the
+    # same seeds.
+    labels: dict[str, str] = {}
+    used: set[str] = set()
+    for spec in topo.links:
+        base = f"{spec.a}-{spec.b}" if spec.b is not None else f"{spec.a}-kernel"
+        label, n = base, 1
+        while label in used:
+            n += 1
+            label = f"{base}#{n}"
+        used.add(label)
+        labels[spec.name] = label
+    return labels
+
+
+def _needs_injector(topo: Topology) -> set[str]:
+    # A partition of a memory link without injectors would drop the
+    # carrier; a link a step partitions or impairs gets injectors.
+    return {
+        step.link
+        for step in topo.scenario
+        if (isinstance(step, LinkStep) and step.kind in ("partition", "heal")) or isinstance(step, ImpairStep)
+    }
+
+
+@asynccontextmanager
+async def build_network(
+    topology: Topology,
+    *,
+    seed: int | None = None,
+    pcap_dir: str | os.PathLike[str] | None = None,
+    only_hosts: Collection[str] | None = None,
+    port_base: int = DEFAULT_PORT_BASE,
+    invariants: bool = True,
+) -> AsyncIterator[BuiltNetwork]:
+    """Run ``topology``: hosts, switches, links, addresses, sysctls, routes.
+
+    Leaving the block tears it all down (it is an
+    :func:`~trionet.open_network` block).
+
+    Args:
+        seed: the network's seed; default the file's, else 0.
+        pcap_dir: record each link's frames to ``{pcap_dir}/{link}.pcap``
+            (side ``a``, after its faults; not tap links).
+        only_hosts: build only these nodes (hosts and switches); a link to a
+            node not built here becomes a UDP half link (see the module
+            docstring). Default: all.
+        port_base: the first UDP port of half links.
+        invariants: kernel assertions on every host.
+
+    Raises:
+        TopologyError: a mistake a host found (an unknown sysctl, a value
+            out of range, a route refused), naming the file, line and key.
+        NetError: a tap device could not be made (no permission).
+    """
+    from ._network import derive_seed, open_network
+
+    topo = topology
+    if seed is None:
+        seed = topo.seed if topo.seed is not None else 0
+    nodes = set(topo.nodes)
+    if only_hosts is None:
+        local = frozenset(nodes)
+    else:
+        unknown = sorted(set(only_hosts) - nodes)
+        if unknown:
+            raise TopologyError(
+                f"no host or switch called {', '.join(unknown)}{_did_you_mean(unknown[0], nodes)}",
+                filename=topo.filename,
+            )
+        local = frozenset(only_hosts)
+    pcap = Path(pcap_dir) if pcap_dir is not None else None
+    if pcap is not None:
+        pcap.mkdir(parents=True, exist_ok=True)
+    labels = _net_labels(topo)
+    injected = _needs_injector(topo)
+
+    async with open_network(seed=seed, invariants=invariants) as net, AsyncExitStack() as halves:
+        built = BuiltNetwork(topo, net, seed, local)
+        for spec in topo.hosts:
+            if spec.name not in local:
+                continue
+            host = await net.add_host(spec.name, ncpus=spec.ncpus)
+            built.hosts[spec.name] = host
+            settings = list(spec.sysctls)
+            if spec.forwarding:
+                settings.append(("net.inet.ip.forwarding", 1))
+            for name, value in settings:
+                try:
+                    host.sysctl(name, value)
+                except NetError as exc:
+                    hint = _did_you_mean(name, [node.name for node in host.sysctls])
+                    key = ("hosts", spec.name, "sysctls", name)
+                    raise topo.error(key, f"{exc.strerror}{hint}") from None
+                except (TypeError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "sysctls", name), str(exc)) from None
+        for sw in topo.switches:
+            if sw.name in local:
+                net.add_switch(sw.name, aging=sw.aging, max_entries=sw.max_entries)
+        ends: dict[tuple[str, int], Any] = {}  # (link name, side) -> Ifnet
+        for spec in topo.links:
+            here = [node in local for node in spec.nodes]
+            if not any(here):
+                continue
+            capture = str(pcap / f"{spec.name}.pcap") if pcap is not None else None
+            impairments = dict(spec.impairments)
+            if spec.name in injected and not impairments:
+                impairments["loss"] = 0.0
+            if spec.kind == "tap":
+                host = built.hosts[spec.a]
+                address = spec.b_addresses[0] if spec.b_addresses else None
+                link = await net.tap_link(
+                    host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address
+                )
+                ends[spec.name, 0] = link.ends[0]
+            elif all(here):
+                a, b = (built.hosts.get(n) or net.switches[n] for n in spec.nodes)
+                options: dict[str, Any] = {"kind": spec.kind, "mtu": spec.mtu, "pcap": capture}
+                if spec.kind == "memory":
+                    options |= {"delay": spec.delay, "bandwidth": spec.bandwidth, "queue_len": spec.queue_len}
+                link = await net.link(a, b, **options, **impairments)
+                ends[spec.name, 0], ends[spec.name, 1] = link.ends
+            else:
+                side = 0 if here[0] else 1
+                half_seed = derive_seed(seed, f"{labels[spec.name]}/{side}")
+                link = await _half_link(halves, built, spec, side, port_base, capture, half_seed)
+                ends[spec.name, side] = link.end
+            built.links[spec.name] = link
+        for spec in topo.links:
+            for side, node, addresses in ((0, spec.a, spec.a_addresses), (1, spec.b, spec.b_addresses)):
+                if node not in built.hosts or (spec.kind == "tap" and side == 1):
+                    continue
+                for address in addresses:
+                    try:
+                        built.hosts[node].ifconfig(ends[spec.name, side].name, address)
+                    except (NetError, ValueError) as exc:
+                        key = ("links", spec.index, "ab"[side] + "_address")
+                        raise topo.error(key, str(exc)) from None
+        for spec in topo.hosts:
+            if spec.name not in built.hosts:
+                continue
+            for n, route in enumerate(spec.routes):
+                ifname = None
+                if route.link is not None:
+                    lspec = topo.link(route.link)
+                    ifname = ends[route.link, 0 if lspec.a == spec.name else 1].name
+                try:
+                    built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
+        # Scenario sysctls: checked now against a host that has them, so a
+        # typo is a file error before anything runs.
+        for step in topo.scenario:
+            if isinstance(step, SysctlStep) and step.host in built.hosts:
+                _check_sysctl(topo, built.hosts[step.host], step)
+        log.info(
+            "topology_built",
+            file=topo.filename,
+            seed=seed,
+            hosts=len(built.hosts),
+            links=len(built.links),
+        )
+        yield built
+
+
+def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
+    path: KeyPath = ("scenario", step.index)
+    try:
+        node = host.sysctls.node(step.sysctl)
+    except NetError:
+        hint = _did_you_mean(step.sysctl, [n.name for n in host.sysctls])
+        raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
+    if node.readonly or node.getter is not None:
+        raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")
+    try:
+        node.check(step.value)
+    except (TypeError, ValueError) as exc:
+        raise topo.error(path + ("value",), str(exc)) from None
+
+
+async def _half_link(
+    stack: AsyncExitStack,
+    built: BuiltNetwork,
+    spec: LinkSpec,
+    side: int,
+    port_base: int,
+    capture: str | None,
+    seed: int,
+) -> CrossLink:
+    # One side of a link whose other side is in another process: a UdpWire
+    # to the port that process binds for it, always behind a FaultInjector
+    # (so partitions work, and the link's impairments and delay apply).
+    from ._net._if import IfIoctl
+    from .drivers.vnic import Vnic
+    from .wires import FaultInjector, PcapTap, UdpWire
+
+    mine = port_base + 2 * spec.index + side
+    theirs = port_base + 2 * spec.index + (1 - side)
+    node = spec.nodes[side]
+    wire = await stack.enter_async_context(
+        UdpWire(("127.0.0.1", theirs), local=("127.0.0.1", mine), mtu=spec.mtu, name=f"{spec.name}.{node}")
+    )
+    ep: Any = wire
+    if capture is not None and side == 0:
+        tap = PcapTap(ep, capture)
+        stack.callback(tap.close)
+        ep = tap
+    fault = await stack.enter_async_context(
+        FaultInjector(ep, seed=seed, delay=spec.delay, **dict(spec.impairments))
+    )
+    end: Any
+    if node in built.hosts:
+        host = built.hosts[node]
+        ifp = await host.if_attach(Vnic(fault))
+        if ifp.mtu != spec.mtu:
+            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, spec.mtu)
+        await host.ifup(ifp)
+        end = ifp
+    else:
+        end = built.net.switches[node].add_port(fault)
+    return CrossLink(spec.name, wire, end, fault)
