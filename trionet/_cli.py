@@ -214,7 +214,8 @@ def _report(
             "results": [r.to_json() for r in results],
         }, indent=2))
     else:
-        print(f"trionet run {source}: seed {seed}, {mode}")
+        command = "trionet demo" if source == "<demo>" else f"trionet run {source}"
+        print(f"{command}: seed {seed}, {mode}")
         for r in results:
             print(r.summary())
         print(f"{len(results)} steps: {len(results) - len(failed)} ok, {len(failed)} failed")
