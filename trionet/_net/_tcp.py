@@ -68,7 +68,6 @@ DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_syncache.c``,
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
@@ -103,6 +102,7 @@ from ..protocols.tcp_connection import (
 )
 
 from ._if import IfFlags
+from ._inaddr import inet_ntoa
 from ._ports import EphemeralPorts
 
 if TYPE_CHECKING:
@@ -123,10 +123,6 @@ _ACK = TcpFlags.ACK
 _RST = TcpFlags.RST
 _FIN = TcpFlags.FIN
 _S = TcpState
-
-
-def _ntoa(addr: bytes) -> str:
-    return str(ipaddress.IPv4Address(addr))
 
 
 @attrs.frozen
@@ -209,7 +205,7 @@ class TcpPcb:
 
     def __repr__(self) -> str:
         return (
-            f"<TcpPcb {_ntoa(self.laddr)}:{self.lport} {_ntoa(self.faddr)}:{self.fport} "
+            f"<TcpPcb {inet_ntoa(self.laddr)}:{self.lport} {inet_ntoa(self.faddr)}:{self.fport} "
             f"{self._conn.state.name} netisr {self.cpu}>"
         )
 
@@ -452,7 +448,7 @@ class Tcp:
             NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's address).
         """
         if laddr != ANY and laddr not in self.host._local_addrs:
-            raise NetError(errno.EADDRNOTAVAIL, f"{_ntoa(laddr)} is not an address of this host")
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
         for (addr, port) in self._listeners:
@@ -482,7 +478,7 @@ class Tcp:
     def netstat(self) -> list[NetstatRow]:
         """``netstat -an -p tcp``: listeners, then connections."""
         rows = [
-            NetstatRow(0, 0, (_ntoa(lst.laddr), lst.lport), ("0.0.0.0", 0), "LISTEN")
+            NetstatRow(0, 0, (inet_ntoa(lst.laddr), lst.lport), ("0.0.0.0", 0), "LISTEN")
             for lst in self._listeners.values()
         ]
         for pcb in self._pcbs.values():
@@ -491,8 +487,8 @@ class Tcp:
                 NetstatRow(
                     conn.readable,
                     conn.buffered,
-                    (_ntoa(pcb.laddr), pcb.lport),
-                    (_ntoa(pcb.faddr), pcb.fport),
+                    (inet_ntoa(pcb.laddr), pcb.lport),
+                    (inet_ntoa(pcb.faddr), pcb.fport),
                     conn.state.name,
                 )
             )
@@ -694,12 +690,12 @@ class Tcp:
             else:
                 route = host.routes.lookup(faddr)
                 if route is None:
-                    raise NetError(errno.ENETUNREACH, f"no route to {_ntoa(faddr)}")
+                    raise NetError(errno.ENETUNREACH, f"no route to {inet_ntoa(faddr)}")
                 if not route.ifp.addrs:
                     raise NetError(errno.EADDRNOTAVAIL, f"{route.ifp.name} has no IPv4 address")
                 laddr = route.ifp.addrs[0].addr
         elif laddr not in host._local_addrs:
-            raise NetError(errno.EADDRNOTAVAIL, f"{_ntoa(laddr)} is not an address of this host")
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
         iss, ts_offset = self._isn(laddr, lport, faddr, fport)

@@ -34,7 +34,6 @@ Rules:
 from __future__ import annotations
 
 import errno
-import ipaddress
 import operator
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ import trio
 
 from .._exceptions import NetError, net_error
 from ..protocols.tcp_connection import TcpOutput, TcpState, TcpStatistics
+from ._inaddr import check_port, inet_aton, inet_ntoa
 from ._tcp import ANY, TcpListen, TcpPcb
 
 if TYPE_CHECKING:
@@ -70,19 +70,6 @@ class _Conflict:
 
     def __exit__(self, *exc: object) -> None:
         self._held = False
-
-
-def _pack(address: str) -> bytes:
-    try:
-        return ipaddress.IPv4Address(address).packed
-    except ValueError as exc:
-        raise ValueError(f"not an IPv4 address: {address!r} ({exc})") from None
-
-
-def _check_port(port: object) -> int:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
-    return port
 
 
 ####################################################################
@@ -179,11 +166,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def getsockname(self) -> tuple[str, int]:
         """The local ``(address, port)``."""
-        return str(ipaddress.IPv4Address(self._pcb.laddr)), self._pcb.lport
+        return inet_ntoa(self._pcb.laddr), self._pcb.lport
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's ``(address, port)``."""
-        return str(ipaddress.IPv4Address(self._pcb.faddr)), self._pcb.fport
+        return inet_ntoa(self._pcb.faddr), self._pcb.fport
 
     @property
     def state(self) -> TcpState:
@@ -350,7 +337,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
 
     def getsockname(self) -> tuple[str, int]:
         """The bound ``(address, port)``."""
-        return str(ipaddress.IPv4Address(self._lst.laddr)), self._lst.lport
+        return inet_ntoa(self._lst.laddr), self._lst.lport
 
     async def accept(self) -> TcpStream:
         """Wait for an established connection and return it as a stream.
@@ -386,11 +373,11 @@ async def open_tcp_stream(
     tcp: Tcp, address: str, port: int, *, local_address: str | None = None
 ) -> TcpStream:
     """Connect to ``address:port``; see :meth:`Host.open_tcp_stream`."""
-    faddr = _pack(address)
-    _check_port(port)
+    faddr = inet_aton(address)
+    check_port(port)
     if port == 0:
         raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
-    laddr = _pack(local_address) if local_address is not None else None
+    laddr = inet_aton(local_address) if local_address is not None else None
     pcb = tcp.connect_pcb(faddr, port, laddr, 0)
     pcb.post(_set_config, {"nodelay": True})
     try:
@@ -411,8 +398,8 @@ async def open_tcp_listeners(
     tcp: Tcp, port: int, *, host: str | None = None, backlog: int | None = None
 ) -> list[TcpListener]:
     """Listen on ``port``; see :meth:`Host.open_tcp_listeners`."""
-    _check_port(port)
-    laddr = ANY if host in (None, "", "0.0.0.0") else _pack(host)  # type: ignore[arg-type]
+    check_port(port)
+    laddr = ANY if host in (None, "", "0.0.0.0") else inet_aton(host)  # type: ignore[arg-type]
     if backlog is not None:
         backlog = operator.index(backlog)
     lst = tcp.listen(laddr, port, backlog if backlog is not None else 0xFFFF)

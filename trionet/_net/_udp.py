@@ -30,8 +30,6 @@ DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``).
 from __future__ import annotations
 
 import errno
-import functools
-import ipaddress
 from collections import Counter, deque
 from typing import TYPE_CHECKING
 
@@ -45,6 +43,7 @@ from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
 from ._ether import Mbuf
 from ._if import IfFlags
+from ._inaddr import check_port, inet_aton, inet_ntoa
 from ._ports import EphemeralPorts
 
 if TYPE_CHECKING:
@@ -61,30 +60,14 @@ def _addr(address: Address) -> tuple[bytes, int]:
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
     host, port = address
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    check_port(port)
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {host!r}")
-    return _pack(host), port
-
-
-@functools.lru_cache(maxsize=1024)
-def _pack(host: str) -> bytes:
-    # Cached: a socket sends to few addresses, and parsing costs more than the
-    # rest of UDP output.
-    try:
-        return ipaddress.IPv4Address(host).packed
-    except ValueError as exc:
-        raise ValueError(f"not an IPv4 address: {host!r} ({exc})") from None
-
-
-@functools.lru_cache(maxsize=1024)
-def _ntoa(addr: bytes) -> str:
-    return str(ipaddress.IPv4Address(addr))
+    return inet_aton(host), port
 
 
 def _str(addr: bytes, port: int) -> Address:
-    return _ntoa(addr), port
+    return inet_ntoa(addr), port
 
 
 @attrs.frozen

@@ -1,0 +1,42 @@
+"""IPv4 addresses and ports as sockets take them: ``"10.0.0.1"`` <-> 4 bytes.
+
+Shared by UDP and TCP sockets. Both conversions are cached: a socket talks to
+few addresses, and parsing one costs more than the rest of UDP output.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+
+__all__ = ["check_port", "inet_aton", "inet_ntoa"]
+
+
+@functools.lru_cache(maxsize=1024)
+def inet_aton(host: str) -> bytes:
+    """``"10.0.0.1"`` -> ``b"\\n\\x00\\x00\\x01"``.
+
+    Raises:
+        ValueError: not an IPv4 address.
+    """
+    try:
+        return ipaddress.IPv4Address(host).packed
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 address: {host!r} ({exc})") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def inet_ntoa(addr: bytes) -> str:
+    """4 bytes -> ``"10.0.0.1"``."""
+    return str(ipaddress.IPv4Address(addr))
+
+
+def check_port(port: object) -> int:
+    """``port`` if it is an int in 0..65535 (not a bool).
+
+    Raises:
+        ValueError: otherwise.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    return port
