@@ -28,6 +28,15 @@ async def _pair(net: trionet.Network, **link: object) -> tuple[trionet.Host, tri
     return a, b, ln
 
 
+async def _connect(
+    a: trionet.Host, b: trionet.Host
+) -> tuple[trionet.TcpListener, trionet.TcpStream, trionet.TcpStream]:
+    """A listener on b:80, and a connection to it from a: (listener, client, server)."""
+    (listener,) = await b.open_tcp_listeners(80)
+    client = await a.open_tcp_stream("10.0.0.2", 80)
+    return listener, client, await listener.accept()
+
+
 def _states(host: trionet.Host) -> set[str]:
     return {row.state for row in host.netstat()}
 
@@ -119,9 +128,7 @@ async def test_unread_data_at_close_resets_and_the_peer_sees_a_broken_stream(
 ) -> None:
     async with trionet.open_network(seed=1) as net:
         a, b, _ = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         await client.send_all(b"unread")
         await trio.sleep(1)
         await server.aclose()  # with 6 bytes unread: RST (RFC 2525 2.17)
@@ -143,9 +150,7 @@ async def test_close_sequence_states_and_time_wait_from_the_msl_sysctl(
     async with trionet.open_network(seed=1) as net:
         a, b, _ = await _pair(net)
         a.sysctl("net.inet.tcp.msl", 5000)  # TIME_WAIT = 2 MSL = 10 s
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         assert _states(a) == {"ESTABLISHED"} and _states(b) == {"LISTEN", "ESTABLISHED"}
         row = next(r for r in b.netstat() if r.state == "ESTABLISHED")
         assert row.local == ("10.0.0.2", 80) and row.foreign == client.getsockname()
@@ -172,9 +177,7 @@ async def test_close_sequence_states_and_time_wait_from_the_msl_sysctl(
 async def test_orphaned_fin_wait_2_ends_after_finwait2_timeout(autojump_clock: trio.testing.MockClock) -> None:
     async with trionet.open_network(seed=1) as net:
         a, b, _ = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         await client.aclose()  # the server never closes
         await trio.sleep(59)
         assert _states(a) == {"FIN_WAIT_2"}
@@ -186,9 +189,7 @@ async def test_orphaned_fin_wait_2_ends_after_finwait2_timeout(autojump_clock: t
 async def test_connections_are_touched_only_by_their_netisr(autojump_clock: trio.testing.MockClock) -> None:
     async with trionet.open_network(seed=1) as net:
         a, b, _ = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         pcb = client._pcb
         with pytest.raises(trionet.KernelPanic, match="netisr"):
             pcb.conn  # noqa: B018 - the test task is not the owner
@@ -240,9 +241,7 @@ async def test_a_full_syn_cache_answers_with_cookies(autojump_clock: trio.testin
     async with trionet.open_network(seed=1) as net:
         a, b, _ = await _pair(net)
         b.sysctl("net.inet.tcp.syncache.limit", 0)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         payload = random.Random(1).randbytes(300_000)
         await client.send_all(payload)
         await client.send_eof()
@@ -357,9 +356,7 @@ async def test_segments_fragmented_by_a_router_reach_the_owning_netisr(
 async def test_user_timeout_breaks_a_stream_whose_peer_went_away(autojump_clock: trio.testing.MockClock) -> None:
     async with trionet.open_network(seed=1) as net:
         a, b, ln = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         client.setsockopt_user_timeout(10)
         await trio.sleep(1)
         ln.partition(True)
@@ -381,9 +378,7 @@ async def test_keepalive_drops_a_connection_whose_peer_vanished(autojump_clock: 
         a.sysctl("net.inet.tcp.keepidle", 60_000)
         a.sysctl("net.inet.tcp.keepintvl", 10_000)
         a.sysctl("net.inet.tcp.keepcnt", 3)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         client.setsockopt_keepalive(True)
         await trio.sleep(600)  # idle, but the peer answers every probe
         assert client.state.name == "ESTABLISHED"
@@ -404,9 +399,7 @@ async def test_keepalive_drops_a_connection_whose_peer_vanished(autojump_clock: 
 async def _first_isn(seed: int) -> tuple[int, int]:
     async with trionet.open_network(seed=seed) as net:
         a, b, _ = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         isns = (client._pcb.peek().snd_una - 1, server._pcb.peek().snd_una - 1)
         await client.aclose()
         await server.aclose()
@@ -433,9 +426,7 @@ async def test_a_blind_data_injection_does_not_start_an_ack_storm(autojump_clock
     # as fast as the link allows; with zero delay, forever at one instant.
     async with trionet.open_network(seed=1) as net:
         a, b, ln = await _pair(net)
-        (listener,) = await b.open_tcp_listeners(80)
-        client = await a.open_tcp_stream("10.0.0.2", 80)
-        server = await listener.accept()
+        listener, client, server = await _connect(a, b)
         await trio.sleep(1)
         before = (client.statistics().segments_sent, server.statistics().segments_sent)
         conn = server._pcb.peek()
