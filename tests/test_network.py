@@ -283,3 +283,30 @@ async def test_hosts_and_links_go_in_any_order_from_any_task(autojump_clock: tri
             nursery.start_soon(net.add_host, "d")
         assert list(net.hosts) == ["b", "c", "d"]
         await net.link(net.hosts["d"], c)
+
+
+async def test_half_links_join_two_networks_over_loopback_udp() -> None:
+    # Each network holds one side of link "h1-h2", as two processes of a
+    # split topology do; the halves meet over 127.0.0.1 (real time).
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s1, socket.socket(
+        socket.AF_INET, socket.SOCK_DGRAM
+    ) as s2:
+        s1.bind(("127.0.0.1", 0))
+        s2.bind(("127.0.0.1", 0))
+        ports = (s1.getsockname()[1], s2.getsockname()[1])
+    with trio.fail_after(20):
+        async with trionet.open_network(seed=3) as n1, trionet.open_network(seed=3) as n2:
+            h1, h2 = await n1.add_host("h1"), await n2.add_host("h2")
+            l1 = await n1.half_link(h1, label="h1-h2", side=0, local_port=ports[0], peer_port=ports[1])
+            l2 = await n2.half_link(h2, label="h1-h2", side=1, local_port=ports[1], peer_port=ports[0])
+            assert l1.ends[1] is None and l2.ends[0] is None and l1 in n1.links
+            h1.ifconfig(l1.ends[0].name, "10.0.0.1/24")
+            h2.ifconfig(l2.ends[1].name, "10.0.0.2/24")
+            assert (await h1.ping("10.0.0.2", count=2, interval=0.05)).received == 2
+            l1.partition(True)
+            assert (await h1.ping("10.0.0.2", count=1, timeout=0.2)).received == 0
+            l1.partition(False)
+            await n1.remove_link(l1)
+            assert n1.links == [] and [i.name for i in h1.ifnets()] == ["lo0"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Collection
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,33 +39,10 @@ from ._topology import (
     _did_you_mean,
 )
 
-__all__ = ["BuiltNetwork", "CrossLink", "build_network"]
+__all__ = ["BuiltNetwork", "build_network"]
 
 log = structlog.get_logger(__name__)
 
-
-
-@attrs.define(eq=False)
-class CrossLink:
-    """This process's half of a link to a node in another process: a
-    :class:`~trionet.wires.UdpWire` behind a fault injector. It offers the
-    link operations scenario steps use, on this half only."""
-
-    name: str
-    wire: Any
-    end: Any  # the host's Ifnet, or the switch port number
-    fault: Any
-
-    def partition(self, on: bool) -> None:
-        self.fault.partitioned = bool(on)
-
-    def set_up(self, on: bool) -> None:
-        # A UDP wire has no carrier: as Link.set_up for udp links.
-        self.partition(not on)
-
-    def set_impairments(self, **changes: float) -> None:
-        for name, value in changes.items():
-            setattr(self.fault, name, value)
 
 
 @attrs.define(eq=False)
@@ -79,7 +56,8 @@ class BuiltNetwork:
         local: the nodes built in this process (all, unless ``only_hosts``).
         hosts: name -> :class:`~trionet.Host`, local hosts only.
         links: name -> :class:`~trionet.Link` (both ends here) or
-            :class:`CrossLink` (one end here).
+            a half link (one end here, see :meth:`Network.half_link
+            <trionet.Network.half_link>`).
     """
 
     topology: Topology
@@ -152,7 +130,7 @@ async def build_network(
             out of range, a route refused), naming the file, line and key.
         NetError: a tap device could not be made (no permission).
     """
-    from ._network import derive_seed, open_network
+    from ._network import open_network
 
     topo = topology
     if seed is None:
@@ -174,7 +152,7 @@ async def build_network(
     labels = _net_labels(topo)
     injected = _needs_injector(topo)
 
-    async with open_network(seed=seed, invariants=invariants) as net, AsyncExitStack() as halves:
+    async with open_network(seed=seed, invariants=invariants) as net:
         built = BuiltNetwork(topo, net, seed, local)
         for spec in topo.hosts:
             if spec.name not in local:
@@ -220,10 +198,22 @@ async def build_network(
                 link = await net.link(a, b, **options, **impairments)
                 ends[spec.name, 0], ends[spec.name, 1] = link.ends
             else:
+                # The other side is in another process: a UDP half link,
+                # on the ports and with the fault seed that side expects.
                 side = 0 if here[0] else 1
-                half_seed = derive_seed(seed, f"{labels[spec.name]}/{side}")
-                link = await _half_link(halves, built, spec, side, port_base, capture, half_seed)
-                ends[spec.name, side] = link.end
+                node = built.hosts.get(spec.nodes[side]) or net.switches[spec.nodes[side]]
+                link = await net.half_link(
+                    node,
+                    label=labels[spec.name],
+                    side=side,
+                    local_port=port_base + 2 * spec.index + side,
+                    peer_port=port_base + 2 * spec.index + 1 - side,
+                    mtu=spec.mtu,
+                    delay=spec.delay,
+                    pcap=capture,
+                    **dict(spec.impairments),
+                )
+                ends[spec.name, side] = link.ends[side]
             built.links[spec.name] = link
         for spec in topo.links:
             for side, node, addresses in ((0, spec.a, spec.a_addresses), (1, spec.b, spec.b_addresses)):
@@ -275,46 +265,3 @@ def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
         node.check(step.value)
     except (TypeError, ValueError) as exc:
         raise topo.error(path + ("value",), str(exc)) from None
-
-
-async def _half_link(
-    stack: AsyncExitStack,
-    built: BuiltNetwork,
-    spec: LinkSpec,
-    side: int,
-    port_base: int,
-    capture: str | None,
-    seed: int,
-) -> CrossLink:
-    # One side of a link whose other side is in another process: a UdpWire
-    # to the port that process binds for it, always behind a FaultInjector
-    # (so partitions work, and the link's impairments and delay apply).
-    from ._net._if import IfIoctl
-    from .drivers.vnic import Vnic
-    from .wires import FaultInjector, PcapTap, UdpWire
-
-    mine = port_base + 2 * spec.index + side
-    theirs = port_base + 2 * spec.index + (1 - side)
-    node = spec.nodes[side]
-    wire = await stack.enter_async_context(
-        UdpWire(("127.0.0.1", theirs), local=("127.0.0.1", mine), mtu=spec.mtu, name=f"{spec.name}.{node}")
-    )
-    ep: Any = wire
-    if capture is not None and side == 0:
-        tap = PcapTap(ep, capture)
-        stack.callback(tap.close)
-        ep = tap
-    fault = await stack.enter_async_context(
-        FaultInjector(ep, seed=seed, delay=spec.delay, **dict(spec.impairments))
-    )
-    end: Any
-    if node in built.hosts:
-        host = built.hosts[node]
-        ifp = await host.if_attach(Vnic(fault))
-        if ifp.mtu != spec.mtu:
-            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, spec.mtu)
-        await host.ifup(ifp)
-        end = ifp
-    else:
-        end = built.net.switches[node].add_port(fault)
-    return CrossLink(spec.name, wire, end, fault)

@@ -30,7 +30,8 @@ Rules:
   port) over a :class:`~trionet.wires.MemoryWire` (``kind="memory"``), or
   over two :class:`~trionet.wires.UdpWire` on 127.0.0.1 (``kind="udp"``);
   ``net.tap_link(host)`` joins a host to the Linux kernel through a TAP
-  device. ``link.set_up(False)`` drops the carrier, ``link.partition(True)``
+  device, and ``net.half_link(...)`` is one side of a link whose other side
+  runs in another process (a split topology). ``link.set_up(False)`` drops the carrier, ``link.partition(True)``
   loses frames silently, ``link.set_impairments(...)`` changes the faults;
   impairments (loss,
   duplication, reordering, corruption, jitter, rate) wrap each side's
@@ -148,7 +149,7 @@ class Link:
         in flight too. With fault injectors (impairments given, and every
         udp link) the carrier stays up, as in a real partition; a memory
         link without them drops its carrier instead (see :meth:`set_up`)."""
-        if self.faults[0] is not None:
+        if any(injector is not None for injector in self.faults):
             for injector in self.faults:
                 if injector is not None:
                     injector.partitioned = bool(on)
@@ -172,14 +173,15 @@ class Link:
             ValueError: if the link was made without impairments, or for an
                 unknown name.
         """
-        if self.faults[0] is None:
+        if all(injector is None for injector in self.faults):
             raise ValueError(f"link {self.name} has no fault injector; give impairments to link()")
         for name in changes:
             if name not in IMPAIRMENTS:
                 raise ValueError(f"unknown impairment {name!r}; known: {', '.join(IMPAIRMENTS)}")
         for injector in self.faults:
-            for name, value in changes.items():
-                setattr(injector, name, value)
+            if injector is not None:
+                for name, value in changes.items():
+                    setattr(injector, name, value)
 
 
 class Network:
@@ -319,40 +321,13 @@ class Network:
             impairments.setdefault("loss", 0.0)  # injectors, so it can be partitioned
         endpoints: list[Any] = []
         faults: list[Any] = []
+        ends: list[Ifnet | int] = []
         for side, node in enumerate((a, b)):
-            ep: Any = raw[side]
-            if pcap is not None and side == 0:
-                # Next to the wire: the capture shows what crossed it, after
-                # this side's faults (losses absent, duplicates present).
-                from .wires import PcapTap
-
-                tap = PcapTap(ep, pcap)
-                stack.callback(tap.close)
-                ep = tap
-            injector = None
-            if impairments:
-                from .wires import FaultInjector
-
-                injector = FaultInjector(
-                    ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments
-                )
-                ep = await stack.enter(injector)
+            ep, injector = await self._wrap(stack, raw[side], label, side, pcap, impairments)
             endpoints.append(ep)
             faults.append(injector)
-        ends: list[Ifnet | int] = []
         for node, ep in zip((a, b), endpoints, strict=True):
-            if isinstance(node, Host):
-                from .drivers.vnic import Vnic
-
-                ifp = await node.if_attach(Vnic(ep))
-                if ifp.mtu != mtu:
-                    # A vnic attaches at min(1500, wire MTU), like a NIC;
-                    # a link's MTU is what a topology asks for.
-                    await node.ifioctl(ifp, IfIoctl.SIOCSIFMTU, mtu)
-                await node.ifup(ifp)
-                ends.append(ifp)
-            else:
-                ends.append(node.add_port(ep))
+            ends.append(await self._plug(node, ep, mtu))
         link = Link(
             label,
             wire,
@@ -387,9 +362,6 @@ class Network:
             NetError: no permission or no ``/dev/net/tun`` (from TapWire).
             RuntimeError: an ``ip`` command failed (its message included).
         """
-        import trio
-
-        from .drivers.vnic import Vnic
         from .wires import TapWire
 
         name = self._node_name(host)
@@ -413,13 +385,82 @@ class Network:
             if done.returncode:
                 await self._disown(stack)
                 raise RuntimeError(f"{' '.join(argv)}: {done.stderr.decode().strip()}")
-        ifp = await host.if_attach(Vnic(wire))
-        if ifp.mtu != mtu:
-            await host.ifioctl(ifp, IfIoctl.SIOCSIFMTU, mtu)
-        await host.ifup(ifp)
+        ifp = await self._plug(host, wire, mtu)
         link = Link(label, wire, (ifp, ifname), (wire, None), (None, None), "tap", stack, (host, None))
         self.links.append(link)
         return link
+
+    async def half_link(
+        self,
+        node: Host | Any,
+        *,
+        label: str,
+        side: int,
+        local_port: int,
+        peer_port: int,
+        mtu: int = 1500,
+        delay: float = 0.0,
+        pcap: str | Path | None = None,
+        **impairments: float,
+    ) -> Link:
+        """Side ``side`` of link ``label`` whose other side is in another
+        process: a :class:`~trionet.wires.UdpWire` on 127.0.0.1 bound to
+        ``local_port`` and sending to ``peer_port``, always behind a fault
+        injector (so it can be partitioned; ``delay`` is the injector's),
+        seeded as that side of ``label`` is in one process. ``ends`` and
+        ``faults`` hold this side at index ``side`` and None at the other.
+        """
+        from .wires import UdpWire
+
+        name = self._node_name(node)
+        stack = self._own()
+        wire = await stack.enter(
+            UdpWire(("127.0.0.1", peer_port), local=("127.0.0.1", local_port), mtu=mtu, name=f"{label}.{name}")
+        )
+        ep, injector = await self._wrap(stack, wire, label, side, pcap, {"delay": delay, **impairments})
+        end = await self._plug(node, ep, mtu)
+        pair: list[Any] = [None, None]
+        ends, endpoints, faults, nodes = list(pair), list(pair), list(pair), list(pair)
+        ends[side], endpoints[side], faults[side], nodes[side] = end, ep, injector, node
+        link = Link(
+            label, wire, tuple(ends), tuple(endpoints), tuple(faults), "udp", stack, tuple(nodes)  # type: ignore[arg-type]
+        )
+        self.links.append(link)
+        return link
+
+    async def _wrap(
+        self, owned: _Owned, ep: Any, label: str, side: int, pcap: str | Path | None, impairments: dict[str, float]
+    ) -> tuple[Any, Any]:
+        # Side ``side`` of link ``label``: ``ep`` behind a capture (side a,
+        # next to the wire: it shows what crossed it, after this side's
+        # faults, losses absent and duplicates present) and a fault injector
+        # seeded from the network's seed and the link's name.
+        if pcap is not None and side == 0:
+            from .wires import PcapTap
+
+            tap = PcapTap(ep, pcap)
+            owned.callback(tap.close)
+            ep = tap
+        injector = None
+        if impairments:
+            from .wires import FaultInjector
+
+            injector = FaultInjector(ep, seed=derive_seed(self.seed, f"{label}/{side}"), **impairments)
+            ep = await owned.enter(injector)
+        return ep, injector
+
+    async def _plug(self, node: Host | Any, ep: Any, mtu: int) -> Any:
+        # A host gets a vnic at the link's MTU (a vnic attaches at
+        # min(1500, wire MTU), like a NIC), brought up; a switch a port.
+        if not isinstance(node, Host):
+            return node.add_port(ep)
+        from .drivers.vnic import Vnic
+
+        ifp = await node.if_attach(Vnic(ep))
+        if ifp.mtu != mtu:
+            await node.ifioctl(ifp, IfIoctl.SIOCSIFMTU, mtu)
+        await node.ifup(ifp)
+        return ifp
 
     async def remove_link(self, link: Link) -> None:
         """Take a link away: its vnics are detached (their addresses and
