@@ -21,7 +21,7 @@ from ._net._route import RouteRow, format_netstat_r
 from ._net._tcp import NetstatRow, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
 from ._net._udp import UdpSocket, UdpSocketStatistics
-from ._network import Link, Network, open_network
+from ._network import Link, Network, derive_seed, open_network
 from ._scenario import Progress, StepResult, run_scenario
 from ._build import build_network
 from ._topology import Topology, TopologyError, load_topology, loads_topology
@@ -63,6 +63,7 @@ __all__ = [
     "UdpSocketStatistics",
     "VmstatRow",
     "build_network",
+    "derive_seed",
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",

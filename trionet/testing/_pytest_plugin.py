@@ -130,8 +130,7 @@ _TEST = pytest.StashKey[_Test]()
 def derive_test_seed(session_seed: int, nodeid: str) -> int:
     """The seed of the test ``nodeid`` in a session seeded ``session_seed``:
     stable across runs, processes and machines (a hash, not ``hash()``)."""
-    digest = hashlib.blake2b(f"{session_seed}/{nodeid}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    return trionet.derive_seed(session_seed, nodeid)
 
 
 def _file_safe(text: str, limit: int = MAX_DIR_NAME) -> str:
