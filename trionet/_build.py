@@ -31,7 +31,6 @@ from ._toml_lines import KeyPath
 from ._topology import (
     DEFAULT_PORT_BASE,
     ImpairStep,
-    LinkSpec,
     LinkStep,
     SysctlStep,
     Topology,

@@ -66,7 +66,6 @@ from typing import Any
 
 import attrs
 import pytest
-import trio
 
 import trionet
 
