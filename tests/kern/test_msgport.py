@@ -97,24 +97,56 @@ async def test_an_early_reply_lets_the_message_be_resent_while_it_runs() -> None
         assert msg.done
 
 
-async def test_cancelled_domsg_still_runs_but_discards_the_reply(
+async def test_a_domsg_cancelled_while_queued_is_taken_back_and_never_runs(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with trionet.open_host("h") as host:
         port = host.port("softclock", 0)
         ran = []
 
+        async def slow(msg: NetMsg) -> None:
+            await trio.sleep(10)
+            ran.append("slow")
+
+        def quick(msg: NetMsg) -> str:
+            ran.append("quick")
+            return "answer"
+
+        port.sendmsg(NetMsg(slow))  # keeps the thread busy for 10 s
+        msg = NetMsg(quick)
+        with trio.move_on_after(1) as scope:
+            await port.domsg(msg)
+        assert scope.cancelled_caught
+        assert msg.done and len(port) == 0
+        await trio.sleep(20)
+        assert ran == ["slow"]
+        assert port.statistics().aborted == 1
+        assert await port.domsg(msg) == "answer"  # done, so it may be sent again
+
+
+async def test_a_domsg_cancelled_while_running_returns_its_reply(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Once the handler started, the caller gets its result, not Cancelled:
+    the cancel arrives at the caller's next checkpoint instead, so the caller
+    always knows whether the message ran."""
+    async with trionet.open_host("h") as host:
+        port = host.port("softclock", 0)
+
         async def slow(msg: NetMsg) -> str:
             await trio.sleep(10)
-            ran.append(True)
             return "late"
 
         msg = NetMsg(slow)
-        with trio.move_on_after(1):
-            await port.domsg(msg)
-        assert not msg.done
-        await trio.sleep(20)
-        assert ran == [True] and msg.done and msg.result == "late"
+        record = []
+        with trio.move_on_after(1) as scope:
+            record.append(await port.domsg(msg))
+            record.append(trio.current_time())
+            await trio.lowlevel.checkpoint()  # the pending cancel lands here
+            record.append("not reached")
+        assert record == ["late", 10]
+        assert scope.cancelled_caught and msg.done
+        assert port.statistics().aborted == 0
 
 
 async def test_a_crashing_handler_crashes_the_host() -> None:

@@ -115,6 +115,8 @@ class MsgPortStatistics:
         maxlen: the packet limit.
         packets: packets accepted.
         messages: messages accepted.
+        aborted: of those, messages a cancelled ``domsg`` took back before
+            they ran.
         drops: packets dropped because the port was full.
         batches: batches the thread dispatched.
     """
@@ -124,6 +126,7 @@ class MsgPortStatistics:
     maxlen: int
     packets: int
     messages: int
+    aborted: int
     drops: int
     batches: int
 
@@ -143,6 +146,7 @@ class MsgPort:
     _lot: ParkingLot = attrs.field(factory=ParkingLot, init=False)
     _packets: int = attrs.field(default=0, init=False)
     _messages: int = attrs.field(default=0, init=False)
+    _aborted: int = attrs.field(default=0, init=False)
     _drops: int = attrs.field(default=0, init=False)
     _batches: int = attrs.field(default=0, init=False)
 
@@ -195,8 +199,14 @@ class MsgPort:
         """Send ``msg`` and wait for its reply; return the reply's result.
 
         Runs the handler inline when called from the port's own thread.
-        Cancellation: if ``Cancelled`` arrives while waiting, the message still
-        runs on the thread but its reply is discarded.
+
+        Cancellation: the message either ran or it did not, and the caller
+        knows which. If ``Cancelled`` arrives while the message still waits
+        in the port, it is taken out (DragonFly's ``lwkt_abortmsg``): it
+        never runs, and ``Cancelled`` is raised. Once its handler has
+        started, the cancel waits for the reply: ``domsg`` returns the
+        result (or raises the handler's error), and the cancel is delivered
+        at the caller's next checkpoint.
 
         Raises:
             TrionetError: the error the handler replied with.
@@ -204,6 +214,7 @@ class MsgPort:
         DragonFly: ``lwkt_domsg``.
         """
         if self.thread.task is current_task():
+            await trio.lowlevel.checkpoint_if_cancelled()
             if not msg.done:
                 raise KernelPanic(f"{msg!r} sent while still in flight")
             msg.done = False
@@ -211,14 +222,21 @@ class MsgPort:
             msg._sync = True
             msg._seq += 1
             await _dispatch(msg)
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
         else:
             self.sendmsg(msg)
             msg._sync = True
             msg._waiter = current_task()
+            queue = self._queue
 
             def abort(_: Any) -> Abort:
+                try:
+                    queue.remove(msg)  # by identity: NetMsg has eq=False
+                except ValueError:
+                    return Abort.FAILED  # running: its reply reschedules us
+                self._aborted += 1
                 msg._waiter = None
+                msg.done = True
                 return Abort.SUCCEEDED
 
             await trio.lowlevel.wait_task_rescheduled(abort)
@@ -242,6 +260,7 @@ class MsgPort:
             maxlen=self.maxlen.value,  # type: ignore[arg-type]
             packets=self._packets,
             messages=self._messages,
+            aborted=self._aborted,
             drops=self._drops,
             batches=self._batches,
         )
