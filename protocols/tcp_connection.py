@@ -211,6 +211,10 @@ _S = TcpState
 _RECEIVING = frozenset({_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2})
 #: States in which the application may still send.
 _SENDING = frozenset({_S.SYN_SENT, _S.SYN_RECEIVED, _S.ESTABLISHED, _S.CLOSE_WAIT})
+#: States with both sequence spaces known.
+_SYNCHRONIZED = frozenset(
+    {_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT, _S.CLOSING, _S.LAST_ACK}
+)
 #: Where close() leads (RFC 9293 3.10.4); SYN_RECEIVED queues the FIN.
 _CLOSE_NEXT = {_S.ESTABLISHED: _S.FIN_WAIT_1, _S.CLOSE_WAIT: _S.LAST_ACK}
 #: Where an in-order FIN leads (RFC 9293 3.10.7.4, eighth step).
@@ -652,6 +656,36 @@ class TcpConnection:
         return self.config.send_buffer - len(self._sndbuf)
 
     @property
+    def can_send(self) -> bool:
+        """The application may still queue data (not closed, reset or
+        half-closed with :meth:`close`)."""
+        return self._state in _SENDING and not self._fin_queued
+
+    @property
+    def send_buffer(self) -> bytearray:
+        """The send socket buffer (BSD ``so_snd``): bytes from ``snd_una``
+        on, sent or not.
+
+        The application's side may append to it between calls while
+        :attr:`can_send`, up to ``config.send_buffer`` bytes in all, and
+        then calls :meth:`output`; nothing else may change it. It is the
+        same object for the connection's whole life.
+        """
+        return self._sndbuf
+
+    @property
+    def recv_buffer(self) -> bytearray:
+        """The receive socket buffer (BSD ``so_rcv``): in-order data not
+        yet read.
+
+        The application's side may take bytes from its front between calls
+        (``del buf[:n]``), and then calls :meth:`output` so a window
+        update can go out; nothing else may change it. It is the same
+        object for the connection's whole life.
+        """
+        return self._rcvbuf
+
+    @property
     def unsent(self) -> int:
         """Bytes buffered and not yet sent once."""
         return max(0, self._sb_base + len(self._sndbuf) - self._snd_max)
@@ -729,6 +763,9 @@ class TcpConnection:
     def send(self, data: bytes | bytearray | memoryview, now: float) -> TcpOutput:
         """Queue ``data`` for sending; as much as fits in the send buffer.
 
+        The same as appending to :attr:`send_buffer` and calling
+        :meth:`output`.
+
         Returns:
             An output whose ``accepted`` says how many bytes were taken
             (0 when the buffer is full: wait for ``WRITABLE``).
@@ -738,7 +775,7 @@ class TcpConnection:
                 (closed, reset, or :meth:`close` was called).
         """
         self._now = now
-        if self._state not in _SENDING or self._fin_queued:
+        if not self.can_send:
             raise LocalProtocolError(f"cannot send in state {self._state.name}" + (" after close()" if self._fin_queued else ""))
         n = min(len(data), self.config.send_buffer - len(self._sndbuf))
         if n > 0:
@@ -749,8 +786,9 @@ class TcpConnection:
     def read(self, max_bytes: int, now: float) -> TcpOutput:
         """Take up to ``max_bytes`` of received data (``data`` in the output).
 
-        Sends a window update if reading opened the window enough (by at
-        least ``min(2 * mss, recv_buffer / 2)``).
+        The same as taking bytes from the front of :attr:`recv_buffer` and
+        calling :meth:`output`, which sends a window update if reading opened
+        the window enough (by at least ``min(2 * mss, recv_buffer / 2)``).
 
         Raises:
             ValueError: ``max_bytes`` is less than 1.
@@ -761,12 +799,35 @@ class TcpConnection:
         buf = self._rcvbuf
         data = bytes(buf[:max_bytes])
         del buf[:max_bytes]
-        if data and self._state in _RECEIVING and not self._eof:
-            space = self.config.recv_buffer - len(buf)
-            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * self.config.mss, self.config.recv_buffer // 2):
+        self._window_update()
+        return self._flush(data=data)
+
+    def output(self, now: float) -> TcpOutput:
+        """Act on what the application did to the socket buffers between
+        calls: send the data it appended to :attr:`send_buffer` (as far as
+        the windows, Nagle and SWS avoidance allow), and a window update if
+        taking bytes from :attr:`recv_buffer` opened the window enough.
+
+        A no-op when there is nothing to do, in any state (BSD
+        ``tcp_usr_send``'s and ``tcp_usr_rcvd``'s ``tcp_output``).
+        """
+        self._now = now
+        if self._state in _SYNCHRONIZED:
+            self._window_update()
+            self._output()
+        return self._flush()
+
+    def _window_update(self) -> None:
+        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): announce a window that
+        # reading opened only when it grew by min(2 * mss, recv_buffer / 2).
+        # Only what the window field can say counts, so with nothing read
+        # since the last announcement this sends nothing.
+        if self._state in _RECEIVING and not self._eof:
+            config = self.config
+            space = min(config.recv_buffer - len(self._rcvbuf), 0xFFFF << self._rcv_scale)
+            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * config.mss, config.recv_buffer // 2):
                 self._ack_now = True
                 self._output()
-        return self._flush(data=data)
 
     def close(self, now: float) -> TcpOutput:
         """Half-close: send a FIN after the queued data (``send_eof``).

@@ -14,13 +14,14 @@ from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
-from ._net._icmp import PingError, PingResult
+from ._net._arp import ArpLayerStatistics
+from ._net._icmp import IcmpStatistics, PingError, PingResult
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
 from ._net._ip import IpStatistics
 from ._net._route import RouteRow, format_netstat_r
-from ._net._tcp import NetstatRow, format_netstat
+from ._net._tcp import NetstatRow, TcpLayerStatistics, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
-from ._net._udp import UdpSocket, UdpSocketStatistics
+from ._net._udp import UdpSocket, UdpSocketStatistics, UdpStatistics
 from ._network import Link, Network, derive_seed, open_network
 from ._scenario import Progress, StepResult, run_scenario
 from ._build import build_network
@@ -29,10 +30,12 @@ from ._topology import Topology, TopologyError, load_topology, loads_topology
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ArpLayerStatistics",
     "Host",
     "IfFlags",
     "IfIoctl",
     "IfStatistics",
+    "IcmpStatistics",
     "IfconfigRow",
     "Ifnet",
     "IntrState",
@@ -54,6 +57,7 @@ __all__ = [
     "Serializer",
     "SerializerStatistics",
     "StepResult",
+    "TcpLayerStatistics",
     "TcpListener",
     "TcpStream",
     "Topology",
@@ -61,6 +65,7 @@ __all__ = [
     "TrionetError",
     "UdpSocket",
     "UdpSocketStatistics",
+    "UdpStatistics",
     "VmstatRow",
     "build_network",
     "derive_seed",

@@ -25,38 +25,46 @@ class NetError(TrionetError, OSError):
     """An operation failed with a BSD errno.
 
     Construct it as ``NetError(errno.ENOBUFS, "what failed")``; the message
-    defaults to :func:`os.strerror` of the errno.
+    defaults to :func:`os.strerror` of the errno. Like ``OSError(errno,
+    ...)``, the instance is also of the builtin :class:`OSError` subclass
+    Python gives that errno, so socket users can catch what they would
+    catch from the kernel: ``NetError(errno.ECONNREFUSED)`` is a
+    :class:`ConnectionRefusedError`, ``ETIMEDOUT`` a :class:`TimeoutError`,
+    ``EACCES`` a :class:`PermissionError`, and so on. This constructor is the
+    one place that mapping is made.
     """
 
+    def __new__(cls, errno: int, message: str | None = None) -> NetError:
+        if cls is NetError:
+            cls = _net_error_class(errno)
+        return super().__new__(cls, errno, message if message is not None else os.strerror(errno))
+
     def __init__(self, errno: int, message: str | None = None) -> None:
-        super().__init__(errno, message if message is not None else os.strerror(errno))
+        # OSError.__new__ has set errno and strerror already.
+        pass
 
     def __str__(self) -> str:
         name = _errno.errorcode.get(self.errno, str(self.errno))
         return f"[{name}] {self.strerror}"
 
-
-# The errnos Python maps to OSError subclasses that socket users catch
-# (``except ConnectionRefusedError``): a NetError for one of them is also an
-# instance of that subclass.
-_BUILTIN_BY_ERRNO: dict[int, type[OSError]] = {
-    _errno.ECONNREFUSED: ConnectionRefusedError,
-    _errno.ECONNRESET: ConnectionResetError,
-    _errno.ECONNABORTED: ConnectionAbortedError,
-    _errno.EPIPE: BrokenPipeError,
-    _errno.ETIMEDOUT: TimeoutError,
-}
-_NET_ERROR_BY_ERRNO: dict[int, type[NetError]] = {
-    err: type(f"NetError_{_errno.errorcode[err]}", (NetError, builtin), {"__module__": __name__})
-    for err, builtin in _BUILTIN_BY_ERRNO.items()
-}
+    def __reduce__(self) -> tuple[object, ...]:
+        return NetError, (self.errno, self.strerror)
 
 
-def net_error(errno: int, message: str | None = None) -> NetError:
-    """A :class:`NetError` for ``errno`` that is also the builtin
-    :class:`OSError` subclass Python gives that errno (``ECONNREFUSED`` ->
-    :class:`ConnectionRefusedError`, ``ETIMEDOUT`` -> :class:`TimeoutError`...)."""
-    return _NET_ERROR_BY_ERRNO.get(errno, NetError)(errno, message)
+# NetError subclasses per builtin OSError subclass, made on first use:
+# ConnectionRefusedError -> NetError_ConnectionRefusedError, ...
+_NET_ERROR_CLASSES: dict[type[OSError], type[NetError]] = {}
+
+
+def _net_error_class(errno: int) -> type[NetError]:
+    builtin = type(OSError(errno, ""))  # Python's own errno -> subclass map
+    if builtin is OSError:
+        return NetError
+    cls = _NET_ERROR_CLASSES.get(builtin)
+    if cls is None:
+        cls = type(f"NetError_{builtin.__name__}", (NetError, builtin), {"__module__": __name__})
+        _NET_ERROR_CLASSES[builtin] = cls
+    return cls
 
 
 class KernelPanic(Exception):

@@ -105,7 +105,7 @@ async def test_udp_sockets_both_ways_and_port_unreachable(
         with trio.fail_after(5), pytest.raises(trionet.NetError) as info:
             await lonely.recv()
         assert info.value.errno == errno.ECONNREFUSED
-        assert n["h2"].inet.udp.statistics()["noport"] == 1
+        assert n["h2"].inet.udp.statistics().drops["noport"] == 1
         server.close()
         with pytest.raises(trio.ClosedResourceError):
             await server.recvfrom()
@@ -136,7 +136,7 @@ async def test_socket_errors_and_bounds(autojump_clock: trio.testing.MockClock) 
             await sender.sendto(bytes(1000), ("10.0.3.2", 6000))
         await trio.sleep(1)
         assert a.statistics().received == 3 and a.statistics().drops == 2
-        assert h2.inet.udp.statistics()["fullsock"] == 2
+        assert h2.inet.udp.statistics().drops["fullsock"] == 2
 
 
 async def test_closing_wakes_a_waiting_receiver() -> None:
@@ -260,8 +260,8 @@ async def test_udp_broadcast_reaches_the_subnet_and_stays_on_it(
         # Nobody listens on 521: broadcasts draw no port unreachable.
         await tx.sendto(b"void", ("10.0.0.255", 521))
         await trio.sleep(1)
-        assert h1.inet.icmp.statistics()["received"] == 0
-        assert h2.inet.udp.statistics()["noport"] == 1
+        assert h1.inet.icmp.statistics().received == 0
+        assert h2.inet.udp.statistics().drops["noport"] == 1
 
 
 async def test_a_router_does_not_forward_broadcasts(autojump_clock: trio.testing.MockClock) -> None:
@@ -326,12 +326,12 @@ async def test_icmp_errors_are_rate_limited(autojump_clock: trio.testing.MockClo
             await tx.sendto(b"x", ("10.0.0.2", 9))
         await trio.sleep(0.5)
         icmp = h2.inet.icmp.statistics()
-        assert icmp["errors_sent_3_3"] == 10 and icmp["error_ratelimited"] == 20
-        assert h2.inet.udp.statistics()["noport"] == 30
+        assert icmp.errors_sent == {(3, 3): 10} and icmp.drops["error_ratelimited"] == 20
+        assert h2.inet.udp.statistics().drops["noport"] == 30
         await trio.sleep(1)
         await tx.sendto(b"x", ("10.0.0.2", 9))  # a new second, a new allowance
         await trio.sleep(0.5)
-        assert h2.inet.icmp.statistics()["errors_sent_3_3"] == 11
+        assert h2.inet.icmp.statistics().errors_sent == {(3, 3): 11}
 
 
 async def test_impossible_sources_are_counted_drops(autojump_clock: trio.testing.MockClock) -> None:

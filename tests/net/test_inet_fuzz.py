@@ -184,8 +184,8 @@ def ledger(r: Rig) -> Counter[str]:
             c[f"if.{name}"] += getattr(s, name)
     c["netisr.packets"] = sum(p.packets for p in host.netisr_statistics().ports)
     arp = inet.arp.statistics()
-    c["arp.received"] = arp["received"]
-    c.update({f"arp.drop.{k}": v for k, v in inet.arp.drops.items()})
+    c["arp.received"] = arp.received
+    c.update({f"arp.drop.{k}": v for k, v in arp.drops.items()})
     for k, v in attrs.asdict(inet.arp.cache.statistics()).items():
         c[f"arp.{k}"] = v
     ip = inet.ip.statistics()
@@ -196,13 +196,17 @@ def ledger(r: Rig) -> Counter[str]:
     c.update({f"ip.drop.{k}": v for k, v in ip.drops.items()})
     for k, v in attrs.asdict(ip.reassembly).items():
         c[f"reass.{k}"] = v
-    c["icmp.received"] = inet.icmp.statistics()["received"]
-    c.update({f"icmp.drop.{k}": v for k, v in inet.icmp.drops.items()})
-    c.update({f"icmp.{k}": v for k, v in inet.icmp.counts.items()})
-    for k, v in inet.udp.statistics().items():
-        c["udp.received" if k == "received" else f"udp.drop.{k}"] = v
-    tcp = inet.tcp
-    c["tcp.received"] = tcp.stats["segments_received"]
+    icmp = inet.icmp.statistics()
+    c["icmp.received"] = icmp.received
+    c.update({f"icmp.drop.{k}": v for k, v in icmp.drops.items()})
+    for k in ("echo_requests", "echo_replies", "errors_received"):
+        c[f"icmp.{k}"] = getattr(icmp, k)
+    c.update({f"icmp.errors_sent_{t}_{code}": v for (t, code), v in icmp.errors_sent.items()})
+    udp = inet.udp.statistics()
+    c["udp.received"] = udp.received
+    c.update({f"udp.drop.{k}": v for k, v in udp.drops.items()})
+    tcp = inet.tcp.statistics()
+    c["tcp.received"] = tcp.segments_received
     c.update({f"tcp.drop.{k}": v for k, v in tcp.drops.items()})
     c["sock.received"] = sum(s.statistics().received for s in r.socks)
     c["wire.ip"] = sum(1 for f in r.wire if f[12:14] == b"\x08\x00")
@@ -969,8 +973,8 @@ async def test_a_reassembly_flood_keeps_memory_bounded_and_counts_every_drop(
         assert stats.in_progress == 0 and stats.buffered_bytes == 0
         assert stats.timeouts == reass.max_datagrams
         assert stats.datagrams == stats.reassembled + stats.evicted + stats.timeouts
-        reass_exceeded = f"errors_sent_{icmp_proto.TIME_EXCEEDED}_{icmp_proto.TIMXCEED_REASS}"
-        assert r.host.inet.icmp.counts[reass_exceeded] == reass.max_datagrams
+        reass_exceeded = (icmp_proto.TIME_EXCEEDED, icmp_proto.TIMXCEED_REASS)
+        assert r.host.inet.icmp.statistics().errors_sent[reass_exceeded] == reass.max_datagrams
 
 
 async def test_big_fragments_keep_the_reassembly_byte_bound(

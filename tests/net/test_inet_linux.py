@@ -427,7 +427,7 @@ async def test_udp_both_ways(kind: str) -> None:
         assert got["addr"] == [OURS, c.getsockname()[1]]
         assert (data, addr) == (b"?gnip", (KERNEL, 6001))
 
-        assert host.inet.udp.statistics() == {"received": 2}
+        assert host.inet.udp.statistics() == trionet.UdpStatistics(received=2, drops={})
         udp = (await kernel_snmp(peer.netns))["Udp"]
         assert udp["InDatagrams"] == udp["OutDatagrams"] == 2
         assert udp["InErrors"] == udp["InCsumErrors"] == udp["NoPorts"] == 0
@@ -444,8 +444,8 @@ async def test_port_unreachable_both_ways(kind: str) -> None:
         async with kernel_python(peer.netns, _KERNEL_CONNECTED, *args) as program:
             got = await program.result()
         assert got == {"outcome": "ECONNREFUSED"}
-        assert host.inet.udp.statistics()["noport"] == 1
-        assert host.inet.icmp.counts["errors_sent_3_3"] == 1
+        assert host.inet.udp.statistics().drops == {"noport": 1}
+        assert host.inet.icmp.statistics().errors_sent == {(3, 3): 1}
 
         # Us -> the kernel's closed port 7999: its answer reaches our socket.
         s = host.udp_socket()

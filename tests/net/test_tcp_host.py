@@ -71,7 +71,7 @@ async def test_echo_with_serve_tcp_and_many_clients(autojump_clock: trio.testing
             async with trio.open_nursery() as clients:
                 for i in range(8):
                     clients.start_soon(client, i)
-            assert b.inet.tcp.statistics()["accepts"] == 8
+            assert b.inet.tcp.statistics().accepts == 8
             nursery.cancel_scope.cancel()
 
 
@@ -82,8 +82,8 @@ async def test_connect_to_a_closed_port_is_refused_and_counted(autojump_clock: t
             await a.open_tcp_stream("10.0.0.2", 9)
         assert isinstance(info.value, trionet.NetError) and info.value.errno == errno.ECONNREFUSED
         stats = b.inet.tcp.statistics()
-        assert stats["drop_noport"] == 1 and stats["rsts_sent"] == 1
-        assert a.netstat() == [] and a.inet.tcp.statistics()["connections"] == 0
+        assert stats.drops == {"noport": 1} and stats.rsts_sent == 1
+        assert a.netstat() == [] and a.inet.tcp.statistics().connections == 0
 
 
 async def test_connect_to_nobody_times_out_after_the_syn_retries(autojump_clock: trio.testing.MockClock) -> None:
@@ -182,7 +182,7 @@ async def test_orphaned_fin_wait_2_ends_after_finwait2_timeout(autojump_clock: t
         await trio.sleep(59)
         assert _states(a) == {"FIN_WAIT_2"}
         await trio.sleep(2)
-        assert a.netstat() == [] and a.inet.tcp.statistics()["finwait2_timeouts"] == 1
+        assert a.netstat() == [] and a.inet.tcp.statistics().finwait2_timeouts == 1
         await server.aclose()
 
 
@@ -227,12 +227,12 @@ async def test_backlog_full_defers_handshakes_until_accept(autojump_clock: trio.
             nursery.start_soon(a.open_tcp_stream, "10.0.0.2", 80)
             await trio.sleep(5)
             assert [r.state for r in b.netstat()].count("ESTABLISHED") == 1
-            assert b.inet.tcp.statistics()["drop_listen_overflow"] >= 1
+            assert b.inet.tcp.statistics().drops["listen_overflow"] >= 1
             s1 = await listener.accept()
             with trio.fail_after(30):
                 s2 = await listener.accept()  # a retransmission now gets in
         assert s1.getpeername() == first.getsockname()
-        assert b.inet.tcp.statistics()["accepts"] == 2
+        assert b.inet.tcp.statistics().accepts == 2
         for s in (first, s1, s2):
             await s.aclose()
 
@@ -250,15 +250,15 @@ async def test_a_full_syn_cache_answers_with_cookies(autojump_clock: trio.testin
             got.extend(chunk)
         assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
         stats = b.inet.tcp.statistics()
-        assert stats["cookies_sent"] == 1 and stats["cookies_accepted"] == 1
-        assert stats.get("syncache_added", 0) == 0
+        assert stats.cookies_sent == 1 and stats.cookies_accepted == 1
+        assert stats.syncache_added == 0
         # A cookie cannot carry window scaling, SACK or timestamps.
         assert server._pcb.peek().window_scales == (0, 0)
         # Cookies off and the cache full: SYNs are dropped, and counted.
         b.sysctl("net.inet.tcp.syncookies", 0)
         with pytest.raises(TimeoutError):
             await a.open_tcp_stream("10.0.0.2", 80)
-        assert b.inet.tcp.statistics()["drop_syncache_overflow"] == 7
+        assert b.inet.tcp.statistics().drops["syncache_overflow"] == 7
         # A forged cookie ACK is answered with a RST.
         b.sysctl("net.inet.tcp.syncookies", 1)
         await client.aclose()
@@ -304,10 +304,10 @@ async def test_a_flood_of_100000_spoofed_syns_stays_bounded_and_a_real_client_co
         growth = sys.getallocatedblocks() - blocks_after_10k
         stats = b.inet.tcp.statistics()
         assert peak_entries == limit
-        handled = stats.get("syncache_added", 0) + stats.get("cookies_sent", 0)
+        handled = stats.syncache_added + stats.cookies_sent
         netisr_drops = sum(p.drops for p in b.netisr_statistics().ports)
         assert handled + netisr_drops == 100_001, stats  # and the real client's SYN
-        assert handled > 99_000 and stats["cookies_sent"] > 95_000, stats
+        assert handled > 99_000 and stats.cookies_sent > 95_000, stats
         # Memory: the cache filled in the first 10,000 SYNs; the next 90,000
         # cost no lasting memory (a few thousand blocks of slack for caches).
         assert growth < 5_000, growth
@@ -348,7 +348,7 @@ async def test_segments_fragmented_by_a_router_reach_the_owning_netisr(
             got.extend(chunk)
         assert bytes(got) == payload
         assert n["r1"].inet.ip.statistics().fragmented > 100
-        assert h2.inet.tcp.statistics()["requeued"] > 100
+        assert h2.inet.tcp.statistics().requeued > 100
         await client.aclose()
         await server.aclose()
 

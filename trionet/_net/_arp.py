@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import attrs
 import structlog
 import trio
 
@@ -39,7 +40,7 @@ from ._ifstart import ifq_dispatch
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["Arp"]
+__all__ = ["Arp", "ArpLayerStatistics"]
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,22 @@ _ZERO_MAC = bytes(6)
 
 def _frame(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
     return dst + src + ethertype.to_bytes(2, "big") + payload
+
+
+@attrs.frozen
+class ArpLayerStatistics:
+    """A host's ARP counters (the table's own are ``cache.statistics()``).
+
+    Attributes:
+        received: ARP packets that reached input.
+        drops: reason -> count: input (``short_header``, ``unsupported``,
+            and the cache's ``bad_op``, ``own_mac``, ``group_sender``,
+            ``conflict``) and output (``pending_full``, ``unresolved``,
+            ``output_refused``).
+    """
+
+    received: int
+    drops: dict[str, int]
 
 
 class Arp:
@@ -61,13 +78,9 @@ class Arp:
         self._callout = host.callout(0, thread="netisr")
         host.netisr_register(ETHERTYPE_ARP, self.input)
 
-    def statistics(self) -> dict[str, int]:
-        """``received`` and the drops by reason (input: ``short_header``,
-        ``unsupported``, and the cache's ``bad_op``, ``own_mac``,
-        ``group_sender``, ``conflict``; output: ``pending_full``,
-        ``unresolved``, ``output_refused``). The table's own counters are
-        ``cache.statistics()``."""
-        return {"received": self._received, **self.drops}
+    def statistics(self) -> ArpLayerStatistics:
+        """A snapshot of the counters."""
+        return ArpLayerStatistics(self._received, dict(self.drops))
 
     # output ------------------------------------------------------------
 

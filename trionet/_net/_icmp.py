@@ -37,7 +37,7 @@ from ._ether import Mbuf
 if TYPE_CHECKING:
     from ._ip import Ip
 
-__all__ = ["Icmp", "PingError", "PingResult"]
+__all__ = ["Icmp", "IcmpStatistics", "PingError", "PingResult"]
 
 _ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
 
@@ -99,6 +99,28 @@ def _quoted(body: memoryview) -> tuple[int, bytes, bytes, memoryview] | None:
     return body[9], bytes(body[12:16]), bytes(body[16:20]), body[ihl : ihl + 8]
 
 
+@attrs.frozen
+class IcmpStatistics:
+    """A host's ICMP counters (``netstat -s -p icmp``).
+
+    Attributes:
+        received: ICMP messages that reached input.
+        echo_requests: echo requests answered.
+        echo_replies: echo replies matched to a ping.
+        errors_received: error messages received (matched or not).
+        errors_sent: ``(type, code)`` -> errors sent.
+        drops: reason -> count, for every message not acted on and every
+            error not sent (``error_suppressed``, ``error_ratelimited``...).
+    """
+
+    received: int
+    echo_requests: int
+    echo_replies: int
+    errors_received: int
+    errors_sent: dict[tuple[int, int], int]
+    drops: dict[str, int]
+
+
 class Icmp:
     """A host's ICMP."""
 
@@ -106,17 +128,24 @@ class Icmp:
         self.ip = ip
         self.drops: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.errors_sent: Counter[tuple[int, int]] = Counter()
         self._pings: dict[int, _Ping] = {}
         self._ping_ident = 0
         self._received = 0
         self._lim_second = self._lim_count = 0
         ip.protocols[IPPROTO_ICMP] = self.input
 
-    def statistics(self) -> dict[str, int]:
-        """``received``, what was done with it (``echo_requests``,
-        ``echo_replies``, ``errors_received``, ``errors_sent``...) and the
-        drops by reason."""
-        return {"received": self._received, **self.counts, **self.drops}
+    def statistics(self) -> IcmpStatistics:
+        """A snapshot of the counters."""
+        counts = self.counts
+        return IcmpStatistics(
+            self._received,
+            counts["echo_requests"],
+            counts["echo_replies"],
+            counts["errors_received"],
+            dict(self.errors_sent),
+            dict(self.drops),
+        )
 
     # input ---------------------------------------------------------------
 
@@ -209,7 +238,7 @@ class Icmp:
             return
         self._lim_count += 1
         data = icmp_proto.error(type_, code, bytes(raw), mtu=mtu)
-        self.counts[f"errors_sent_{type_}_{code}"] += 1
+        self.errors_sent[type_, code] += 1
         try:
             self.ip.output(src, IPPROTO_ICMP, data)
         except NetError as exc:

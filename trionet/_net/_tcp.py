@@ -108,7 +108,7 @@ from ._ports import EphemeralPorts
 if TYPE_CHECKING:
     from ._ip import Ip
 
-__all__ = ["NetstatRow", "Tcp", "TcpListen", "TcpPcb", "format_netstat"]
+__all__ = ["NetstatRow", "Tcp", "TcpLayerStatistics", "TcpListen", "TcpPcb", "format_netstat"]
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +143,51 @@ class NetstatRow:
     state: str
 
 
+@attrs.frozen(kw_only=True)
+class TcpLayerStatistics:
+    """A host's TCP counters (``netstat -s -p tcp``; each connection's own
+    are :meth:`TcpStream.statistics <trionet.TcpStream.statistics>`).
+
+    Attributes:
+        segments_received, segments_sent: all segments through TCP input
+            and output.
+        connects, accepts: active opens, and connections that joined a
+            listener's accept queue.
+        syncache_added: SYN cache entries made; ``cookies_sent``,
+            ``cookies_accepted``: SYN cookies answered and proven.
+        rsts_sent: RSTs answering segments for no connection.
+        orphan_resets: connections reset for data after their socket closed.
+        finwait2_timeouts: orphans that gave up waiting in FIN_WAIT_2.
+        time_wait_reused: TIME_WAIT connections ended by a new SYN.
+        requeued: segments passed on to the netisr thread that owns them.
+        output_errors: segments IP output refused (lost; retransmission
+            recovers).
+        drops: reason -> count, for every segment not delivered: the header
+            checks' reasons, ``noport``, ``not_unicast``, ``listen_rst``,
+            ``listen_ack``, ``listen_nosyn``, ``listen_overflow``,
+            ``syncache_overflow``, ``bad_cookie``, ``netisr_full``.
+        connections: connections in the table now; ``syncache``: of those,
+            SYN cache entries.
+    """
+
+    segments_received: int = 0
+    segments_sent: int = 0
+    connects: int = 0
+    accepts: int = 0
+    syncache_added: int = 0
+    cookies_sent: int = 0
+    cookies_accepted: int = 0
+    rsts_sent: int = 0
+    orphan_resets: int = 0
+    finwait2_timeouts: int = 0
+    time_wait_reused: int = 0
+    requeued: int = 0
+    output_errors: int = 0
+    drops: dict[str, int] = attrs.Factory(dict)
+    connections: int = 0
+    syncache: int = 0
+
+
 def _endpoint(addr: tuple[str, int]) -> str:
     host, port = addr
     return f"{'*' if host == '0.0.0.0' else host}.{'*' if port == 0 else port}"
@@ -167,15 +212,26 @@ def _call_handler(msg: NetMsg) -> Any:
     return fn(pcb, *args)
 
 
+def _usrreq_handler(msg: NetMsg) -> None:
+    # The socket appended to the send buffer or read from the receive buffer.
+    pcb: TcpPcb = msg.arg
+    if not pcb.detached:
+        pcb.run(pcb.conn.output(trio.current_time()))
+
+
 class TcpPcb:
-    """One connection's glue: its addresses, owning thread, callout and the
-    state its socket waits on.
+    """One connection's glue: its addresses, owning thread, callout, socket
+    buffers and the state its socket waits on.
 
     Attributes:
         cpu: the netisr thread that owns the connection.
-        seq: bumped (and :attr:`lot` unparked) whenever the machine reports
-            an event; a socket call returns the value it saw, and the caller
-            parks only if it has not changed since (no lost wake-ups).
+        sndbuf, rcvbuf: the machine's socket buffers
+            (:attr:`~trionet.protocols.tcp_connection.TcpConnection.send_buffer`,
+            ``recv_buffer``), which the socket's task appends to and reads
+            from directly, then calls :meth:`kick`.
+        lot: tasks of the socket park here; :meth:`wake` unparks them
+            whenever the machine reports an event (data, space, EOF, reset,
+            connected, closed).
         error: the errno that ended the connection (reset, timeout), if any.
         orphan: the application closed its socket.
     """
@@ -194,9 +250,11 @@ class TcpPcb:
         self.callout = host.callout(self.cpu, thread="netisr")
         self._conn = conn
         self._check = host.invariants
+        self.sndbuf = conn.send_buffer
+        self.rcvbuf = conn.recv_buffer
+        self._usrreq = NetMsg(_usrreq_handler, self)
         self.listener: TcpListen | None = None  # while a SYN cache entry
         self.lot = ParkingLot()
-        self.seq = 0
         self.connected = False
         self.error: int | None = None
         self.orphan = False
@@ -221,31 +279,26 @@ class TcpPcb:
         return self._conn
 
     def peek(self) -> TcpConnection:
-        """The machine for read-only views (``netstat``, statistics) from any task."""
+        """The machine for read-only views (state, ``netstat``, statistics) from any task."""
         return self._conn
 
-    async def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(pcb, *args)`` on the owning thread and return its result.
-
-        A socket call as a message (DragonFly's ``netmsg_pru_*``). Cancellation:
-        if ``Cancelled`` arrives while waiting, the call still runs; its result
-        is discarded.
-        """
-        return await self.port.domsg(NetMsg(_call_handler, (self, fn, args)))
-
     def post(self, fn: Any, *args: Any) -> None:
-        """Queue ``fn(pcb, *args)`` on the owning thread without waiting."""
+        """Queue ``fn(pcb, *args)`` on the owning thread without waiting
+        (DragonFly's asynchronous ``netmsg_pru_*``: the socket does not wait
+        for a reply)."""
         self.port.sendmsg(NetMsg(_call_handler, (self, fn, args)))
 
-    async def wait(self, seq: int) -> None:
-        """Sleep until an event newer than ``seq`` (returns at once if there was one)."""
-        if self.seq == seq:
-            await self.lot.park()
-        else:
-            await trio.lowlevel.checkpoint()
+    def kick(self) -> None:
+        """Tell the owning thread that the socket changed a buffer, so it
+        sends the new data or a window update. Requests coalesce: one
+        message is in flight at most (DragonFly: ``so_pru_send_async``,
+        ``so_pru_rcvd_async``)."""
+        msg = self._usrreq
+        if msg.done:
+            self.port.sendmsg(msg)
 
     def wake(self) -> None:
-        self.seq += 1
+        """Unpark the socket's tasks: something they may wait for happened."""
         if self.lot:
             self.lot.unpark_all()
 
@@ -471,7 +524,7 @@ class Tcp:
             del self._ports[lst.lport]
         for pcb in [*lst.queue, *lst.entries]:
             pcb.orphan = True
-            pcb.post(_abort)
+            pcb.post(abort_pcb)
         lst.queue.clear()
         lst.lot.unpark_all()
 
@@ -494,15 +547,11 @@ class Tcp:
             )
         return rows
 
-    def statistics(self) -> dict[str, int]:
-        """Counters (``netstat -s -p tcp``), the drops by reason, and
-        ``connections`` and ``syncache`` now."""
-        return {
-            **self.stats,
-            **{f"drop_{k}": v for k, v in self.drops.items()},
-            "connections": len(self._pcbs),
-            "syncache": self.syncache,
-        }
+    def statistics(self) -> TcpLayerStatistics:
+        """A snapshot of the counters."""
+        return TcpLayerStatistics(
+            **self.stats, drops=dict(self.drops), connections=len(self._pcbs), syncache=self.syncache
+        )
 
     ####################################################################
     # Input
@@ -646,7 +695,7 @@ class Tcp:
         self.syncache -= 1
         if lst.closed:
             pcb.orphan = True
-            pcb.post(_abort)
+            pcb.post(abort_pcb)
             return
         lst.queue.append(pcb)
         self.stats["accepts"] += 1
@@ -706,6 +755,8 @@ class Tcp:
         return pcb
 
 
-def _abort(pcb: TcpPcb) -> None:
+def abort_pcb(pcb: TcpPcb) -> None:
+    """Reset ``pcb``'s connection; its socket is gone (a handler for :meth:`TcpPcb.post`)."""
+    pcb.orphan = True
     if not pcb.detached:
         pcb.run(pcb.conn.abort(trio.current_time()))

@@ -7,13 +7,26 @@ A :class:`TcpStream` is a :class:`trio.abc.HalfCloseableStream` and a
 
 Rules:
 
-1. Every call that touches the connection is a message to the netisr thread
-   that owns it (:meth:`~trionet._net._tcp.TcpPcb.call`); the application's
-   task only waits. So every such call checkpoints.
-2. A call that cannot go on (no send space, nothing to read) returns the
-   connection's event counter with its answer and parks until the counter
-   moves, so a wake-up between the answer and the park is not lost.
-3. Errors follow Trio's :class:`~trio.SocketStream`: using a stream after
+1. Only the netisr thread that owns the connection changes its state
+   (:class:`~trionet._net._tcp.TcpPcb`). The socket's task works on the two
+   socket buffers, as BSD's ``sosend``/``soreceive`` do: it appends to the
+   send buffer and takes from the front of the receive buffer, each in one
+   step that does not await, and then *kicks* the owning thread
+   (:meth:`~trionet._net._tcp.TcpPcb.kick`, a coalesced message) to send the
+   data or a window update. Nothing waits for a reply (DragonFly's
+   asynchronous ``so_pru_send_async``/``so_pru_rcvd_async``); other requests
+   (connect, shutdown, close, options) are messages too, also without a
+   reply.
+2. So cancellation cannot lose anything: every operation checks for
+   cancellation *before* it touches a buffer (``checkpoint_if_cancelled``),
+   touches it without awaiting, and then yields with a shielded checkpoint;
+   the only other place it can be cancelled is parked, waiting for the
+   connection (data, space, a connection to accept), where it has done
+   nothing yet. Each method's docstring says what a cancel leaves behind.
+3. A task parks on the connection's lot only after checking, in the same
+   step, that what it waits for is not there yet; the owning thread unparks
+   the lot on every event, so no wake-up is lost.
+4. Errors follow Trio's :class:`~trio.SocketStream`: using a stream after
    :meth:`~TcpStream.aclose` raises :class:`trio.ClosedResourceError` (and
    wakes tasks blocked in it with that error); a connection the peer reset or
    that timed out raises :class:`trio.BrokenResourceError` whose
@@ -21,30 +34,33 @@ Rules:
    :class:`ConnectionResetError` or :class:`TimeoutError`); two tasks
    sending (or receiving) at once raise :class:`trio.BusyResourceError`.
    Opening raises :class:`ConnectionRefusedError`, :class:`TimeoutError` or
-   another :class:`~trionet.NetError` (``ENETUNREACH``...), each a
-   :class:`~trionet.NetError` too.
-4. :meth:`~TcpStream.aclose` closes at once, even when cancelled: the FIN
+   another :class:`~trionet.NetError` (``ENETUNREACH``...).
+5. :meth:`~TcpStream.aclose` closes at once, even when cancelled: the FIN
    (or, with unread data, a RST) goes out on the owning thread, which
    finishes the close on its own (the connection is an orphan).
 
 ``TCP_NODELAY`` is on for new streams, as Trio sets it for its own
 ``SocketStream``; :meth:`TcpStream.setsockopt_nodelay` turns it off.
+
+DragonFly: ``sys/kern/uipc_socket.c`` (``sosendtcp``, ``soreceive``),
+``sys/netinet/tcp_usrreq.c``.
 """
 
 from __future__ import annotations
 
 import errno
 import operator
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from .._exceptions import NetError, net_error
+from .._exceptions import NetError
 from ..protocols.tcp_connection import TcpOutput, TcpState, TcpStatistics
 from ._inaddr import check_port, inet_aton, inet_ntoa
-from ._tcp import ANY, TcpListen, TcpPcb
+from ._tcp import ANY, TcpListen, TcpPcb, abort_pcb
 
 if TYPE_CHECKING:
     from ._tcp import Tcp
@@ -53,7 +69,6 @@ __all__ = ["TcpListener", "TcpStream", "open_tcp_listeners", "open_tcp_stream", 
 
 #: What ``receive_some()`` without ``max_bytes`` returns at most.
 DEFAULT_RECEIVE_SIZE = 65536
-_SENDING = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT})
 
 
 class _Conflict:
@@ -73,29 +88,13 @@ class _Conflict:
 
 
 ####################################################################
-# Handlers: run on the connection's owning thread (TcpPcb.call)
+# Handlers: run on the connection's owning thread (TcpPcb.post)
 ####################################################################
 
 
-def _connect(pcb: TcpPcb) -> int:
-    pcb.run(pcb.conn.connect(trio.current_time()))
-    return pcb.seq
-
-
-def _send(pcb: TcpPcb, data: memoryview) -> tuple[int, int]:
-    conn = pcb.conn
-    if pcb.error is not None or conn.state not in _SENDING:
-        return -1, pcb.seq
-    out = conn.send(data, trio.current_time())
-    pcb.run(out)
-    return out.accepted, pcb.seq
-
-
-def _space(pcb: TcpPcb) -> tuple[int, int]:
-    conn = pcb.conn
-    if pcb.error is not None or conn.state not in _SENDING:
-        return -1, pcb.seq
-    return conn.send_space, pcb.seq
+def _connect(pcb: TcpPcb) -> None:
+    if not pcb.detached:
+        pcb.run(pcb.conn.connect(trio.current_time()))
 
 
 def _shutdown(pcb: TcpPcb) -> None:
@@ -103,23 +102,14 @@ def _shutdown(pcb: TcpPcb) -> None:
         pcb.run(pcb.conn.close(trio.current_time()))
 
 
-def _read(pcb: TcpPcb, max_bytes: int) -> tuple[bytes, int, bool]:
-    conn = pcb.conn
-    if conn.readable:
-        out = conn.read(max_bytes, trio.current_time())
-        pcb.run(out)
-        return out.data, pcb.seq, False
-    return b"", pcb.seq, conn.at_eof or pcb.error is not None or pcb.detached
-
-
-def _close(pcb: TcpPcb) -> None:
+def _close(pcb: TcpPcb, reset: bool) -> None:
     # soclose(): unread data resets the connection (RFC 2525 2.17), else FIN.
     pcb.orphan = True
     if pcb.detached:
         return
     conn = pcb.conn
     now = trio.current_time()
-    pcb.run(conn.abort(now) if conn.readable else conn.close(now))
+    pcb.run(conn.abort(now) if reset or conn.readable else conn.close(now))
 
 
 def _set_config(pcb: TcpPcb, changes: dict[str, Any]) -> None:
@@ -133,12 +123,6 @@ def _set_config(pcb: TcpPcb, changes: dict[str, Any]) -> None:
 def _set_keepalive(pcb: TcpPcb, on: bool) -> None:
     if not pcb.detached:
         pcb.run(pcb.conn.set_keepalive(on, trio.current_time()))
-
-
-def _abort_connect(pcb: TcpPcb) -> None:
-    pcb.orphan = True
-    if not pcb.detached:
-        pcb.run(pcb.conn.abort(trio.current_time()))
 
 
 ####################################################################
@@ -159,6 +143,9 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._recv_conflict = _Conflict("receiving")
         self._closed = False
         self._eof_sent = False
+        # A send_all cancelled after part of its data went into the send
+        # buffer: the stream cannot say which bytes the peer will get.
+        self._send_broken = False
 
     def __repr__(self) -> str:
         local, peer = self.getsockname(), self.getpeername()
@@ -207,76 +194,112 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def _broken(self) -> trio.BrokenResourceError:
         err = self._pcb.error
-        cause = net_error(err if err is not None else errno.EPIPE)
+        cause = NetError(err if err is not None else errno.EPIPE)
         exc = trio.BrokenResourceError(f"the connection is broken: {cause}")
         exc.__cause__ = cause
         return exc
 
+    def _check_sendable(self) -> None:
+        # Between two steps of a sending call: closed, half-closed or broken?
+        self._check_closed()
+        if self._eof_sent:
+            raise trio.ClosedResourceError("cannot send after send_eof()")
+        if self._send_broken:
+            raise trio.BrokenResourceError("an earlier send_all was cancelled part-way")
+        if not self._pcb.peek().can_send:
+            raise self._broken()
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``; returns when the send buffer holds the rest.
 
+        Cancellation: a cancel that arrives before any of ``data`` went into
+        the send buffer leaves the stream as it was (nothing sent). Once part
+        of it is in the buffer, which happens only when ``data`` is larger
+        than the free space, a cancel breaks the stream for sending: that
+        part reaches the peer, later sends raise
+        :class:`trio.BrokenResourceError`, and :meth:`aclose` resets the
+        connection, so the peer learns the stream was cut rather than seeing
+        a clean end after half a message.
+
         Raises:
-            trio.BrokenResourceError: the connection was reset or timed out.
+            trio.BrokenResourceError: the connection was reset or timed out,
+                or an earlier send_all was cancelled part-way.
             trio.ClosedResourceError: after :meth:`aclose` (also while
                 waiting) or :meth:`send_eof`.
             trio.BusyResourceError: another task is sending.
         """
         with self._send_conflict:
-            self._check_closed()
-            if self._eof_sent:
-                raise trio.ClosedResourceError("cannot send after send_eof()")
+            self._check_sendable()
+            await trio.lowlevel.checkpoint_if_cancelled()
             pcb = self._pcb
+            limit = pcb.peek().config.send_buffer
+            buf = pcb.sndbuf
             with memoryview(data) as view:
                 view = view.cast("B")
-                if not view:
-                    await trio.lowlevel.checkpoint()
-                    self._check_closed()
-                    if pcb.error is not None:
-                        raise self._broken()
-                    return
-                total = 0
-                while total < len(view):
-                    accepted, seq = await pcb.call(_send, view[total:])
-                    self._check_closed()
-                    if accepted < 0:
-                        raise self._broken()
-                    total += accepted
-                    if total < len(view):
-                        await pcb.wait(seq)
-                        self._check_closed()
+                total, size = 0, len(view)
+                while True:
+                    self._check_sendable()
+                    n = min(limit - len(buf), size - total)
+                    if n > 0:
+                        buf += view[total : total + n]
+                        total += n
+                        pcb.kick()
+                    if total == size:
+                        break
+                    try:
+                        await pcb.lot.park()
+                    except BaseException:
+                        if total:
+                            self._send_broken = True
+                        raise
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
-        """Return when the send buffer has room (or the connection is broken)."""
+        """Return when the send buffer has room (or the connection is broken).
+
+        Cancellation: nothing to undo; the stream is unchanged.
+        """
         with self._send_conflict:
             self._check_closed()
+            await trio.lowlevel.checkpoint_if_cancelled()
             pcb = self._pcb
+            conn = pcb.peek()
             while True:
-                space, seq = await pcb.call(_space)
                 self._check_closed()
-                if space != 0:
-                    return
-                await pcb.wait(seq)
-                self._check_closed()
+                if not conn.can_send or len(pcb.sndbuf) < conn.config.send_buffer:
+                    break
+                await pcb.lot.park()
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_eof(self) -> None:
-        """Half-close: a FIN follows the data sent so far. Idempotent."""
+        """Half-close: a FIN follows the data sent so far. Idempotent.
+
+        Cancellation: if cancelled, no FIN was queued and the stream is
+        unchanged; otherwise the FIN is queued.
+
+        Raises:
+            trio.ClosedResourceError: after :meth:`aclose`.
+            trio.BusyResourceError: another task is sending.
+        """
         with self._send_conflict:
             self._check_closed()
-            if self._eof_sent:
-                await trio.lowlevel.checkpoint()
-                return
-            self._eof_sent = True
-            await self._pcb.call(_shutdown)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if not self._eof_sent:
+                self._eof_sent = True
+                self._pcb.post(_shutdown)
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Wait for data; return up to ``max_bytes`` (default 65536) bytes,
         or ``b""`` once the peer has sent its FIN and everything before it
         was read.
 
+        Cancellation: if cancelled, no bytes were taken; the next call
+        returns them.
+
         Raises:
             ValueError, TypeError: ``max_bytes`` is not a positive int.
-            trio.BrokenResourceError: the connection was reset or timed out
-                (after any data received before it was read).
+            trio.BrokenResourceError: the connection was reset or timed out.
             trio.ClosedResourceError: after :meth:`aclose` (also while waiting).
             trio.BusyResourceError: another task is receiving.
         """
@@ -288,28 +311,36 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
         with self._recv_conflict:
             self._check_closed()
+            await trio.lowlevel.checkpoint_if_cancelled()
             pcb = self._pcb
+            buf = pcb.rcvbuf
+            conn = pcb.peek()
             while True:
-                data, seq, done = await pcb.call(_read, max_bytes)
                 self._check_closed()
-                if data:
-                    return data
-                if done:
-                    if pcb.error is not None:
-                        raise self._broken()
-                    return b""
-                await pcb.wait(seq)
-                self._check_closed()
+                if buf:
+                    data = bytes(buf[:max_bytes])
+                    del buf[:max_bytes]
+                    pcb.kick()
+                    break
+                if pcb.error is not None:
+                    raise self._broken()
+                if conn.at_eof or pcb.detached:
+                    data = b""
+                    break
+                await pcb.lot.park()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
 
     async def aclose(self) -> None:
-        """Close the stream (FIN, or RST if received data was left unread).
+        """Close the stream (FIN; RST if received data was left unread or a
+        send_all was cancelled part-way).
 
-        Closes even if cancelled; tasks blocked on this stream get
-        :class:`trio.ClosedResourceError`. Idempotent.
+        Cancellation: closes even if cancelled; tasks blocked on this stream
+        get :class:`trio.ClosedResourceError`. Idempotent.
         """
         if not self._closed:
             self._closed = True
-            self._pcb.post(_close)
+            self._pcb.post(_close, self._send_broken)
             self._pcb.wake()
         await trio.lowlevel.checkpoint()
 
@@ -342,21 +373,27 @@ class TcpListener(trio.abc.Listener[TcpStream]):
     async def accept(self) -> TcpStream:
         """Wait for an established connection and return it as a stream.
 
+        Cancellation: if cancelled, no connection was taken; it stays in
+        the accept queue for the next call.
+
         Raises:
             trio.ClosedResourceError: the listener is closed (also while waiting).
             trio.BusyResourceError: another task is accepting.
         """
         with self._conflict:
             lst = self._lst
+            await trio.lowlevel.checkpoint_if_cancelled()
             while True:
                 if lst.closed:
                     raise trio.ClosedResourceError("the listener is closed")
                 if lst.queue:
                     pcb = lst.queue.popleft()
                     pcb.post(_set_config, {"nodelay": True})
-                    await trio.lowlevel.checkpoint()
-                    return TcpStream(pcb)
+                    stream = TcpStream(pcb)
+                    break
                 await lst.lot.park()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return stream
 
     async def aclose(self) -> None:
         """Stop listening. Idempotent; closes even if cancelled."""
@@ -372,25 +409,29 @@ class TcpListener(trio.abc.Listener[TcpStream]):
 async def open_tcp_stream(
     tcp: Tcp, address: str, port: int, *, local_address: str | None = None
 ) -> TcpStream:
-    """Connect to ``address:port``; see :meth:`Host.open_tcp_stream`."""
+    """Connect to ``address:port``; see :meth:`Host.open_tcp_stream`.
+
+    Cancellation: if cancelled, no connection is left behind: one in
+    progress is aborted (a RST if the peer already answered).
+    """
     faddr = inet_aton(address)
     check_port(port)
     if port == 0:
         raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
     laddr = inet_aton(local_address) if local_address is not None else None
+    await trio.lowlevel.checkpoint_if_cancelled()
     pcb = tcp.connect_pcb(faddr, port, laddr, 0)
     pcb.post(_set_config, {"nodelay": True})
+    pcb.post(_connect)
     try:
-        seq = await pcb.call(_connect)
         while not pcb.connected and pcb.error is None and not pcb.detached:
-            await pcb.wait(seq)
-            seq = pcb.seq
+            await pcb.lot.park()
     except BaseException:
-        pcb.post(_abort_connect)
+        pcb.post(abort_pcb)
         raise
     if not pcb.connected:
         err = pcb.error if pcb.error is not None else errno.ECONNABORTED
-        raise net_error(err, f"connecting to {address}:{port}: {net_error(err).strerror}")
+        raise NetError(err, f"connecting to {address}:{port}: {os.strerror(err)}")
     return TcpStream(pcb)
 
 

@@ -49,7 +49,7 @@ from ._ports import EphemeralPorts
 if TYPE_CHECKING:
     from ._ip import Ip
 
-__all__ = ["Udp", "UdpSocket", "UdpSocketStatistics"]
+__all__ = ["Udp", "UdpSocket", "UdpSocketStatistics", "UdpStatistics"]
 
 Address = tuple[str, int]
 ANY = bytes(4)
@@ -80,6 +80,22 @@ class UdpSocketStatistics:
     queued_bytes: int
 
 
+@attrs.frozen
+class UdpStatistics:
+    """A host's UDP counters (``netstat -s -p udp``).
+
+    Attributes:
+        received: datagrams that reached UDP input.
+        drops: reason -> count, for every one not delivered: the header
+            checks' reasons, ``noport`` (no socket; answered with ICMP port
+            unreachable unless broadcast) and ``fullsock`` (the socket's
+            buffer was full).
+    """
+
+    received: int
+    drops: dict[str, int]
+
+
 class UdpSocket:
     """A UDP socket of a host. Made by :meth:`Host.udp_socket <trionet.Host.udp_socket>`.
 
@@ -95,6 +111,7 @@ class UdpSocket:
         self._queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
         self._queued_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
+        self._receiving = False
         self._closed = False
         self._error: int | None = None
         self._received = self._sent = self._drops = 0
@@ -137,28 +154,37 @@ class UdpSocket:
     async def sendto(self, data: bytes, address: Address) -> None:
         """Send one datagram to ``address``.
 
+        Cancellation: if cancelled, nothing was sent; otherwise the datagram
+        went to IP output (which may still drop it, counted, as any
+        datagram).
+
         Raises:
             NetError: ``ECONNREFUSED`` (or ``EHOSTUNREACH``) if a connected
                 socket's earlier datagram drew an ICMP unreachable not yet
                 reported (reporting clears it), ``EACCES`` (broadcast
                 without ``broadcast``), ``EMSGSIZE`` (over 65507 bytes), and
                 what IP output raises (``ENETUNREACH``, ``ENOBUFS``...).
+                Each is also the builtin :class:`OSError` subclass for its
+                errno (:class:`ConnectionRefusedError`, :class:`PermissionError`...).
             trio.ClosedResourceError: after ``close``.
         """
-        await trio.lowlevel.checkpoint()
+        addr, port = _addr(address)
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self._check_error()
-        addr, port = _addr(address)
         self._output(bytes(data), addr, port)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send(self, data: bytes) -> None:
-        """Send one datagram to the connected address (errors as :meth:`sendto`)."""
-        await trio.lowlevel.checkpoint()
+        """Send one datagram to the connected address (errors and
+        cancellation as :meth:`sendto`)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self._check_error()
         if self._remote is None:
             raise NetError(errno.EDESTADDRREQ, "the socket is not connected")
         self._output(bytes(data), *self._remote)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _check_error(self) -> None:
         # DragonFly: sosendudp() returns a pending so_error, and clears it,
@@ -201,31 +227,47 @@ class UdpSocket:
     async def recvfrom(self) -> tuple[bytes, Address]:
         """Wait for and return one datagram and its sender.
 
+        One task receives at a time, as on a Trio socket: a second one
+        raises :class:`trio.BusyResourceError` (several readers would race
+        for each datagram; give each its own socket or hand datagrams out
+        from one reader).
+
+        Cancellation: if cancelled, no datagram was taken; the next call
+        returns it.
+
         Raises:
-            NetError: ``ECONNREFUSED`` if a connected socket's earlier
-                datagram drew an ICMP port unreachable.
+            NetError: ``ECONNREFUSED`` (a :class:`ConnectionRefusedError`)
+                if a connected socket's earlier datagram drew an ICMP port
+                unreachable, once the datagrams queued before it were read.
             trio.ClosedResourceError: after ``close`` (also when closed
                 while waiting).
+            trio.BusyResourceError: another task is receiving on this socket.
         """
-        self._check_open()
-        if not self._queue:
-            if self._error is not None:
-                err, self._error = self._error, None
-                await trio.lowlevel.checkpoint()
-                raise NetError(err)
-            await self._lot.park()
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this socket")
+        self._receiving = True
+        try:
             self._check_open()
-            if not self._queue and self._error is not None:
-                err, self._error = self._error, None
-                raise NetError(err)
-        else:
-            await trio.lowlevel.checkpoint()
-        data, (addr, port) = self._queue.popleft()
-        self._queued_bytes -= len(data)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            queue = self._queue
+            while True:
+                self._check_open()
+                if queue:
+                    data, (addr, port) = queue.popleft()
+                    self._queued_bytes -= len(data)
+                    break
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise NetError(err)
+                await self._lot.park()
+        finally:
+            self._receiving = False
+        await trio.lowlevel.cancel_shielded_checkpoint()
         return data, _str(addr, port)
 
     async def recv(self) -> bytes:
-        """:meth:`recvfrom` without the address."""
+        """:meth:`recvfrom` without the address (the same errors and
+        cancellation)."""
         data, _ = await self.recvfrom()
         return data
 
@@ -252,6 +294,7 @@ class UdpSocket:
         self.close()
 
     def statistics(self) -> UdpSocketStatistics:
+        """A snapshot of the socket's counters."""
         return UdpSocketStatistics(self._received, self._sent, self._drops, self._queued_bytes)
 
     def _deliver(self, data: bytes, src: bytes, sport: int, limit: int) -> bool:
@@ -280,9 +323,9 @@ class Udp:
     def socket(self) -> UdpSocket:
         return UdpSocket(self)
 
-    def statistics(self) -> dict[str, int]:
-        """``received`` and the drops by reason."""
-        return {"received": self._received, **self.drops}
+    def statistics(self) -> UdpStatistics:
+        """A snapshot of the counters."""
+        return UdpStatistics(self._received, dict(self.drops))
 
     def _bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
         if addr != ANY and addr not in self.ip.host._local_addrs:
