@@ -1,6 +1,7 @@
 """The Linux kernel as an independent TCP peer: its ``curl`` fetches a page
 from an HTTP server on a trionet host, and a trionet client downloads a file
-from ``python3 -m http.server`` running on the kernel's stack.
+from ``python3 -m http.server`` running on the kernel's stack; and a kernel
+server that speaks first completes a handshake whose final ACK we lost.
 
 The topology::
 
@@ -393,7 +394,7 @@ c.close()
 """
 
 
-async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost() -> None:
+async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: Path) -> None:
     """Our ACK of the kernel's SYN-ACK is lost: the kernel, in SYN-RECV,
     sends the SYN-ACK again after 1 s; we answer it, the kernel's socket
     reaches ESTAB, its ``accept()`` returns and its banner reaches us."""
@@ -407,14 +408,16 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost() -> None:
     port = HTTP_PORT + 2
     async with facing_the_kernel(wrap) as peer:
         argv = ["ip", "netns", "exec", peer.netns, sys.executable, "-u", "-c", BANNER_SERVER, KERNEL, str(port)]
-        process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        log = tmp_path / "banner_server.log"
+        with log.open("wb") as stderr:
+            process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
         try:
             assert process.stdout is not None
             said = b""
             with trio.fail_after(10):
                 while not said.endswith(b"\n"):
                     chunk = await process.stdout.receive_some()
-                    assert chunk, said
+                    assert chunk, log.read_text()
                     said += chunk
             assert said == b"listening\n"
             with trio.fail_after(10):  # the kernel gives up on SYN-RECV after about a minute
@@ -439,16 +442,15 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost() -> None:
             assert got == b"250 HELO trionet\r\n"
             with trio.fail_after(PATIENCE):
                 await process.wait()
-            assert process.returncode == 0
+            assert process.returncode == 0, log.read_text()
         finally:
             with trio.CancelScope(shield=True):
                 if process.returncode is None:
                     process.kill()
                     with trio.move_on_after(10):
                         await process.wait()
-                for pipe in (process.stdout, process.stderr):
-                    if pipe is not None:
-                        await pipe.aclose()
+                if process.stdout is not None:
+                    await process.stdout.aclose()
 
         assert dropper is not None
         assert [h.flags for h in dropper.dropped] == [TcpFlags.ACK]
