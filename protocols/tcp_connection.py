@@ -25,15 +25,24 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
 3. Input follows RFC 9293 3.10.7 step by step: (PAWS) sequence check, RST,
    SYN, ACK, text, FIN. RSTs and SYNs follow RFC 5961: a RST is accepted only
    at exactly ``rcv_nxt``, one elsewhere in the window and any SYN in a
-   synchronized state draw a challenge ACK (at most
-   ``challenge_ack_limit`` a second); ACKs older than ``snd_una`` by more
-   than the largest window the peer advertised draw one too. The plain ACK
-   that answers a segment failing the sequence or PAWS check, or an ACK of
-   data not yet sent, goes out at most once per ``oow_ack_interval`` (0.5
-   s, Linux's ``tcp_invalid_ratelimit``), so two ends desynchronized by a
-   blind injection cannot trade ACKs forever. A SYN at the
-   peer's ISN is a duplicate of the one we know and is stripped (BSD), which
-   is how crossed SYN-ACKs of a simultaneous open become plain ACKs.
+   synchronized state (but the duplicate below) draw a challenge ACK (at
+   most ``challenge_ack_limit`` a second); ACKs older than ``snd_una`` by
+   more than the largest window the peer advertised draw one too. The plain
+   ACK that answers a segment failing the sequence or PAWS check, or an ACK
+   of data not yet sent, goes out at most once per ``oow_ack_interval``
+   (0.5 s, Linux's ``tcp_invalid_ratelimit``), so two ends desynchronized
+   by a blind injection cannot trade ACKs forever. A SYN at the peer's ISN
+   is a duplicate of the one we know, not a new one, and is stripped (BSD),
+   which is how crossed SYN-ACKs of a simultaneous open become plain ACKs.
+   Its sequence number is old, though, and a segment that passes the
+   sequence check but starts below ``rcv_nxt`` (its SYN, or data) is
+   acknowledged at once, outside both limits (BSD ``TF_ACKNOW``): the peer
+   sent it again because it did not get our ACK. That is what completes a
+   handshake whose final ACK was lost: the peer in SYN_RECEIVED sends its
+   SYN-ACK again, and our answer is the only thing that can establish it
+   when we have nothing to send (the server speaks first: SMTP, SSH). No
+   loop can follow, since that ACK is acceptable to the peer, which does
+   not answer it.
 4. Output is one routine (BSD ``tcp_output``): it sends what the send
    window (``min(snd_wnd, cwnd)``), Nagle (off with ``nodelay``) and
    sender-side SWS avoidance allow, a FIN after the last byte once
@@ -1011,13 +1020,18 @@ class TcpConnection:
         rst = bool(flags & _RST)
         rcv_nxt = self._rcv_nxt
         seq = rcv_nxt + seq_diff(h.seq, rcv_nxt & SEQ_MASK)
-        if syn and seq == self._irs:
+        dup_syn = syn and seq == self._irs
+        if dup_syn:
             if st is _S.SYN_RECEIVED and not flags & (_ACK | _RST):
                 # The peer's SYN again: our SYN-ACK was lost; send it again.
                 self._snd_nxt = self._iss
                 return
-            # A duplicate of the SYN we know (crossed SYN-ACKs, a lost ACK):
-            # strip it (BSD tcp_input "drop SYN").
+            # A duplicate of the SYN we know (crossed SYN-ACKs, a SYN-ACK
+            # sent again because our ACK of it was lost): not a new SYN but
+            # an old sequence number. Strip it (BSD tcp_input "drop SYN", part
+            # of trimming todrop) and judge the rest; if that is acceptable,
+            # the segment is acknowledged at once below, as one with old
+            # data is (stripping must not hide that it started below rcv_nxt).
             syn = False
             seq += 1
         data = memoryview(payload)
@@ -1047,7 +1061,13 @@ class TcpConnection:
                 if st is _S.TIME_WAIT and fin:
                     self._t_2msl = self._now + 2 * self.config.msl
             return
-        # Trim to the window.
+        # Trim to the window. A segment that started below rcv_nxt (with
+        # the duplicate SYN stripped above, or with old data) was sent again
+        # because our ACK did not reach the peer: acknowledge at once (BSD
+        # TF_ACKNOW), not rate-limited (rule 3). For a SYN-ACK sent again,
+        # nothing else would ever tell the peer.
+        if dup_syn:
+            self._ack_now = True
         if seq < rcv_nxt:
             cut = rcv_nxt - seq
             if syn:

@@ -1,6 +1,7 @@
 """The Linux kernel as an independent TCP peer: its ``curl`` fetches a page
 from an HTTP server on a trionet host, and a trionet client downloads a file
-from ``python3 -m http.server`` running on the kernel's stack.
+from ``python3 -m http.server`` running on the kernel's stack; and a kernel
+server that speaks first completes a handshake whose final ACK we lost.
 
 The topology::
 
@@ -30,7 +31,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -42,8 +43,12 @@ import trio
 import trionet
 from trionet import Host
 from trionet.drivers.vnic import Vnic
+from trionet.lowlevel import WireEndpoint
+from trionet.protocols.tcp import TcpFlags
 from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire
+
+from tcp_dropper import TcpDropper, final_handshake_acks
 
 
 def _skip_reason() -> str | None:
@@ -136,9 +141,12 @@ class Peer:
 
 
 @asynccontextmanager
-async def facing_the_kernel() -> AsyncIterator[Peer]:
+async def facing_the_kernel(
+    wrap: Callable[[TapWire], WireEndpoint] | None = None,
+) -> AsyncIterator[Peer]:
     """A fresh namespace (IPv6 off) holding the kernel's end of a TAP link to
-    a fresh trionet host; the namespace goes however the block ends."""
+    a fresh trionet host; the namespace goes however the block ends.
+    ``wrap`` puts middleware between our vnic and the TAP device."""
     n = next(_serial)
     netns = f"trionet-tcp-{os.getpid()}-{n}"
     dev = f"tnc{os.getpid()}x{n}"  # at most 15 bytes: pid <= 7 digits
@@ -153,7 +161,7 @@ async def facing_the_kernel() -> AsyncIterator[Peer]:
         )  # fmt: skip
         await run("ip", "-n", netns, "link", "set", "lo", "up")
         async with TapWire(dev) as wire, trionet.open_host("h") as host:
-            ifp = await host.if_attach(Vnic(wire))
+            ifp = await host.if_attach(Vnic(wrap(wire) if wrap is not None else wire))
             await host.ifup(ifp)
             host.ifconfig(ifp.name, f"{OURS}/24")
             await run("ip", "link", "set", dev, "netns", netns)
@@ -356,3 +364,97 @@ async def test_trionet_client_downloads_a_file_from_python_http_server(tmp_path:
         snmp = (await kernel_snmp(peer.netns))["Tcp"]
         assert snmp["PassiveOpens"] == 1
         assert snmp["InErrs"] == snmp["InCsumErrors"] == 0
+
+
+####################################################################
+# the final handshake ACK lost on the way to the kernel
+####################################################################
+
+#: A server that speaks first (an SMTP greeting), then echoes one line and
+#: closes: ``accept()`` returns only once the kernel's socket is ESTABLISHED.
+BANNER_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.sendall(b"220 kernel ESMTP\\r\\n")
+line = b""
+while not line.endswith(b"\\n"):
+    chunk = c.recv(100)
+    if not chunk:
+        break
+    line += chunk
+c.sendall(b"250 " + line)
+c.recv(100)  # b"": our FIN
+c.close()
+"""
+
+
+async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: Path) -> None:
+    """Our ACK of the kernel's SYN-ACK is lost: the kernel, in SYN-RECV,
+    sends the SYN-ACK again after 1 s; we answer it, the kernel's socket
+    reaches ESTAB, its ``accept()`` returns and its banner reaches us."""
+    dropper: TcpDropper | None = None
+
+    def wrap(wire: TapWire) -> WireEndpoint:
+        nonlocal dropper
+        dropper = TcpDropper(wire, final_handshake_acks())
+        return dropper
+
+    port = HTTP_PORT + 2
+    async with facing_the_kernel(wrap) as peer:
+        argv = ["ip", "netns", "exec", peer.netns, sys.executable, "-u", "-c", BANNER_SERVER, KERNEL, str(port)]
+        log = tmp_path / "banner_server.log"
+        with log.open("wb") as stderr:
+            process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            assert process.stdout is not None
+            said = b""
+            with trio.fail_after(10):
+                while not said.endswith(b"\n"):
+                    chunk = await process.stdout.receive_some()
+                    assert chunk, log.read_text()
+                    said += chunk
+            assert said == b"listening\n"
+            with trio.fail_after(10):  # the kernel gives up on SYN-RECV after about a minute
+                stream = await peer.host.open_tcp_stream(KERNEL, port)
+                got = b""
+                while not got.endswith(b"\n"):
+                    chunk = await stream.receive_some()
+                    assert chunk, got
+                    got += chunk
+            assert got == b"220 kernel ESMTP\r\n"
+            # The kernel's socket left SYN-RECV: ss lists it ESTAB, to us.
+            ss = await run("ip", "netns", "exec", peer.netns, "ss", "-Htn")
+            (conn,) = [line.split() for line in ss.stdout.decode().splitlines()]
+            assert conn[0] == "ESTAB" and conn[4] == f"{OURS}:{stream.getsockname()[1]}", conn
+            with trio.fail_after(PATIENCE):
+                await stream.send_all(b"HELO trionet\r\n")
+                await stream.send_eof()
+                got = b""
+                while chunk := await stream.receive_some():
+                    got += chunk
+                await stream.aclose()
+            assert got == b"250 HELO trionet\r\n"
+            with trio.fail_after(PATIENCE):
+                await process.wait()
+            assert process.returncode == 0, log.read_text()
+        finally:
+            with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                    with trio.move_on_after(10):
+                        await process.wait()
+                if process.stdout is not None:
+                    await process.stdout.aclose()
+
+        assert dropper is not None
+        assert [h.flags for h in dropper.dropped] == [TcpFlags.ACK]
+        snmp = (await kernel_snmp(peer.netns))["Tcp"]
+        assert snmp["PassiveOpens"] == 1
+        assert snmp["RetransSegs"] >= 1  # the SYN-ACK, sent again
+        assert snmp["InErrs"] == snmp["InCsumErrors"] == 0
+        assert_nothing_dropped(peer)

@@ -354,6 +354,49 @@ def test_syn_in_a_synchronized_state_draws_a_challenge_ack() -> None:
     assert conn.state is TcpState.ESTABLISHED
 
 
+def test_a_syn_ack_sent_again_is_acknowledged_at_once() -> None:
+    # Our ACK of the SYN-ACK was lost: the peer, still in SYN_RECEIVED,
+    # sends its SYN-ACK again, and only our answer establishes it (issue 13).
+    conn, peer = established()
+    ack, _ = only(peer.seg(SYN | ACK, seq=IRS, ack=ISS + 1))
+    assert (ack.flags, ack.seq, ack.ack) == (ACK, ISS + 1, IRS + 1)
+    assert conn.state is TcpState.ESTABLISHED
+    assert conn.statistics().challenge_acks == 0
+
+
+def test_the_answer_to_a_syn_ack_sent_again_is_not_rate_limited() -> None:
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, oow_ack_interval=0.5))
+    assert len(peer.seg(ACK, seq=IRS - 100).segments) == 1  # an old ACK, answered (the limit starts)
+    assert peer.seg(ACK, seq=IRS - 100).segments == ()  # within 0.5 s: suppressed
+    for _ in range(3):
+        ack, _ = only(peer.seg(SYN | ACK, seq=IRS, ack=ISS + 1))
+        assert (ack.flags, ack.ack) == (ACK, IRS + 1)
+    assert conn.statistics().oow_acks_suppressed == 1
+
+
+def test_a_late_copy_of_the_peers_syn_is_acknowledged() -> None:
+    conn = TcpConnection(LPORT, RPORT, iss=ISS, config=PLAIN)
+    syn = TcpHeader(RPORT, LPORT, IRS, 0, SYN, 8192)
+    conn.accept(syn, b"", 0.0)
+    conn.receive(TcpHeader(RPORT, LPORT, IRS + 1, ISS + 1, ACK, 8192), b"", 0.1)
+    assert conn.state is TcpState.ESTABLISHED
+    ack, _ = only(conn.receive(syn, b"", 0.2))
+    assert (ack.flags, ack.seq, ack.ack) == (ACK, ISS + 1, IRS + 1)
+    assert conn.state is TcpState.ESTABLISHED
+
+
+def test_a_syn_ack_for_data_already_received_is_answered_within_the_limit() -> None:
+    # Once data has arrived the SYN-ACK is wholly old (the peer is
+    # synchronized): the rate-limited ACK of any unacceptable segment.
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, delayed_ack=0))
+    only(peer.seg(ACK, b"hello"))
+    ack, _ = only(peer.seg(SYN | ACK, seq=IRS, ack=ISS + 1))
+    assert ack.ack == IRS + 6
+    assert peer.seg(SYN | ACK, seq=IRS, ack=ISS + 1).segments == ()
+    assert conn.statistics().oow_acks_suppressed == 1
+    assert conn.readable == 5
+
+
 def test_challenge_acks_are_rate_limited() -> None:
     conn, peer = established(TcpConfig(timestamps=False, sack=False, challenge_ack_limit=3))
     sent = sum(len(peer.seg(RST, seq=IRS + 10).segments) for _ in range(10))
