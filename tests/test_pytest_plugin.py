@@ -5,7 +5,6 @@ test suite, as a user's suite would use them."""
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trionet.testing import _pytest_plugin as plugin
+from trionet.testing import command_unavailable
 
 pytest_plugins = ["pytester"]
 
@@ -257,7 +257,7 @@ def test_pcap_option_keeps_the_captures_of_failing_tests_only(pytester: pytest.P
     result.stdout.fnmatch_lines([f"trionet: pcap files of failing tests go to {captures}"])
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+@pytest.mark.skipif(command_unavailable("tshark") is not None, reason=str(command_unavailable("tshark")))
 def test_tshark_reads_a_kept_capture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cap=PCAP_TESTS)
     pytester.runpytest("--trionet-pcap=captures", "-k", "test_ping and True").assert_outcomes(failed=1)
