@@ -562,20 +562,25 @@ class Host(Kernel):
                 address is already on this host), ``EADDRNOTAVAIL``
                 (deleting an address the interface does not have).
             ValueError: for an address that is not ``a.b.c.d/len``.
+            TypeError: for an address that is not a str.
         """
         if ifname is None:
             return [ifconfig_row(ifp) for ifp in self.ifnets()]
+        if address is None:
+            return [ifconfig_row(self.ifunit(ifname))]
+        if not isinstance(address, str):
+            # ipaddress would take 5 as 0.0.0.5, or 4 bytes as an address.
+            raise TypeError(f"address must be a str such as '10.0.0.1/24', not {address!r}")
         ifp = self.ifunit(ifname)
-        if address is not None:
-            try:
-                iface = ipaddress.IPv4Interface(address)
-            except ValueError as exc:
-                raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
-            addr = iface.ip.packed
-            if delete:
-                self._in_delete(ifp, addr)
-            else:
-                self._in_add(ifp, iface, addr)
+        try:
+            iface = ipaddress.IPv4Interface(address)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
+        addr = iface.ip.packed
+        if delete:
+            self._in_delete(ifp, addr)
+        else:
+            self._in_add(ifp, iface, addr)
         return [ifconfig_row(ifp)]
 
     def _in_add(self, ifp: Ifnet, iface: ipaddress.IPv4Interface, addr: bytes) -> None:
