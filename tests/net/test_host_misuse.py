@@ -1,10 +1,12 @@
 """A host used wrongly says so: arguments of the wrong type are refused with
-a message naming them."""
+a message naming them, and a host that is shut down (removed from its
+network, or after ``open_network`` has exited) refuses every call that
+acts, with :exc:`trio.ClosedResourceError`, while its views still answer."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +15,9 @@ import trio
 import trio.testing
 
 import trionet
-from trionet import Host
+from trionet import Host, IfFlags
+from trionet.drivers.vnic import Vnic
+from trionet.wires import memory_pair
 
 
 @asynccontextmanager
@@ -47,3 +51,112 @@ async def test_ifconfig_takes_only_an_address_string(
         with pytest.raises(TypeError):
             h1.ifconfig("vnic0", address, delete=True)
         assert [str(ia) for ia in h1.ifunit("vnic0").addrs] == ["10.0.0.1/24"]
+
+
+####################################################################
+# a host that is shut down
+####################################################################
+
+
+async def _stream(host: Host) -> None:
+    await host.open_tcp_stream("127.0.0.1", 7)
+
+
+async def _serve(host: Host) -> None:
+    async def handler(stream: trionet.TcpStream) -> None:
+        pass
+
+    await host.serve_tcp(handler, 7)
+
+
+async def _attach(host: Host) -> None:
+    near, _far = memory_pair()
+    await host.if_attach(Vnic(near))
+
+
+async def _thread(thread: object) -> None:
+    pass
+
+
+#: Every public call of a Host that acts, on its loopback interface (which
+#: stays attached when the host is shut down, where its links' vnics go).
+ACTS: dict[str, Callable[[Host], object]] = {
+    "ifconfig add": lambda h: h.ifconfig("lo0", "10.0.9.1/24"),
+    "ifconfig delete": lambda h: h.ifconfig("lo0", "127.0.0.1/8", delete=True),
+    "route_add": lambda h: h.route_add("10.1.0.0/16", ifname="lo0"),
+    "route_delete": lambda h: h.route_delete("127.0.0.0/8"),
+    "sysctl set": lambda h: h.sysctl("net.inet.ip.forwarding", 1),
+    "udp_socket": lambda h: h.udp_socket(),
+    "open_tcp_stream": _stream,
+    "open_tcp_listeners": lambda h: h.open_tcp_listeners(7),
+    "serve_tcp": _serve,
+    "ping": lambda h: h.ping("127.0.0.1", count=1),
+    "ifup": lambda h: h.ifup(h.ifunit("lo0")),
+    "ifdown": lambda h: h.ifdown(h.ifunit("lo0")),
+    "ifioctl": lambda h: h.ifioctl(h.ifunit("lo0"), trionet.IfIoctl.SIOCSIFMTU, 1400),
+    "ifpromisc": lambda h: h.ifpromisc(h.ifunit("lo0"), True),
+    "if_allmulti": lambda h: h.if_allmulti(h.ifunit("lo0"), True),
+    "if_attach": _attach,
+    "if_detach": lambda h: h.if_detach(h.ifunit("lo0")),
+    "kthread_create": lambda h: h.kthread_create("idle", _thread),
+    "netmsg_service_sync": lambda h: h.netmsg_service_sync(),
+}
+
+
+async def call(fn: Callable[[Host], object], host: Host) -> None:
+    # Bounded: before the fix, some of these waited forever on a shut-down host.
+    with trio.fail_after(600):
+        result = fn(host)
+        if isinstance(result, Awaitable):
+            await result
+
+
+@pytest.mark.parametrize("name", ACTS)
+async def test_a_removed_host_refuses_every_call_that_acts(
+    autojump_clock: trio.testing.MockClock, name: str
+) -> None:
+    async with two_hosts() as (net, h1, _h2):
+        await net.remove_host("h1")
+        with pytest.raises(trio.ClosedResourceError, match="host 'h1' is shut down"):
+            await call(ACTS[name], h1)
+
+
+@pytest.mark.parametrize("name", ACTS)
+async def test_after_open_network_exits_every_call_that_acts_is_refused(
+    autojump_clock: trio.testing.MockClock, name: str
+) -> None:
+    async with two_hosts() as (_, h1, _h2):
+        pass
+    with pytest.raises(trio.ClosedResourceError, match="host 'h1' is shut down"):
+        await call(ACTS[name], h1)
+
+
+async def test_a_shut_down_host_still_shows_what_it_had(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_hosts() as (net, h1, _h2):
+        h1.sysctl("net.inet.ip.forwarding", 1)
+        await net.remove_link(net.links[0])
+        before = (h1.ifconfig(), h1.netstat_r(), h1.netstat_i(), h1.netstat(), h1.ps())
+        await net.remove_host("h1")
+        assert (h1.ifconfig(), h1.netstat_r(), h1.netstat_i(), h1.netstat()) == before[:4]
+        assert h1.ifconfig("lo0")[0].name == "lo0"
+        assert h1.sysctl("net.inet.ip.forwarding") == 1
+        assert h1.ifunit("lo0").flags & IfFlags.UP
+        assert h1.ps() == []  # its threads are gone
+        h1.vmstat_i()
+
+
+async def test_a_closed_network_refuses_to_add_or_remove(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_hosts() as (net, h1, h2):
+        link = net.links[0]
+    attempts: list[Callable[[], object]] = [
+        lambda: net.add_host("h3"),
+        lambda: net.add_switch("sw0"),
+        lambda: net.link(h1, h2),
+        lambda: net.remove_link(link),
+        lambda: net.remove_host("h1"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(trio.ClosedResourceError, match="the network is shut down"):
+            result = attempt()
+            if isinstance(result, Awaitable):
+                await result
