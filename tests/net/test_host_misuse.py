@@ -1,7 +1,8 @@
-"""A host used wrongly says so: arguments of the wrong type are refused with
-a message naming them, and a host that is shut down (removed from its
-network, or after ``open_network`` has exited) refuses every call that
-acts, with :exc:`trio.ClosedResourceError`, while its views still answer."""
+"""A host used wrongly says so: arguments of the wrong type or out of range
+are refused with a message naming them, and a host that is shut down
+(removed from its network, or after ``open_network`` has exited) refuses
+every call that acts, with :exc:`trio.ClosedResourceError`, while its views
+still answer."""
 
 from __future__ import annotations
 
@@ -160,3 +161,43 @@ async def test_a_closed_network_refuses_to_add_or_remove(autojump_clock: trio.te
             result = attempt()
             if isinstance(result, Awaitable):
                 await result
+
+
+####################################################################
+# ping's arguments
+####################################################################
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"ttl": 300}, ValueError, "ttl must be an int from 0 to 255, not 300"),
+        ({"ttl": -1}, ValueError, "ttl must be an int from 0 to 255, not -1"),
+        ({"ttl": 64.0}, TypeError, "ttl must be an int from 0 to 255, not 64.0"),
+        ({"count": 0}, ValueError, "count must be an int >= 1, not 0"),
+        ({"count": "3"}, TypeError, "count must be an int >= 1, not '3'"),
+        ({"count": True}, TypeError, "count must be an int >= 1, not True"),
+        ({"size": 65500}, ValueError, "size must be an int from 0 to 65499, not 65500"),
+        ({"size": -1}, ValueError, "size must be an int from 0 to 65499, not -1"),
+        ({"timeout": 0}, ValueError, "timeout must be a number of seconds > 0, not 0"),
+        ({"timeout": float("nan")}, ValueError, "timeout must be a number of seconds > 0, not nan"),
+        ({"timeout": "1"}, TypeError, "timeout must be a number of seconds > 0, not '1'"),
+        ({"interval": -0.5}, ValueError, "interval must be a number of seconds >= 0, not -0.5"),
+    ],
+)
+async def test_ping_names_the_argument_out_of_range(
+    autojump_clock: trio.testing.MockClock, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    async with two_hosts() as (_, h1, _h2):
+        with pytest.raises(error) as info:
+            await h1.ping("10.0.0.2", **options)
+        assert str(info.value) == message
+        # Nothing was sent.
+        assert h1.inet.icmp.statistics() == {"received": 0}
+
+
+async def test_ping_takes_the_edges_of_each_range(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_hosts() as (_, h1, _h2):
+        for options in ({"ttl": 255}, {"ttl": 1}, {"size": 65499}, {"size": 0}, {"interval": 0}):
+            result = await h1.ping("10.0.0.2", count=1, **options)
+            assert result.received == 1, options

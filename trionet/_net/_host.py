@@ -652,13 +652,13 @@ class Host(Kernel):
         instead (time exceeded, unreachable) are in the result.
 
         Raises:
-            ValueError: for a bad address or argument.
+            ValueError: for a bad address, or an argument out of its range
+                (the message names it and the range).
+            TypeError: for an argument of the wrong type.
             trio.ClosedResourceError: if the host is shut down.
         """
         self._check_open()
         dst = ipaddress.IPv4Address(address).packed
-        if count < 1 or not 0 <= size <= 65507 - 8 or timeout <= 0 or interval < 0:
-            raise ValueError("count >= 1, 0 <= size <= 65499, timeout > 0, interval >= 0")
         return await self.inet.icmp.ping(
             dst, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df
         )

@@ -41,6 +41,10 @@ __all__ = ["Icmp", "PingError", "PingResult"]
 
 _ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
 
+#: Largest ``size`` (bytes of echo data) and ``ttl`` of a ping.
+MAX_PING_SIZE = 65507 - 8
+MAX_TTL = 255
+
 
 @attrs.frozen
 class PingError:
@@ -86,6 +90,35 @@ class _Ping:
     sent_at: dict[int, float] = attrs.field(factory=dict)
     rtts: dict[int, float] = attrs.field(factory=dict)  # seq -> seconds
     errors: list[PingError] = attrs.field(factory=list)
+
+
+def _check_ping_arguments(
+    count: int, size: int, ttl: int | None, timeout: float, interval: float
+) -> None:
+    # Each message names the argument and its range (left to the packet
+    # code, ttl=300 would end in struct's "ubyte format requires ...").
+    _check_int("count", count, 1, None)
+    _check_int("size", size, 0, MAX_PING_SIZE)
+    if ttl is not None:
+        _check_int("ttl", ttl, 0, MAX_TTL)
+    _check_seconds("timeout", timeout, zero=False)
+    _check_seconds("interval", interval, zero=True)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None) -> None:
+    what = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {what}, not {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, zero: bool) -> None:
+    what = f"a number of seconds {'>=' if zero else '>'} 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if not (value >= 0 if zero else value > 0):  # also refuses NaN
+        raise ValueError(f"{name} must be {what}, not {value!r}")
 
 
 def _quoted(body: memoryview) -> tuple[int, bytes, bytes, memoryview] | None:
@@ -228,6 +261,14 @@ class Icmp:
         interval: float,
         df: bool,
     ) -> PingResult:
+        """``Host.ping``'s work (see there); the arguments are checked here.
+
+        Raises:
+            ValueError: an argument out of its range (the message names it
+                and the range).
+            TypeError: an argument of the wrong type.
+        """
+        _check_ping_arguments(count, size, ttl, timeout, interval)
         self._ping_ident = (self._ping_ident + 1) & 0xFFFF
         ident = self._ping_ident
         state = self._pings[ident] = _Ping()
