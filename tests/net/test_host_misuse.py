@@ -2,7 +2,8 @@
 are refused with a message naming them, and a host that is shut down
 (removed from its network, or after ``open_network`` has exited) refuses
 every call that acts, with :exc:`trio.ClosedResourceError`, while its views
-still answer."""
+still answer. Also: ``ping`` past 65536 requests, whose ICMP sequence
+numbers wrap."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import structlog
 import trio
 import trio.testing
 
 import trionet
 from trionet import Host, IfFlags
+from trionet._net._icmp import _Ping
 from trionet.drivers.vnic import Vnic
 from trionet.wires import memory_pair
+
+#: ICMP echo sequence numbers are 16 bits.
+SEQ_MOD = 65536
 
 
 @asynccontextmanager
@@ -201,3 +207,49 @@ async def test_ping_takes_the_edges_of_each_range(autojump_clock: trio.testing.M
         for options in ({"ttl": 255}, {"ttl": 1}, {"size": 65499}, {"size": 0}, {"interval": 0}):
             result = await h1.ping("10.0.0.2", count=1, **options)
             assert result.received == 1, options
+
+
+####################################################################
+# ping's sequence numbers
+####################################################################
+
+
+@pytest.mark.slow
+async def test_a_ping_past_65536_requests_wraps_its_sequence_numbers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Request 65536 carries sequence number 0 again, as in BSD ping; every
+    # reply still counts for its own request. (Over loopback, the cheapest
+    # path: several seconds of real time for 2 x 65538 packets.)
+    count = SEQ_MOD + 2
+    with structlog.testing.capture_logs():
+        async with trionet.open_network(seed=1) as net:
+            host = await net.add_host("h")
+            result = await host.ping("127.0.0.1", count=count, interval=0)
+            icmp = host.inet.icmp.statistics()
+    assert (result.sent, result.received, len(result.rtts), result.errors) == (count, count, count, ())
+    assert icmp["echo_requests"] == icmp["echo_replies"] == count
+    assert "unexpected_reply" not in icmp
+
+
+def test_after_a_wrap_an_answer_goes_to_the_oldest_request_still_waiting() -> None:
+    ping = _Ping(timeout=1.0)
+    ping.sent(0, now=0.0)
+    ping.sent(1, now=0.0)
+    ping.sent(SEQ_MOD, now=0.5)  # sequence number 0 again; request 0 still waits
+    assert ping.claim(0, now=0.6) == 0
+    assert ping.claim(0, now=0.7) == SEQ_MOD
+    assert ping.claim(0, now=0.8) is None  # a duplicate
+    assert ping.claim(1, now=0.8) == 1
+
+
+def test_after_a_wrap_a_request_past_its_timeout_is_passed_over() -> None:
+    ping = _Ping(timeout=1.0)
+    ping.sent(0, now=0.0)  # lost
+    ping.sent(SEQ_MOD, now=1.5)
+    assert ping.claim(0, now=1.6) == SEQ_MOD
+    # A late answer with no request in time goes to the newest (and will
+    # not count: its round trip is over the timeout).
+    ping.sent(2 * SEQ_MOD, now=2.0)
+    assert ping.claim(0, now=3.5) == 2 * SEQ_MOD
+    assert ping.claim(0, now=3.6) == 0
