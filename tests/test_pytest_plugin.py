@@ -5,7 +5,6 @@ test suite, as a user's suite would use them."""
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trionet.testing import _pytest_plugin as plugin
+from trionet.testing import command_unavailable
 
 pytest_plugins = ["pytester"]
 
@@ -257,7 +257,7 @@ def test_pcap_option_keeps_the_captures_of_failing_tests_only(pytester: pytest.P
     result.stdout.fnmatch_lines([f"trionet: pcap files of failing tests go to {captures}"])
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+@pytest.mark.skipif(command_unavailable("tshark") is not None, reason=str(command_unavailable("tshark")))
 def test_tshark_reads_a_kept_capture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cap=PCAP_TESTS)
     pytester.runpytest("--trionet-pcap=captures", "-k", "test_ping and True").assert_outcomes(failed=1)
@@ -271,6 +271,30 @@ def test_tshark_reads_a_kept_capture(pytester: pytest.Pytester) -> None:
     )
     protocols = done.stdout.split()
     assert "ARP" in protocols and protocols.count("ICMP") == 4, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [("a-file", "a file, not a directory"), ("a-file/captures", "Not a directory")],
+)
+def test_an_unusable_pcap_directory_is_reported_once_at_start_up(
+    pytester: pytest.Pytester, option: str, problem: str
+) -> None:
+    # Not as an error replacing each linking test's own failure.
+    pytester.makepyfile(test_cap=PCAP_TESTS)
+    (pytester.path / "a-file").write_text("not a directory\n")
+    result = pytester.runpytest(f"--trionet-pcap={option}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --trionet-pcap={option}: cannot keep pcap files in {pytester.path / option}: {problem}"]
+    )
+    assert "test_cap.py" not in result.stdout.str()
+
+
+def test_the_pcap_directory_is_made_at_start_up(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_cap=PCAP_TESTS)
+    assert pytester.runpytest("--trionet-pcap=deep/captures", "--collect-only").ret == pytest.ExitCode.OK
+    assert (pytester.path / "deep" / "captures").is_dir()
 
 
 def test_without_the_pcap_option_nothing_is_captured(pytester: pytest.Pytester) -> None:

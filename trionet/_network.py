@@ -195,6 +195,10 @@ class Network:
         pcap_dir: when set (a directory), every later :meth:`link` made
             without ``pcap=`` records to ``{pcap_dir}/{link name}.pcap``:
             the hook the pytest plugin's ``--trionet-pcap`` uses.
+
+    Once :func:`open_network` has exited, adding or removing anything raises
+    :exc:`trio.ClosedResourceError`, and so does every call that acts on
+    one of its hosts (see :class:`~trionet.Host`).
     """
 
     def __init__(self, seed: int, nursery: trio.Nursery, invariants: bool) -> None:
@@ -216,9 +220,14 @@ class Network:
         """A :class:`random.Random` for ``label``, derived from the network's seed."""
         return random.Random(derive_seed(self.seed, label))
 
-    def _check_name(self, name: str) -> None:
+    def _check_open(self) -> None:
+        # Every method that builds or removes (add_*, *link, remove_*)
+        # passes here, through _check_name or _own or directly.
         if self._closed:
-            raise RuntimeError("the network is shut down")
+            raise trio.ClosedResourceError("the network is shut down (its open_network block has exited)")
+
+    def _check_name(self, name: str) -> None:
+        self._check_open()
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, not {name!r}")
         if name in self.hosts or name in self.switches:
@@ -465,6 +474,7 @@ class Network:
     async def remove_link(self, link: Link) -> None:
         """Take a link away: its vnics are detached (their addresses and
         routes go with them), switch ports removed, the wire closed."""
+        self._check_open()
         if link not in self.links:
             raise ValueError(f"{link!r} is not a link of this network")
         self.links.remove(link)
@@ -478,7 +488,10 @@ class Network:
             await self._disown(link._owned)
 
     async def remove_host(self, name: str) -> None:
-        """Stop host ``name`` and remove its links first."""
+        """Stop host ``name`` and remove its links first. Its
+        :class:`~trionet.Host` object stays readable; what acts on it
+        raises :exc:`trio.ClosedResourceError`."""
+        self._check_open()
         host = self.hosts.get(name)
         if host is None:
             raise ValueError(f"no host {name!r} in the network")
@@ -488,8 +501,7 @@ class Network:
         await self._disown(self._host_owned.pop(name))
 
     def _own(self) -> _Owned:
-        if self._closed:
-            raise RuntimeError("the network is shut down")
+        self._check_open()
         owned = _Owned(self._nursery)
         self._owned.append(owned)
         return owned

@@ -5,9 +5,9 @@ use only the public API.
 ``autojump_clock``. ``shared_irq.py``'s output is compared with a golden file
 after the counts that depend on Trio's (randomised) task order are masked;
 regenerate it with ``TRIONET_UPDATE_GOLDEN=1`` (or ``--update-golden`` once a
-conftest registers that option). ``linux_peer.py`` needs root and runs in
-real time; the Python half of ``qemu_peer.md`` runs against a second
-``UdpWire`` standing in for QEMU, on 127.0.0.1.
+conftest registers that option). ``linux_peer.py`` needs root and ``ping``,
+and runs in real time; the Python half of ``qemu_peer.md`` runs against a
+second ``UdpWire`` standing in for QEMU, on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -215,11 +215,9 @@ async def test_virtual_time_example_runs_as_a_script(name: str) -> None:
 ####################################################################
 
 
-def linux_skip_reason() -> str | None:
-    return linux_peer_unavailable()
-
-
-LINUX_SKIP = linux_skip_reason()
+# The example's second step is the kernel's own ping (its third, curl, is
+# skipped by the example itself when curl is missing).
+LINUX_SKIP = linux_peer_unavailable("ping")
 
 
 @pytest.mark.integration

@@ -28,7 +28,6 @@ import errno
 import itertools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -43,28 +42,25 @@ import trio
 import trionet
 from trionet import Host, Ifnet
 from trionet.drivers.vnic import Vnic
-from trionet.testing import linux_peer_unavailable
+from trionet.testing import command_unavailable, linux_peer_unavailable
 from trionet.wires import TapWire, UdpWire
 
 
-def _skip_reason() -> str | None:
-    return linux_peer_unavailable("bridge", "ping")
-
-
-SKIP_REASON = _skip_reason()
+SKIP_REASON = linux_peer_unavailable("bridge")
 needs_kernel = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 pytestmark = [pytest.mark.integration, needs_kernel]
+# The kernel's own ping (kernel_ping).
+PING_SKIP_REASON = command_unavailable("ping")
+needs_ping = pytest.mark.skipif(PING_SKIP_REASON is not None, reason=PING_SKIP_REASON or "")
+# ethtool turns off the VXLAN device's checksum offload (see facing_the_kernel).
+ETHTOOL_SKIP_REASON = command_unavailable("ethtool")
 over_both_wires = pytest.mark.parametrize(
     "kind",
     [
         "tap",
         pytest.param(
             "vxlan",
-            marks=pytest.mark.skipif(
-                shutil.which("ethtool") is None,
-                reason="needs the ethtool command (Debian package ethtool) to turn off "
-                "the VXLAN device's checksum offload",
-            ),
+            marks=pytest.mark.skipif(ETHTOOL_SKIP_REASON is not None, reason=ETHTOOL_SKIP_REASON or ""),
         ),
     ],
 )
@@ -356,6 +352,7 @@ async def _over_vxlan(netns: str, underlay: str, dev: str, n: int) -> AsyncItera
 ####################################################################
 
 
+@needs_ping
 @over_both_wires
 async def test_the_kernel_pings_us(kind: str) -> None:
     """The kernel's ``ping`` gets all three replies; our ICMP counted three
@@ -491,6 +488,7 @@ async def test_a_refused_connected_socket_fails_its_next_send_too() -> None:
 ####################################################################
 
 
+@needs_ping
 @over_both_wires
 async def test_3000_byte_datagrams_are_fragmented_and_reassembled_both_ways(kind: str) -> None:
     """A 3000-byte UDP datagram each way over the link: the kernel

@@ -45,21 +45,19 @@ from trionet import Host
 from trionet.drivers.vnic import Vnic
 from trionet.lowlevel import WireEndpoint
 from trionet.protocols.tcp import TcpFlags
-from trionet.testing import linux_peer_unavailable
+from trionet.testing import command_unavailable, linux_peer_unavailable
 from trionet.wires import TapWire
 
 from tcp_dropper import TcpDropper, final_handshake_acks
 
 
-def _skip_reason() -> str | None:
-    return linux_peer_unavailable("curl")
-
-
-SKIP_REASON = _skip_reason()
+SKIP_REASON = linux_peer_unavailable()
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
 ]
+CURL_SKIP_REASON = command_unavailable("curl")
+needs_curl = pytest.mark.skipif(CURL_SKIP_REASON is not None, reason=CURL_SKIP_REASON or "")
 
 OURS = "198.18.6.1"
 KERNEL = "198.18.6.2"
@@ -228,6 +226,7 @@ class HttpServer:
         await stream.aclose()
 
 
+@needs_curl
 async def test_curl_fetches_a_page_from_a_trionet_http_server(tmp_path: Path) -> None:
     """200 KB from our h11 server to the kernel's ``curl``: exit code 0,
     status 200, the same SHA-256; the connection closes cleanly on our side,
@@ -257,6 +256,7 @@ async def test_curl_fetches_a_page_from_a_trionet_http_server(tmp_path: Path) ->
         nursery.cancel_scope.cancel()
 
 
+@needs_curl
 async def test_curl_is_refused_by_a_closed_trionet_port(tmp_path: Path) -> None:
     """Nobody listens: our RST makes ``curl`` fail at once with exit code 7
     ("Failed to connect"), and we counted the SYN as ``drop_noport``."""

@@ -32,14 +32,11 @@ from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire, TapWireStatistics
 
 
-def _skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "TapWire is Linux only"
-    return linux_peer_unavailable()
-
-
-SKIP_REASON = _skip_reason()
+SKIP_REASON = linux_peer_unavailable()
 needs_kernel = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+# The kernel's own ping makes it send (ARP requests, oversized frames).
+PING_SKIP_REASON = linux_peer_unavailable("ping")
+needs_kernel_ping = pytest.mark.skipif(PING_SKIP_REASON is not None, reason=PING_SKIP_REASON or "")
 
 # Inside the test namespace: the kernel's address and the one we play.
 KERNEL_IP = "198.18.77.2"
@@ -230,7 +227,7 @@ async def test_deleting_the_device_drops_the_carrier() -> None:
 
 
 @pytest.mark.integration
-@needs_kernel
+@needs_kernel_ping
 async def test_frames_the_kernel_sends_arrive_intact_in_a_vnic(netns: str) -> None:
     """The kernel's ARP request for our address reaches the vnic's ARP handler
     byte for byte: broadcast, from the device's MAC, asking for OUR_IP."""
@@ -283,7 +280,7 @@ async def test_frames_the_vnic_sends_reach_the_kernel(netns: str) -> None:
 
 
 @pytest.mark.integration
-@needs_kernel
+@needs_kernel_ping
 async def test_oversized_frames_from_the_kernel_are_counted_and_dropped(netns: str) -> None:
     """The kernel side's MTU raised above the wire's: a big ping reaches us
     as one frame over mtu + 14 bytes, counted in rx_oversize, never delivered."""

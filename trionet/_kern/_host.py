@@ -68,6 +68,10 @@ class Kernel:
         intr: the interrupt controller.
         sysctls: the sysctl tree (prefer :meth:`sysctl`).
         boot_time: the Trio time the host started.
+
+    Once the host is shut down (its :func:`open_kernel` block has exited),
+    every method that acts raises :exc:`trio.ClosedResourceError`; views
+    (:meth:`ps`, reading a sysctl...) still answer.
     """
 
     name: str
@@ -181,12 +185,20 @@ class Kernel:
     # threads
     ####################################################################
 
+    def _check_open(self) -> None:
+        # The one closed-host check: every public method that acts (starts a
+        # thread, sets a sysctl, and Host's address, route, socket and ping
+        # calls) begins with it; read-only views still answer afterwards.
+        if self._closed:
+            raise trio.ClosedResourceError(
+                f"host {self.name!r} is shut down (removed from its network, or its block has exited)"
+            )
+
     def _start(
         self, thread: KThread, fn: Callable[..., Awaitable[object]], *args: Any
     ) -> None:
         # Runs fn(thread, *args) in the host's nursery.
-        if self._closed:
-            raise trio.ClosedResourceError(f"host {self.name!r} is shut down")
+        self._check_open()
         self._threads.append(thread)
         self._nursery.start_soon(self._kthread_main, thread, fn, args, name=thread.name)
 
@@ -258,9 +270,12 @@ class Kernel:
                 read-only one.
             TypeError: for a value of the wrong type.
             ValueError: for a value out of the node's range.
+            trio.ClosedResourceError: for a write once the host is shut
+                down (a read still answers).
         """
         if value is _UNSET:
             return self.sysctls.get(name)
+        self._check_open()
         old = self.sysctls.set(name, value)
         log.info("sysctl_changed", host=self.name, name=name, old=old, new=value)
         return old
@@ -355,8 +370,13 @@ class Kernel:
         """Wait until every packet and message queued to the netisr and ifnet
         threads before this call has been handled.
 
+        Raises:
+            trio.ClosedResourceError: if the host is shut down (its threads
+                are gone, so this would wait forever).
+
         DragonFly: ``netmsg_service_sync``.
         """
+        self._check_open()
         await self._netisr.service_sync()
 
     def netisr_statistics(self) -> NetisrStatistics:

@@ -94,6 +94,13 @@ class Host(Kernel):
 
     See :class:`~trionet._kern._host.Kernel` for threads, sysctls,
     interrupts and netisr.
+
+    Once the host is shut down (removed from its network, or its
+    :func:`open_host` or ``open_network`` block has exited), every method
+    that acts raises :exc:`trio.ClosedResourceError`: attaching, detaching
+    and ``ifioctl`` (``ifup``...), setting or deleting an address, routes,
+    sysctl writes, new sockets, connections and listeners, ``ping``. Views
+    (``ifconfig()``, ``netstat_r()``, reading a sysctl...) still answer.
     """
 
     _ifnets: dict[str, Ifnet] = attrs.field(factory=dict, init=False)
@@ -168,6 +175,7 @@ class Host(Kernel):
         DragonFly: the driver's attach, ``if_attach``/``ether_ifattach`` and
         ``bus_setup_intr``.
         """
+        self._check_open()
         if not isinstance(driver, Driver):
             raise TypeError(f"driver must be a trionet.lowlevel.Driver, not {driver!r}")
         if getattr(driver, "ifp", None) is not None:
@@ -264,8 +272,11 @@ class Host(Kernel):
         await ifp.driver.detach()
 
     def _check_attached(self, ifp: Ifnet) -> None:
+        # Every call that acts on an interface (ifioctl and its wrappers,
+        # if_detach) starts here, so the closed check is made here too.
         if not isinstance(ifp, Ifnet):
             raise TypeError(f"expected an Ifnet, not {ifp!r}")
+        self._check_open()
         if ifp.host is not self or not ifp.attached or ifp.in_detach:
             raise NetError(errno.ENXIO, f"{ifp.name} is not attached to {self.name}")
 
@@ -562,20 +573,28 @@ class Host(Kernel):
                 address is already on this host), ``EADDRNOTAVAIL``
                 (deleting an address the interface does not have).
             ValueError: for an address that is not ``a.b.c.d/len``.
+            TypeError: for an address that is not a str.
+            trio.ClosedResourceError: setting or deleting an address once
+                the host is shut down.
         """
         if ifname is None:
             return [ifconfig_row(ifp) for ifp in self.ifnets()]
+        if address is None:
+            return [ifconfig_row(self.ifunit(ifname))]
+        if not isinstance(address, str):
+            # ipaddress would take 5 as 0.0.0.5, or 4 bytes as an address.
+            raise TypeError(f"address must be a str such as '10.0.0.1/24', not {address!r}")
+        self._check_open()
         ifp = self.ifunit(ifname)
-        if address is not None:
-            try:
-                iface = ipaddress.IPv4Interface(address)
-            except ValueError as exc:
-                raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
-            addr = iface.ip.packed
-            if delete:
-                self._in_delete(ifp, addr)
-            else:
-                self._in_add(ifp, iface, addr)
+        try:
+            iface = ipaddress.IPv4Interface(address)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
+        addr = iface.ip.packed
+        if delete:
+            self._in_delete(ifp, addr)
+        else:
+            self._in_add(ifp, iface, addr)
         return [ifconfig_row(ifp)]
 
     def _in_add(self, ifp: Ifnet, iface: ipaddress.IPv4Interface, addr: bytes) -> None:
@@ -633,17 +652,24 @@ class Host(Kernel):
         instead (time exceeded, unreachable) are in the result.
 
         Raises:
-            ValueError: for a bad address or argument.
+            ValueError: for a bad address, or an argument out of its range
+                (the message names it and the range).
+            TypeError: for an argument of the wrong type.
+            trio.ClosedResourceError: if the host is shut down.
         """
+        self._check_open()
         dst = ipaddress.IPv4Address(address).packed
-        if count < 1 or not 0 <= size <= 65507 - 8 or timeout <= 0 or interval < 0:
-            raise ValueError("count >= 1, 0 <= size <= 65499, timeout > 0, interval >= 0")
         return await self.inet.icmp.ping(
             dst, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df
         )
 
     def udp_socket(self) -> UdpSocket:
-        """A new, unbound UDP socket on this host."""
+        """A new, unbound UDP socket on this host.
+
+        Raises:
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
         return self.inet.udp.socket()
 
     async def open_tcp_stream(
@@ -664,9 +690,11 @@ class Host(Kernel):
                 address, or no ephemeral port left); each error above is a
                 :class:`NetError` too.
             ValueError: a malformed address or port.
+            trio.ClosedResourceError: if the host is shut down.
 
         Cancellation: the half-open connection is reset.
         """
+        self._check_open()
         return await open_tcp_stream(self.inet.tcp, address, port, local_address=local_address)
 
     async def open_tcp_listeners(
@@ -681,7 +709,9 @@ class Host(Kernel):
 
         Raises:
             NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL``.
+            trio.ClosedResourceError: if the host is shut down.
         """
+        self._check_open()
         return await open_tcp_listeners(self.inet.tcp, port, host=host, backlog=backlog)
 
     async def serve_tcp(
@@ -696,7 +726,12 @@ class Host(Kernel):
     ) -> None:
         """Serve ``handler(stream)`` per connection on ``port``, like
         :func:`trio.serve_tcp`: runs until cancelled, and ``nursery.start``
-        gives the listeners."""
+        gives the listeners.
+
+        Raises:
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
         await serve_tcp(
             self.inet.tcp,
             handler,
@@ -726,7 +761,9 @@ class Host(Kernel):
                 ``EEXIST`` (a route to ``dest`` exists), ``ENXIO`` (bad
                 interface).
             ValueError: for a malformed ``dest`` or ``gateway``.
+            trio.ClosedResourceError: if the host is shut down.
         """
+        self._check_open()
         network = parse_network(dest)
         gw = ipaddress.IPv4Address(gateway).packed if gateway is not None else None
         if ifname is not None:
@@ -746,7 +783,9 @@ class Host(Kernel):
 
         Raises:
             NetError: ``ESRCH`` if there is no such route.
+            trio.ClosedResourceError: if the host is shut down.
         """
+        self._check_open()
         self.routes.delete(parse_network(dest))
 
     def netstat_r(self) -> list[RouteRow]:

@@ -12,7 +12,9 @@
 - :meth:`Icmp.ping` is ``ping``: echo requests paced by ``interval``, each
   waiting up to ``timeout`` for its reply; the result has the counts, the
   round-trip times and any errors that came back (time exceeded from a
-  router, unreachable...).
+  router, unreachable...). Sequence numbers wrap modulo 65536, as BSD
+  ``ping``'s do; a reply goes to the oldest request with its sequence number
+  still waiting for one.
 
 DragonFly: ``sys/netinet/ip_icmp.c`` (``icmp_input``, ``icmp_error``,
 ``icmp_reflect``), ``sbin/ping``.
@@ -41,10 +43,23 @@ __all__ = ["Icmp", "IcmpStatistics", "PingError", "PingResult"]
 
 _ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
 
+#: The ICMP echo sequence number is 16 bits wide.
+SEQ_MOD = 1 << 16
+#: Largest ``size`` (bytes of echo data) and ``ttl`` of a ping.
+MAX_PING_SIZE = 65507 - 8
+MAX_TTL = 255
+
 
 @attrs.frozen
 class PingError:
-    """An ICMP error (or a send failure) reported for one echo request."""
+    """An ICMP error (or a send failure) reported for one echo request.
+
+    Attributes:
+        seq: the request's ICMP sequence number (its index modulo 65536).
+        source: who sent the error (None for a send failure).
+        type, code: the ICMP type and code (-1 and the errno for a send
+            failure).
+    """
 
     seq: int
     source: str | None
@@ -82,10 +97,69 @@ class PingResult:
 
 @attrs.define(eq=False)
 class _Ping:
+    # One ping's requests, by index (0, 1, ... count - 1); request i carries
+    # sequence number i % SEQ_MOD.
+    timeout: float
     events: dict[int, trio.Event] = attrs.field(factory=dict)
     sent_at: dict[int, float] = attrs.field(factory=dict)
-    rtts: dict[int, float] = attrs.field(factory=dict)  # seq -> seconds
+    rtts: dict[int, float] = attrs.field(factory=dict)  # index -> seconds
     errors: list[PingError] = attrs.field(factory=list)
+    # sequence number -> indices of the requests carrying it that have no
+    # answer yet, oldest first (more than one only after a wrap).
+    waiting: dict[int, list[int]] = attrs.field(factory=dict)
+
+    def sent(self, index: int, now: float) -> trio.Event:
+        self.sent_at[index] = now
+        self.waiting.setdefault(index % SEQ_MOD, []).append(index)
+        event = self.events[index] = trio.Event()
+        return event
+
+    def unsent(self, index: int) -> None:
+        self.waiting[index % SEQ_MOD].remove(index)
+
+    def claim(self, seq: int, now: float) -> int | None:
+        """The request an answer carrying ``seq`` belongs to, taken off the
+        waiting list; None if no request with ``seq`` waits.
+
+        After a wrap two requests may share ``seq``: the answer goes to the
+        oldest one still within its ``timeout`` (answers come back in order),
+        else to the newest (a late answer, which will not count).
+        """
+        waiting = self.waiting.get(seq)
+        if not waiting:
+            return None
+        index = next((i for i in waiting if now <= self.sent_at[i] + self.timeout), waiting[-1])
+        waiting.remove(index)
+        return index
+
+
+def _check_ping_arguments(
+    count: int, size: int, ttl: int | None, timeout: float, interval: float
+) -> None:
+    # Each message names the argument and its range (left to the packet
+    # code, ttl=300 would end in struct's "ubyte format requires ...").
+    _check_int("count", count, 1, None)
+    _check_int("size", size, 0, MAX_PING_SIZE)
+    if ttl is not None:
+        _check_int("ttl", ttl, 0, MAX_TTL)
+    _check_seconds("timeout", timeout, zero=False)
+    _check_seconds("interval", interval, zero=True)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None) -> None:
+    what = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {what}, not {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, zero: bool) -> None:
+    what = f"a number of seconds {'>=' if zero else '>'} 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if not (value >= 0 if zero else value > 0):  # also refuses NaN
+        raise ValueError(f"{name} must be {what}, not {value!r}")
 
 
 def _quoted(body: memoryview) -> tuple[int, bytes, bytes, memoryview] | None:
@@ -169,13 +243,14 @@ class Icmp:
                 self.drops[f"reply_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
         elif t == icmp_proto.ECHO_REPLY:
             ping = self._pings.get(msg.rest >> 16)
-            seq = msg.rest & 0xFFFF
-            if ping is None or seq not in ping.events or ping.events[seq].is_set():
+            now = trio.current_time()
+            index = ping.claim(msg.rest & 0xFFFF, now) if ping is not None else None
+            if ping is None or index is None:
                 self.drops["unexpected_reply"] += 1
                 return
             self.counts["echo_replies"] += 1
-            ping.rtts[seq] = trio.current_time() - ping.sent_at[seq]
-            ping.events[seq].set()
+            ping.rtts[index] = now - ping.sent_at[index]
+            ping.events[index].set()
         elif t in _ERROR_TYPES:
             self.counts["errors_received"] += 1
             self._error_input(hdr, msg, body)
@@ -193,9 +268,10 @@ class Icmp:
             ident = (head[4] << 8) | head[5]
             seq = (head[6] << 8) | head[7]
             ping = self._pings.get(ident)
-            if ping is not None and seq in ping.events and not ping.events[seq].is_set():
+            index = ping.claim(seq, trio.current_time()) if ping is not None else None
+            if ping is not None and index is not None:
                 ping.errors.append(PingError(seq, source, msg.type, msg.code))
-                ping.events[seq].set()
+                ping.events[index].set()
                 return
         elif proto == IPPROTO_UDP and msg.type == icmp_proto.DEST_UNREACH:
             sport = (head[0] << 8) | head[1]
@@ -257,30 +333,41 @@ class Icmp:
         interval: float,
         df: bool,
     ) -> PingResult:
+        """``Host.ping``'s work (see there); the arguments are checked here.
+
+        Raises:
+            ValueError: an argument out of its range (the message names it
+                and the range).
+            TypeError: an argument of the wrong type.
+        """
+        _check_ping_arguments(count, size, ttl, timeout, interval)
         self._ping_ident = (self._ping_ident + 1) & 0xFFFF
         ident = self._ping_ident
-        state = self._pings[ident] = _Ping()
+        state = self._pings[ident] = _Ping(timeout)
         sent = 0
         payload = bytes(i & 0xFF for i in range(size))
         # As BSD ping: requests go out every ``interval`` whatever comes
-        # back; a reply counts if it arrives within ``timeout`` of its request.
+        # back; a reply counts if it arrives within ``timeout`` of its
+        # request. Request i carries sequence number i % 65536 (DragonFly:
+        # ping.c stores ntransmitted with htons()).
         try:
             start = trio.current_time()
-            for seq in range(count):
-                await trio.sleep_until(start + seq * interval)
-                state.sent_at[seq] = trio.current_time()
-                event = state.events[seq] = trio.Event()
+            for index in range(count):
+                await trio.sleep_until(start + index * interval)
+                event = state.sent(index, trio.current_time())
+                seq = index % SEQ_MOD
                 try:
                     self.ip.output(
                         dst, IPPROTO_ICMP, icmp_proto.echo(ident, seq, payload), ttl=ttl, df=df
                     )
                     sent += 1
                 except NetError as exc:
+                    state.unsent(index)
                     state.errors.append(PingError(seq, None, -1, exc.errno))
                     event.set()
-            for seq in range(count):
-                with trio.move_on_at(state.sent_at[seq] + timeout):
-                    await state.events[seq].wait()
+            for index in range(count):
+                with trio.move_on_at(state.sent_at[index] + timeout):
+                    await state.events[index].wait()
         finally:
             del self._pings[ident]
         rtts = tuple(rtt for _, rtt in sorted(state.rtts.items()) if rtt <= timeout)

@@ -3,15 +3,22 @@
 - :func:`check_driver`: the conformance suite a driver author runs against
   their own driver.
 - :func:`linux_peer_unavailable`: why the Linux kernel cannot be a peer
-  here (a skip reason), or None.
+  here (a skip reason), or None; :func:`command_unavailable`: the same for
+  system commands (``tshark``, ``ping``...).
 - The pytest plugin (``trionet_network``, ``trionet_host``, ``--trionet-seed``,
   ``--trionet-pcap``), registered by installing trionet.
 """
 
 from ._check_driver import DriverCheckError, DriverCheckReport, check_driver
-from ._linux import linux_peer_unavailable
+from ._linux import command_unavailable, linux_peer_unavailable
 
-__all__ = ["DriverCheckError", "DriverCheckReport", "check_driver", "linux_peer_unavailable"]
+__all__ = [
+    "DriverCheckError",
+    "DriverCheckReport",
+    "check_driver",
+    "command_unavailable",
+    "linux_peer_unavailable",
+]
 
 for _name in __all__:
     _obj = globals()[_name]

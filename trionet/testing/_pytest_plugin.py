@@ -41,7 +41,8 @@ Options:
   Wireshark read them) and named in its report; those of any other test
   (passed, skipped, xfailed) are deleted. A run clears what an earlier run
   left for the same test. Links given ``pcap=`` keep their own file wherever
-  it is; ``tap_link`` links are not captured.
+  it is; ``tap_link`` links are not captured. ``DIR`` is made at start-up;
+  if it cannot be (or is not writable), pytest stops with a usage error.
 
 Design notes: pytest-trio runs each fixture in a task of its own, apart
 from the test; a :class:`~trionet.Network` may be changed from any task, so
@@ -56,6 +57,7 @@ Disable the plugin with ``-p no:trionet``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -175,10 +177,27 @@ def pytest_configure(config: pytest.Config) -> None:
     pcap = config.getoption("trionet_pcap")
     pcap_dir = None
     if pcap is not None:
-        pcap_dir = (config.invocation_params.dir / pcap).resolve()
+        pcap_dir = _usable_pcap_dir(config.invocation_params.dir / pcap, pcap)
     session = _Session(seed, pcap_dir)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "trionet-session")
+
+
+def _usable_pcap_dir(path: Path, option: str) -> Path:
+    # Made (and checked) at start-up: found unusable only when a test links,
+    # it would replace that test's own error, in every test.
+    pcap_dir = path.resolve()
+    try:
+        if pcap_dir.exists() and not pcap_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file, not a directory")
+        pcap_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(pcap_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable")
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"--trionet-pcap={option}: cannot keep pcap files in {pcap_dir}: {exc.strerror or exc}"
+        ) from None
+    return pcap_dir
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
