@@ -25,6 +25,7 @@ from trionet.drivers.vnic import Vnic
 from trionet.protocols.tcp import TcpFlags
 from trionet.wires import MemoryWire
 
+from clog import clogged_both_ways
 from tcp_dropper import TcpDropper, final_handshake_acks
 
 CLIENT, SERVER = "198.18.0.1", "198.18.0.2"
@@ -77,14 +78,6 @@ async def test_accept_returns_and_the_banner_arrives_though_the_final_ack_was_lo
         assert 1.0 <= accepted_at[0] - start < 1.1
 
 
-async def _clog(stream: trionet.TcpStream) -> None:
-    while True:
-        with trio.move_on_after(1) as scope:
-            await stream.send_all(b"x" * 65536)
-        if scope.cancelled_caught:
-            return
-
-
 async def test_check_half_closeable_stream_when_every_final_ack_is_lost(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -103,9 +96,7 @@ async def test_check_half_closeable_stream_when_every_final_ack_is_lost(
 
         async def clogged_stream_maker() -> tuple[trionet.TcpStream, trionet.TcpStream]:
             client, server = await stream_maker()
-            while client._pcb.peek().send_space or server._pcb.peek().send_space:
-                await _clog(client)
-                await _clog(server)
+            await clogged_both_ways(client, server)
             return client, server
 
         with trio.fail_after(600):

@@ -11,6 +11,8 @@ import trio.testing
 
 import trionet
 
+from clog import clogged_both_ways
+
 pytestmark = pytest.mark.trio
 
 
@@ -35,20 +37,6 @@ async def _connected(a: trionet.Host, b: trionet.Host) -> tuple[trionet.TcpStrea
     return client, server
 
 
-async def _clog(stream: trionet.TcpStream) -> None:
-    # Fill the peer's receive window and our send buffer: send what fits
-    # until nothing does, even after the ACKs in flight arrived. (Not by
-    # cancelling a send_all: one cancelled part-way breaks the stream.)
-    conn = stream._pcb.peek()
-    while True:
-        if conn.send_space:
-            await stream.send_all(b"x" * conn.send_space)
-            continue
-        await trio.sleep(1)
-        if not conn.send_space:
-            return
-
-
 async def test_check_half_closeable_stream(autojump_clock: trio.testing.MockClock) -> None:
     async with trionet.open_network(seed=1) as net:
         a, b = await _pair(net)
@@ -62,12 +50,7 @@ async def test_check_half_closeable_stream(autojump_clock: trio.testing.MockCloc
 
         async def clogged_stream_maker():
             client, server = await _connected(a, b)
-            # Trio's suite also flips the pair: clog both directions. Data
-            # one way carries ACKs that free buffer space the other way, so
-            # repeat until both send buffers stay full.
-            while client._pcb.peek().send_space or server._pcb.peek().send_space:
-                await _clog(client)
-                await _clog(server)
+            await clogged_both_ways(client, server)
             return client, server
 
         await trio.testing.check_half_closeable_stream(stream_maker, clogged_stream_maker)
