@@ -265,3 +265,51 @@ async def test_three_vnics_on_three_hosts_through_a_switch(
             assert st.opackets == 101 and st.ipackets == 102
             assert vnic.statistics().rx_filtered == 0  # nothing flooded after learning
         assert sorted(r.mac for r in sw.mac_table()) == sorted(ifp.lladdr.hex(":") for ifp in ifps)
+
+
+####################################################################
+# Loops (no spanning tree)
+####################################################################
+
+
+async def test_a_loop_of_zero_delay_links_cuts_the_storm_and_time_moves_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two switches joined by two links without delay: one broadcast
+    circulates both ways without time passing; each copy is cut after
+    MAX_INSTANT_HOPS wires, counted, and then the clock moves again."""
+    from trionet.wires import MAX_INSTANT_HOPS, MemoryWire
+
+    s1, s2 = Switch("s1"), Switch("s2")
+    async with MemoryWire(name="l1") as l1, MemoryWire(name="l2") as l2:
+        for wire in (l1, l2):
+            s1.add_port(wire.endpoint())
+            s2.add_port(wire.endpoint())
+        (h1,) = stations(s1, 1)
+        (h2,) = stations(s2, 1)
+        with trio.fail_after(10):  # virtual seconds: before, the clock never moved
+            h1.send(BROADCAST, mac(1))
+            await trio.sleep(1)
+        drops = l1.statistics().loop_drops + l2.statistics().loop_drops
+        assert drops == 2  # one copy each way round the loop
+        # h1's own wire is hop 1; each copy then crossed the loop's wires at
+        # hops 2..MAX (each crossing flooded by the switch behind it), and a
+        # host heard it after each crossing but the last (one hop too many).
+        assert len(h2.take()) + len(h1.take()) == 2 * (MAX_INSTANT_HOPS - 2)
+        flooded = s1.statistics().flooded + s2.statistics().flooded
+        assert flooded == 1 + 2 * (MAX_INSTANT_HOPS - 1)
+
+
+async def test_a_loop_of_memory_pairs_is_cut_too_without_recursing_forever() -> None:
+    from trionet.wires import MAX_INSTANT_HOPS
+
+    s1, s2 = Switch("s1"), Switch("s2")
+    for _ in range(2):
+        a, b = memory_pair("loop")
+        s1.add_port(a)
+        s2.add_port(b)
+    (h1,) = stations(s1, 1)
+    (h2,) = stations(s2, 1)
+    h1.send(BROADCAST, mac(1))  # returns: no RecursionError
+    got = len(h1.take()) + len(h2.take())
+    assert 0 < got < 2 * MAX_INSTANT_HOPS

@@ -4,7 +4,7 @@ The endpoint interface a driver talks to (:class:`trionet.lowlevel.WireEndpoint`
 lives in :mod:`trionet.lowlevel`; this module holds the wires themselves.
 """
 
-from ._endpoint import MemoryEndpoint, memory_pair
+from ._endpoint import MAX_INSTANT_HOPS, MemoryEndpoint, memory_pair
 from ._fault import FaultInjector, FaultStatistics
 from ._memory import MemoryWire, MemoryWireEndpoint, MemoryWireStatistics
 from ._pcap import PcapStatistics, PcapTap
@@ -15,6 +15,7 @@ from ._udp import UdpWire, UdpWireStatistics, open_udp_wire_pair
 
 __all__ = [
     "FaultInjector",
+    "MAX_INSTANT_HOPS",
     "FaultStatistics",
     "MacTableRow",
     "MemoryEndpoint",

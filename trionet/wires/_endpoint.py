@@ -24,11 +24,24 @@ tell the difference.
 :func:`memory_pair` is the simplest wire: two endpoints joined back to back,
 delivering synchronously inside ``send``. (``MemoryWire``, with delay,
 bandwidth and a queue in Trio time, builds on this interface.)
+
+**Hops in no time.** A frame that crosses a wire without time passing (no
+delay, no serialisation) and is forwarded at once by a bridge on the other
+side (a :class:`~trionet.wires.Switch` forwards inside its receive call) is
+still "at the same instant". Hosts never do that: they answer from their own
+threads. So the number of wires a frame crossed in one instant is one plus
+the number of bridges it went through, and only a loop of zero-delay links
+makes it grow without bound: a broadcast storm that would keep every task
+busy forever without letting virtual time move, so no timeout could fire.
+In-memory wires count those hops (:data:`hops`, carried with each frame) and
+drop a frame that would make more than :data:`MAX_INSTANT_HOPS`, counting it
+(``loop_drops``). A hop that takes time starts the count again.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -45,6 +58,7 @@ __all__ = [
     "Receiver",
     "WireEndpoint",
     "WireLifecycle",
+    "MAX_INSTANT_HOPS",
     "memory_pair",
 ]
 
@@ -53,6 +67,22 @@ Receiver = Callable[[bytes], None]
 
 #: The Ethernet header's length: a frame is at most ``mtu`` plus this.
 ETHER_HDR_LEN = 14
+
+#: Wires a frame may cross in one instant of time (a bridge chain longer
+#: than any real topology's; beyond it, a loop: see the module's docstring).
+MAX_INSTANT_HOPS = 64
+
+
+class _Hops(threading.local):
+    #: Zero-time wire crossings of the frame being delivered now (0: none is;
+    #: a host's own thread is sending).
+    depth = 0
+
+
+#: What an in-memory wire sets while it hands a frame to a receiver, so a
+#: frame that receiver forwards at once inherits the count. Per OS thread,
+#: as each runs its own Trio loop.
+hops = _Hops()
 
 
 @attrs.frozen
@@ -270,12 +300,15 @@ class MemoryEndpoint(CountingEndpoint):
         return f"<MemoryEndpoint {self.name!r}>"
 
     def send(self, frame: bytes) -> bool:
-        """Deliver ``frame`` to the peer's receiver now; False if oversized.
+        """Deliver ``frame`` to the peer's receiver now; False if oversized,
+        or if it made more than :data:`MAX_INSTANT_HOPS` hops in no time
+        (a loop; counted in ``tx_drops``).
 
         Never blocks and never raises for a bad frame.
         """
         n = len(frame)
-        if n > self.mtu + ETHER_HDR_LEN:
+        depth = hops.depth + 1
+        if n > self.mtu + ETHER_HDR_LEN or depth > MAX_INSTANT_HOPS:
             self.count_refused()
             return False
         if frame.__class__ is not bytes:
@@ -283,7 +316,11 @@ class MemoryEndpoint(CountingEndpoint):
         self.count_sent(n)
         peer = self.peer
         assert peer is not None
-        peer.deliver(frame)
+        outer, hops.depth = hops.depth, depth
+        try:
+            peer.deliver(frame)
+        finally:
+            hops.depth = outer
         return True
 
 

@@ -8,7 +8,9 @@ it sends is:
    is longer than ``mtu`` plus the Ethernet header (``oversize``), or the
    endpoint's transmit queue already holds ``queue_len`` frames that have not
    finished serialising, or the wire holds :data:`MAX_IN_FLIGHT` frames in
-   flight (``queue_drops``); else
+   flight (``queue_drops``), or it would arrive at once after more than
+   :data:`~trionet.wires.MAX_INSTANT_HOPS` such hops (``loop_drops``: a loop
+   of zero-delay links, see below); else
 2. serialised after the frames before it at ``bandwidth`` bits per second
    (no bandwidth: instantly), then
 3. delivered ``delay`` seconds later to every other endpoint's receiver (an
@@ -22,6 +24,17 @@ batches of at most :data:`DELIVERY_BATCH`. So there is no task per frame, a
 frame is never delivered from inside ``send`` (no recursion through
 switches), and under ``trio.testing.MockClock`` a whole topology runs in
 virtual time, deterministically.
+
+A loop of links without delay, joined by switches (which forward inside the
+receive call), would carry a broadcast storm without letting virtual time
+move: every task stays busy, the clock never jumps and no timeout fires. So
+each frame carries the number of wires it crossed in the same instant
+(:data:`~trionet.wires._endpoint.hops`, inherited by what a switch forwards
+while the wire hands it the frame); a frame that would exceed
+:data:`~trionet.wires.MAX_INSTANT_HOPS` is dropped and counted. Hosts start
+every frame at zero (they answer from their own threads), and so does a hop
+that takes time, so only a loop is ever cut: a storm shows as floods in the
+switches' counters and ``loop_drops`` here, then time goes on.
 
 A hub here is a repeater without collisions: every transmitter has its own
 serialisation, and every frame reaches every other endpoint.
@@ -42,7 +55,14 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, WireLifecycle, service_nursery
+from ._endpoint import (
+    ETHER_HDR_LEN,
+    MAX_INSTANT_HOPS,
+    CountingEndpoint,
+    WireLifecycle,
+    hops,
+    service_nursery,
+)
 
 __all__ = ["MemoryWire", "MemoryWireEndpoint", "MemoryWireStatistics"]
 
@@ -66,6 +86,9 @@ class MemoryWireStatistics:
         oversize: frames refused for exceeding the MTU.
         link_drops: frames refused or discarded because the link was down
             or the wire closed.
+        loop_drops: frames refused because they would have crossed more
+            than ``MAX_INSTANT_HOPS`` wires in one instant (a loop of
+            zero-delay links).
     """
 
     in_flight: int
@@ -73,6 +96,7 @@ class MemoryWireStatistics:
     queue_drops: int
     oversize: int
     link_drops: int
+    loop_drops: int
 
 
 class MemoryWireEndpoint(CountingEndpoint):
@@ -144,7 +168,8 @@ class MemoryWire(WireLifecycle):
         self.link_up = True
         self._open = False
         self._endpoints: list[MemoryWireEndpoint] = []
-        self._heap: list[tuple[float, int, bytes, MemoryWireEndpoint]] = []
+        # (arrival, send order, frame, sender, zero-time hops at arrival)
+        self._heap: list[tuple[float, int, bytes, MemoryWireEndpoint, int]] = []
         self._seq = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
         self._wake_at = math.inf
@@ -152,6 +177,7 @@ class MemoryWire(WireLifecycle):
         self._queue_drops = 0
         self._oversize = 0
         self._link_drops = 0
+        self._loop_drops = 0
 
     def __repr__(self) -> str:
         return f"<MemoryWire {self.name!r} endpoints={len(self._endpoints)}>"
@@ -180,7 +206,12 @@ class MemoryWire(WireLifecycle):
     def statistics(self) -> MemoryWireStatistics:
         """The wire's counters."""
         return MemoryWireStatistics(
-            len(self._heap), self._delivered, self._queue_drops, self._oversize, self._link_drops
+            len(self._heap),
+            self._delivered,
+            self._queue_drops,
+            self._oversize,
+            self._link_drops,
+            self._loop_drops,
         )
 
     def _transmit(self, src: MemoryWireEndpoint, frame: bytes) -> bool:
@@ -206,7 +237,11 @@ class MemoryWire(WireLifecycle):
         if done > now:
             finish.append(done)
         arrival = done + self.delay
-        heapq.heappush(self._heap, (arrival, next(self._seq), frame, src))
+        depth = hops.depth + 1 if arrival == now else 0
+        if depth > MAX_INSTANT_HOPS:
+            self._loop_drops += 1
+            return False
+        heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, depth))
         if arrival < self._wake_at:
             self._lot.unpark_all()
         return True
@@ -217,7 +252,7 @@ class MemoryWire(WireLifecycle):
             now = trio.current_time()
             n = 0
             while heap and heap[0][0] <= now and n < DELIVERY_BATCH:
-                _, _, frame, src = heapq.heappop(heap)
+                _, _, frame, src, hops.depth = heapq.heappop(heap)
                 n += 1
                 if not self.link_up:
                     self._link_drops += 1
@@ -225,6 +260,7 @@ class MemoryWire(WireLifecycle):
                 for ep in self._endpoints:
                     if ep is not src and ep.deliver(frame):
                         self._delivered += 1
+            hops.depth = 0
             if n:
                 await trio.lowlevel.checkpoint()
                 continue

@@ -35,14 +35,14 @@ is removed when a lookup meets it or when the table is full; no timer, no
 task. The table is kept in refresh order, so removing expired entries scans
 only those plus one.
 
-**No spanning tree.** Forwarding is synchronous inside the receive callback.
-Two switches joined by :func:`~trionet.wires.memory_pair` endpoints (which
-deliver inside ``send``) forward a flood back and forth by recursion, and a
-loop of them recurses without end (``RecursionError``). Real topologies join
-switches with :class:`~trionet.wires.MemoryWire` links, which deliver from
-the wire's task, so each hop is a separate step; even so a loop of switches
-floods broadcasts forever (a broadcast storm), as bridges without STP do.
-Build trees.
+**No spanning tree.** Forwarding is synchronous inside the receive callback,
+and a loop of switches floods broadcasts forever (a broadcast storm), as
+bridges without STP do. Over links with a delay the storm goes on in time
+(and shows in these counters); over links without one it would go on
+without time passing, so in-memory wires cut a frame after
+:data:`~trionet.wires.MAX_INSTANT_HOPS` hops in one instant (counted in the
+wire's ``loop_drops``, or the endpoint's ``tx_drops`` for
+:func:`~trionet.wires.memory_pair`). Build trees.
 
 Bounds: at most ``max_entries`` table entries; one frame causes at most one
 transmission per port. Nothing awaits and nothing raises for a frame.
