@@ -3,8 +3,7 @@
 Everything sent on ``lo`` comes back in on ``lo``: ``start`` drains the send
 queue and hands each frame to ``ifp.input``, which queues it to the protocol
 thread its flow hashes to. So loopback traffic takes the same path as any
-other (send queue, ``start`` on the ifnet thread, netisr), without an
-interrupt.
+other (send queue, ``start``, netisr), without an interrupt.
 
 Frames are Ethernet frames with zero addresses (as Linux frames its
 loopback), so there is one input routine for every interface.
@@ -39,7 +38,7 @@ class Loopback(Driver):
         ifp.link_state = LinkState.UP
         ifp.snd.maxlen = 1024
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Turn every queued frame around into input. Serializer held."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()

@@ -1,24 +1,26 @@
-"""vnic: a virtual Ethernet NIC with real rings, an interrupt and a TX engine.
+"""vnic: a virtual Ethernet NIC with real rings and an interrupt.
 
 Start here to learn the data path. A vnic is two halves in one class:
 
-**The hardware** (methods starting ``hw_`` or ``_hw``, and the TX engine
-thread): a bounded RX ring that the wire fills; a TX ring of ``tx_ring``
-descriptors that the driver fills and a TX engine (a kernel thread, ``"vnic0
-tx"``) empties onto the wire; an interrupt cause register (``RX``, ``TX``,
-``LINK``) and a mask. Raising a cause while unmasked asserts the IRQ
-(``sched_ithd``).
+**The hardware** (methods starting ``hw_`` or ``_hw``): a bounded RX ring
+that the wire fills; a TX ring of ``tx_ring`` descriptors; an interrupt cause
+register (``RX``, ``TX``, ``LINK``) and a mask. Raising a cause while
+unmasked asserts the IRQ (``sched_ithd``).
 
 - A frame arriving from the wire is refused when the NIC is stopped
   (counted ``rx_stopped``), too short (``ierrors``), not for us per the
   receive filter (counted ``rx_filtered``; not a loss), or when the RX ring is
   full (``iqdrops``, the "missed packets" register). Otherwise it goes into
   the RX ring and ``RX`` is raised.
-- The TX engine sends each posted descriptor on the wire in order (a frame
-  the wire refuses completes with an error, ``oerrors``), marks it done and
-  raises ``TX``. :meth:`Vnic.hold_tx_completions` stops it, so descriptors
-  stay busy (a hung transmitter); :meth:`Vnic.release_tx_completions` or a
-  reset lets it go on.
+- Transmission: a wire takes a frame or refuses it at once (``send`` never
+  blocks), so the TX engine puts each descriptor on the wire as soon as it is
+  posted and the driver reclaims it in the same ``start`` (as emx does with
+  ``tx_int_nsegs``: no TX-completion interrupt per frame; a frame the wire
+  refuses completes with an error, ``oerrors``). There is no task per NIC.
+  :meth:`Vnic.hold_tx_completions` stops the engine, so descriptors stay
+  busy (a hung transmitter: ``OACTIVE``, then the watchdog);
+  :meth:`Vnic.release_tx_completions` or a reset lets it go on, and the
+  engine then raises ``TX``.
 
 **The driver** (the entry points): ``init``/``stop`` reset the rings (frames
 still in them are counted: ``iqdrops`` for RX, ``oerrors`` for TX);
@@ -27,19 +29,23 @@ still in them are counted: ``iqdrops`` for RX, ``oerrors`` for TX);
 takes up to ``rx_budget`` frames from the RX ring to ``ifp.input`` (raising
 ``RX`` again if more are left, so the ithread comes back), reclaims finished
 descriptors (``opackets``), clears ``OACTIVE`` once a quarter of the ring is
-free, and restarts output with ``if_devstart``. The 1 Hz driver timer enters
-the serializer itself and follows the wire's carrier.
+free, and restarts output with ``if_devstart``; ``watchdog`` resets the
+hardware at once (``oerrors`` plus a re-init, as em does). The 1 Hz driver
+timer enters the serializer itself and follows the wire's carrier.
+``start``, ``intr``, ``poll`` and ``watchdog`` are plain functions: they
+never sleep, so the stack calls ``start`` inline from ``ifq_dispatch``.
 
 Serializer rule: every entry point runs with ``ifp.serializer`` held (the
 interrupt is hooked with it); the timer takes it itself; the wire's receive
-call and the TX engine touch only the hardware half, which never awaits in
-the middle of a ring operation.
+call and :meth:`Vnic.release_tx_completions` touch only the hardware half,
+which never awaits in the middle of a ring operation.
 
 Bounds: the RX ring holds ``rx_ring`` frames, the TX ring ``tx_ring``; one
 interrupt handles at most ``rx_budget`` received frames; the send queue holds
 ``sndq_maxlen`` (default ``tx_ring - 1``, as em sets it).
 
-DragonFly: ``sys/dev/netif/em/if_em.c`` v1.80.
+DragonFly: ``sys/dev/netif/em/if_em.c`` v1.80, ``sys/dev/netif/emx/if_emx.c``
+(``tx_int_nsegs``).
 """
 
 from __future__ import annotations
@@ -49,14 +55,12 @@ from collections import deque
 
 import attrs
 import structlog
-import trio
 
 from trionet import IfFlags, Ifnet, LinkState
 from trionet.lowlevel import (
     ETHER_HDR_LEN,
     Callout,
     Driver,
-    KThread,
     PollCmd,
     WireEndpoint,
     if_devstart,
@@ -155,8 +159,6 @@ class Vnic(Driver):
         self._tx_done_ok = 0
         self._tx_done_err = 0
         self._tx_held = False
-        self._tx_lot = trio.lowlevel.ParkingLot()
-        self._tx_thread: KThread | None = None
         self._icr = 0
         self._masked = True
         self._timer: Callout | None = None
@@ -176,7 +178,7 @@ class Vnic(Driver):
     ####################################################################
 
     async def attach(self, ifp: Ifnet) -> None:
-        """Set up the interface, start the TX engine, connect to the wire.
+        """Set up the interface and connect to the wire.
 
         The interrupt stays masked until ``init``.
         """
@@ -190,21 +192,20 @@ class Vnic(Driver):
         ifp.baudrate = 1_000_000_000
         ifp.snd.maxlen = self._sndq_maxlen
         self._timer = ifp.host.callout(ifp.cpuid)
-        self._tx_thread = ifp.host.kthread_create(f"{ifp.name} tx", self._tx_engine)
         self.endpoint.set_receiver(self.hw_receive)
 
     async def detach(self) -> None:
-        """Leave the wire and stop the TX engine."""
+        """Leave the wire."""
         self.endpoint.set_receiver(None)
-        if self._tx_thread is not None:
-            self._tx_thread.cancel()
-            self._tx_thread = None
 
     async def init(self) -> None:
         """Reset and start the hardware; enable the interrupt unless polling."""
+        self._init()
+
+    def _init(self) -> None:
         ifp = self.ifp
         ifp.serializer.assert_serialized()
-        await self.stop()
+        self._stop()
         self._program_filter()
         self._rx_on = True
         ifp.flags = (ifp.flags | IfFlags.RUNNING) & ~IfFlags.OACTIVE
@@ -216,6 +217,9 @@ class Vnic(Driver):
 
     async def stop(self) -> None:
         """Disable the interrupt, stop the timer, reset the rings."""
+        self._stop()
+
+    def _stop(self) -> None:
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         self.disable_intr()
@@ -225,12 +229,24 @@ class Vnic(Driver):
         ifp.timer = 0
         self._hw_reset()
 
+    def watchdog(self) -> None:
+        """A posted frame did not complete in time: count it and reset the
+        hardware now (em's ``em_watchdog`` calls ``em_init``), then restart
+        output."""
+        ifp = self.ifp
+        ifp.serializer.assert_serialized()
+        log.warning("watchdog_timeout", ifname=ifp.name)
+        ifp.data.oerrors += 1
+        self._init()
+        if_devstart(ifp)
+
     ####################################################################
     # transmit
     ####################################################################
 
-    async def start(self) -> None:
-        """Move frames from the send queue into free TX descriptors."""
+    def start(self) -> None:
+        """Move frames from the send queue into free TX descriptors; the
+        engine sends each at once and the descriptor is reclaimed here."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         if ifp.flags & (IfFlags.RUNNING | IfFlags.OACTIVE) != IfFlags.RUNNING:
@@ -241,16 +257,34 @@ class Vnic(Driver):
             # em: no carrier, nothing can go out.
             data.oerrors += snd.purge()
             return
-        posted = self._tx_posted
         limit = ifp.mtu + ETHER_HDR_LEN
+        if self._tx_held:
+            self._start_held(limit)
+            return
+        send = self.endpoint.send
+        dequeue = snd.dequeue
+        while (frame := dequeue()) is not None:  # None: empty, or a token bucket said wait
+            if not ETHER_HDR_LEN <= len(frame) <= limit:
+                data.oerrors += 1
+            elif send(frame):
+                data.opackets += 1
+            else:
+                data.oerrors += 1
+
+    def _start_held(self, limit: int) -> None:
+        # The engine is stopped: frames wait in their descriptors, the ring
+        # fills, OACTIVE stops output, and the watchdog notices.
+        ifp = self.ifp
+        data = ifp.data
+        posted = self._tx_posted
         queued = 0
-        while not snd.is_empty():
+        while not ifp.snd.is_empty():
             if self._tx_free < self._tx_wake:
                 self._txeof()
             if self._tx_free == 0:
                 ifp.flags |= IfFlags.OACTIVE
                 break
-            frame = snd.dequeue()
+            frame = ifp.snd.dequeue()
             if frame is None:  # a token bucket said wait
                 break
             if not ETHER_HDR_LEN <= len(frame) <= limit:
@@ -261,7 +295,6 @@ class Vnic(Driver):
             queued += 1
         if queued:
             ifp.timer = TX_TIMEOUT
-            self._tx_lot.unpark_all()
 
     def _txeof(self) -> None:
         # Reclaim descriptors the TX engine finished.
@@ -282,7 +315,7 @@ class Vnic(Driver):
     # interrupt, polling, timer
     ####################################################################
 
-    async def intr(self) -> None:
+    def intr(self) -> None:
         """Handle every pending cause: receive, reclaim, restart output."""
         self.ifp.serializer.assert_serialized()
         icr = self._icr
@@ -301,7 +334,7 @@ class Vnic(Driver):
         if icr & LINK:
             self._update_link()
         if not ifp.snd.is_empty():
-            await if_devstart(ifp)
+            if_devstart(ifp)
 
     def _rxeof(self, budget: int) -> None:
         ifp = self.ifp
@@ -317,7 +350,7 @@ class Vnic(Driver):
         if ring:
             self._hw_raise(RX)
 
-    async def poll(self, cmd: PollCmd, count: int) -> None:
+    def poll(self, cmd: PollCmd, count: int) -> None:
         """Polling: register masks the interrupt, deregister unmasks it."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()
@@ -335,7 +368,7 @@ class Vnic(Driver):
         if cmd is PollCmd.POLL_AND_CHECK_STATUS:
             self._update_link()
         if not ifp.snd.is_empty():
-            await if_devstart(ifp)
+            if_devstart(ifp)
 
     async def _tick(self) -> None:
         # The driver timer: a callout, so it takes the serializer itself.
@@ -372,9 +405,19 @@ class Vnic(Driver):
         self._tx_held = True
 
     def release_tx_completions(self) -> None:
-        """Let the TX engine run again."""
+        """Let the TX engine run again: it sends the posted frames in ring
+        order, completes them and raises ``TX``."""
         self._tx_held = False
-        self._tx_lot.unpark_all()
+        posted = self._tx_posted
+        if not posted:
+            return
+        send = self.endpoint.send
+        while posted:
+            if send(posted.popleft()):
+                self._tx_done_ok += 1
+            else:
+                self._tx_done_err += 1
+        self._hw_raise(TX)
 
     def statistics(self) -> VnicStatistics:
         """The hardware counters."""
@@ -466,22 +509,3 @@ class Vnic(Driver):
         self._tx_free = self._tx_size
         self._tx_held = False
         self._icr = 0
-
-    async def _tx_engine(self, thread: KThread) -> None:
-        # The TX DMA engine: send posted descriptors in ring order, complete
-        # them, raise TX. Each pass is bounded by the ring size.
-        posted = self._tx_posted
-        send = self.endpoint.send
-        while True:
-            if not posted or self._tx_held:
-                thread.state, thread.wchan = "S", "txidle"
-                await self._tx_lot.park()
-                thread.state, thread.wchan = "R", ""
-                continue
-            while posted and not self._tx_held:
-                if send(posted.popleft()):
-                    self._tx_done_ok += 1
-                else:
-                    self._tx_done_err += 1
-            self._hw_raise(TX)
-            await trio.lowlevel.checkpoint()

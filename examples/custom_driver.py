@@ -18,6 +18,9 @@ The serializer rule (STYLE section 8, rule 6): the framework calls every
 entry point with ``ifp.serializer`` held, and each one asserts it first (as
 DragonFly's ``sk_ioctl`` does with ``ASSERT_SERIALIZED``). Only the timer, a
 callout the driver scheduled itself, enters the serializer on its own.
+``start``, ``intr`` and ``watchdog`` are plain functions (they never sleep, so
+the stack may call ``start`` inline from the sending thread); ``init`` and
+``stop`` are async but do their work in plain helpers the watchdog reuses.
 Hardware methods never await, so they cannot interleave with an entry point.
 
 ``main()`` runs ``trionet.testing.check_driver`` on ``MiniNic`` (every check
@@ -105,9 +108,13 @@ class MiniNic(Driver):
 
     async def init(self) -> None:
         """Reset the hardware, program the filter, start the timer, enable the interrupt."""
+        self._init()
+
+    def _init(self) -> None:
+        # Plain, so the watchdog can re-init without sleeping (em_init).
         ifp = self.ifp
         ifp.serializer.assert_serialized()
-        await self.stop()
+        self._stop()
         self._program_filter()
         self._rx_on = True
         ifp.flags = (ifp.flags | IfFlags.RUNNING) & ~IfFlags.OACTIVE
@@ -118,6 +125,9 @@ class MiniNic(Driver):
 
     async def stop(self) -> None:
         """Mask the interrupt, stop the timer, reset the rings (their frames are counted)."""
+        self._stop()
+
+    def _stop(self) -> None:
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         self.disable_intr()  # mask, then handler_disable
@@ -150,8 +160,9 @@ class MiniNic(Driver):
     # transmit
     ####################################################################
 
-    async def start(self) -> None:
-        """Move frames from the send queue to free TX descriptors."""
+    def start(self) -> None:
+        """Move frames from the send queue to free TX descriptors (a plain
+        function: it never sleeps)."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         if ifp.flags & (IfFlags.RUNNING | IfFlags.OACTIVE) != IfFlags.RUNNING:
@@ -190,20 +201,20 @@ class MiniNic(Driver):
         if self._tx_free == TX_RING:
             ifp.timer = 0
 
-    async def watchdog(self) -> None:
+    def watchdog(self) -> None:
         """A transmission did not complete in ``TX_TIMEOUT`` seconds: reset."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         log.warning("watchdog_fired", ifname=ifp.name, posted=len(self._tx_posted))
         ifp.data.oerrors += 1
-        await self.init()
-        await if_devstart(ifp)
+        self._init()
+        if_devstart(ifp)
 
     ####################################################################
     # interrupt and timer
     ####################################################################
 
-    async def intr(self) -> None:
+    def intr(self) -> None:
         """Read and clear the causes; receive, reclaim, follow the link, restart output."""
         ifp = self.ifp
         ifp.serializer.assert_serialized()
@@ -225,7 +236,7 @@ class MiniNic(Driver):
         if isr & LINK:
             self._update_link()
         if not ifp.snd.is_empty():
-            await if_devstart(ifp)
+            if_devstart(ifp)
 
     async def _tick(self) -> None:
         # A callout: nobody holds the serializer for us.

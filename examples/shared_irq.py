@@ -54,13 +54,13 @@ class ProbedVnic(Vnic):
         super().__init__(endpoint)
         self.runs: Counter[str] = Counter()
 
-    async def intr(self) -> None:
+    def intr(self) -> None:
         self.ifp.serializer.assert_serialized()
         self.runs["Giant" if self.ifp.host.giant.held_by() else "no Giant"] += 1
-        await super().intr()
+        super().intr()
 
 
-async def fwohci_intr() -> None:
+def fwohci_intr() -> None:
     """A firewire controller's handler: not MPSAFE, and nothing to do here."""
 
 

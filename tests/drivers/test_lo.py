@@ -100,8 +100,11 @@ async def test_lo_echo_chain_of_100_hops(autojump_clock: trio.abc.Clock) -> None
         assert len(hops) == 100
 
 
-async def test_lo_many_frames_arrive_in_order(autojump_clock: trio.abc.Clock) -> None:
+async def test_lo_many_frames_arrive_in_order_paced_by_the_send_queue(autojump_clock: trio.abc.Clock) -> None:
+    """With ``ifq_dispatch_schedonly``, start runs on the ifnet thread, so a
+    sender that never yields fills the 1024-frame send queue and must wait."""
     async with trionet.open_host("h1") as host:
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 1)
         seqs: list[int] = []
         host.netisr_register(PROTO, lambda m: seqs.append(int.from_bytes(m.data[:4], "big")))
         lo = await host.if_attach(Loopback())
@@ -123,6 +126,26 @@ async def test_lo_many_frames_arrive_in_order(autojump_clock: trio.abc.Clock) ->
         assert waits >= 2
         await wait_all_tasks_blocked()
         assert seqs == list(range(n))
+
+
+async def test_lo_many_frames_arrive_in_order_with_start_inline(autojump_clock: trio.abc.Clock) -> None:
+    """By default ifq_dispatch runs start inline: the send queue stays empty
+    and the frames wait in the netisr queue instead, which a sender paces by
+    yielding now and then (a full netisr queue drops, counted)."""
+    async with trionet.open_host("h1") as host:
+        seqs: list[int] = []
+        host.netisr_register(PROTO, lambda m: seqs.append(int.from_bytes(m.data[:4], "big")))
+        lo = await host.if_attach(Loopback())
+        await host.ifup(lo)
+        n = 3000
+        for i in range(n):
+            ifq_dispatch(lo, frame(i.to_bytes(4, "big") + bytes(42)))
+            assert len(lo.snd) == 0
+            if i % 500 == 499:
+                await wait_all_tasks_blocked()
+        await wait_all_tasks_blocked()
+        assert seqs == list(range(n))
+        assert lo.statistics().iqdrops == 0
         stats = lo.statistics()
         assert (stats.ipackets, stats.opackets, stats.oqdrops, stats.iqdrops) == (n, n, 0, 0)
         assert stats.obytes == stats.ibytes == n * 60

@@ -41,8 +41,10 @@ def seq_of(m: Mbuf) -> int:
 
 class ProbeVnic(Vnic):
     """A vnic whose entry points, and its timer, pass through an occupancy
-    probe and record who called them; a seeded random number of checkpoints
-    inside each widens the windows in which another holder could slip in."""
+    probe and record who called them. The async ones (init, stop, ioctl,
+    the timer) take a seeded random number of checkpoints inside, which
+    widens the windows in which another holder could slip in; the plain
+    ones (start, intr, poll, watchdog) cannot yield at all."""
 
     def __init__(self, endpoint: MemoryEndpoint, rng: random.Random | None = None, **kw: object):
         super().__init__(endpoint, **kw)  # type: ignore[arg-type]
@@ -52,26 +54,31 @@ class ProbeVnic(Vnic):
         self.unserialized: list[str] = []
         self.calls: dict[str, int] = {}
         self.callers: dict[str, list[str]] = {}
-        self.gate: dict[str, trio.Event] = {}
-        self.entered: dict[str, trio.Event] = {}
 
-    async def _probe(self, name: str, body: Callable[[], object]) -> object:
+    def _enter_probe(self, name: str) -> tuple[str, object]:
         if not self.ifp.serializer.is_serialized():
             self.unserialized.append(name)
         self.calls[name] = self.calls.get(name, 0) + 1
         self.callers.setdefault(name, []).append(current_task().name)
-        # Nested calls by one task (ioctl -> init -> stop) are one holder;
-        # two different tasks inside at once is an overlap.
+        # Nested calls by one task (ioctl -> init) are one holder; two
+        # different tasks inside at once is an overlap.
         me = current_task()
         entry = (name, me)
         self.inside.append(entry)
         if any(task is not me for _, task in self.inside):
             self.overlaps.append(tuple(n for n, _ in self.inside))
+        return entry
+
+    def _probe_sync(self, name: str, body: Callable[[], object]) -> object:
+        entry = self._enter_probe(name)
         try:
-            if name in self.entered:
-                self.entered[name].set()
-            if name in self.gate:
-                await self.gate[name].wait()
+            return body()
+        finally:
+            self.inside.remove(entry)
+
+    async def _probe(self, name: str, body: Callable[[], object]) -> object:
+        entry = self._enter_probe(name)
+        try:
             if self.rng is not None:
                 for _ in range(self.rng.randrange(3)):
                     await trio.lowlevel.checkpoint()
@@ -91,20 +98,20 @@ class ProbeVnic(Vnic):
     async def stop(self) -> None:
         await self._probe("stop", super().stop)
 
-    async def start(self) -> None:
-        await self._probe("start", super().start)
+    def start(self) -> None:
+        self._probe_sync("start", super().start)
 
-    async def intr(self) -> None:
-        await self._probe("intr", super().intr)
+    def intr(self) -> None:
+        self._probe_sync("intr", super().intr)
 
     async def ioctl(self, cmd: IfIoctl, arg: object) -> None:
         await self._probe("ioctl", lambda: super(ProbeVnic, self).ioctl(cmd, arg))
 
-    async def watchdog(self) -> None:
-        await self._probe("watchdog", super().watchdog)
+    def watchdog(self) -> None:
+        self._probe_sync("watchdog", super().watchdog)
 
-    async def poll(self, cmd: PollCmd, count: int) -> None:
-        await self._probe(f"poll {cmd.name}", lambda: super(ProbeVnic, self).poll(cmd, count))
+    def poll(self, cmd: PollCmd, count: int) -> None:
+        self._probe_sync(f"poll {cmd.name}", lambda: super(ProbeVnic, self).poll(cmd, count))
 
     async def _tick(self) -> None:
         # The driver timer enters the serializer itself (check 15).
@@ -112,6 +119,33 @@ class ProbeVnic(Vnic):
         async with ifp.serializer:
             await self._probe("timer", lambda: None)
         await super()._tick()
+
+
+class GatedInterrupt:
+    """A second handler on the interface's IRQ and serializer that awaits a
+    gate inside: while it waits, "the interrupt" holds the serializer (a
+    driver's own ``intr`` is a plain function and cannot wait)."""
+
+    def __init__(self, host: Host, ifp: Ifnet) -> None:
+        assert ifp.irq is not None
+        self.host, self.ifp = host, ifp
+        self.entered = trio.Event()
+        self.gate = trio.Event()
+        self.cookie = host.intr.register(ifp.irq, self._handler, name="gated", serializer=ifp.serializer)
+
+    async def _handler(self) -> None:
+        self.entered.set()
+        await self.gate.wait()
+
+    async def hold(self) -> None:
+        """Raise the IRQ and return once the handler holds the serializer."""
+        assert self.ifp.irq is not None
+        self.host.intr.sched_ithd(self.ifp.irq)
+        await self.entered.wait()
+
+    def release(self) -> None:
+        self.gate.set()
+        self.host.intr.unregister(self.cookie)
 
 
 async def pair(
@@ -213,10 +247,8 @@ async def test_detach_waits_for_handler_in_flight() -> None:
         ifp, drv, far = await pair(host)
         irq = ifp.irq
         assert irq is not None
-        drv.gate["intr"] = trio.Event()
-        drv.entered["intr"] = trio.Event()
-        far.send(frame(ifp.lladdr, 1))
-        await drv.entered["intr"].wait()
+        gated = GatedInterrupt(host, ifp)
+        await gated.hold()
         done = trio.Event()
         order: list[str] = []
 
@@ -229,11 +261,11 @@ async def test_detach_waits_for_handler_in_flight() -> None:
             nursery.start_soon(detach)
             await wait_all_tasks_blocked()
             assert not done.is_set()
-            assert drv.calls.get("stop", 0) == 1  # only init's own stop so far
+            assert drv.calls.get("stop", 0) == 0  # detach's stop waits too
             order.append("handler released")
-            drv.gate["intr"].set()
+            gated.release()
         assert order == ["handler released", "detached"]
-        assert drv.calls["stop"] == 2
+        assert drv.calls["stop"] == 1
         intrs = drv.calls["intr"]
         assert host.intr.names(irq) == f"irq{irq}"  # no handler left
         host.intr.sched_ithd(irq)
@@ -316,20 +348,44 @@ async def test_oactive_stops_start_until_tx_completion() -> None:
 async def test_concurrent_dispatches_coalesce_into_one_start() -> None:
     """Check 9: many ifq_dispatch calls while ``started`` is set cause one
     if_start message in flight and one start at a time; ``started`` returns
-    to False once the queue is empty, and when OACTIVE blocks."""
+    to False once the queue is empty, and when OACTIVE blocks.
+
+    With the serializer free, each dispatch runs start inline and releases
+    the interlock at once; the coalescing shows while the serializer is busy
+    (the interrupt holds it), and always with ``ifq_dispatch_schedonly``."""
     async with trionet.open_host("h", ncpus=2) as host:
         ifp, drv, far = await pair(host, tx_ring=256, sndq_maxlen=200)
         port = host.port("ifnet", ifp.cpuid)
         before = port.statistics().messages
+        for i in range(10):
+            ifq_dispatch(ifp, frame(BCAST, i))
+            assert not ifp.snd.started
+        assert drv.calls["start"] == 10 and port.statistics().messages == before
+        assert set(drv.callers["start"]) == {current_task().name}
+
+        gated = GatedInterrupt(host, ifp)
+        await gated.hold()
+        starts = drv.calls["start"]
         for i in range(100):
             ifq_dispatch(ifp, frame(BCAST, i))
         assert ifp.snd.started
         assert port.statistics().messages == before + 1
+        gated.release()
         await wait_all_tasks_blocked()
         assert drv.overlaps == []
-        assert drv.calls["start"] == 1
+        assert drv.calls["start"] == starts + 1
         assert not ifp.snd.started
-        assert ifp.statistics().opackets == 100
+        assert ifp.statistics().opackets == 110
+
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 1)
+        starts = drv.calls["start"]
+        for i in range(100):
+            ifq_dispatch(ifp, frame(BCAST, i))
+        assert ifp.snd.started
+        assert port.statistics().messages == before + 2
+        await wait_all_tasks_blocked()
+        assert drv.calls["start"] == starts + 1
+        assert not ifp.snd.started
 
         # Many tasks at once.
         async def burst(base: int) -> None:
@@ -343,9 +399,10 @@ async def test_concurrent_dispatches_coalesce_into_one_start() -> None:
         await wait_all_tasks_blocked()
         assert drv.overlaps == []
         assert not ifp.snd.started
-        assert ifp.statistics().opackets == 200
+        assert ifp.statistics().opackets == 310
 
         # OACTIVE blocks: the interlock is released, not kept.
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 0)
         drv.hold_tx_completions()
         for i in range(260):
             if len(ifp.snd) < 200:
@@ -361,27 +418,34 @@ async def test_concurrent_dispatches_coalesce_into_one_start() -> None:
 ####################################################################
 
 
-async def test_busy_serializer_schedules_start_on_ifnet_thread() -> None:
+@pytest.mark.parametrize("schedonly", [0, 1])
+async def test_busy_serializer_schedules_start_on_ifnet_thread(schedonly: int) -> None:
     """Check 10: while the interrupt handler holds the serializer,
     ifq_dispatch returns at once (it is a plain function: it cannot wait)
-    and start later runs on ``ifnet {ifp.cpuid}``."""
+    and start later runs on ``ifnet {ifp.cpuid}``; with the serializer free
+    it runs start inline, in the sending task, unless
+    ``net.link.generic.ifq_dispatch_schedonly`` is 1."""
     async with trionet.open_host("h", ncpus=2) as host:
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", schedonly)
         peer_rx: list[bytes] = []
         ifp, drv, far = await pair(host, peer_rx)
-        gate = drv.gate["intr"] = trio.Event()
-        drv.entered["intr"] = trio.Event()
-        far.send(frame(ifp.lladdr, 1))
-        await drv.entered["intr"].wait()
+        gated = GatedInterrupt(host, ifp)
+        await gated.hold()
         starts = drv.calls.get("start", 0)
         ifq_dispatch(ifp, frame(BCAST, 7))
         await wait_all_tasks_blocked()
         assert drv.calls.get("start", 0) == starts  # the ifnet thread waits
         assert ifp.serializer.statistics().sleep_cnt >= 1
-        del drv.gate["intr"]
-        gate.set()
+        gated.release()
         await wait_all_tasks_blocked()
         assert drv.callers["start"][starts:] == [f"ifnet {ifp.cpuid}"]
         assert len(peer_rx) == 1
+
+        ifq_dispatch(ifp, frame(BCAST, 8))  # the serializer is free now
+        await wait_all_tasks_blocked()
+        expected = f"ifnet {ifp.cpuid}" if schedonly else current_task().name
+        assert drv.callers["start"][starts + 1 :] == [expected]
+        assert len(peer_rx) == 2
 
 
 ####################################################################

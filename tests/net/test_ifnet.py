@@ -265,7 +265,9 @@ async def test_up_edge_calls_init_and_down_calls_stop_and_purges(
         lo = await host.if_attach(Loopback())
         await host.ifioctl(lo, IfIoctl.SIOCSIFFLAGS, lo.flags | IfFlags.UP)
         assert lo.flags & (IfFlags.UP | IfFlags.RUNNING) == IfFlags.UP | IfFlags.RUNNING
-        # Queue three frames with no checkpoint, then go down at once.
+        # Queue three frames (start on the ifnet thread only, so it cannot
+        # run before a checkpoint), then go down at once.
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 1)
         for i in range(3):
             ifq_dispatch(lo, frame(bytes(6), bytes(6), payload=bytes([i]) * 46))
         assert len(lo.snd) == 3
@@ -677,7 +679,9 @@ async def test_dispatch_to_a_full_send_queue_is_enobufs(autojump_clock: trio.abc
     async with trionet.open_host("h1") as host:
         ifp, drv, _, seen = await vnic_up(host, tx_ring=4)
         assert ifp.snd.maxlen == 3
-        # No checkpoint: start cannot run, so the queue fills at 3.
+        # start on the ifnet thread only and no checkpoint: start cannot
+        # run, so the queue fills at 3.
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 1)
         refused = 0
         for i in range(5):
             try:
@@ -813,7 +817,8 @@ async def test_netstat_i_matches_statistics(autojump_clock: trio.abc.Clock) -> N
 async def test_netstat_i_shows_the_vnic_address_and_drops(autojump_clock: trio.abc.Clock) -> None:
     async with trionet.open_host("h1") as host:
         ifp, _, _, _ = await vnic_up(host, tx_ring=2)
-        for _ in range(3):  # sndq holds 1: two refused
+        host.sysctl("net.link.generic.ifq_dispatch_schedonly", 1)
+        for _ in range(3):  # start waits for the ifnet thread; sndq holds 1: two refused
             try:
                 ifq_dispatch(ifp, frame(BCAST, ifp.lladdr))
             except NetError:

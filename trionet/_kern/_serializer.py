@@ -50,7 +50,7 @@ Prior art: ``trio._sync.Lock`` (the two-checkpoint acquire), DragonFly
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -263,15 +263,16 @@ class Serializer:
         """Whether handlers may run (the handler-disabled bit is clear)."""
         return not self._handler_disabled
 
-    async def handler_call(
-        self, fn: Callable[..., Awaitable[object]], *args: Any
-    ) -> bool:
-        """Run the async handler ``fn(*args)`` under the serializer, unless disabled.
+    async def handler_call(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run the handler ``fn(*args)`` under the serializer, unless disabled.
 
         Checks the handler bit before entering and again after, so a handler
         that waited behind a holder who disabled it does not run. Always
-        checkpoints. The serializer is released however ``fn`` ends; if
-        ``Cancelled`` arrives while waiting to enter, ``fn`` has not run.
+        checkpoints (entering does). ``fn`` is normally a plain function (a
+        driver's ``intr``: interrupt handlers do not sleep); an async one is
+        awaited, still under the serializer. The serializer is released
+        however ``fn`` ends; if ``Cancelled`` arrives while waiting to enter,
+        ``fn`` has not run.
 
         Returns:
             True if ``fn`` ran, False if the handler was disabled.
@@ -285,7 +286,9 @@ class Serializer:
         try:
             if self._handler_disabled:
                 return False
-            await fn(*args)
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                await result
             return True
         finally:
             self.exit()

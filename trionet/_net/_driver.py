@@ -7,26 +7,41 @@ host.if_attach(driver)``. The framework calls its entry points as follows
 ======================  ====================================  ==================
 entry point             called by                             serializer
 ======================  ====================================  ==================
-``attach(ifp)``         ``if_attach``, before anything else    not held: nothing
+``async attach(ifp)``   ``if_attach``, before anything else    not held: nothing
                                                                can reach the
                                                                interface yet
-``init()``              the driver's own ``ioctl`` (going      held
-                        up, MTU change) and ``watchdog``
-``stop()``              ``ioctl`` (going down), ``if_detach``  held
-``start()``             ``ifnet N`` thread after               held
-                        ``ifq_dispatch``; ``if_devstart``
-``ioctl(cmd, arg)``     ``host.ifioctl``, ``ifpromisc``,       held
-                        ``if_allmulti``
+``async init()``        the driver's own ``ioctl`` (going      held
+                        up, MTU change)
+``async stop()``        ``ioctl`` (going down), ``if_detach``  held
+``async ioctl(cmd,      ``host.ifioctl``, ``ifpromisc``,       held
+arg)``                  ``if_allmulti``
+``start()``             ``ifq_dispatch`` (inline, when the     held
+                        serializer was free), the ``ifnet N``
+                        thread, ``if_devstart``
 ``intr()``              the interface's ithread                held (the ithread
                         (``handler_call``)                     enters it)
 ``watchdog()``          ``if_slowtimo`` when ``ifp.timer``     held (taken with
                         reaches 0                              ``try_enter``)
-``poll(cmd, count)``    the polling clock; (de)registration    held (the clock
-                                                               uses ``try_enter``
+``poll(cmd, count)``    the polling clock on the netisr        held (the clock
+                        thread; (de)registration               uses ``try_enter``
                                                                and skips a busy
                                                                interface)
-``detach()``            ``if_detach``, last                    not held
+``async detach()``      ``if_detach``, last                    not held
 ======================  ====================================  ==================
+
+**Entry points that never sleep are plain functions.** In DragonFly
+``if_start``, the interrupt handler, ``if_poll`` and ``if_watchdog`` run under
+the serializer and must not block; here ``start``, ``intr``, ``poll`` and
+``watchdog`` are plain ``def`` methods, so the stack can call them in the
+middle of a packet's path: ``ifq_dispatch`` runs ``start`` inline in the
+sending thread when the serializer is free, and the polling clock runs
+``poll`` on the protocol thread. The ones that may sleep (``attach``,
+``detach``, ``init``, ``stop``, ``ioctl``) are ``async``. A driver that needs
+to re-initialise from ``watchdog`` or ``intr`` does its hardware reset there
+synchronously (as em does with ``em_init``) or asks for an asynchronous one
+with :meth:`Driver.request_reinit`. :func:`trionet.testing.check_driver`
+fails a driver whose ``start``, ``intr``, ``poll`` or ``watchdog`` is
+``async``.
 
 The driver's own timers (callouts) are called with nothing held: they must
 enter ``ifp.serializer`` themselves. A driver calls ``ifp.input(frame)`` with
@@ -55,6 +70,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import structlog
 
 from .._exceptions import NetError
+from .._kern._msgport import NetMsg
 from ._if import IfFlags, IfIoctl, PollCmd
 from ._ifstart import if_devstart
 
@@ -91,6 +107,7 @@ class Driver:
     max_mtu: ClassVar[int] = 1500
 
     ifp: Ifnet
+    _reinit_msg: NetMsg | None = None
 
     async def attach(self, ifp: Ifnet) -> None:
         """Set up the interface (MTU, address, flags, send queue length).
@@ -121,19 +138,20 @@ class Driver:
         ifp.flags &= ~(IfFlags.RUNNING | IfFlags.OACTIVE)
         ifp.timer = 0
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Move frames from ``ifp.snd`` to the hardware until it is full.
 
-        Serializer held. Protocol: return unless RUNNING and not OACTIVE;
-        dequeue while the queue has frames and the hardware has room; when
-        it has none, set ``OACTIVE`` and return (TX completion clears it and
-        calls ``if_devstart``); set ``ifp.timer`` so a lost completion
-        reaches ``watchdog``.
+        Serializer held; a plain function (it must not sleep). Protocol:
+        return unless RUNNING and not OACTIVE; dequeue while the queue has
+        frames and the hardware has room; when it has none, set ``OACTIVE``
+        and return (TX completion clears it and calls ``if_devstart``); set
+        ``ifp.timer`` so a lost completion reaches ``watchdog``.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement start()")
 
-    async def intr(self) -> None:
-        """The interrupt handler. Serializer held (by the ithread)."""
+    def intr(self) -> None:
+        """The interrupt handler. Serializer held (by the ithread); a plain
+        function (it must not sleep)."""
         raise NotImplementedError(f"{type(self).__name__} must implement intr()")
 
     async def ioctl(self, cmd: IfIoctl, arg: Any) -> None:
@@ -178,25 +196,40 @@ class Driver:
         ``ALLMULTI``) and ``ifp.multiaddrs``. Serializer held. Default: nothing.
         """
 
-    async def watchdog(self) -> None:
+    def watchdog(self) -> None:
         """A transmission did not complete in time (``ifp.timer`` ran out).
 
-        Serializer held. The default counts ``oerrors``, re-inits the
-        hardware and restarts output.
+        Serializer held; a plain function. The default counts ``oerrors``
+        and asks for a re-init (:meth:`request_reinit`), which then restarts
+        output; a driver that can reset its hardware without sleeping does
+        it here instead, as em does.
         """
         ifp = self.ifp
         ifp.serializer.assert_serialized()
         log.warning("watchdog_timeout", ifname=ifp.name)
         ifp.data.oerrors += 1
-        await self.init()
-        await if_devstart(ifp)
+        self.request_reinit()
 
-    async def poll(self, cmd: PollCmd, count: int) -> None:
+    def request_reinit(self) -> None:
+        """Re-initialise the interface soon: on the ``ifnet`` thread of its
+        CPU, enter the serializer, ``await init()`` if the interface is
+        still UP, then restart output (``if_devstart``). Coalesced: one
+        request is pending at most. A plain function, callable from any
+        entry point or task.
+        """
+        msg = self._reinit_msg
+        if msg is None:
+            msg = self._reinit_msg = NetMsg(_reinit_dispatch, self)
+        if msg.done:
+            ifp = self.ifp
+            ifp.host.port("ifnet", ifp.cpuid).sendmsg(msg)
+
+    def poll(self, cmd: PollCmd, count: int) -> None:
         """Polling: handle up to ``count`` frames without the interrupt.
 
-        Serializer held. ``POLL_REGISTER`` must mask the hardware interrupt,
-        ``POLL_DEREGISTER`` unmask it. Drivers that implement it set
-        ``supports_polling``.
+        Serializer held; a plain function. ``POLL_REGISTER`` must mask the
+        hardware interrupt, ``POLL_DEREGISTER`` unmask it. Drivers that
+        implement it set ``supports_polling``.
         """
         raise NetError(errno.EOPNOTSUPP, f"{self.ifp.name} does not support polling")
 
@@ -218,3 +251,17 @@ class Driver:
     def intr_unmask(self) -> None:
         """Hardware hook: unmask the device's interrupt (and raise it again if
         a cause is pending). Default: nothing."""
+
+
+async def _reinit_dispatch(msg: NetMsg) -> None:
+    # Driver.request_reinit's message, on the ifnet thread: reply first (so a
+    # later request may be sent while this one runs), then re-init.
+    driver: Driver = msg.arg
+    msg.reply()
+    ifp = driver.ifp
+    if not ifp.attached or ifp.in_detach:
+        return
+    async with ifp.serializer:
+        if ifp.flags & IfFlags.UP and not ifp.in_detach:
+            await driver.init()
+            if_devstart(ifp)

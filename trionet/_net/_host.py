@@ -41,7 +41,7 @@ from .._kern._msgport import NetMsg
 from ._driver import Driver
 from ._ether import ETHER_ADDR_LEN, ether_input
 from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, InAddr, PollCmd
-from ._ifstart import if_start_dispatch
+from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
 from ._inet import Inet
@@ -124,6 +124,14 @@ class Host(Kernel):
         self.inet = Inet(self)
         add = self.sysctls.add
         add(
+            SCHEDONLY,
+            int,
+            0,
+            min=0,
+            max=1,
+            description="ifq_dispatch never runs start itself: always schedules the ifnet thread",
+        )
+        add(
             "kern.polling.pollhz",
             int,
             2000,
@@ -189,6 +197,7 @@ class Host(Kernel):
         ifp = Ifnet(name, next(self._ifindex), self, driver, self.serializer(name))
         ifp.input_fn = ether_input
         ifp._start_msgs = [NetMsg(if_start_dispatch, ifp) for _ in range(self.ncpus)]
+        ifp.schedonly = self.sysctls.node(SCHEDONLY)
         driver.ifp = ifp
         # Reserve the name while the driver attaches.
         self._ifnets[name] = ifp
@@ -450,7 +459,7 @@ class Host(Kernel):
     # watchdog
     ####################################################################
 
-    async def _if_slowtimo(self) -> None:
+    def _if_slowtimo(self) -> None:
         # DragonFly if_slowtimo: once a second, count every interface's
         # if_timer down; at 0, run its watchdog if the serializer can be had
         # without waiting, else put the second back and retry next time.
@@ -469,7 +478,7 @@ class Host(Kernel):
                 continue
             try:
                 if ifp.attached and not ifp.in_detach:
-                    await ifp.driver.watchdog()
+                    ifp.driver.watchdog()
             finally:
                 ifp.serializer.exit()
 
@@ -485,7 +494,7 @@ class Host(Kernel):
             ifp.flags |= IfFlags.POLLING
             if ifp.flags & IfFlags.RUNNING:
                 try:
-                    await ifp.driver.poll(PollCmd.POLL_REGISTER, 0)
+                    ifp.driver.poll(PollCmd.POLL_REGISTER, 0)
                 except BaseException:
                     ifp.flags &= ~IfFlags.POLLING
                     raise
@@ -504,7 +513,7 @@ class Host(Kernel):
         async with ifp.serializer:
             ifp.flags &= ~IfFlags.POLLING
             if ifp.flags & IfFlags.RUNNING:
-                await ifp.driver.poll(PollCmd.POLL_DEREGISTER, 0)
+                ifp.driver.poll(PollCmd.POLL_DEREGISTER, 0)
         log.info("poll_deregistered", host=self.name, ifname=ifp.name)
 
     def _poll_remove(self, ifp: Ifnet) -> None:
@@ -517,7 +526,7 @@ class Host(Kernel):
     def _poll_interval(self) -> float:
         return 1.0 / self.sysctls.get("kern.polling.pollhz")  # type: ignore[operator]
 
-    async def _poll_tick(self, ctx: _PollCtx) -> None:
+    def _poll_tick(self, ctx: _PollCtx) -> None:
         # The polling clock, on netisr {cpu}: poll every registered interface
         # whose serializer is free; skip (never wait for) a busy one.
         if ctx.ifps:
@@ -534,7 +543,7 @@ class Host(Kernel):
             try:
                 if ifp.flags & want == want:
                     ctx.polls += 1
-                    await ifp.driver.poll(cmd, burst)
+                    ifp.driver.poll(cmd, burst)
             finally:
                 ifp.serializer.exit()
 

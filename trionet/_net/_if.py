@@ -267,6 +267,8 @@ class Ifnet:
     _intr_cookie: IntrCookie | None = attrs.field(default=None, repr=False)
     #: One coalescing ``if_start`` message per CPU (``if_start_nmsg``).
     _start_msgs: list[NetMsg] = attrs.field(factory=list, repr=False)
+    #: ``net.link.generic.ifq_dispatch_schedonly``, read by ``ifq_dispatch``.
+    schedonly: Any = attrs.field(default=None, repr=False)
     _poll_count: int = 0
 
     def __repr__(self) -> str:

@@ -8,26 +8,27 @@ message in flight per CPU.
 
 - :func:`ifq_dispatch` (the stack's transmit call, a plain function): enqueue
   (a full queue is ``oqdrops`` plus ``NetError(ENOBUFS)``), count ``obytes``
-  and ``omcasts``, and if it took the interlock, send the interface's
-  ``if_start`` message to ``ifnet {ifp.cpuid}``. It never waits for the
-  serializer.
+  and ``omcasts``; if it took the interlock, try the serializer: if it is
+  free, run ``start`` right here, in the sending thread (DragonFly's
+  default); if it is busy (the interrupt handler holds it, say), do not
+  wait: send the interface's ``if_start`` message to ``ifnet {ifp.cpuid}``
+  instead. Either way, afterwards the interlock is released (not running,
+  OACTIVE, queue empty, or the token bucket says wait) or the start is
+  scheduled again on the ifnet thread.
 - :func:`if_start_dispatch` runs there: it replies at once (so a later
-  request may be sent again), enters the serializer, calls ``start`` if the
-  interface is RUNNING and not OACTIVE, and then either releases the
-  interlock (not running, OACTIVE, queue empty, or the token bucket says
-  wait) or schedules itself again.
+  request may be sent again), enters the serializer (waiting is that
+  thread's job), calls ``start`` if the interface is RUNNING and not
+  OACTIVE, and then releases the interlock or schedules itself again.
 - :func:`if_devstart` is the driver's call, with the serializer already held
   (from its interrupt handler after TX completion, or its watchdog).
 
 When ``start`` sets OACTIVE, the interlock is released and the driver's TX
 completion is responsible for restarting output with :func:`if_devstart`.
 
-*Divergence:* DragonFly's ``ifq_dispatch`` tries the serializer and, when
-free, calls ``if_start`` inline. Our ``start`` is ``async`` and the transmit
-path is a plain function (it runs inside a protocol thread's batch), so we
-always take DragonFly's ``net.link.generic.ifq_dispatch_schedonly=1`` path:
-the start runs on the interface's ifnet thread, where many packets queued in
-one batch are drained by one ``start``.
+``net.link.generic.ifq_dispatch_schedonly=1`` makes :func:`ifq_dispatch`
+never call ``start`` itself and always schedule the ifnet thread (DragonFly's
+sysctl of that name): many packets queued in one batch are then drained by
+one ``start``, at the price of a task hand-over per batch.
 
 DragonFly: ``sys/net/if.c`` (``ifq_dispatch``, ``if_start_dispatch``,
 ``if_start_schedule``, ``if_start_need_schedule``, ``if_devstart``).
@@ -48,9 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = ["if_devstart", "if_start_dispatch", "if_start_schedule", "ifq_dispatch"]
 
-_RUNNING = IfFlags.RUNNING
-_OACTIVE = IfFlags.OACTIVE
-_UP = IfFlags.UP
+#: The sysctl that turns the inline start off.
+SCHEDONLY = "net.link.generic.ifq_dispatch_schedonly"
+
+_RUNNING = int(IfFlags.RUNNING)
+_OACTIVE = int(IfFlags.OACTIVE)
+_UP = int(IfFlags.UP)
 _UP_RUNNING = _UP | _RUNNING
 _RUNNING_OACTIVE = _RUNNING | _OACTIVE
 
@@ -58,9 +62,11 @@ _RUNNING_OACTIVE = _RUNNING | _OACTIVE
 def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 0, flow: int = 0) -> None:
     """Queue ``frame`` for transmission on ``ifp`` and make sure ``start`` runs.
 
-    A plain function that never blocks and never waits for the serializer.
-    Call it *without* the interface serializer held (a driver holding it
-    uses ``if_devstart``).
+    A plain function that never blocks and never waits for the serializer:
+    it runs ``start`` inline if the serializer is free (unless
+    ``net.link.generic.ifq_dispatch_schedonly`` is 1), and otherwise leaves
+    it to the ``ifnet`` thread. Call it *without* the interface serializer
+    held (a driver holding it uses ``if_devstart``).
 
     Args:
         frame: the complete link-layer frame.
@@ -76,7 +82,8 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
 
     DragonFly: ``ifq_dispatch``.
     """
-    ifp.serializer.assert_not_serialized()
+    serializer = ifp.serializer
+    serializer.assert_not_serialized()
     data = ifp.data
     if ifp.flags & _UP_RUNNING != _UP_RUNNING:
         data.oerrors += 1
@@ -94,7 +101,16 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
     if snd.started:
         return  # someone owns the start; this request coalesces into theirs
     snd.started = True
-    if_start_schedule(ifp)
+    if ifp.schedonly.value or not serializer.try_enter():
+        if_start_schedule(ifp)  # busy: the ifnet thread waits for it, not us
+        return
+    try:
+        if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
+            ifp.driver.start()
+    finally:
+        serializer.exit()
+    if _need_schedule(ifp):
+        if_start_schedule(ifp)
 
 
 def if_start_schedule(ifp: Ifnet) -> None:
@@ -132,19 +148,19 @@ async def if_start_dispatch(msg: NetMsg) -> None:
     await serializer.enter()
     try:
         if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
-            await ifp.driver.start()
+            ifp.driver.start()
     finally:
         serializer.exit()
     if _need_schedule(ifp):
         if_start_schedule(ifp)
 
 
-async def if_devstart(ifp: Ifnet) -> None:
+def if_devstart(ifp: Ifnet) -> None:
     """Run ``start`` now, from a driver that holds the serializer.
 
     Does nothing if someone already owns the start interlock (their start
     will see the queue) or the queue is empty. Drivers call it after TX
-    completion cleared OACTIVE, and after a re-init.
+    completion cleared OACTIVE, and after a re-init. A plain function.
 
     Raises:
         KernelPanic: with invariants, if the serializer is not held.
@@ -157,6 +173,6 @@ async def if_devstart(ifp: Ifnet) -> None:
         return
     snd.started = True
     if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
-        await ifp.driver.start()
+        ifp.driver.start()
     if _need_schedule(ifp):
         if_start_schedule(ifp)

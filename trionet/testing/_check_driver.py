@@ -13,6 +13,10 @@ one end of an in-memory wire whose other end the suite watches (a driver
 without a wire may ignore it). The suite attaches the driver to a host of its
 own and checks, in order:
 
+0. ``start``, ``intr``, ``poll`` and ``watchdog`` are plain functions, not
+   ``async``: they run under the serializer and must never sleep (DragonFly's
+   ``if_start``, interrupt handler, ``if_poll`` and ``if_watchdog``), and the
+   stack calls ``start`` inline from ``ifq_dispatch``;
 1. ``attach`` leaves the interface down and not RUNNING;
 2. ``ifconfig up`` reaches ``init``, which sets RUNNING and not OACTIVE;
 3. frames sent with ``ifq_dispatch`` reach ``start`` and are counted in
@@ -24,8 +28,10 @@ own and checks, in order:
    ``hold_tx_completions()`` and ``release_tx_completions()``, the fault hooks
    of :class:`~trionet.drivers.vnic.Vnic`; otherwise reported as skipped);
 6. ``ifconfig down`` reaches ``stop``, which clears RUNNING and OACTIVE;
-7. detach while the interrupt handler is inside waits for it, and no handler
-   runs afterwards (drivers with ``uses_intr``);
+7. detach while an interrupt handler is inside waits for it, and no handler
+   runs afterwards (drivers with ``uses_intr``; the handler in flight is one
+   the suite hooks to the driver's IRQ and serializer, which awaits inside,
+   since the driver's own ``intr`` cannot);
 8. throughout: every entry point (``init``, ``stop``, ``start``, ``ioctl``,
    ``intr``, ``watchdog``, ``poll``, ``set_filter``) ran with the interface
    serializer held by the calling task, and ``start`` never ran while
@@ -41,7 +47,8 @@ so it runs under any clock; every loop in it is bounded.
 from __future__ import annotations
 
 import errno
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -56,6 +63,8 @@ from trionet.wires import memory_pair
 __all__ = ["DriverCheckError", "DriverCheckReport", "check_driver"]
 
 ENTRY_POINTS = ("init", "stop", "start", "ioctl", "intr", "watchdog", "poll", "set_filter")
+#: The entry points that never sleep in DragonFly: plain functions here.
+PLAIN_ENTRY_POINTS = ("start", "intr", "poll", "watchdog")
 
 #: A local experimental EtherType (IEEE 802 "Local Experimental Ethertype 1").
 CHECK_ETHERTYPE = 0x88B5
@@ -87,8 +96,6 @@ class _Tracer:
     calls: dict[str, int] = attrs.field(factory=dict)
     events: list[str] = attrs.field(factory=list)
     violations: list[str] = attrs.field(factory=list)
-    intr_gate: trio.Event | None = None
-    intr_inside: trio.Event = attrs.field(factory=trio.Event)
 
     def install(self) -> None:
         for name in ENTRY_POINTS:
@@ -101,22 +108,32 @@ class _Tracer:
                     "(check_driver needs instance attributes)"
                 ) from None
 
-    def _wrap(
-        self, name: str, original: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
-        async def traced(*args: Any, **kwargs: Any) -> Any:
-            ifp: Ifnet = self.driver.ifp
-            self.calls[name] = self.calls.get(name, 0) + 1
-            if not ifp.serializer.is_serialized():
-                self.violations.append(f"{name}() was called without the interface serializer")
-            if name == "start" and ifp.flags & IfFlags.OACTIVE:
-                self.violations.append("start() was called while OACTIVE was set")
-            self.events.append(f"{name}>")
+    def _enter(self, name: str) -> None:
+        ifp: Ifnet = self.driver.ifp
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if not ifp.serializer.is_serialized():
+            self.violations.append(f"{name}() was called without the interface serializer")
+        if name == "start" and ifp.flags & IfFlags.OACTIVE:
+            self.violations.append("start() was called while OACTIVE was set")
+        self.events.append(f"{name}>")
+
+    def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(original):
+
+            async def traced_async(*args: Any, **kwargs: Any) -> Any:
+                self._enter(name)
+                try:
+                    return await original(*args, **kwargs)
+                finally:
+                    self.events.append(f"<{name}")
+
+            traced_async.__name__ = name
+            return traced_async
+
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            self._enter(name)
             try:
-                if name == "intr" and self.intr_gate is not None:
-                    self.intr_inside.set()
-                    await self.intr_gate.wait()
-                return await original(*args, **kwargs)
+                return original(*args, **kwargs)
             finally:
                 self.events.append(f"<{name}")
 
@@ -165,6 +182,14 @@ async def check_driver(
         driver = make_driver(near)
         if not isinstance(driver, Driver):
             raise DriverCheckError(f"make_driver returned {driver!r}, not a Driver")
+        sleeping = [n for n in PLAIN_ENTRY_POINTS if inspect.iscoroutinefunction(getattr(driver, n))]
+        check(
+            "start, intr, poll and watchdog are plain functions",
+            not sleeping,
+            f"{', '.join(f'{n}()' for n in sleeping)} must be plain functions, not async: they run "
+            "under the serializer and may not sleep (DragonFly's if_start, interrupt handler, "
+            "if_poll and if_watchdog); the stack calls start() inline from ifq_dispatch",
+        )
         tracer = _Tracer(driver)
         tracer.install()
         received: list[bytes] = []
@@ -301,13 +326,22 @@ async def check_driver(
             await host.ifup(ifp)
             await wait_all_tasks_blocked()
             irq = ifp.irq
-            gate = tracer.intr_gate = trio.Event()
+            intrs = tracer.count("intr")
+            gate, inside = trio.Event(), trio.Event()
+
+            async def in_flight() -> None:
+                tracer.events.append("gated>")
+                inside.set()
+                await gate.wait()
+                tracer.events.append("<gated")
+
+            cookie = host.intr.register(irq, in_flight, name="check", serializer=ifp.serializer)
             host.intr.sched_ithd(irq)
             with trio.move_on_after(60) as scope:
-                await tracer.intr_inside.wait()
+                await inside.wait()
             check(
                 "an interrupt reaches intr",
-                not scope.cancelled_caught,
+                not scope.cancelled_caught and tracer.count("intr") > intrs,
                 "sched_ithd did not run intr() (is the handler enabled after init?)",
             )
             detached = trio.Event()
@@ -322,12 +356,12 @@ async def check_driver(
                 check(
                     "detach waits for the handler in flight",
                     not detached.is_set(),
-                    "if_detach returned while intr() was still inside",
+                    "if_detach returned while an interrupt handler held the serializer",
                 )
-                tracer.intr_gate = None
                 gate.set()
+            host.intr.unregister(cookie)
             events = tracer.events
-            last_intr_exit = len(events) - 1 - events[::-1].index("<intr")
+            last_intr_exit = len(events) - 1 - events[::-1].index("<gated")
             last_stop = len(events) - 1 - events[::-1].index("stop>")
             check(
                 "stop runs after the handler in flight has left",

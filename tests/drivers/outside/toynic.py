@@ -63,7 +63,7 @@ class ToyNic(Driver):
         self.disable_intr()
         await super().stop()
 
-    async def start(self) -> None:
+    def start(self) -> None:
         self._saw("start")
         ifp = self.ifp
         while (frame := ifp.snd.dequeue()) is not None:
@@ -72,7 +72,7 @@ class ToyNic(Driver):
             else:
                 ifp.data.oerrors += 1
 
-    async def intr(self) -> None:
+    def intr(self) -> None:
         self._saw("intr")
         while self.rx:
             frame = self.rx.popleft()
