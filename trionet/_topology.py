@@ -166,6 +166,9 @@ __all__ = [
 
 IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
 LINK_KINDS = ("memory", "udp", "tap")
+#: Link kinds whose far end lives in real time (the kernel's sockets, a TAP
+#: device): a topology with one runs on the real clock (``trionet run``).
+REAL_TIME_KINDS = frozenset({"udp", "tap"})
 LINK_STEPS = ("link_down", "link_up", "partition", "heal")
 STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
@@ -265,6 +268,11 @@ class LinkSpec:
     @property
     def nodes(self) -> tuple[str, ...]:
         return (self.a,) if self.b is None else (self.a, self.b)
+
+    @property
+    def real_time(self) -> bool:
+        """Whether the far end lives in real time (a ``udp`` or ``tap`` link)."""
+        return self.kind in REAL_TIME_KINDS
 
 
 @attrs.frozen(kw_only=True)
