@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import select
 import shutil
 import signal
@@ -452,7 +453,7 @@ def test_a_worker_stops_when_its_supervisor_pipe_closes(tmp_path: pathlib.Path) 
             read_until(proc.stdout, lambda line: json.loads(line).get("event") == "barrier")
             proc.stdin.write('{"go": 0}\n')
             proc.stdin.close()
-            status = proc.wait(timeout=5)
+            status = proc.wait(timeout=10)
             err = proc.stderr.read()
         finally:
             proc.kill()
@@ -488,3 +489,40 @@ def test_a_topology_with_a_udp_link_runs_in_real_time_unless_virtual(
     assert main(["run", str(EXAMPLES / "two_hosts.toml"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mode"] == "virtual time" and "mode_note" not in doc
+
+
+####################################################################
+# The README's promises about the command
+####################################################################
+
+README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_the_readmes_sample_error_is_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = re.search(
+        r"^\$ trionet run (\S+) +# line (\d+) changed to: (.+)\n(trionet: .+)$", README, re.MULTILINE
+    )
+    assert sample is not None, "the README shows a sample error"
+    path, line, text, expected = sample.group(1), int(sample.group(2)), sample.group(3), sample.group(4)
+    lines = (EXAMPLES / pathlib.Path(path).name).read_text().splitlines()
+    lines[line - 1] = text
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert one_line_error(capsys, ["run", path]) == expected
+
+
+def test_a_seed_replays_a_run_exactly_in_virtual_time() -> None:
+    # Different processes, so different hash seeds and scheduler coin tosses;
+    # the demo has a lossy, reordering link.
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-m", "trionet", "demo", "--json", "--seed", "7"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": str(n)},
+        )
+        for n in (1, 2)
+    ]
+    assert all(o.returncode == 0 for o in outputs), outputs[0].stderr
+    assert outputs[0].stdout == outputs[1].stdout

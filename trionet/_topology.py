@@ -110,7 +110,7 @@ Errors
 Every mistake in a file is a :class:`TopologyError` whose message names the
 file, the line and the key, and says what is wrong::
 
-    router.toml:12: links[1].mtu: must be an int from 68 to 65535, not "big"
+    router.toml:40: links[1].mtu: must be an int from 68 to 65535, not "big"
     router.toml:7: hosts.h1.ncpu: unknown key; did you mean "ncpus"?
 
 :mod:`tomllib` reports syntax errors with their position but keeps none for
