@@ -320,20 +320,40 @@ def start(*argv: str, **options: object) -> subprocess.Popen[str]:
     )
 
 
-def read_until(stream: IO[str], wanted: Callable[[str], bool], timeout: float = 60.0) -> list[str]:
-    """Lines of ``stream`` up to and including the first that is ``wanted``."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
+class Lines:
+    """The lines of a child's pipe as they come. Reads the descriptor itself:
+    a buffered file object may hold lines that ``select`` cannot see."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.fd = stream.fileno()
+        self.buffer = b""
+
+    def _more(self, deadline: float) -> bool:
         left = deadline - time.monotonic()
-        assert left > 0, f"not seen within {timeout} s: {lines[-5:]}"
-        ready, _, _ = select.select([stream], [], [], left)
-        if ready:
-            line = stream.readline()
-            assert line, f"EOF before the line wanted: {lines[-5:]}"
-            lines.append(line)
-            if wanted(line):
-                return lines
+        assert left > 0, f"nothing more within the time allowed; so far {self.buffer[-500:]!r}"
+        ready, _, _ = select.select([self.fd], [], [], left)
+        if not ready:
+            return True  # the deadline is checked on the next call
+        chunk = os.read(self.fd, 65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def until(self, wanted: Callable[[str], bool], timeout: float = 60.0) -> str:
+        """The first line that is ``wanted`` (the lines before it are dropped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                if wanted(raw.decode()):
+                    return raw.decode()
+            assert self._more(deadline), "EOF before the line wanted"
+
+    def rest(self, timeout: float = 60.0) -> str:
+        """Everything up to EOF."""
+        deadline = time.monotonic() + timeout
+        while self._more(deadline):
+            pass
+        return self.buffer.decode()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
@@ -400,10 +420,14 @@ def test_a_signal_stops_a_run_with_one_line_and_128_plus_its_number(
     topo = tmp_path / "t.toml"
     topo.write_text(TWO_HOSTS + PING + WAIT)
     with start("--log-level", "info", "run", str(topo), "--realtime", "--log", "json") as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         try:
-            read_until(proc.stderr, lambda line: '"step_finished"' in line)  # type: ignore[arg-type]
+            stderr = Lines(proc.stderr)
+            stderr.until(lambda line: '"step_finished"' in line)
             proc.send_signal(sig)
-            out, err = proc.communicate(timeout=30)
+            err = stderr.rest()
+            proc.wait(timeout=30)
+            out = proc.stdout.read()
         finally:
             proc.kill()
     assert proc.returncode == status, err
@@ -450,7 +474,7 @@ def test_a_worker_stops_when_its_supervisor_pipe_closes(tmp_path: pathlib.Path) 
     with start(*argv, stdin=subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
-            read_until(proc.stdout, lambda line: json.loads(line).get("event") == "barrier")
+            Lines(proc.stdout).until(lambda line: json.loads(line).get("event") == "barrier")
             proc.stdin.write('{"go": 0}\n')
             proc.stdin.close()
             status = proc.wait(timeout=10)
