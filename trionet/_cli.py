@@ -334,11 +334,18 @@ async def _stoppable(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     return result
 
 
-def _leaf(exc: BaseException | None) -> BaseException | None:
-    # The exception inside nested groups of one (Trio's strict nurseries).
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+def _only(exc: BaseException, types: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+    # The first of the exceptions in ``exc`` (inside Trio's groups, however
+    # nested) if all of them are ``types``, else None.
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc if isinstance(exc, types) else None
+    match, rest = exc.split(types)
+    if rest is not None or match is None:
+        return None
+    leaf: BaseException = match
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 @attrs.define
@@ -680,12 +687,15 @@ def main(argv: list[str] | None = None) -> int:
         # Before the run's own handler was installed, or in `kern`.
         print("trionet: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
-    except BaseException as exc:
-        leaf = _leaf(exc)
-        if isinstance(leaf, KeyboardInterrupt):
+    except BaseExceptionGroup as group:
+        if _only(group, KeyboardInterrupt) is not None:
             print("trionet: stopped by SIGINT", file=sys.stderr)
             return 128 + signal.SIGINT
-        if isinstance(leaf, (TopologyError, WorkerError)):
-            print(f"trionet: {leaf}", file=sys.stderr)
-            return 2
-        raise
+        mistake = _only(group, (TopologyError, WorkerError))
+        if mistake is None:
+            raise
+        print(f"trionet: {mistake}", file=sys.stderr)
+        return 2
+    except (TopologyError, WorkerError) as exc:
+        print(f"trionet: {exc}", file=sys.stderr)
+        return 2
