@@ -106,6 +106,8 @@ def test_key_paths_are_written_as_toml_would() -> None:
     )
 
 
+TAP = '[hosts.h1]\n[[links]]\nkind = "tap"\na = "h1"\n'
+
 # (name, text, expected "line: key" prefix, words the problem must contain)
 BROKEN = [
     ("unknown key", BASE.replace("ncpus = 2", "ncpu = 2"), "2: hosts.h1.ncpu", ['did you mean "ncpus"']),
@@ -136,6 +138,17 @@ BROKEN = [
      '[[scenario]]\nstep = "tcp_transfer"\nfrom = "h1"\nto = "h2"\nport = 80\n',
      "19: scenario[1].port", ["already serves tcp port 80"]),
     ("no hosts", "[network]\nseed = 1\n", "", ["at least one host"]),
+    ("udp mtu over one datagram", BASE + 'kind = "udp"\nmtu = 65535\n', "11: links[0].mtu",
+     ["at most 65493, not 65535"]),
+    ("tap device name too long", TAP + 'device = "a-very-long-tap-name"\n', "5: links[0].device",
+     ["Linux allows at most 15"]),
+    ("tap device name with a slash", TAP + 'device = "tn/0"\n', "5: links[0].device",
+     ["not a valid Linux interface name"]),
+    ("netns with a slash", TAP + 'netns = "../x"\n', "5: links[0].netns", ["network namespace name"]),
+    ("inline tables 400 deep", BASE.replace("ncpus = 2", "x = " + "{ a = " * 400 + "1" + " }" * 400),
+     "2: hosts.h1.x", ["nested more than 32"]),
+    ("arrays 400 deep", BASE.replace("ncpus = 2", "x = " + "[" * 400 + "1" + "]" * 400),
+     "2: hosts.h1.x", ["nested more than 32"]),
 ]  # fmt: skip
 
 

@@ -16,9 +16,10 @@ link has the link's impairments and ``delay``, but no ``bandwidth`` or
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from ._exceptions import NetError
 from ._toml_lines import KeyPath
 from ._topology import (
     DEFAULT_PORT_BASE,
+    UDP_MAX_MTU,
     ImpairStep,
+    LinkSpec,
     LinkStep,
     SysctlStep,
     Topology,
@@ -38,7 +41,7 @@ from ._topology import (
     _did_you_mean,
 )
 
-__all__ = ["BuiltNetwork", "build_network"]
+__all__ = ["BuiltNetwork", "build_network", "check_pcap_names", "check_split"]
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +102,82 @@ def _needs_injector(topo: Topology) -> set[str]:
     }
 
 
+def _name_key(topo: Topology, spec: LinkSpec) -> KeyPath:
+    # links[i].name when the file gives it, else links[i] (the name is "{a}-{b}").
+    key: KeyPath = ("links", spec.index, "name")
+    return key if key in topo.key_lines else ("links", spec.index)
+
+
+def check_pcap_names(topology: Topology, pcap_dir: str | os.PathLike[str]) -> None:
+    """Check that every link's capture, ``{pcap_dir}/{link}.pcap``, is a file
+    name the file system takes (``NAME_MAX``, 255 bytes on Linux).
+
+    Raises:
+        TopologyError: naming the link whose name is too long.
+    """
+    try:
+        name_max = os.pathconf(pcap_dir, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for spec in topology.links:
+        size = len(os.fsencode(f"{spec.name}.pcap"))
+        if spec.kind != "tap" and size > name_max:
+            raise topology.error(
+                _name_key(topology, spec),
+                f"link name too long for a capture file with --pcap ({size} bytes with"
+                f' ".pcap"; the file system takes {name_max})',
+            )
+
+
+def check_split(topology: Topology, groups: Iterable[Collection[str]]) -> None:
+    """Check that each link between two of ``groups`` (of node names, one
+    per process) can be a UDP half link: its ``mtu`` fits one datagram.
+
+    Raises:
+        TopologyError: naming the link's ``mtu``.
+    """
+    where = {node: n for n, group in enumerate(groups) for node in group}
+    for spec in topology.links:
+        if spec.b is None or where.get(spec.a) == where.get(spec.b):
+            continue
+        if spec.mtu > UDP_MAX_MTU:
+            raise topology.error(
+                ("links", spec.index, "mtu"),
+                f"a link between processes is carried by UDP, one frame per datagram: mtu must"
+                f" be at most {UDP_MAX_MTU}, not {spec.mtu}",
+            )
+
+
+def _capture_error(topo: Topology, spec: LinkSpec, capture: str, exc: OSError) -> TopologyError:
+    return topo.error(("links", spec.index), f"cannot write its capture {capture}: {exc.strerror}")
+
+
+def _netns_exists(name: str) -> bool:
+    # Where `ip netns add` makes it (iproute2's NETNS_RUN_DIR).
+    return any(os.path.exists(os.path.join(d, name)) for d in ("/run/netns", "/var/run/netns"))
+
+
+async def _tap_link(net: Any, topo: Topology, spec: LinkSpec, host: Any) -> Any:
+    # A tap link, its failures (no privilege, a name taken, no namespace)
+    # as TopologyErrors on the link's keys.
+    path: KeyPath = ("links", spec.index)
+    if spec.netns is not None and not _netns_exists(spec.netns):
+        raise topo.error(
+            path + ("netns",),
+            f"no network namespace called {json.dumps(spec.netns)} (make it with: ip netns add {spec.netns})",
+        )
+    address = spec.b_addresses[0] if spec.b_addresses else None
+    try:
+        return await net.tap_link(host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address)
+    except NetError as exc:
+        taken = exc.errno in (errno.EINVAL, errno.EBUSY, errno.EEXIST)
+        key = "device" if taken and spec.device is not None else "kind"
+        raise topo.error(path + (key,), exc.strerror or str(exc)) from None
+    except RuntimeError as exc:  # an `ip` command failed: its message says which and why
+        key = "device" if "exists" in str(exc) and spec.device is not None else None
+        raise topo.error(path + ((key,) if key else ()), str(exc)) from None
+
+
 @asynccontextmanager
 async def build_network(
     topology: Topology,
@@ -126,8 +205,12 @@ async def build_network(
 
     Raises:
         TopologyError: a mistake a host found (an unknown sysctl, a value
-            out of range, a route refused), naming the file, line and key.
-        NetError: a tap device could not be made (no permission).
+            out of range, a route refused), a tap link that could not be made
+            (no permission, a device name taken, no such namespace), a link
+            name too long for its capture, a capture that cannot be written,
+            or a link between processes too big for UDP; each naming the file,
+            line and key.
+        OSError: ``pcap_dir`` is not a directory and cannot be made.
     """
     from ._network import open_network
 
@@ -145,9 +228,11 @@ async def build_network(
                 filename=topo.filename,
             )
         local = frozenset(only_hosts)
+        check_split(topo, [local, nodes - local])
     pcap = Path(pcap_dir) if pcap_dir is not None else None
     if pcap is not None:
         pcap.mkdir(parents=True, exist_ok=True)
+        check_pcap_names(topo, pcap)
     labels = _net_labels(topo)
     injected = _needs_injector(topo)
 
@@ -183,35 +268,45 @@ async def build_network(
             if spec.name in injected and not impairments:
                 impairments["loss"] = 0.0
             if spec.kind == "tap":
-                host = built.hosts[spec.a]
-                address = spec.b_addresses[0] if spec.b_addresses else None
-                link = await net.tap_link(
-                    host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address
-                )
+                link = await _tap_link(net, topo, spec, built.hosts[spec.a])
                 ends[spec.name, 0] = link.ends[0]
             elif all(here):
                 a, b = (built.hosts.get(n) or net.switches[n] for n in spec.nodes)
                 options: dict[str, Any] = {"kind": spec.kind, "mtu": spec.mtu, "pcap": capture}
                 if spec.kind == "memory":
                     options |= {"delay": spec.delay, "bandwidth": spec.bandwidth, "queue_len": spec.queue_len}
-                link = await net.link(a, b, **options, **impairments)
+                try:
+                    link = await net.link(a, b, **options, **impairments)
+                except OSError as exc:
+                    if capture is None or exc.filename != capture:
+                        raise
+                    raise _capture_error(topo, spec, capture, exc) from None
                 ends[spec.name, 0], ends[spec.name, 1] = link.ends
             else:
                 # The other side is in another process: a UDP half link,
                 # on the ports and with the fault seed that side expects.
                 side = 0 if here[0] else 1
                 node = built.hosts.get(spec.nodes[side]) or net.switches[spec.nodes[side]]
-                link = await net.half_link(
-                    node,
-                    label=labels[spec.name],
-                    side=side,
-                    local_port=port_base + 2 * spec.index + side,
-                    peer_port=port_base + 2 * spec.index + 1 - side,
-                    mtu=spec.mtu,
-                    delay=spec.delay,
-                    pcap=capture,
-                    **dict(spec.impairments),
-                )
+                local_port = port_base + 2 * spec.index + side
+                try:
+                    link = await net.half_link(
+                        node,
+                        label=labels[spec.name],
+                        side=side,
+                        local_port=local_port,
+                        peer_port=port_base + 2 * spec.index + 1 - side,
+                        mtu=spec.mtu,
+                        delay=spec.delay,
+                        pcap=capture,
+                        **dict(spec.impairments),
+                    )
+                except OSError as exc:
+                    if capture is not None and exc.filename == capture:
+                        raise _capture_error(topo, spec, capture, exc) from None
+                    if exc.errno is None or exc.filename is not None:
+                        raise
+                    problem = f"cannot bind UDP port {local_port} on 127.0.0.1 for this link: {exc.strerror}"
+                    raise topo.error(("links", spec.index), problem) from None
                 ends[spec.name, side] = link.ends[side]
             built.links[spec.name] = link
         for spec in topo.links:

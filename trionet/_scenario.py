@@ -198,6 +198,7 @@ async def run_scenario(
     *,
     progress: ProgressFn | None = None,
     barrier: Barrier | None = None,
+    on_result: Callable[[StepResult], object] | None = None,
 ) -> list[StepResult]:
     """Run ``steps`` (default: the topology's scenario) on ``built``.
 
@@ -207,11 +208,13 @@ async def run_scenario(
             5%, and at the end.
         barrier: awaited with each step's index before it runs, and with
             ``len(steps)`` at the end (see the module docstring).
+        on_result: called with each step's result as soon as it is known.
 
     Returns:
         One :class:`StepResult` per step, in order.
 
-    Cancellation: services stop, and the results so far are lost.
+    Cancellation: services stop; the results so far are lost, except those
+    already given to ``on_result``.
     """
     if steps is None:
         steps = built.topology.scenario
@@ -225,11 +228,13 @@ async def run_scenario(
                 await barrier(step.index)
             actors = step.actors(built.topology)
             if actors and not actors & built.local:
-                results.append(StepResult(index=step.index, step=step.kind, label=step.label, ran=False))
-                continue
-            result = await _run_step(run, step)
-            log.info("step_finished", index=step.index, step=step.kind, ok=result.ok, error=result.error)
+                result = StepResult(index=step.index, step=step.kind, label=step.label, ran=False)
+            else:
+                result = await _run_step(run, step)
+                log.info("step_finished", index=step.index, step=step.kind, ok=result.ok, error=result.error)
             results.append(result)
+            if on_result is not None:
+                on_result(result)
         if barrier is not None:
             await barrier(len(steps))
         services.cancel_scope.cancel()

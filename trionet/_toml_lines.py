@@ -6,6 +6,11 @@ the values it returns; topology files want every message to name a line, so
 path (``("links", 1, "mtu")``) and array element. It only runs on text
 tomllib has accepted, and stops quietly at anything it does not follow,
 keeping what it found: a missing line makes a message name the file only.
+
+Nesting is bounded: a value nested more than :data:`MAX_DEPTH` arrays or
+inline tables deep raises :class:`NestedTooDeep` with its line and key path
+(tomllib recurses once per level and would raise :exc:`RecursionError`; a
+topology nests four levels at most).
 """
 
 from __future__ import annotations
@@ -14,9 +19,22 @@ import bisect
 import json
 import re
 
-__all__ = ["KeyPath", "key_lines"]
+__all__ = ["MAX_DEPTH", "KeyPath", "NestedTooDeep", "key_lines"]
 
 KeyPath = tuple[str | int, ...]
+
+#: Arrays and inline tables within one another, at most.
+MAX_DEPTH = 32
+
+
+class NestedTooDeep(ValueError):
+    """A value nested more than :data:`MAX_DEPTH` deep, on ``line``, in the
+    value of the key at ``path``."""
+
+    def __init__(self, line: int, path: KeyPath) -> None:
+        super().__init__(f"nested more than {MAX_DEPTH} deep at line {line}")
+        self.line = line
+        self.path = path
 
 
 
@@ -89,9 +107,13 @@ class _Scanner:
                 return keys
             self.i += 1
 
-    def value(self, path: KeyPath) -> None:
+    def value(self, path: KeyPath, depth: int = 0, top: KeyPath | None = None) -> None:
+        # ``top``: the key whose value this is part of (for NestedTooDeep).
+        top = path if top is None else top
         self.skip()
         c = self.peek()
+        if c in "{[" and depth >= MAX_DEPTH:
+            raise NestedTooDeep(self.line(), top)
         if c == "{":
             self.i += 1
             while True:
@@ -102,7 +124,7 @@ class _Scanner:
                 keys = self.key()
                 self.record(path + tuple(keys))
                 self.expect("=")
-                self.value(path + tuple(keys))
+                self.value(path + tuple(keys), depth + 1, top)
                 self.skip(newlines=True)
                 if self.peek() == ",":
                     self.i += 1
@@ -115,7 +137,7 @@ class _Scanner:
                     self.i += 1
                     return
                 self.record(path + (n,))
-                self.value(path + (n,))
+                self.value(path + (n,), depth + 1, top)
                 self.skip(newlines=True)
                 if self.peek() == ",":
                     self.i += 1
@@ -161,10 +183,16 @@ class _Scanner:
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:
-    """The line of each key path in (valid TOML) ``text``; best effort."""
+    """The line of each key path in (valid TOML) ``text``; best effort.
+
+    Raises:
+        NestedTooDeep: a value nested more than :data:`MAX_DEPTH` deep.
+    """
     scanner = _Scanner(text)
     try:
         scanner.run()
+    except NestedTooDeep:
+        raise
     except (ValueError, IndexError):
         pass
     return scanner.lines

@@ -69,10 +69,14 @@ link; with no gateway it is a link route)). A host needs no keys:
 and the impairments ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
 ``jitter``, ``rate``. ``kind = "udp"`` is a pair of UDP sockets on
 127.0.0.1 (real datagrams, real time: no ``delay``, ``bandwidth`` or
-``queue_len``). ``kind = "tap"`` joins host ``a`` to the Linux kernel
+``queue_len``; ``mtu`` at most 65493, one frame per datagram).
+``kind = "tap"`` joins host ``a`` to the Linux kernel
 through a TAP device (root only): no ``b``; ``b_address`` is the kernel
-side's address, and ``device`` and ``netns`` name the device and the
-network namespace to put it in; no impairments.
+side's address, and ``device`` (a Linux interface name: at most 15 bytes,
+no ``/``, ``:`` or space; ``%d`` is filled in by the kernel) and ``netns``
+(an existing namespace, ``ip netns add``) name the device and the network
+namespace to put it in; no impairments. A topology with a ``udp`` or
+``tap`` link runs in real time (see ``trionet run --virtual``).
 
 ``[[scenario]]``: steps, run in order by :func:`trionet._scenario.run_scenario`.
 Every step takes ``step`` (its kind), ``name`` (a label; in a ``sysctl``
@@ -106,7 +110,7 @@ Errors
 Every mistake in a file is a :class:`TopologyError` whose message names the
 file, the line and the key, and says what is wrong::
 
-    router.toml:12: links[1].mtu: must be an int from 68 to 65535, not "big"
+    router.toml:40: links[1].mtu: must be an int from 68 to 65535, not "big"
     router.toml:7: hosts.h1.ncpu: unknown key; did you mean "ncpus"?
 
 :mod:`tomllib` reports syntax errors with their position but keeps none for
@@ -135,7 +139,10 @@ from typing import Any
 import attrs
 
 from ._exceptions import TrionetError
-from ._toml_lines import KeyPath, key_lines
+from ._toml_lines import MAX_DEPTH, KeyPath, NestedTooDeep, key_lines
+from .wires._tap import _check_ifname
+from .wires._udp import MAX_UDP_PAYLOAD
+from .wires._endpoint import ETHER_HDR_LEN
 
 __all__ = [
     "HostSpec",
@@ -159,9 +166,15 @@ __all__ = [
 
 IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
 LINK_KINDS = ("memory", "udp", "tap")
+#: Link kinds whose far end lives in real time (the kernel's sockets, a TAP
+#: device): a topology with one runs on the real clock (``trionet run``).
+REAL_TIME_KINDS = frozenset({"udp", "tap"})
 LINK_STEPS = ("link_down", "link_up", "partition", "heal")
 STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
+#: The largest ``mtu`` of a link carried by UDP (a ``udp`` link, or any link
+#: between two processes of a split run): one frame per IPv4 UDP datagram.
+UDP_MAX_MTU = MAX_UDP_PAYLOAD - ETHER_HDR_LEN
 
 
 
@@ -255,6 +268,11 @@ class LinkSpec:
     @property
     def nodes(self) -> tuple[str, ...]:
         return (self.a,) if self.b is None else (self.a, self.b)
+
+    @property
+    def real_time(self) -> bool:
+        """Whether the far end lives in real time (a ``udp`` or ``tap`` link)."""
+        return self.kind in REAL_TIME_KINDS
 
 
 @attrs.frozen(kw_only=True)
@@ -535,6 +553,24 @@ def _link_name(v: Any) -> str:
     return v
 
 
+def _device(v: Any) -> str:
+    # A TAP device name, as Linux's dev_valid_name() takes it ("%d" allowed).
+    if not isinstance(v, str):
+        raise _Bad(f"must be a string, not {_show(v)}")
+    try:
+        _check_ifname(v)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
+    return v
+
+
+def _netns(v: Any) -> str:
+    # A name `ip netns add` takes: a file in /run/netns.
+    if not isinstance(v, str) or not v or v in (".", "..") or "/" in v or "\0" in v:
+        raise _Bad(f"must be a network namespace name (as `ip netns add` takes), not {_show(v)}")
+    return v
+
+
 def _choice(*choices: str) -> Check:
     def check(v: Any) -> str:
         if v not in choices:
@@ -805,8 +841,8 @@ class _Loader:
                 "bandwidth": (_number(0, above=True), None),
                 "queue_len": (_int(1, 1 << 20), 1000),
                 **_IMPAIRMENT_KEYS,
-                "device": (_str, None),
-                "netns": (_str, None),
+                "device": (_device, None),
+                "netns": (_netns, None),
             }
             f = self.fields(self.table(item, path), path, spec)
             kind = f["kind"]
@@ -844,6 +880,12 @@ class _Loader:
                             raise self.error(path + (key,), f"a udp link has no {key} (use jitter or rate)")
                     if f["queue_len"] != 1000:
                         raise self.error(path + ("queue_len",), "a udp link has no queue_len")
+                    if f["mtu"] > UDP_MAX_MTU:
+                        raise self.error(
+                            path + ("mtu",),
+                            f"a udp link sends each frame in one UDP datagram: mtu must be"
+                            f" at most {UDP_MAX_MTU}, not {f['mtu']}",
+                        )
             for side, node in (("a", a), ("b", b)):
                 if node in switches and f[f"{side}_address"]:
                     raise self.error(
@@ -1077,7 +1119,15 @@ def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
         TopologyError: for any mistake, with file, line and key.
     """
     try:
+        lines = key_lines(text)
+    except NestedTooDeep as exc:
+        # Before tomllib, which recurses once per level (RecursionError).
+        problem = f"nested more than {MAX_DEPTH} arrays or inline tables deep"
+        raise TopologyError(problem, filename=filename, line=exc.line, key=format_key(exc.path) or None) from None
+    try:
         doc = tomllib.loads(text)
+    except RecursionError:  # deeper than the scanner followed (it stops at what is not valid TOML)
+        raise TopologyError(f"TOML nested too deeply (at most {MAX_DEPTH} levels)", filename=filename) from None
     except tomllib.TOMLDecodeError as exc:
         # Its message ends "(at line 3, column 7)".
         message = str(exc)
@@ -1086,7 +1136,7 @@ def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
             problem = f"TOML syntax: {message[: m.start()].strip()} (column {m.group(2)})"
             raise TopologyError(problem, filename=filename, line=int(m.group(1))) from None
         raise TopologyError(f"TOML syntax: {message}", filename=filename) from None
-    return _Loader(filename, key_lines(text)).load(doc)
+    return _Loader(filename, lines).load(doc)
 
 
 def load_topology(path: str | os.PathLike[str]) -> Topology:
