@@ -31,10 +31,14 @@ this module gives it addresses, a thread, a clock and a wire.
    queue; when the queue holds ``backlog`` connections, SYNs are dropped and
    the ACKs that would complete a handshake too (counted
    ``listen_overflow``): the peer retransmits, as on Linux.
-4. **Output.** Segments the machine returns are emitted with the
-   connection's addresses and passed to :meth:`Ip.output` (no DF: there is
-   no path MTU discovery). An output error (``ENOBUFS``...) is counted
-   (``output_errors``) and the segment is lost; retransmission recovers.
+4. **Output.** A connection's addresses, interface and next hop are
+   chosen once, when it is made (:meth:`Ip.route <trionet._net._ip.Ip.route>`,
+   BSD ``in_pcbladdr``; its MSS comes from that interface's MTU), and its
+   segments go out through its route cache (:attr:`TcpPcb.ro`, BSD
+   ``inp_route``), looked up again only after a route or address change
+   (no DF: there is no path MTU discovery). An output error
+   (``ENOBUFS``...) is counted (``output_errors``) and the segment is lost;
+   retransmission recovers.
 5. **Timers.** One :class:`~trionet.lowlevel.Callout` per connection on its
    owning thread follows the machine's next deadline.
 6. **Closing.** When the application closes its socket the connection is
@@ -101,11 +105,12 @@ from ..protocols.tcp_connection import (
     is_connection_request,
 )
 
-from ._if import IfFlags
 from ._inaddr import inet_ntoa
 from ._ports import EphemeralPorts
+from ._route import RouteCache
 
 if TYPE_CHECKING:
+    from ._if import Ifnet
     from ._ip import Ip
 
 __all__ = ["NetstatRow", "Tcp", "TcpLayerStatistics", "TcpListen", "TcpPcb", "format_netstat"]
@@ -123,6 +128,12 @@ _ACK = TcpFlags.ACK
 _RST = TcpFlags.RST
 _FIN = TcpFlags.FIN
 _S = TcpState
+
+#: The MSS of a connection whose peer we have no route to (RFC 9293 3.7.1's
+#: default, from the minimum IPv4 MTU a host must accept).
+DEFAULT_MTU = 576
+#: IPv4 and TCP headers without options: MSS = MTU - 40.
+TCPIP_HDR_LEN = 40
 
 
 @attrs.frozen
@@ -233,6 +244,7 @@ class TcpPcb:
             whenever the machine reports an event (data, space, EOF, reset,
             connected, closed).
         error: the errno that ended the connection (reset, timeout), if any.
+        ro: the connection's route cache (BSD ``inp_route``).
         orphan: the application closed its socket.
     """
 
@@ -257,6 +269,7 @@ class TcpPcb:
         self.lot = ParkingLot()
         self.connected = False
         self.error: int | None = None
+        self.ro = RouteCache()
         self.orphan = False
         self.detached = False
         self._fw2_deadline: float | None = None
@@ -308,7 +321,7 @@ class TcpPcb:
         """Carry out what the machine returned: send, handle events, re-arm."""
         tcp = self.tcp
         for header, payload in out.segments:
-            tcp.output(self.laddr, self.faddr, header, payload)
+            tcp.pcb_output(self, header, payload)
         if out.events:
             for event in out.events:
                 if event is TcpEvent.CONNECTED:
@@ -379,9 +392,10 @@ class TcpListen:
 class Tcp:
     """A host's TCP (``host.inet.tcp``): the connection table and input."""
 
-    def __init__(self, ip: Ip) -> None:
+    def __init__(self, ip: Ip, local_addrs: dict[bytes, Ifnet]) -> None:
         self.ip = ip
         self.host = host = ip.host
+        self._local_addrs = local_addrs
         #: RFC 6528 key for ISNs and SYN cookies; a network sets it from its seed.
         self.secret = os.urandom(32)
         self.drops: Counter[str] = Counter()
@@ -414,7 +428,7 @@ class Tcp:
         add("net.inet.tcp.keepcnt", int, 8, min=1, description="Unanswered keepalive probes before dropping")
         add("net.inet.tcp.always_keepalive", int, 0, min=0, max=1, description="Keepalive on every connection")
         add("kern.ipc.somaxconn", int, 128, min=1, max=65535, description="Largest listen backlog")
-        ip.protocols[IPPROTO_TCP] = self.input
+        ip.protocols[IPPROTO_TCP] = (self.input, None)
 
     ####################################################################
     # Configuration
@@ -423,14 +437,14 @@ class Tcp:
     def sysctl_ms(self, name: str) -> float:
         return self.host.sysctls.get(name) / 1000  # type: ignore[operator]
 
-    def config(self, faddr: bytes, *, passive: bool = False) -> TcpConfig:
-        """A connection's options from the sysctls and the route's MTU."""
+    def config(self, mtu: int, *, passive: bool = False) -> TcpConfig:
+        """A connection's options from the sysctls and the MTU of its route's interface."""
         get = self.host.sysctls.get
         cc = CONGESTION_CONTROLS[get("net.inet.tcp.cc.algorithm")]  # type: ignore[index]
         rfc1323 = bool(get("net.inet.tcp.rfc1323"))
         min_rto = self.sysctl_ms("net.inet.tcp.rexmit_min")
         return TcpConfig(
-            mss=self._mss_for(faddr),
+            mss=max(64, min(mtu - TCPIP_HDR_LEN, 65495)),
             send_buffer=get("net.inet.tcp.sendspace"),  # type: ignore[arg-type]
             recv_buffer=get("net.inet.tcp.recvspace"),  # type: ignore[arg-type]
             window_scaling=rfc1323,
@@ -449,16 +463,12 @@ class Tcp:
             keepcnt=get("net.inet.tcp.keepcnt"),  # type: ignore[arg-type]
         )
 
-    def _mss_for(self, faddr: bytes) -> int:
-        host = self.host
-        ifp = None
-        if faddr in host._local_addrs:
-            ifp = next((i for i in host.ifnets() if i.flags & IfFlags.LOOPBACK), None)
-        if ifp is None:
-            route = host.routes.lookup(faddr)
-            ifp = route.ifp if route is not None else None
-        mtu = ifp.mtu if ifp is not None else 576
-        return max(64, min(mtu - 40, 65495))
+    def _mtu_for(self, faddr: bytes, laddr: bytes) -> int:
+        # The MTU of the interface a passive connection's segments leave by.
+        try:
+            return self.ip.route(faddr, src=laddr)[0].mtu
+        except NetError:
+            return DEFAULT_MTU
 
     def _isn(self, laddr: bytes, lport: int, faddr: bytes, fport: int) -> tuple[int, int]:
         now = trio.current_time()
@@ -500,7 +510,7 @@ class Tcp:
         Raises:
             NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's address).
         """
-        if laddr != ANY and laddr not in self.host._local_addrs:
+        if laddr != ANY and laddr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
@@ -561,7 +571,7 @@ class Tcp:
         """An IPv4 datagram for TCP (netisr handler)."""
         self.stats["segments_received"] += 1
         src, dst = hdr.src, hdr.dst
-        if dst not in self.host._local_addrs:
+        if dst not in self._local_addrs:
             self.drops["not_unicast"] += 1  # TCP is never broadcast
             return
         try:
@@ -630,7 +640,11 @@ class Tcp:
         if self.syncache < limit:
             iss, ts_offset = self._isn(dst, th.dport, src, th.sport)
             conn = TcpConnection(
-                th.dport, th.sport, iss=iss, config=self.config(src, passive=True), ts_offset=ts_offset
+                th.dport,
+                th.sport,
+                iss=iss,
+                config=self.config(self._mtu_for(src, dst), passive=True),
+                ts_offset=ts_offset,
             )
             pcb = self._syncache_add(lst, src, dst, conn)
             self.stats["syncache_added"] += 1
@@ -646,7 +660,7 @@ class Tcp:
                 (th.seq + 1) & SEQ_MASK,
                 _SYN | _ACK,
                 window=min(recvspace, 0xFFFF),
-                options=TcpOptions(mss=self._mss_for(src)),
+                options=TcpOptions(mss=max(64, min(self._mtu_for(src, dst) - TCPIP_HDR_LEN, 65495))),
             )
             self.stats["cookies_sent"] += 1
             self.output(dst, src, synack, b"")
@@ -666,7 +680,10 @@ class Tcp:
             self.drops["listen_overflow"] += 1
             return
         config = attrs.evolve(
-            self.config(src, passive=True), window_scaling=False, timestamps=False, sack=False
+            self.config(self._mtu_for(src, dst), passive=True),
+            window_scaling=False,
+            timestamps=False,
+            sack=False,
         )
         conn = TcpConnection(th.dport, th.sport, iss=iss, config=config)
         pcb = self._syncache_add(lst, src, dst, conn)
@@ -705,8 +722,22 @@ class Tcp:
     # Output
     ####################################################################
 
+    def pcb_output(self, pcb: TcpPcb, header: TcpHeader, payload: bytes) -> None:
+        """Send one of ``pcb``'s segments through its route cache (on the
+        owning thread); an IP output error is counted, not raised."""
+        laddr, faddr = pcb.laddr, pcb.faddr
+        segment = header.emit(payload, laddr, faddr)
+        try:
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, ro=pcb.ro)
+        except NetError as exc:
+            self.stats["output_errors"] += 1
+            log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
+            return
+        self.stats["segments_sent"] += 1
+
     def output(self, laddr: bytes, faddr: bytes, header: TcpHeader, payload: bytes) -> None:
-        """Send one segment; an IP output error is counted, not raised."""
+        """Send one segment that belongs to no connection (a RST, a SYN
+        cookie's SYN-ACK); an IP output error is counted, not raised."""
         segment = header.emit(payload, laddr, faddr)
         try:
             self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr)
@@ -729,26 +760,32 @@ class Tcp:
     def connect_pcb(self, faddr: bytes, fport: int, laddr: bytes | None, lport: int) -> TcpPcb:
         """A new connection to ``faddr:fport`` in the table (not yet opened).
 
+        The local address, when not given, and the MSS come from one route
+        choice (:meth:`Ip.route <trionet._net._ip.Ip.route>`, BSD
+        ``in_pcbladdr``).
+
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL``, ``EADDRINUSE``.
         """
-        host = self.host
-        if laddr is None or laddr == ANY:
-            if faddr in host._local_addrs:
-                laddr = faddr
-            else:
-                route = host.routes.lookup(faddr)
-                if route is None:
-                    raise NetError(errno.ENETUNREACH, f"no route to {inet_ntoa(faddr)}")
-                if not route.ifp.addrs:
-                    raise NetError(errno.EADDRNOTAVAIL, f"{route.ifp.name} has no IPv4 address")
-                laddr = route.ifp.addrs[0].addr
-        elif laddr not in host._local_addrs:
+        if laddr == ANY:
+            laddr = None
+        if laddr is not None and laddr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+        try:
+            ifp, _, src = self.ip.route(faddr, src=laddr)
+        except NetError:
+            if laddr is None:
+                raise
+            # Bound to an address: the route may come later (BSD in_pcbladdr
+            # looks it up only for an unbound socket); until then segments
+            # are output errors, and the MSS is the default.
+            mtu = DEFAULT_MTU
+        else:
+            laddr, mtu = src, ifp.mtu
         if lport == 0:
             lport = self.ephemeral()
         iss, ts_offset = self._isn(laddr, lport, faddr, fport)
-        conn = TcpConnection(lport, fport, iss=iss, config=self.config(faddr), ts_offset=ts_offset)
+        conn = TcpConnection(lport, fport, iss=iss, config=self.config(mtu), ts_offset=ts_offset)
         pcb = TcpPcb(self, laddr, lport, faddr, fport, conn)
         self.attach(pcb)
         self.stats["connects"] += 1
