@@ -11,8 +11,10 @@
   "fragmentation needed" the next-hop MTU (when the router sent none, RFC
   1191 section 5's old-style message, the plateau below the quoted
   datagram's length, RFC 1191 section 7). UDP reports unreachables to a
-  connected socket. An error no one claims is counted ``error_unmatched``;
-  one too short to tell, ``short_quote``.
+  connected socket; TCP aborts a connection attempt, records a soft error
+  or lowers its segment size (see :mod:`trionet._net._tcp`). An error no
+  one claims is counted ``error_unmatched``; one too short to tell,
+  ``short_quote``.
 - :meth:`Icmp.error` sends an error about a received datagram, unless RFC
   1122 section 3.2.2 forbids it (about an ICMP error, a fragment other than
   the first, a broadcast or multicast, or from an unspecified source);
