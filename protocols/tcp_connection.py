@@ -126,9 +126,12 @@ Implemented and tested: everything above. Not implemented:
   RTO notices it; RACK does).
 - Limited transmit (RFC 3042), RACK-TLP (RFC 8985), F-RTO/Eifel, ECN
   (RFC 3168), TCP Fast Open, urgent data (the urgent pointer is ignored and
-  the data delivered inline, as RFC 6093 recommends), path MTU
-  discovery, the 24-day PAWS idle rule (RFC 7323 5.5), and data carried on
-  SYN segments (it is not acknowledged, so the peer sends it again).
+  the data delivered inline, as RFC 6093 recommends), the 24-day PAWS
+  idle rule (RFC 7323 5.5), and data carried on SYN segments (it is not
+  acknowledged, so the peer sends it again). Path MTU discovery is the
+  glue's (it sets DF and reads ICMP); the machine only lowers its segment
+  size when told (:meth:`~TcpConnection.lower_mss`), never raises it again
+  (no RFC 1191 section 6.3 probing after 10 minutes).
 - A non-RST segment without timestamps on a connection that negotiated them
   is accepted (Divergence: RFC 7323 3.2 says SHOULD drop; Linux accepts).
 - A RST in TIME_WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
@@ -914,6 +917,44 @@ class TcpConnection:
         if on:
             self._idle_since = now
             self._keep_probes = 0
+        return self._flush()
+
+    def lower_mss(self, mss: int, now: float) -> TcpOutput:
+        """Send no segment longer than ``mss`` bytes of TCP options and
+        payload from now on: the path MTU dropped to ``mss + 40`` (path MTU
+        discovery, RFC 1191; the glue calls it for an ICMP "fragmentation
+        needed" it has matched to this connection).
+
+        Only lowers: an ``mss`` not below the one in use, or a connection
+        not synchronized, changes nothing (before the handshake the peer's
+        MSS is not known yet, and a SYN is small). ``mss`` is raised to
+        :data:`MIN_MSS`. When it lowers, everything sent and not yet
+        acknowledged is sent again at once in segments of the new size,
+        from ``snd_una`` (the segment that drew the ICMP was lost; BSD
+        ``tcp_mtudisc``): a go-back-N that is not a congestion signal, so the
+        window is kept; it ends any loss recovery, and, as after a timeout,
+        duplicate ACKs for what is sent again start no new one until
+        ``snd_una`` passes what was outstanding (RFC 6582's ``recover``).
+
+        Returns:
+            The output (the segments sent again).
+        """
+        self._now = now
+        mss = max(mss, MIN_MSS)
+        if self._state not in _SYNCHRONIZED or mss >= min(self._peer_mss, self.config.mss):
+            return self._flush()
+        self._peer_mss = mss
+        cc = self._cc
+        if cc is not None:
+            cc.smss = self.smss
+        if self._snd_max > self._snd_una:
+            self._in_recovery = False
+            self._dupacks = 0
+            self._recover = self._snd_max
+            self._high_rxt = self._snd_una
+            self._rtt_seq = None  # Karn: what follows are retransmissions
+            self._snd_nxt = self._snd_una
+            self._output()
         return self._flush()
 
     def on_timer(self, now: float) -> TcpOutput:

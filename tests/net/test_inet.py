@@ -369,3 +369,39 @@ async def test_a_host_reaches_itself_over_lo0(autojump_clock: trio.testing.MockC
         lo = h1.ifunit("lo0").statistics()
         assert lo.ipackets == lo.opackets >= 6
         assert h1.ifunit("vnic0").statistics().opackets == vnic_out  # nothing left the host
+
+
+async def test_the_protocol_switch_hands_datagrams_to_input_and_icmp_errors_to_ctlinput(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``ip.protocols[proto] = (input, ctlinput)``: a protocol registered on
+    h1 but not on h2 draws ICMP protocol unreachable from h2, which h1's
+    ICMP hands to the protocol's ctlinput with the quoted datagram's
+    addresses and its first 8 bytes; once h2 has it too, its input gets the
+    datagram."""
+    proto = 253  # RFC 3692 experimental
+    async with subnet(2) as (h1, h2):
+        errors: list[tuple[int, int, bytes, bytes, bytes, int]] = []
+        received: list[tuple[bytes, bytes]] = []
+
+        def ctlinput(type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int) -> bool:
+            errors.append((type_, code, src, dst, bytes(head), mtu))
+            return True
+
+        h1.inet.ip.protocols[proto] = (lambda hdr, payload, m: None, ctlinput)
+        addr1, addr2 = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+        assert addr1 in h1.inet.local_addrs and addr2 in h2.inet.local_addrs
+        h1.inet.ip.output(addr2, proto, b"first 8 and more")
+        await trio.sleep(1)
+        assert errors == [(3, 2, addr1, addr2, b"first 8 ", 0)]
+        assert h2.inet.ip.statistics().drops == {"noproto": 1}
+        assert h1.inet.icmp.statistics().drops == {}  # claimed by ctlinput
+
+        h2.inet.ip.protocols[proto] = (
+            lambda hdr, payload, m: received.append((hdr.src, bytes(payload))),
+            None,
+        )
+        h1.inet.ip.output(addr2, proto, b"second")
+        await trio.sleep(1)
+        assert received == [(addr1, b"second")]
+        assert len(errors) == 1

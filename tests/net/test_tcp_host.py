@@ -328,6 +328,9 @@ async def test_segments_fragmented_by_a_router_reach_the_owning_netisr(
 
     async with routed() as n:
         h1, h2 = n["h1"], n["h2"]
+        # Without path MTU discovery h1 sends without DF, so r1 fragments
+        # (with it, h1 would learn the 576-byte link and nothing would be).
+        h1.sysctl("net.inet.tcp.path_mtu_discovery", 0)
         (listener,) = await h2.open_tcp_listeners(80)
         # Both ends have 1500-byte links (MSS 1460), so r1 fragments every
         # full segment; h2 reassembles on netisr 0 and hands each datagram

@@ -1,11 +1,17 @@
 """The Linux kernel as an independent TCP peer: its ``curl`` fetches a page
 from an HTTP server on a trionet host, and a trionet client downloads a file
-from ``python3 -m http.server`` running on the kernel's stack; and a kernel
-server that speaks first completes a handshake whose final ACK we lost.
+from ``python3 -m http.server`` running on the kernel's stack; a kernel
+server that speaks first completes a handshake whose final ACK we lost; and
+the kernel, as a router with a smaller next link, teaches a trionet client
+the path MTU.
 
 The topology::
 
     trionet 198.18.6.1/24 ==TapWire== 198.18.6.2/24 kernel (namespace, IPv6 off)
+
+and for path MTU discovery, a second namespace behind the first::
+
+    ... 198.18.6.2 kernel router 198.18.7.1/24 (veth, mtu 576) --- (mtu 1500) 198.18.7.2/24 kernel server
 
 HTTP is spoken with h11 on our side (an independent, sans-IO HTTP/1.1
 implementation), with the kernel's ``curl`` and Python's ``http.server`` on
@@ -458,3 +464,105 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: P
         assert snmp["RetransSegs"] >= 1  # the SYN-ACK, sent again
         assert snmp["InErrs"] == snmp["InCsumErrors"] == 0
         assert_nothing_dropped(peer)
+
+
+####################################################################
+# path MTU discovery through the kernel as a router
+####################################################################
+
+#: Reads one connection to EOF and answers with the SHA-256 of what it read.
+DIGEST_SERVER = """
+import hashlib, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+h = hashlib.sha256()
+while chunk := c.recv(65536):
+    h.update(chunk)
+c.sendall(h.hexdigest().encode())
+c.close()
+"""
+
+SERVER_NET = "198.18.7"
+
+
+async def test_the_kernel_as_a_router_teaches_us_the_path_mtu(tmp_path: Path) -> None:
+    """Our 1500-byte segments carry DF; the kernel router's next link is 576
+    bytes, so it answers "fragmentation needed" (its own ICMP, MTU 576). We
+    lower the MSS and send again; 1 MB reaches the kernel server behind it,
+    whose SHA-256 matches, and the router fragmented nothing."""
+    n = next(_serial)
+    server_ns = f"trionet-pmtu-{os.getpid()}-{n}"
+    vr, vs = f"tpr{os.getpid()}x{n}", f"tps{os.getpid()}x{n}"
+    port = HTTP_PORT + 3
+    async with facing_the_kernel() as peer:
+        try:
+            await run("ip", "netns", "add", server_ns)
+            await run(
+                "ip", "netns", "exec", server_ns, "sh", "-c",
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6;"
+                " echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            )  # fmt: skip
+            await run("ip", "-n", peer.netns, "link", "add", vr, "type", "veth", "peer", "name", vs)
+            await run("ip", "-n", peer.netns, "link", "set", vs, "netns", server_ns)
+            await run("ip", "-n", peer.netns, "link", "set", vr, "mtu", "576")
+            await run("ip", "-n", peer.netns, "addr", "add", f"{SERVER_NET}.1/24", "dev", vr)
+            await run("ip", "-n", peer.netns, "link", "set", vr, "up")
+            await run("ip", "-n", server_ns, "addr", "add", f"{SERVER_NET}.2/24", "dev", vs)
+            await run("ip", "-n", server_ns, "link", "set", vs, "up")
+            await run("ip", "-n", server_ns, "link", "set", "lo", "up")
+            await run("ip", "-n", server_ns, "route", "add", "default", "via", f"{SERVER_NET}.1")
+            # The server's ACKs cross the veth: have them checksummed there.
+            await run("ip", "netns", "exec", server_ns, "ethtool", "-K", vs, "tx", "off")
+            await run("ip", "netns", "exec", peer.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            peer.host.route_add(f"{SERVER_NET}.0/24", KERNEL)
+
+            argv = [
+                "ip", "netns", "exec", server_ns, sys.executable, "-u", "-c", DIGEST_SERVER,
+                f"{SERVER_NET}.2", str(port),
+            ]  # fmt: skip
+            log = tmp_path / "digest_server.log"
+            with log.open("wb") as stderr:
+                process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
+            try:
+                assert process.stdout is not None
+                said = b""
+                with trio.fail_after(10):
+                    while not said.endswith(b"\n"):
+                        chunk = await process.stdout.receive_some()
+                        assert chunk, log.read_text()
+                        said += chunk
+                assert said == b"listening\n"
+                payload = seeded_bytes(1_000_000, seed=3)
+                with trio.fail_after(PATIENCE):
+                    stream = await peer.host.open_tcp_stream(f"{SERVER_NET}.2", port)
+                    conn = stream._pcb.peek()
+                    assert conn.smss == 1460 - 12  # both ends on 1500-byte links
+                    await stream.send_all(payload)
+                    await stream.send_eof()
+                    answer = b""
+                    while chunk := await stream.receive_some():
+                        answer += chunk
+                    await stream.aclose()
+                assert answer.decode() == hashlib.sha256(payload).hexdigest()
+                assert conn.smss == 576 - 40 - 12
+            finally:
+                with trio.CancelScope(shield=True):
+                    if process.returncode is None:
+                        process.kill()
+                        with trio.move_on_after(10):
+                            await process.wait()
+                    if process.stdout is not None:
+                        await process.stdout.aclose()
+            tcp = peer.host.inet.tcp.statistics()
+            assert tcp.mtu_resent == 1 and tcp.drops == {}
+            icmp = peer.host.inet.icmp.statistics()
+            assert icmp.errors_received >= 1 and icmp.drops == {}
+            router = await kernel_snmp(peer.netns)
+            assert router["Ip"]["FragCreates"] == 0 and router["Ip"]["FragFails"] >= 1
+            assert router["IcmpMsg"]["OutType3"] >= 1
+        finally:
+            cleanup("ip", "netns", "del", server_ns)

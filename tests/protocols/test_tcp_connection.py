@@ -854,3 +854,78 @@ def test_a_rst_in_time_wait_is_ignored() -> None:
     assert conn.state is TcpState.TIME_WAIT
     assert peer.seg(RST).events == ()
     assert conn.state is TcpState.TIME_WAIT
+
+
+####################################################################
+# Path MTU (lower_mss)
+####################################################################
+
+
+def test_lower_mss_sends_what_is_in_flight_again_in_smaller_segments() -> None:
+    """RFC 1191 / BSD tcp_mtudisc: the segments in flight were too big for
+    the path; everything from snd_una goes out again at once, cut to the new
+    size, without a congestion response."""
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, window_scaling=False, nodelay=True))
+    out = conn.send(bytes(range(256)) * 16, 0.1)  # 4096 bytes: 1460 + 1460 + 1176
+    assert [len(p) for _, p in out.segments] == [1460, 1460, 1176]
+    cwnd = conn.cwnd
+    out = conn.lower_mss(536, 0.2)
+    assert [(h.seq, len(p)) for h, p in out.segments] == [
+        (ISS + 1 + i, min(536, 4096 - i)) for i in range(0, 4096, 536)
+    ]
+    assert b"".join(p for _, p in out.segments) == bytes(range(256)) * 16
+    assert conn.smss == 536 and conn.cwnd == cwnd
+    stats = conn.statistics()
+    assert stats.retransmits == 8 and stats.bytes_retransmitted == 4096
+    # From now on new data goes in 536-byte segments too.
+    peer.now = 0.3
+    peer.seg(ack=ISS + 1 + 4096)
+    out = conn.send(bytes(1000), 0.3)
+    assert [len(p) for _, p in out.segments] == [536, 464]
+
+
+def test_lower_mss_only_lowers_and_only_when_synchronized() -> None:
+    conn = TcpConnection(LPORT, RPORT, iss=ISS, config=PLAIN)
+    conn.connect(0.0)
+    assert conn.lower_mss(500, 0.1).segments == ()  # SYN_SENT: the peer's MSS is not known yet
+    conn, _ = established(options=TcpOptions(mss=1000))
+    conn.send(bytes(3000), 0.1)
+    for mss in (1000, 1460, 9000):  # not below the one in use
+        out = conn.lower_mss(mss, 0.2)
+        assert out.segments == () and conn.smss == 1000
+    out = conn.lower_mss(10, 0.2)  # raised to MIN_MSS
+    assert conn.smss == 64 and max(len(p) for _, p in out.segments) == 64
+    assert sum(len(p) for _, p in out.segments) == 3000
+
+
+def test_a_pair_recovers_through_a_path_that_drops_big_segments() -> None:
+    """A link that silently drops a's segments over 536 bytes of payload (a
+    router sending "fragmentation needed"): the glue's call to lower_mss
+    after the first loss is all it takes; the transfer completes, with
+    timestamps and SACK on."""
+    config = TcpConfig()
+    too_big: list[int] = []
+
+    def drop(name: str, header: TcpHeader, payload: bytes) -> bool:
+        if name == "a" and len(payload) + 12 > 536:
+            too_big.append(header.seq)
+            return True
+        return False
+
+    pair = Pair(config, config, drop=drop)
+    data = bytes(range(256)) * 400
+    pair.to_send["a"] += data
+    pair.close_when_sent["a"] = True
+    lowered = False
+
+    def until() -> bool:
+        nonlocal lowered
+        if too_big and not lowered:
+            lowered = True
+            pair.handle("a", pair.a.lower_mss(536, pair.now))  # the ICMP arrived
+        return bytes(pair.received["b"]) == data and pair.a.state.name == "FIN_WAIT_2"
+
+    pair.run(until, max_time=60)
+    assert bytes(pair.received["b"]) == data
+    assert pair.a.smss == 536 - 12
+    assert pair.a.statistics().timeouts == 0  # no RTO: the resend came at once

@@ -4,10 +4,14 @@ The cache itself is the sans-IO machine ``trionet.protocols.arp.ArpCache``;
 this module does what it returns: sends requests and replies, sends the
 packets whose resolution completed, counts what it gives up on.
 
-- :meth:`Arp.output` is Ethernet output for an IPv4 packet: broadcast and
-  multicast destinations map to their MAC at once; a unicast next hop is
-  resolved through the cache (the packet waits in the cache's bounded
-  pending queue while a request is out).
+ARP only resolves: every frame, its own and the IPv4 packets it resolved
+for, is built and queued by :func:`~trionet._net._ether.ether_output`.
+
+- :meth:`Arp.output` resolves an IPv4 packet's next hop and hands the
+  packet to ``ether_output``: broadcast and multicast destinations map to
+  their MAC at once, and so does anything on a loopback interface (zero
+  addresses); a unicast next hop is resolved through the cache (the packet
+  waits in the cache's bounded pending queue while a request is out).
 - :meth:`Arp.input` runs on ``netisr 0`` (ARP has no flow hash).
 - One callout on ``netisr 0`` runs the cache's ``expire`` at its next
   deadline: re-requests, gives up (counting the packets that waited), ages
@@ -18,7 +22,8 @@ A full send queue (``ENOBUFS`` from ``ifq_dispatch``) is counted, not raised,
 for packets sent on behalf of the cache (they have no caller to tell).
 
 DragonFly: ``sys/netinet/if_ether.c`` (``arpresolve``, ``arpintr``,
-``in_arpinput``, ``arptimer``).
+``in_arpinput``, ``arptimer``); ``sys/net/if_ethersubr.c`` (``ether_output``
+calls ``arpresolve`` for the destination MAC).
 """
 
 from __future__ import annotations
@@ -33,9 +38,8 @@ import trio
 from .._exceptions import NetError
 from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
 from ..protocols.errors import RemoteProtocolError
-from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf
+from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf, ether_output
 from ._if import IfFlags, Ifnet
-from ._ifstart import ifq_dispatch
 
 if TYPE_CHECKING:
     from ._host import Host
@@ -45,10 +49,7 @@ __all__ = ["Arp", "ArpLayerStatistics"]
 log = structlog.get_logger(__name__)
 
 _ZERO_MAC = bytes(6)
-
-
-def _frame(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
-    return dst + src + ethertype.to_bytes(2, "big") + payload
+_BROADCAST_IP = b"\xff\xff\xff\xff"
 
 
 @attrs.frozen
@@ -85,21 +86,25 @@ class Arp:
     # output ------------------------------------------------------------
 
     def output(self, ifp: Ifnet, nexthop: bytes, packet: bytes) -> None:
-        """Send the IPv4 ``packet`` to ``nexthop`` on ``ifp`` (Ethernet output).
+        """Resolve ``nexthop`` on ``ifp`` and send the IPv4 ``packet`` to it
+        with :func:`~trionet._net._ether.ether_output`, now or once the
+        cache has the MAC.
 
         Raises:
-            NetError: from ``ifq_dispatch`` when the packet could be sent at
+            NetError: from ``ether_output`` when the packet could be sent at
                 once and the send queue refused it.
+
+        DragonFly: ``arpresolve``.
         """
         if ifp.flags & IfFlags.LOOPBACK:
-            ifq_dispatch(ifp, _frame(_ZERO_MAC, _ZERO_MAC, ETHERTYPE_IP, packet))
+            ether_output(ifp, _ZERO_MAC, ETHERTYPE_IP, packet)
             return
-        if nexthop == b"\xff\xff\xff\xff" or any(ia.broadcast == nexthop for ia in ifp.addrs):
-            ifq_dispatch(ifp, _frame(ETHER_BROADCAST, ifp.lladdr, ETHERTYPE_IP, packet))
+        if nexthop == _BROADCAST_IP or any(ia.broadcast == nexthop for ia in ifp.addrs):
+            ether_output(ifp, ETHER_BROADCAST, ETHERTYPE_IP, packet)
             return
         if nexthop[0] & 0xF0 == 0xE0:
             mac = bytes((0x01, 0x00, 0x5E, nexthop[1] & 0x7F, nexthop[2], nexthop[3]))
-            ifq_dispatch(ifp, _frame(mac, ifp.lladdr, ETHERTYPE_IP, packet))
+            ether_output(ifp, mac, ETHERTYPE_IP, packet)
             return
         res = self.cache.resolve(nexthop, (ifp, packet), trio.current_time())
         if res.dropped is not None:
@@ -108,7 +113,7 @@ class Arp:
             self._request(ifp, nexthop)
             self._arm()
         if res.mac is not None:
-            ifq_dispatch(ifp, _frame(res.mac, ifp.lladdr, ETHERTYPE_IP, packet))
+            ether_output(ifp, res.mac, ETHERTYPE_IP, packet)
 
     def _request(self, ifp: Ifnet, target: bytes) -> None:
         spa = self._source_for(ifp, target)
@@ -132,7 +137,7 @@ class Arp:
 
     def _send(self, ifp: Ifnet, dst: bytes, pkt: ArpPacket) -> None:
         try:
-            ifq_dispatch(ifp, _frame(dst, ifp.lladdr, ETHERTYPE_ARP, pkt.emit()))
+            ether_output(ifp, dst, ETHERTYPE_ARP, pkt.emit())
         except NetError:
             self.drops["output_refused"] += 1
 
@@ -140,7 +145,7 @@ class Arp:
         for item in packets:
             ifp, packet = item  # type: ignore[misc]
             try:
-                ifq_dispatch(ifp, _frame(mac, ifp.lladdr, ETHERTYPE_IP, packet))
+                ether_output(ifp, mac, ETHERTYPE_IP, packet)
             except NetError:
                 self.drops["output_refused"] += 1
 

@@ -1,4 +1,5 @@
-"""Ethernet input: from a driver's ``ifp.input(frame)`` to a protocol thread.
+"""Ethernet input and output: from a driver's ``ifp.input(frame)`` to a
+protocol thread, and from a protocol to the send queue.
 
 :func:`ether_input` is the input routine of every interface (the loopback
 interface frames its packets as Ethernet with zero addresses, as Linux does,
@@ -21,8 +22,18 @@ For each frame, in order:
 The packet a protocol handler receives is an :class:`Mbuf` whose ``data``
 starts at the network header.
 
+Output (:func:`ether_output`) is the one place frames are built: a protocol
+that knows the destination MAC (ARP, once it resolved the next hop, or for
+its own packets) hands it the payload; it prepends the header
+(``trionet.protocols.ethernet``) and queues the frame with ``ifq_dispatch``.
+Headers are kept in a small cache by (destination, source, EtherType), so
+the per-packet cost is one dict probe and one concatenation; a miss builds
+the header with :class:`~trionet.protocols.ethernet.EthernetHeader`, which
+checks the addresses. The cache holds at most :data:`HEADER_CACHE_MAX`
+entries and starts over when full.
+
 DragonFly: ``sys/net/if_ethersubr.c`` (``ether_input_chain``,
-``ether_demux``).
+``ether_demux``, ``ether_output``).
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from errno import EIO
 from typing import TYPE_CHECKING
 
 import attrs
+
+from ..protocols.ethernet import EthernetHeader
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -43,9 +56,11 @@ __all__ = [
     "ETHER_ADDR_LEN",
     "ETHER_BROADCAST",
     "ETHER_HDR_LEN",
+    "HEADER_CACHE_MAX",
     "Mbuf",
     "MbufFlags",
     "ether_input",
+    "ether_output",
 ]
 
 ETHER_ADDR_LEN = 6
@@ -54,6 +69,12 @@ ETHER_BROADCAST = b"\xff" * ETHER_ADDR_LEN
 ETHERTYPE_IP = 0x0800
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_IPV6 = 0x86DD
+#: Ethernet headers :func:`ether_output` keeps, at most.
+HEADER_CACHE_MAX = 1024
+
+_ZERO_MAC = bytes(ETHER_ADDR_LEN)
+# (dst, src, ethertype) -> the 14 header bytes.
+_headers: dict[tuple[bytes, bytes, int], bytes] = {}
 
 
 class MbufFlags(enum.IntFlag):
@@ -116,3 +137,37 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
             data.noproto += 1
         else:
             data.iqdrops += 1
+
+
+def ether_output(ifp: Ifnet, dst: bytes, ethertype: int, payload: bytes) -> None:
+    """Frame ``payload`` for ``dst`` and queue it on ``ifp``.
+
+    The source address is ``ifp.lladdr`` (zero for an interface without
+    one, such as loopback). A plain function that never blocks.
+
+    Args:
+        dst: the destination MAC (6 bytes).
+        ethertype: the payload's EtherType.
+
+    Raises:
+        NetError: what ``ifq_dispatch`` raises (``ENOBUFS``, ``ENETDOWN``),
+            counted by the interface.
+        ValueError: ``dst`` is not 6 bytes or ``ethertype`` not an
+            EtherType.
+
+    DragonFly: ``ether_output`` (the framing half; ``arpresolve`` is ARP's).
+    """
+    src = ifp.lladdr or _ZERO_MAC
+    key = (dst, src, ethertype)
+    header = _headers.get(key)
+    if header is None:
+        header = EthernetHeader(dst, src, ethertype).emit()
+        if len(_headers) >= HEADER_CACHE_MAX:
+            _headers.clear()
+        _headers[key] = header
+    _ifstart.ifq_dispatch(ifp, header + payload)
+
+
+# At the end: _ifstart imports this module's constants (the module object
+# is enough here; its ifq_dispatch is looked up at call time).
+from . import _ifstart  # noqa: E402

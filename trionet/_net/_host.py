@@ -40,7 +40,7 @@ from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
 from ._driver import Driver
 from ._ether import ETHER_ADDR_LEN, ether_input
-from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, InAddr, PollCmd
+from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, PollCmd
 from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
@@ -112,12 +112,9 @@ class Host(Kernel):
     _watchdog_busy: int = attrs.field(default=0, init=False)
     _pollctx: dict[int, _PollCtx] = attrs.field(factory=dict, init=False)
     routes: RouteTable = attrs.field(factory=RouteTable, init=False)
+    #: The Internet layer; it owns the address tables (``inet.local_addrs``,
+    #: ``inet.broadcasts``).
     inet: Inet = attrs.field(init=False)
-    #: This host's IPv4 addresses -> their interface.
-    _local_addrs: dict[bytes, Ifnet] = attrs.field(factory=dict, init=False)
-    # Every subnet broadcast address of every interface (rebuilt when an
-    # address comes or goes; UDP output and IP input test it per packet).
-    _broadcasts: frozenset[bytes] = attrs.field(factory=frozenset, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -268,10 +265,7 @@ class Host(Kernel):
             serializer.exit()
         ifp.attached = False
         del self._ifnets[ifp.name]
-        for ia in ifp.addrs:
-            self._local_addrs.pop(ia.addr, None)
-        ifp.addrs.clear()
-        self._addresses_changed()
+        self.inet.if_detached(ifp)
         self.routes.delete_interface(ifp)
         if ifp.flags & IfFlags.POLLING:
             self._poll_remove(ifp)
@@ -599,47 +593,11 @@ class Host(Kernel):
             iface = ipaddress.IPv4Interface(address)
         except ValueError as exc:
             raise ValueError(f"not an IPv4 address/prefix: {address!r} ({exc})") from None
-        addr = iface.ip.packed
         if delete:
-            self._in_delete(ifp, addr)
+            self.inet.in_delete(ifp, iface.ip.packed)
         else:
-            self._in_add(ifp, iface, addr)
+            self.inet.in_add(ifp, iface)
         return [ifconfig_row(ifp)]
-
-    def _in_add(self, ifp: Ifnet, iface: ipaddress.IPv4Interface, addr: bytes) -> None:
-        if addr in self._local_addrs:
-            raise NetError(errno.EEXIST, f"{iface.ip} is already on {self._local_addrs[addr].name}")
-        network = iface.network
-        ia = InAddr(addr, network, network.broadcast_address.packed)
-        if not any(r.network == network for r in self.routes.routes()):
-            self.routes.add(Route(network, None, ifp))
-        ifp.addrs.append(ia)
-        self._local_addrs[addr] = ifp
-        self._addresses_changed()
-        log.info("in_addr_added", host=self.name, ifname=ifp.name, addr=str(ia))
-        self._in_addr_added(ifp, ia)
-
-    def _in_delete(self, ifp: Ifnet, addr: bytes) -> None:
-        for ia in ifp.addrs:
-            if ia.addr == addr:
-                break
-        else:
-            raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no address {addr.hex()}")
-        ifp.addrs.remove(ia)
-        del self._local_addrs[addr]
-        self._addresses_changed()
-        if not any(other.network == ia.network for other in ifp.addrs):
-            for r in self.routes.routes():
-                if r.network == ia.network and r.ifp is ifp and r.gateway is None:
-                    self.routes.delete(r.network)
-        log.info("in_addr_deleted", host=self.name, ifname=ifp.name, addr=str(ia))
-
-    def _addresses_changed(self) -> None:
-        self._broadcasts = frozenset(ia.broadcast for i in self._ifnets.values() for ia in i.addrs)
-
-    def _in_addr_added(self, ifp: Ifnet, ia: InAddr) -> None:
-        # Announce the address (gratuitous ARP) if the interface is running.
-        self.inet.arp.announce(ifp, ia.addr)
 
     async def ping(
         self,

@@ -1,10 +1,20 @@
 """ICMP glue: echo, errors, and ``ping``.
 
 - Input answers echo requests to this host's addresses (not broadcast
-  echo, as BSD's default ``net.inet.icmp.bmcastecho=0``), hands echo replies
-  and errors about our own echo requests to the ``ping`` that sent them,
-  and reports destination-unreachable errors about UDP datagrams to the
-  socket that sent them.
+  echo, as BSD's default ``net.inet.icmp.bmcastecho=0``), and hands echo
+  replies and errors about our own echo requests to the ``ping`` that sent
+  them.
+- An error (destination unreachable, source quench, redirect, time
+  exceeded, parameter problem) about another protocol's datagram goes to
+  that protocol's ``ctlinput`` through IP's protocol switch, with the
+  quoted datagram's addresses, the first 8 bytes of its payload, and for
+  "fragmentation needed" the next-hop MTU (when the router sent none, RFC
+  1191 section 5's old-style message, the plateau below the quoted
+  datagram's length, RFC 1191 section 7). UDP reports unreachables to a
+  connected socket; TCP aborts a connection attempt, records a soft error
+  or lowers its segment size (see :mod:`trionet._net._tcp`). An error no
+  one claims is counted ``error_unmatched``; one too short to tell,
+  ``short_quote``.
 - :meth:`Icmp.error` sends an error about a received datagram, unless RFC
   1122 section 3.2.2 forbids it (about an ICMP error, a fragment other than
   the first, a broadcast or multicast, or from an unspecified source);
@@ -16,8 +26,9 @@
   ``ping``'s do; a reply goes to the oldest request with its sequence number
   still waiting for one.
 
-DragonFly: ``sys/netinet/ip_icmp.c`` (``icmp_input``, ``icmp_error``,
-``icmp_reflect``), ``sbin/ping``.
+DragonFly: ``sys/netinet/ip_icmp.c`` (``icmp_input``, which calls the
+protocol's ``pr_ctlinput``; ``icmp_error``, ``icmp_reflect``), ``ip_input.c``
+(``ip_next_mtu``), ``sbin/ping``.
 """
 
 from __future__ import annotations
@@ -33,10 +44,11 @@ import trio
 from .._exceptions import NetError
 from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
-from ..protocols.ipv4 import IPPROTO_ICMP, IPPROTO_UDP, IPv4Header
+from ..protocols.ipv4 import IPPROTO_ICMP, IPv4Header
 from ._ether import Mbuf
 
 if TYPE_CHECKING:
+    from ._if import Ifnet
     from ._ip import Ip
 
 __all__ = ["Icmp", "IcmpStatistics", "PingError", "PingResult"]
@@ -162,6 +174,24 @@ def _check_seconds(name: str, value: object, *, zero: bool) -> None:
         raise ValueError(f"{name} must be {what}, not {value!r}")
 
 
+#: RFC 1191 section 7's plateau table (BSD ``ip_next_mtu``'s ``mtutab``).
+MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def next_mtu(rest: int, quoted_length: int) -> int:
+    """The next-hop MTU of a "fragmentation needed" message: its own field
+    (the low 16 bits of ``rest``) if it is one (at least 68, RFC 791's
+    minimum), else the plateau below the quoted datagram's total length
+    (RFC 1191 sections 5 and 7)."""
+    mtu = rest & 0xFFFF
+    if mtu >= 68:
+        return mtu
+    for plateau in MTU_PLATEAUS:
+        if plateau < quoted_length:
+            return plateau
+    return 68
+
+
 def _quoted(body: memoryview) -> tuple[int, bytes, bytes, memoryview] | None:
     # The datagram an ICMP error quotes: (proto, src, dst, first 8 bytes of
     # its payload), or None if too short to tell.
@@ -198,8 +228,12 @@ class IcmpStatistics:
 class Icmp:
     """A host's ICMP."""
 
-    def __init__(self, ip: Ip) -> None:
+    def __init__(self, ip: Ip, local_addrs: dict[bytes, Ifnet], broadcasts: set[bytes]) -> None:
         self.ip = ip
+        self._local_addrs = local_addrs
+        self._broadcasts = broadcasts
+        self._protocols = ip.protocols
+        self._sysctls = ip.host.sysctls
         self.drops: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.errors_sent: Counter[tuple[int, int]] = Counter()
@@ -207,7 +241,8 @@ class Icmp:
         self._ping_ident = 0
         self._received = 0
         self._lim_second = self._lim_count = 0
-        ip.protocols[IPPROTO_ICMP] = self.input
+        # No ctlinput: errors about echo requests are ping's, handled below.
+        ip.protocols[IPPROTO_ICMP] = (self.input, None)
 
     def statistics(self) -> IcmpStatistics:
         """A snapshot of the counters."""
@@ -232,7 +267,7 @@ class Icmp:
             return
         t = msg.type
         if t == icmp_proto.ECHO_REQUEST:
-            if hdr.dst not in self.ip.host._local_addrs:
+            if hdr.dst not in self._local_addrs:
                 self.drops["broadcast_echo"] += 1
                 return
             self.counts["echo_requests"] += 1
@@ -262,23 +297,27 @@ class Icmp:
         if quoted is None:
             self.drops["short_quote"] += 1
             return
-        proto, _src, dst, head = quoted
-        source = str(ipaddress.IPv4Address(hdr.src))
-        if proto == IPPROTO_ICMP and head[0] == icmp_proto.ECHO_REQUEST:
-            ident = (head[4] << 8) | head[5]
-            seq = (head[6] << 8) | head[7]
-            ping = self._pings.get(ident)
-            index = ping.claim(seq, trio.current_time()) if ping is not None else None
-            if ping is not None and index is not None:
-                ping.errors.append(PingError(seq, source, msg.type, msg.code))
-                ping.events[index].set()
-                return
-        elif proto == IPPROTO_UDP and msg.type == icmp_proto.DEST_UNREACH:
-            sport = (head[0] << 8) | head[1]
-            dport = (head[2] << 8) | head[3]
-            udp = self.ip.host.inet.udp
-            if udp.icmp_unreachable(sport, dst, dport, msg.code):
-                return
+        proto, src, dst, head = quoted
+        if proto == IPPROTO_ICMP:
+            if head[0] == icmp_proto.ECHO_REQUEST:
+                ident = (head[4] << 8) | head[5]
+                seq = (head[6] << 8) | head[7]
+                ping = self._pings.get(ident)
+                index = ping.claim(seq, trio.current_time()) if ping is not None else None
+                if ping is not None and index is not None:
+                    source = str(ipaddress.IPv4Address(hdr.src))
+                    ping.errors.append(PingError(seq, source, msg.type, msg.code))
+                    ping.events[index].set()
+                    return
+        else:
+            pr = self._protocols.get(proto)
+            ctlinput = pr[1] if pr is not None else None
+            if ctlinput is not None:
+                mtu = 0
+                if msg.type == icmp_proto.DEST_UNREACH and msg.code == icmp_proto.UNREACH_NEEDFRAG:
+                    mtu = next_mtu(msg.rest, (body[2] << 8) | body[3])
+                if ctlinput(msg.type, msg.code, src, dst, head, mtu):
+                    return
         self.drops["error_unmatched"] += 1
 
     # errors --------------------------------------------------------------
@@ -291,13 +330,12 @@ class Icmp:
         Callers do not call it for a datagram that came in a link-layer
         broadcast or multicast frame (``m.flags``).
         """
-        host = self.ip.host
         src = hdr.src
         ihl = hdr.ihl * 4
         icmp_type = raw[ihl] if hdr.proto == IPPROTO_ICMP and len(raw) > ihl else None
         if not icmp_proto.error_allowed(
             src, hdr.dst, frag_offset=hdr.frag_offset, icmp_type=icmp_type,
-            dst_broadcast=hdr.dst in host._broadcasts,
+            dst_broadcast=hdr.dst in self._broadcasts,
         ):
             # RFC 1122 3.2.2: never about an error, a later fragment, a
             # broadcast or multicast, or a source that is not one host.
@@ -305,7 +343,7 @@ class Icmp:
             return
         # BSD's badport_bandlim: at most net.inet.icmp.icmplim errors per
         # second (0: no limit), so a flood cannot turn us into an amplifier.
-        limit = host.sysctls.get("net.inet.icmp.icmplim")
+        limit = self._sysctls.get("net.inet.icmp.icmplim")
         second = int(trio.current_time())
         if second != self._lim_second:
             self._lim_second, self._lim_count = second, 0

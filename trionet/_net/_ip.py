@@ -1,4 +1,5 @@
-"""IPv4 glue: input, local delivery, forwarding, output and fragmentation.
+"""IPv4 glue: input, local delivery, forwarding, route choice, output and
+fragmentation.
 
 Input (:meth:`Ip.input`, the netisr handler for EtherType 0x0800, on the
 protocol thread the packet's flow hashes to; fragments hash to ``netisr 0``,
@@ -10,30 +11,60 @@ which owns the reassembler):
    interface (``martian``);
 2. for this host (one of its addresses, a subnet broadcast of the receiving
    interface, or 255.255.255.255): reassemble fragments, then hand the
-   datagram to ICMP or UDP; another protocol is answered with ICMP protocol
-   unreachable and counted ``noproto``;
+   datagram to its protocol's ``input`` through the protocol switch
+   (``protocols[proto] = (input, ctlinput)``, BSD's ``inetsw``); a protocol
+   with no entry is answered with ICMP protocol unreachable and counted
+   ``noproto``;
 3. for another host: dropped (``not_forwarding``) unless
    ``net.inet.ip.forwarding`` is 1; then TTL expiry answers ICMP time
    exceeded, a missing route ICMP net unreachable, a DF datagram too big for
-   the next link ICMP fragmentation needed (with the link MTU), and anything
-   else goes out again with its TTL decremented.
+   the next link ICMP fragmentation needed (with the link MTU, RFC 1191), and
+   anything else goes out again with its TTL decremented.
 
-Output (:meth:`Ip.output`): route lookup (longest prefix), source address
-selection (the outgoing interface's primary address), fragmentation to the
-interface MTU unless DF (then ``EMSGSIZE``), and Ethernet output through ARP.
+Route choice is one call, :meth:`Ip.route` (BSD ``in_pcbladdr`` and
+``ip_output``'s lookup): interface, next hop and source address together.
+UDP and TCP sockets, ICMP, forwarding and :meth:`Ip.output` all use it, so
+the rules are written once:
+
+1. an interface given by the caller: send on it, to the destination on
+   its link;
+2. 255.255.255.255 (the limited broadcast, which has no route): the first
+   interface, by index, that has an address and is not loopback;
+3. one of this host's addresses: the loopback interface, if there is one;
+4. anything else: the longest-prefix route; its gateway is the next hop
+   (for a connected route, the destination itself);
+5. the source: the one asked for (a bound socket, a reply from the address
+   that was asked, a forwarded datagram's own); else the destination when
+   it is ours; else the outgoing interface's primary address.
+
+A socket keeps its choice in a :class:`~trionet._net._route.RouteCache`
+(:meth:`Ip.route_cached`, BSD ``inp_route``), valid while the route table's
+generation is unchanged: every route added or deleted and every address
+added or deleted bumps it. ARP changes do not: the cache holds the next
+hop's IP address, and ARP maps it to a MAC per packet. Nor does link state
+or the MTU, which route choice does not read (a down interface refuses the
+packet, ``ENETDOWN``; the MTU is read per packet). One cache per host
+serves forwarding (DragonFly's ``ip_forward`` route cache).
+
+Output (:meth:`Ip.output`): route choice (or the caller's cache), the
+header, fragmentation to the interface MTU unless DF (then ``EMSGSIZE``,
+counted ``needs_fragmentation``), then ARP, which resolves the next hop and
+hands the packet to ``ether_output``.
 
 Every drop has a counter (``statistics().drops`` by reason). Nothing here
 awaits: input is a batch of plain function calls on a protocol thread, and
 output is a plain function its caller runs.
 
 DragonFly: ``sys/netinet/ip_input.c`` (``ip_input``, ``ip_forward``,
-``ip_reass``), ``ip_output.c`` (``ip_output``, ``ip_fragment``).
+``ip_reass``), ``ip_output.c`` (``ip_output``, ``ip_fragment``),
+``in_pcb.c`` (``in_pcbladdr``), ``in_proto.c`` (``inetsw``).
 """
 
 from __future__ import annotations
 
 import errno
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -46,15 +77,28 @@ from ..protocols.flowhash import ipv4_flow_hash
 from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
 from ._ether import ETHERTYPE_IP, Mbuf
 from ._if import IfFlags
+from ._inaddr import inet_ntoa
+from ._route import RouteCache
 
 if TYPE_CHECKING:
     from ._arp import Arp
     from ._host import Host
+    from ._icmp import Icmp
     from ._if import Ifnet
 
-__all__ = ["IpStatistics", "Ip"]
+__all__ = ["IpStatistics", "Ip", "ProtoInput", "ProtoCtlInput"]
 
 BROADCAST = b"\xff\xff\xff\xff"
+
+#: A protocol's input routine: ``input(header, payload, mbuf)``.
+ProtoInput = Callable[[IPv4Header, memoryview, Mbuf], None]
+#: A protocol's control input: ``ctlinput(type, code, src, dst, head, mtu)``,
+#: an ICMP error of ``type``/``code`` about a datagram this host sent from
+#: ``src`` to ``dst`` whose payload began with ``head`` (8 bytes: a
+#: transport header's ports and, for TCP, sequence number); ``mtu`` is the
+#: next-hop MTU of "fragmentation needed" (0 otherwise). Returns whether the
+#: error concerned one of the protocol's endpoints.
+ProtoCtlInput = Callable[[int, int, bytes, bytes, memoryview, int], bool]
 
 
 @attrs.frozen
@@ -63,7 +107,7 @@ class IpStatistics:
 
     Attributes:
         received: datagrams that reached IP input.
-        delivered: datagrams handed to ICMP or UDP.
+        delivered: datagrams handed to a protocol's input.
         forwarded: datagrams sent on towards another host.
         sent: datagrams this host originated (before fragmentation).
         fragmented: datagrams split; ``fragments_sent``: the pieces.
@@ -84,19 +128,43 @@ class IpStatistics:
 
 
 class Ip:
-    """A host's IPv4 layer."""
+    """A host's IPv4 layer.
 
-    def __init__(self, host: Host, arp: Arp) -> None:
+    Args:
+        arp: resolution for output.
+        local_addrs, broadcasts: the Internet layer's address tables (read
+            only here).
+
+    Attributes:
+        protocols: the protocol switch: protocol number -> ``(input,
+            ctlinput)`` (``ctlinput`` may be None). See :data:`ProtoInput`
+            and :data:`ProtoCtlInput`.
+        icmp: ICMP, for the errors IP sends (set by the Internet layer).
+        routes: the host's route table.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        arp: Arp,
+        local_addrs: dict[bytes, Ifnet],
+        broadcasts: set[bytes],
+    ) -> None:
         self.host = host
         self.arp = arp
+        self.local_addrs = local_addrs
+        self.broadcasts = broadcasts
+        self.routes = host.routes
+        self._sysctls = host.sysctls
+        self.icmp: Icmp = None  # type: ignore[assignment]  # set by Inet
         self.reassembler = Reassembler()
         self.drops: Counter[str] = Counter()
         self._received = self._delivered = self._forwarded = self._sent = 0
         self._fragmented = self._fragments_sent = self._reassembled = 0
         self._ident = 0
         self._reass_callout = host.callout(0, thread="netisr")
-        # Protocol input routines: proto -> fn(header, payload, mbuf).
-        self.protocols: dict[int, Any] = {}
+        self._forward_ro = RouteCache()
+        self.protocols: dict[int, tuple[ProtoInput, ProtoCtlInput | None]] = {}
         host.netisr_register(ETHERTYPE_IP, self.input, lambda m: ipv4_flow_hash(m.data))
 
     def statistics(self) -> IpStatistics:
@@ -113,14 +181,105 @@ class Ip:
             self.reassembler.statistics(),
         )
 
-    # input ---------------------------------------------------------------
+    ####################################################################
+    # Route choice
+    ####################################################################
+
+    def route(
+        self, dst: bytes, *, src: bytes | None = None, ifp: Ifnet | None = None
+    ) -> tuple[Ifnet, bytes, bytes]:
+        """Choose the interface, next hop and source for a datagram to ``dst``
+        (the rules are in the module docstring).
+
+        Args:
+            src: the source to use (not checked: binding checks a socket's
+                address, and a forwarded datagram keeps its own); default
+                chosen by the rules.
+            ifp: send on this interface, to ``dst`` on its link.
+
+        Returns:
+            ``(ifp, nexthop, src)``.
+
+        Raises:
+            NetError: ``ENETUNREACH`` (no route; for 255.255.255.255, no
+                interface with an address), ``EADDRNOTAVAIL`` (the outgoing
+                interface has no address to send from).
+
+        DragonFly: ``in_pcbladdr``, and the route lookup of ``ip_output``.
+        """
+        local = self.local_addrs
+        if ifp is not None:
+            nexthop = dst
+        elif dst == BROADCAST:
+            ifp = self._broadcast_ifp()
+            nexthop = dst
+        else:
+            lo = self._loopback_ifp() if dst in local else None
+            if lo is not None:
+                ifp, nexthop = lo, dst
+            else:
+                rt = self.routes.lookup(dst)
+                if rt is None:
+                    raise NetError(errno.ENETUNREACH, f"no route to {inet_ntoa(dst)}")
+                ifp = rt.ifp
+                nexthop = rt.gateway or dst
+        if src is None:
+            if dst in local:
+                src = dst
+            elif ifp.addrs:
+                src = ifp.addrs[0].addr
+            else:
+                raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no IPv4 address")
+        return ifp, nexthop, src
+
+    def _broadcast_ifp(self) -> Ifnet:
+        for ifp in self.host.ifnets():
+            if ifp.addrs and not ifp.flags & IfFlags.LOOPBACK:
+                return ifp
+        raise NetError(errno.ENETUNREACH, "no interface with an address to broadcast on")
+
+    def _loopback_ifp(self) -> Ifnet | None:
+        for ifp in self.host.ifnets():
+            if ifp.flags & IfFlags.LOOPBACK:
+                return ifp
+        return None
+
+    def route_cached(
+        self, ro: RouteCache, dst: bytes, src: bytes | None = None
+    ) -> tuple[Ifnet, bytes, bytes]:
+        """:meth:`route` through the cache ``ro``: the remembered choice while
+        the route table's generation, ``dst`` and ``src`` are unchanged,
+        else a new one, remembered (BSD ``inp_route``).
+
+        For output paths: a failure is counted as a drop (``no_route``,
+        ``no_source``), as :meth:`output` counts it.
+
+        Raises:
+            NetError: as :meth:`route`.
+        """
+        generation = self.routes.generation
+        if ro.generation == generation and ro.dst == dst and ro.src == src:
+            return ro.route  # type: ignore[return-value]
+        try:
+            route = self.route(dst, src=src)
+        except NetError as exc:
+            self._count_route_error(exc)
+            raise
+        ro.generation, ro.dst, ro.src, ro.route = generation, dst, src, route
+        return route
+
+    def _count_route_error(self, exc: NetError) -> None:
+        self.drops["no_source" if exc.errno == errno.EADDRNOTAVAIL else "no_route"] += 1
+
+    ####################################################################
+    # Input
+    ####################################################################
 
     def is_local(self, dst: bytes, ifp: Ifnet | None) -> bool:
         """Whether ``dst`` is this host (an address or a broadcast it hears)."""
-        host = self.host
-        if dst in host._local_addrs or dst == BROADCAST:
+        if dst in self.local_addrs or dst == BROADCAST:
             return True
-        return dst in host._broadcasts and ifp is not None and any(
+        return dst in self.broadcasts and ifp is not None and any(
             ia.broadcast == dst for ia in ifp.addrs
         )
 
@@ -133,7 +292,7 @@ class Ip:
             self.drops[exc.reason] += 1
             return
         src = hdr.src
-        if src[0] >= 0xE0 or src in self.host._broadcasts:
+        if src[0] >= 0xE0 or src in self.broadcasts:
             # RFC 1812 5.3.7: multicast, class E and broadcast sources.
             self.drops["bad_source"] += 1
             return
@@ -155,41 +314,39 @@ class Ip:
             m.data = memoryview(hdr.emit(data))
             hdr = attrs.evolve(hdr, ihl=5, total_length=len(m.data))
             payload = m.data[20:]
-        handler = self.protocols.get(hdr.proto)
-        if handler is None:
+        pr = self.protocols.get(hdr.proto)
+        if pr is None:
             self.drops["noproto"] += 1
-            if hdr.dst in self.host._local_addrs and not m.flags:
-                self.host.inet.icmp.error(
-                    m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PROTO
-                )
+            if hdr.dst in self.local_addrs and not m.flags:
+                self.icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PROTO)
             return
         self._delivered += 1
-        handler(hdr, payload, m)
+        pr[0](hdr, payload, m)
 
     def _forward(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
-        host = self.host
         dst = hdr.dst
         # Never forwarded: a link-layer broadcast or multicast, an IP
         # multicast or broadcast, or the directed broadcast of another of our
         # subnets (BSD ip_forward, net.inet.ip.directed-broadcast=0).
-        if m.flags or dst[0] & 0xF0 == 0xE0 or dst == BROADCAST or dst in host._broadcasts:
+        if m.flags or dst[0] & 0xF0 == 0xE0 or dst == BROADCAST or dst in self.broadcasts:
             self.drops["not_for_us"] += 1
             return
-        if host.sysctls.get("net.inet.ip.forwarding") != 1:
+        if self._sysctls.get("net.inet.ip.forwarding") != 1:
             self.drops["not_forwarding"] += 1
             return
-        icmp = host.inet.icmp
+        icmp = self.icmp
         if hdr.ttl <= 1:
             self.drops["ttl_exceeded"] += 1
             icmp.error(m.data, hdr, icmp_proto.TIME_EXCEEDED, icmp_proto.TIMXCEED_INTRANS)
             return
-        route = host.routes.lookup(dst)
-        if route is None:
-            self.drops["no_route"] += 1
+        try:
+            # The datagram keeps its source, so only ENETUNREACH can come
+            # (counted no_route by route_cached).
+            ifp, nexthop, _ = self.route_cached(self._forward_ro, dst, hdr.src)
+        except NetError:
             icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NET)
             return
-        ifp = route.ifp  # (ICMP redirects are not sent)
-        out = attrs.evolve(hdr, ttl=hdr.ttl - 1)
+        out = attrs.evolve(hdr, ttl=hdr.ttl - 1)  # (ICMP redirects are not sent)
         if 20 + len(payload) > ifp.mtu and hdr.df:
             self.drops["needs_fragmentation"] += 1
             icmp.error(
@@ -197,7 +354,7 @@ class Ip:
             )
             return
         try:
-            self._transmit(ifp, route.gateway or dst, out, bytes(payload))
+            self._transmit(ifp, nexthop, out, bytes(payload))
         except NetError as exc:
             # BSD ip_forward: ips_cantforward, not ips_forward.
             self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
@@ -211,13 +368,15 @@ class Ip:
         for first_hdr, first_data in self.reassembler.expire(trio.current_time()):
             # RFC 792: time exceeded (fragment reassembly), quoting the first
             # fragment, when it had arrived.
-            self.host.inet.icmp.error(
+            self.icmp.error(
                 first_hdr.emit(first_data), first_hdr,
                 icmp_proto.TIME_EXCEEDED, icmp_proto.TIMXCEED_REASS,
             )
         self._arm_reassembly()
 
-    # output --------------------------------------------------------------
+    ####################################################################
+    # Output
+    ####################################################################
 
     def next_ident(self) -> int:
         self._ident = (self._ident + 1) & 0xFFFF
@@ -234,56 +393,36 @@ class Ip:
         tos: int = 0,
         df: bool = False,
         ifp: Ifnet | None = None,
+        ro: RouteCache | None = None,
     ) -> None:
         """Send ``payload`` as an IPv4 datagram to ``dst``.
 
         Args:
-            src: the source address; default the outgoing interface's
-                primary address.
+            src: the source address; default chosen by :meth:`route`.
             ttl: default ``net.inet.ip.ttl``.
             df: set Don't Fragment: a datagram too big for the link raises
                 ``EMSGSIZE`` instead of being fragmented.
-            ifp: send on this interface (for 255.255.255.255, which has no
-                route); default by route lookup.
+            ifp: send on this interface, to ``dst`` on its link (for
+                255.255.255.255, the interface to broadcast on).
+            ro: the socket's route cache (:meth:`route_cached`; ``ifp`` is
+                then ignored).
 
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL`` (no
                 source address), ``EMSGSIZE`` (DF and too big), ``ENOBUFS``
                 (send queue full), ``ENETDOWN`` (interface down).
         """
-        host = self.host
-        if ifp is None or dst != BROADCAST:
-            route = host.routes.lookup(dst)
-            if route is None:
-                if dst == BROADCAST and ifp is not None:
-                    route = None
-                else:
-                    self.drops["no_route"] += 1
-                    raise NetError(errno.ENETUNREACH, f"no route to {'.'.join(map(str, dst))}")
-            if route is not None:
-                ifp = route.ifp
-                nexthop = route.gateway or dst
-            else:
-                nexthop = dst
+        if ro is not None:
+            ifp, nexthop, src = self.route_cached(ro, dst, src)
         else:
-            nexthop = dst
-        assert ifp is not None
-        if src is None:
-            if dst in host._local_addrs:
-                src = dst
-            elif not ifp.addrs:
-                self.drops["no_source"] += 1
-                raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no IPv4 address")
-            else:
-                src = ifp.addrs[0].addr
+            try:
+                ifp, nexthop, src = self.route(dst, src=src, ifp=ifp)
+            except NetError as exc:
+                self._count_route_error(exc)
+                raise
         if ttl is None:
-            ttl = host.sysctls.get("net.inet.ip.ttl")  # type: ignore[assignment]
+            ttl = self._sysctls.get("net.inet.ip.ttl")  # type: ignore[assignment]
         hdr = IPv4Header(src, dst, proto, ttl=ttl, tos=tos, ident=self.next_ident(), df=df)
-        if dst in host._local_addrs:
-            # To ourselves: through the loopback interface if there is one.
-            lo = next((i for i in host.ifnets() if i.flags & IfFlags.LOOPBACK), None)
-            if lo is not None:
-                ifp, nexthop = lo, dst
         self._sent += 1
         if 20 + len(payload) > ifp.mtu and df:
             self.drops["needs_fragmentation"] += 1
@@ -299,4 +438,3 @@ class Ip:
         self._fragments_sent += len(pieces)
         for piece in pieces:
             self.arp.output(ifp, nexthop, piece)
-

@@ -10,6 +10,14 @@ longest length present down to 0, so a lookup costs at most one dict probe
 per distinct prefix length in the table (a handful in practice), not one per
 route.
 
+The table has a *generation*, a count bumped by every route added or
+deleted and by :meth:`RouteTable.invalidate` (the Internet layer calls it
+when an address comes or goes). A socket remembers the route it chose in a
+:class:`RouteCache` together with the generation it was chosen in, and
+reuses it while the generation is unchanged (BSD's ``inp_route``; see
+:meth:`Ip.route_cached <trionet._net._ip.Ip.route_cached>`), so a
+connection's packets skip the lookup and the source choice.
+
 *Divergence:* DragonFly replicates the routing table on every CPU (each
 protocol thread reads its own copy, and changes are sent to all of them as
 messages). Trio runs one task at a time, so a single table read by every
@@ -32,7 +40,14 @@ from .._exceptions import NetError
 if TYPE_CHECKING:
     from ._if import Ifnet
 
-__all__ = ["Route", "RouteRow", "RouteTable", "format_netstat_r", "parse_network"]
+__all__ = [
+    "Route",
+    "RouteCache",
+    "RouteRow",
+    "RouteTable",
+    "format_netstat_r",
+    "parse_network",
+]
 
 
 @attrs.frozen
@@ -88,13 +103,50 @@ def parse_network(dest: str) -> ipaddress.IPv4Network:
         raise ValueError(f"not an IPv4 network: {dest!r} ({exc})") from None
 
 
+class RouteCache:
+    """A route a socket remembers (BSD ``struct route``, a PCB's ``inp_route``).
+
+    Filled and checked by :meth:`Ip.route_cached
+    <trionet._net._ip.Ip.route_cached>` only; valid while ``generation``
+    equals the route table's and the destination and requested source are
+    the same as when it was filled.
+
+    Attributes:
+        generation: the table's generation when filled (-1: empty).
+        dst, src: the destination and the requested source (None: any).
+        route: ``(ifp, nexthop, src)`` as :meth:`Ip.route
+            <trionet._net._ip.Ip.route>` chose it.
+    """
+
+    __slots__ = ("dst", "generation", "route", "src")
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.dst = b""
+        self.src: bytes | None = None
+        self.route: tuple[Ifnet, bytes, bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RouteCache generation={self.generation} route={self.route!r}>"
+
+
 class RouteTable:
-    """A host's IPv4 routes (see the module docstring)."""
+    """A host's IPv4 routes (see the module docstring).
+
+    Attributes:
+        generation: bumped by every change and by :meth:`invalidate`.
+    """
 
     def __init__(self) -> None:
         # prefix length -> network address (int) -> route
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []  # present prefix lengths, longest first
+        self.generation = 0
+
+    def invalidate(self) -> None:
+        """Make every :class:`RouteCache` stale: something a route choice
+        depends on, other than the routes themselves, changed (an address)."""
+        self.generation += 1
 
     def __len__(self) -> int:
         return sum(len(d) for d in self._by_len.values())
@@ -114,6 +166,7 @@ class RouteTable:
         if key in table:
             raise NetError(errno.EEXIST, f"a route to {route.network} exists")
         table[key] = route
+        self.generation += 1
 
     def delete(self, network: ipaddress.IPv4Network) -> Route:
         """Remove and return the route to ``network``.
@@ -130,6 +183,7 @@ class RouteTable:
         if not table:
             del self._by_len[plen]
             self._lens = sorted(self._by_len, reverse=True)
+        self.generation += 1
         return route
 
     def delete_interface(self, ifp: Ifnet) -> list[Route]:

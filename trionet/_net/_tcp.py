@@ -1,4 +1,5 @@
-"""TCP glue: the connection table, input, the SYN cache and cookies, timers.
+"""TCP glue: the connection table, input, the SYN cache and cookies, timers,
+output, and ICMP errors.
 
 Theory of operation
 ===================
@@ -31,13 +32,40 @@ this module gives it addresses, a thread, a clock and a wire.
    queue; when the queue holds ``backlog`` connections, SYNs are dropped and
    the ACKs that would complete a handshake too (counted
    ``listen_overflow``): the peer retransmits, as on Linux.
-4. **Output.** Segments the machine returns are emitted with the
-   connection's addresses and passed to :meth:`Ip.output` (no DF: there is
-   no path MTU discovery). An output error (``ENOBUFS``...) is counted
-   (``output_errors``) and the segment is lost; retransmission recovers.
-5. **Timers.** One :class:`~trionet.lowlevel.Callout` per connection on its
+4. **Output.** A connection's addresses, interface and next hop are
+   chosen once, when it is made (:meth:`Ip.route <trionet._net._ip.Ip.route>`,
+   BSD ``in_pcbladdr``; its MSS comes from that interface's MTU), and its
+   segments go out through its route cache (:attr:`TcpPcb.ro`, BSD
+   ``inp_route``), looked up again only after a route or address change.
+   With ``net.inet.tcp.path_mtu_discovery`` (1, read when a connection is
+   made) every segment carries DF (RFC 1191). An output error
+   (``ENOBUFS``...) is counted (``output_errors``) and the segment is lost;
+   retransmission recovers. ``EMSGSIZE`` (the route now leads through an
+   interface with a smaller MTU) also lowers the MSS to fit it, as below.
+5. **ICMP errors** (:meth:`Tcp.ctlinput`, TCP's entry in IP's protocol
+   switch; BSD ``tcp_ctlinput``). ICMP input runs on ``netisr 0``; an error
+   whose quote names a connection (its 4-tuple) is passed to the thread that
+   owns it, which first checks that the quoted sequence number is in
+   ``snd_una..snd_max`` (data sent and not yet acknowledged): anything else
+   is ignored and counted (``icmp_out_of_window``), so a blind attacker
+   must guess the window (RFC 5927 4.1). Then, by type and code (the table
+   :data:`ICMP_ERRORS`; RFC 1122 4.2.3.9, RFC 5461):
+
+   - port or protocol unreachable in SYN_SENT is a hard error: the connect
+     fails with ``ECONNREFUSED`` at once (``icmp_aborts``), as a RST would;
+   - "fragmentation needed" (path MTU discovery, RFC 1191) lowers the
+     connection's MSS to the next-hop MTU less 40 and sends everything
+     unacknowledged again in segments of that size
+     (:meth:`~trionet.protocols.tcp_connection.TcpConnection.lower_mss`;
+     ``mtu_resent``); an ICMP message never raises the MSS;
+   - everything else (and port unreachable after SYN_SENT) is a soft error
+     (``icmp_soft_errors``): remembered, and reported instead of
+     ``ETIMEDOUT`` if the connection times out before the data outstanding
+     then is acknowledged (BSD ``t_softerror``);
+   - source quench (RFC 6633) and redirect are ignored (not claimed).
+6. **Timers.** One :class:`~trionet.lowlevel.Callout` per connection on its
    owning thread follows the machine's next deadline.
-6. **Closing.** When the application closes its socket the connection is
+7. **Closing.** When the application closes its socket the connection is
    *orphaned*: it finishes its close on its own; data arriving for it after
    that is answered with a RST (BSD), unread data at close time resets the
    connection at once (RFC 2525 2.17), and FIN_WAIT_2 lasts at most
@@ -46,6 +74,7 @@ this module gives it addresses, a thread, a clock and a wire.
 
 Sysctls (the host's): ``net.inet.tcp.sendspace``/``recvspace`` (buffer
 bytes), ``net.inet.tcp.msl`` (ms; TIME_WAIT is 2 MSL), ``.delayed_ack``,
+``.path_mtu_discovery`` (DF on segments, for new connections),
 ``.sack.enable``, ``.rfc1323`` (window scaling and timestamps),
 ``.cc.algorithm`` (``newreno`` or ``cubic``), ``.rexmit_min`` (ms, the RTO
 floor), ``.syncookies``, ``.syncache.limit``, ``.finwait2_timeout`` (ms),
@@ -58,11 +87,16 @@ receive space.
 
 *Divergence:* DragonFly keeps a connection table and a SYN cache per CPU;
 here there is one of each per host (one Trio thread needs no locks), and the
-SYN cache limit is host-wide. ICMP errors are not passed to TCP (RFC 5461
-calls most of them soft errors; path MTU discovery is not implemented).
+SYN cache limit is host-wide. A path MTU learned from ICMP belongs to the
+connection that learned it: it is not kept in the route for later
+connections to the same destination (BSD keeps it in the host route's
+``rmx_mtu``), so each connection through a smaller link pays one lost
+segment and one round trip to learn it.
 
 DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_syncache.c``,
-``tcp_usrreq.c``, ``tcp_subr.c`` (``tcp_respond``), ``in_pcb.c``.
+``tcp_usrreq.c``, ``tcp_subr.c`` (``tcp_respond``, ``tcp_ctlinput``,
+``tcp_notify``, ``tcp_mtudisc``), ``tcp_output.c``, ``in_pcb.c``
+(``in_pcbladdr``).
 """
 
 from __future__ import annotations
@@ -79,6 +113,7 @@ from trio.lowlevel import ParkingLot, current_task
 
 from .._exceptions import KernelPanic, NetError
 from .._kern._msgport import NetMsg
+from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.flowhash import tuple_hash
 from ..protocols.tcp import (
@@ -101,11 +136,12 @@ from ..protocols.tcp_connection import (
     is_connection_request,
 )
 
-from ._if import IfFlags
 from ._inaddr import inet_ntoa
 from ._ports import EphemeralPorts
+from ._route import RouteCache
 
 if TYPE_CHECKING:
+    from ._if import Ifnet
     from ._ip import Ip
 
 __all__ = ["NetstatRow", "Tcp", "TcpLayerStatistics", "TcpListen", "TcpPcb", "format_netstat"]
@@ -123,6 +159,25 @@ _ACK = TcpFlags.ACK
 _RST = TcpFlags.RST
 _FIN = TcpFlags.FIN
 _S = TcpState
+
+#: The MSS of a connection whose peer we have no route to (RFC 9293 3.7.1's
+#: default, from the minimum IPv4 MTU a host must accept).
+DEFAULT_MTU = 576
+#: IPv4 and TCP headers without options: MSS = MTU - 40.
+TCPIP_HDR_LEN = 40
+
+#: ICMP errors that concern a connection (RFC 1122 4.2.3.9, RFC 5461; BSD
+#: ``inetctlerrmap``): ``(type, code)`` (code None: any code of the type) ->
+#: ``(errno, hard)``. A hard error aborts a connection in SYN_SENT; every
+#: other one is soft. "Fragmentation needed" is path MTU discovery, handled
+#: apart; types missing here (source quench, redirect) are not TCP's.
+ICMP_ERRORS: dict[tuple[int, int | None], tuple[int, bool]] = {
+    (icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PROTO): (errno.ECONNREFUSED, True),
+    (icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT): (errno.ECONNREFUSED, True),
+    (icmp_proto.DEST_UNREACH, None): (errno.EHOSTUNREACH, False),
+    (icmp_proto.TIME_EXCEEDED, None): (errno.EHOSTUNREACH, False),
+    (icmp_proto.PARAM_PROBLEM, None): (errno.ENOPROTOOPT, False),
+}
 
 
 @attrs.frozen
@@ -162,10 +217,21 @@ class TcpLayerStatistics:
         requeued: segments passed on to the netisr thread that owns them.
         output_errors: segments IP output refused (lost; retransmission
             recovers).
+        icmp_aborts: connection attempts ended by an ICMP port or protocol
+            unreachable (a hard error in SYN_SENT).
+        icmp_soft_errors: ICMP errors remembered as a connection's soft
+            error.
+        icmp_out_of_window: ICMP errors about a connection ignored because
+            the quoted sequence number was not in ``snd_una..snd_max``
+            (RFC 5927; Linux ``OutOfWindowIcmps``).
+        mtu_resent: times a connection lowered its MSS (ICMP fragmentation
+            needed, or ``EMSGSIZE`` from its own interface) and sent its
+            unacknowledged data again (BSD ``tcps_mturesent``).
         drops: reason -> count, for every segment not delivered: the header
             checks' reasons, ``noport``, ``not_unicast``, ``listen_rst``,
             ``listen_ack``, ``listen_nosyn``, ``listen_overflow``,
-            ``syncache_overflow``, ``bad_cookie``, ``netisr_full``.
+            ``syncache_overflow``, ``bad_cookie``, ``netisr_full`` (also
+            ICMP errors that could not be passed to a connection's thread).
         connections: connections in the table now; ``syncache``: of those,
             SYN cache entries.
     """
@@ -183,6 +249,10 @@ class TcpLayerStatistics:
     time_wait_reused: int = 0
     requeued: int = 0
     output_errors: int = 0
+    icmp_aborts: int = 0
+    icmp_soft_errors: int = 0
+    icmp_out_of_window: int = 0
+    mtu_resent: int = 0
     drops: dict[str, int] = attrs.Factory(dict)
     connections: int = 0
     syncache: int = 0
@@ -233,6 +303,11 @@ class TcpPcb:
             whenever the machine reports an event (data, space, EOF, reset,
             connected, closed).
         error: the errno that ended the connection (reset, timeout), if any.
+        soft_error: the errno of the last ICMP soft error, reported instead
+            of ``ETIMEDOUT`` if the connection times out before the data
+            outstanding then is acknowledged.
+        ro: the connection's route cache (BSD ``inp_route``).
+        df: its segments carry Don't Fragment (path MTU discovery).
         orphan: the application closed its socket.
     """
 
@@ -257,6 +332,11 @@ class TcpPcb:
         self.lot = ParkingLot()
         self.connected = False
         self.error: int | None = None
+        self.soft_error: int | None = None
+        self._soft_error_una = 0
+        self.ro = RouteCache()
+        self.df = bool(host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
+        self._mtu_posted = False
         self.orphan = False
         self.detached = False
         self._fw2_deadline: float | None = None
@@ -308,7 +388,7 @@ class TcpPcb:
         """Carry out what the machine returned: send, handle events, re-arm."""
         tcp = self.tcp
         for header, payload in out.segments:
-            tcp.output(self.laddr, self.faddr, header, payload)
+            tcp.pcb_output(self, header, payload)
         if out.events:
             for event in out.events:
                 if event is TcpEvent.CONNECTED:
@@ -324,6 +404,9 @@ class TcpPcb:
                         return
                 elif event is TcpEvent.RESET or event is TcpEvent.TIMEOUT:
                     self.error = self._conn.error
+                    if event is TcpEvent.TIMEOUT and self.soft_error is not None:
+                        if self._conn.snd_una == self._soft_error_una:
+                            self.error = self.soft_error  # BSD: t_softerror
                 elif event is TcpEvent.CLOSED:
                     tcp._detach(self)
             self.wake()
@@ -379,9 +462,10 @@ class TcpListen:
 class Tcp:
     """A host's TCP (``host.inet.tcp``): the connection table and input."""
 
-    def __init__(self, ip: Ip) -> None:
+    def __init__(self, ip: Ip, local_addrs: dict[bytes, Ifnet]) -> None:
         self.ip = ip
         self.host = host = ip.host
+        self._local_addrs = local_addrs
         #: RFC 6528 key for ISNs and SYN cookies; a network sets it from its seed.
         self.secret = os.urandom(32)
         self.drops: Counter[str] = Counter()
@@ -414,7 +498,15 @@ class Tcp:
         add("net.inet.tcp.keepcnt", int, 8, min=1, description="Unanswered keepalive probes before dropping")
         add("net.inet.tcp.always_keepalive", int, 0, min=0, max=1, description="Keepalive on every connection")
         add("kern.ipc.somaxconn", int, 128, min=1, max=65535, description="Largest listen backlog")
-        ip.protocols[IPPROTO_TCP] = self.input
+        add(
+            "net.inet.tcp.path_mtu_discovery",
+            int,
+            1,
+            min=0,
+            max=1,
+            description="Send segments with DF and learn the path MTU from ICMP (new connections)",
+        )
+        ip.protocols[IPPROTO_TCP] = (self.input, self.ctlinput)
 
     ####################################################################
     # Configuration
@@ -423,14 +515,14 @@ class Tcp:
     def sysctl_ms(self, name: str) -> float:
         return self.host.sysctls.get(name) / 1000  # type: ignore[operator]
 
-    def config(self, faddr: bytes, *, passive: bool = False) -> TcpConfig:
-        """A connection's options from the sysctls and the route's MTU."""
+    def config(self, mtu: int, *, passive: bool = False) -> TcpConfig:
+        """A connection's options from the sysctls and the MTU of its route's interface."""
         get = self.host.sysctls.get
         cc = CONGESTION_CONTROLS[get("net.inet.tcp.cc.algorithm")]  # type: ignore[index]
         rfc1323 = bool(get("net.inet.tcp.rfc1323"))
         min_rto = self.sysctl_ms("net.inet.tcp.rexmit_min")
         return TcpConfig(
-            mss=self._mss_for(faddr),
+            mss=max(64, min(mtu - TCPIP_HDR_LEN, 65495)),
             send_buffer=get("net.inet.tcp.sendspace"),  # type: ignore[arg-type]
             recv_buffer=get("net.inet.tcp.recvspace"),  # type: ignore[arg-type]
             window_scaling=rfc1323,
@@ -449,16 +541,12 @@ class Tcp:
             keepcnt=get("net.inet.tcp.keepcnt"),  # type: ignore[arg-type]
         )
 
-    def _mss_for(self, faddr: bytes) -> int:
-        host = self.host
-        ifp = None
-        if faddr in host._local_addrs:
-            ifp = next((i for i in host.ifnets() if i.flags & IfFlags.LOOPBACK), None)
-        if ifp is None:
-            route = host.routes.lookup(faddr)
-            ifp = route.ifp if route is not None else None
-        mtu = ifp.mtu if ifp is not None else 576
-        return max(64, min(mtu - 40, 65495))
+    def _mtu_for(self, faddr: bytes, laddr: bytes) -> int:
+        # The MTU of the interface a passive connection's segments leave by.
+        try:
+            return self.ip.route(faddr, src=laddr)[0].mtu
+        except NetError:
+            return DEFAULT_MTU
 
     def _isn(self, laddr: bytes, lport: int, faddr: bytes, fport: int) -> tuple[int, int]:
         now = trio.current_time()
@@ -500,7 +588,7 @@ class Tcp:
         Raises:
             NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's address).
         """
-        if laddr != ANY and laddr not in self.host._local_addrs:
+        if laddr != ANY and laddr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
@@ -561,7 +649,7 @@ class Tcp:
         """An IPv4 datagram for TCP (netisr handler)."""
         self.stats["segments_received"] += 1
         src, dst = hdr.src, hdr.dst
-        if dst not in self.host._local_addrs:
+        if dst not in self._local_addrs:
             self.drops["not_unicast"] += 1  # TCP is never broadcast
             return
         try:
@@ -630,7 +718,11 @@ class Tcp:
         if self.syncache < limit:
             iss, ts_offset = self._isn(dst, th.dport, src, th.sport)
             conn = TcpConnection(
-                th.dport, th.sport, iss=iss, config=self.config(src, passive=True), ts_offset=ts_offset
+                th.dport,
+                th.sport,
+                iss=iss,
+                config=self.config(self._mtu_for(src, dst), passive=True),
+                ts_offset=ts_offset,
             )
             pcb = self._syncache_add(lst, src, dst, conn)
             self.stats["syncache_added"] += 1
@@ -646,7 +738,7 @@ class Tcp:
                 (th.seq + 1) & SEQ_MASK,
                 _SYN | _ACK,
                 window=min(recvspace, 0xFFFF),
-                options=TcpOptions(mss=self._mss_for(src)),
+                options=TcpOptions(mss=max(64, min(self._mtu_for(src, dst) - TCPIP_HDR_LEN, 65495))),
             )
             self.stats["cookies_sent"] += 1
             self.output(dst, src, synack, b"")
@@ -666,7 +758,10 @@ class Tcp:
             self.drops["listen_overflow"] += 1
             return
         config = attrs.evolve(
-            self.config(src, passive=True), window_scaling=False, timestamps=False, sack=False
+            self.config(self._mtu_for(src, dst), passive=True),
+            window_scaling=False,
+            timestamps=False,
+            sack=False,
         )
         conn = TcpConnection(th.dport, th.sport, iss=iss, config=config)
         pcb = self._syncache_add(lst, src, dst, conn)
@@ -705,11 +800,34 @@ class Tcp:
     # Output
     ####################################################################
 
-    def output(self, laddr: bytes, faddr: bytes, header: TcpHeader, payload: bytes) -> None:
-        """Send one segment; an IP output error is counted, not raised."""
+    def pcb_output(self, pcb: TcpPcb, header: TcpHeader, payload: bytes) -> None:
+        """Send one of ``pcb``'s segments through its route cache (on the
+        owning thread); an IP output error is counted, not raised.
+
+        ``EMSGSIZE`` (DF, and the route's interface has a smaller MTU than
+        the segment) also schedules :func:`_mtudisc_local` on the owning
+        thread, once until it runs.
+        """
+        laddr, faddr = pcb.laddr, pcb.faddr
         segment = header.emit(payload, laddr, faddr)
         try:
-            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr)
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro)
+        except NetError as exc:
+            self.stats["output_errors"] += 1
+            log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
+            if exc.errno == errno.EMSGSIZE and not pcb._mtu_posted:
+                pcb._mtu_posted = True
+                pcb.post(_mtudisc_local)
+            return
+        self.stats["segments_sent"] += 1
+
+    def output(self, laddr: bytes, faddr: bytes, header: TcpHeader, payload: bytes) -> None:
+        """Send one segment that belongs to no connection (a RST, a SYN
+        cookie's SYN-ACK); an IP output error is counted, not raised."""
+        segment = header.emit(payload, laddr, faddr)
+        df = bool(self.host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
+        try:
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=df)
         except NetError as exc:
             self.stats["output_errors"] += 1
             log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
@@ -723,36 +841,127 @@ class Tcp:
             self.output(dst, src, rst, b"")
 
     ####################################################################
+    # ICMP errors
+    ####################################################################
+
+    def ctlinput(
+        self, type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int
+    ) -> bool:
+        """An ICMP error about a segment we sent from ``src`` to ``dst``
+        (``head``: the first 8 bytes of its TCP header), from ICMP input on
+        any thread. Passes it to the thread owning the connection it names
+        (see the module's rule 5). Returns whether a connection matched.
+
+        DragonFly: ``tcp_ctlinput`` (which likewise sends a message to the
+        owning CPU).
+        """
+        if type_ == icmp_proto.DEST_UNREACH and code == icmp_proto.UNREACH_NEEDFRAG:
+            if not mtu:
+                return False
+        elif (type_, code) not in ICMP_ERRORS and (type_, None) not in ICMP_ERRORS:
+            return False  # source quench, redirect: not ours
+        sport = (head[0] << 8) | head[1]
+        dport = (head[2] << 8) | head[3]
+        pcb = self._pcbs.get((src, sport, dst, dport))
+        if pcb is None:
+            return False
+        seq = int.from_bytes(head[4:8], "big")
+        item = (pcb, type_, code, seq, mtu)
+        port = pcb.port
+        if port.thread.task is current_task():
+            self._ctlinput_owned(item)
+        elif not port.put_packet(self._ctlinput_owned, item):
+            self.drops["netisr_full"] += 1
+        return True
+
+    def _ctlinput_owned(self, item: tuple[TcpPcb, int, int, int, int]) -> None:
+        pcb, type_, code, seq, mtu = item
+        if pcb.detached:
+            return
+        conn = pcb.conn
+        una = conn.snd_una
+        if (seq - una) & SEQ_MASK >= (conn.snd_max - una) & SEQ_MASK:
+            # Not about anything in flight: stale, or a blind forgery (RFC 5927 4.1).
+            self.stats["icmp_out_of_window"] += 1
+            return
+        now = trio.current_time()
+        if type_ == icmp_proto.DEST_UNREACH and code == icmp_proto.UNREACH_NEEDFRAG:
+            if pcb.df:
+                self._lower_mss(pcb, mtu, now)
+            return
+        err, hard = ICMP_ERRORS.get((type_, code)) or ICMP_ERRORS[type_, None]
+        if hard and conn.state is _S.SYN_SENT:
+            # RFC 1122 4.2.3.9: the peer has no such port; as a RST would.
+            self.stats["icmp_aborts"] += 1
+            pcb.error = err
+            pcb.run(conn.abort(now))
+            return
+        self.stats["icmp_soft_errors"] += 1
+        pcb.soft_error = err
+        pcb._soft_error_una = una
+
+    def _lower_mss(self, pcb: TcpPcb, mtu: int, now: float) -> None:
+        # BSD tcp_mtudisc: a smaller MSS, and what was in flight again.
+        conn = pcb.conn
+        before = conn.smss
+        out = conn.lower_mss(mtu - TCPIP_HDR_LEN, now)
+        if conn.smss < before:
+            self.stats["mtu_resent"] += 1
+            log.debug("tcp_mss_lowered", host=self.host.name, mtu=mtu, smss=conn.smss)
+        pcb.run(out)
+
+    ####################################################################
     # Active open
     ####################################################################
 
     def connect_pcb(self, faddr: bytes, fport: int, laddr: bytes | None, lport: int) -> TcpPcb:
         """A new connection to ``faddr:fport`` in the table (not yet opened).
 
+        The local address, when not given, and the MSS come from one route
+        choice (:meth:`Ip.route <trionet._net._ip.Ip.route>`, BSD
+        ``in_pcbladdr``).
+
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL``, ``EADDRINUSE``.
         """
-        host = self.host
-        if laddr is None or laddr == ANY:
-            if faddr in host._local_addrs:
-                laddr = faddr
-            else:
-                route = host.routes.lookup(faddr)
-                if route is None:
-                    raise NetError(errno.ENETUNREACH, f"no route to {inet_ntoa(faddr)}")
-                if not route.ifp.addrs:
-                    raise NetError(errno.EADDRNOTAVAIL, f"{route.ifp.name} has no IPv4 address")
-                laddr = route.ifp.addrs[0].addr
-        elif laddr not in host._local_addrs:
+        if laddr == ANY:
+            laddr = None
+        if laddr is not None and laddr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+        try:
+            ifp, _, src = self.ip.route(faddr, src=laddr)
+        except NetError:
+            if laddr is None:
+                raise
+            # Bound to an address: the route may come later (BSD in_pcbladdr
+            # looks it up only for an unbound socket); until then segments
+            # are output errors, and the MSS is the default.
+            mtu = DEFAULT_MTU
+        else:
+            laddr, mtu = src, ifp.mtu
         if lport == 0:
             lport = self.ephemeral()
         iss, ts_offset = self._isn(laddr, lport, faddr, fport)
-        conn = TcpConnection(lport, fport, iss=iss, config=self.config(faddr), ts_offset=ts_offset)
+        conn = TcpConnection(lport, fport, iss=iss, config=self.config(mtu), ts_offset=ts_offset)
         pcb = TcpPcb(self, laddr, lport, faddr, fport, conn)
         self.attach(pcb)
         self.stats["connects"] += 1
         return pcb
+
+
+def _mtudisc_local(pcb: TcpPcb) -> None:
+    """IP output refused a segment with ``EMSGSIZE``: fit the MSS to the
+    interface the route now leads through (a handler for :meth:`TcpPcb.post`;
+    BSD ``tcp_output`` calls ``tcp_mtudisc`` on ``EMSGSIZE``)."""
+    pcb._mtu_posted = False
+    if pcb.detached:
+        return
+    tcp = pcb.tcp
+    try:
+        ifp = tcp.ip.route_cached(pcb.ro, pcb.faddr, pcb.laddr)[0]
+    except NetError:
+        return
+    tcp._lower_mss(pcb, ifp.mtu, trio.current_time())
 
 
 def abort_pcb(pcb: TcpPcb) -> None:

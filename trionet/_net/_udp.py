@@ -8,6 +8,19 @@ no socket, answer ICMP port unreachable (not for broadcasts) and count
 ``noport``. A full receive buffer drops the datagram, counted on the socket
 (``drops``) and in ``fullsock``.
 
+ICMP errors (:meth:`Udp.ctlinput`, UDP's entry in IP's protocol switch): a
+destination unreachable about a datagram a *connected* socket sent is
+reported on that socket's next send or receive, ``ECONNREFUSED`` for port
+unreachable and ``EHOSTUNREACH`` for the other codes (BSD reports errors
+only to connected sockets, since an unconnected one cannot tell which of
+its destinations failed).
+
+Output (:meth:`UdpSocket.sendto`): the socket's route cache
+(:meth:`Ip.route_cached <trionet._net._ip.Ip.route_cached>`) gives the
+interface, next hop and source in one decision, taken again only after a
+route or address change or for another destination; the checksum is
+computed with that source, and IP output sends on the same route.
+
 Sockets follow Trio's conventions: ``bind``, ``connect`` and ``close`` are
 plain calls; ``sendto``/``send`` and ``recvfrom``/``recv`` are async
 (``recvfrom`` waits for a datagram; both checkpoint); after ``close`` every
@@ -24,7 +37,8 @@ caller's task (a plain function between two checkpoints, so it cannot
 interleave with protocol input), and receive buffers are read by the
 application task directly; the result is the same ordering with one hop less.
 
-DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``).
+DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``,
+``udp_ctlinput``).
 """
 
 from __future__ import annotations
@@ -42,11 +56,13 @@ from ..protocols import udp as udp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
 from ._ether import Mbuf
-from ._if import IfFlags
 from ._inaddr import check_port, inet_aton, inet_ntoa
 from ._ports import EphemeralPorts
+from ._route import RouteCache
 
 if TYPE_CHECKING:
+    from ._icmp import Icmp
+    from ._if import Ifnet
     from ._ip import Ip
 
 __all__ = ["Udp", "UdpSocket", "UdpSocketStatistics", "UdpStatistics"]
@@ -115,6 +131,7 @@ class UdpSocket:
         self._closed = False
         self._error: int | None = None
         self._received = self._sent = self._drops = 0
+        self._ro = RouteCache()
 
     def __repr__(self) -> str:
         local = _str(*self._local) if self._local else None
@@ -201,27 +218,17 @@ class UdpSocket:
         udp = self._udp
         if self._local is None:
             udp._bind(self, ANY, 0)
-        assert self._local is not None
-        ip = udp.ip
-        if (addr == BROADCAST or addr in ip.host._broadcasts) and not self.broadcast:
+        local = self._local
+        assert local is not None
+        if (addr == BROADCAST or addr in udp._broadcasts) and not self.broadcast:
             raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
-        src = self._local[0] if self._local[0] != ANY else None
-        ifp = None
-        if addr == BROADCAST:
-            ifp = next(
-                (i for i in ip.host.ifnets() if i.addrs and not i.flags & IfFlags.LOOPBACK), None
-            )
-            if ifp is None:
-                raise NetError(errno.ENETUNREACH, "no interface with an address to broadcast on")
-            src = src or ifp.addrs[0].addr
-        if src is None:
-            route = ip.host.routes.lookup(addr)
-            if route is not None and route.ifp.addrs:
-                src = route.ifp.addrs[0].addr
-            elif addr in ip.host._local_addrs:
-                src = addr
-        datagram = udp_proto.UdpHeader(self._local[1], port, 0, 0).emit(data, src or ANY, addr)
-        ip.output(addr, IPPROTO_UDP, datagram, src=src, ifp=ifp)
+        ip = udp.ip
+        want = local[0] if local[0] != ANY else None
+        # One route choice (cached) gives the source the checksum covers;
+        # IP output finds the same choice in the cache.
+        _, _, src = ip.route_cached(self._ro, addr, want)
+        datagram = udp_proto.UdpHeader(local[1], port, 0, 0).emit(data, src, addr)
+        ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro)
         self._sent += 1
 
     async def recvfrom(self) -> tuple[bytes, Address]:
@@ -312,13 +319,19 @@ class UdpSocket:
 class Udp:
     """A host's UDP: the port table and input."""
 
-    def __init__(self, ip: Ip) -> None:
+    def __init__(
+        self, ip: Ip, icmp: Icmp, local_addrs: dict[bytes, Ifnet], broadcasts: set[bytes]
+    ) -> None:
         self.ip = ip
+        self._icmp = icmp
+        self._local_addrs = local_addrs
+        self._broadcasts = broadcasts
+        self._sysctls = ip.host.sysctls
         self.drops: Counter[str] = Counter()
         self._received = 0
         self._ports: dict[int, list[UdpSocket]] = {}
         self._ephemeral_ports = EphemeralPorts()
-        ip.protocols[IPPROTO_UDP] = self.input
+        ip.protocols[IPPROTO_UDP] = (self.input, self.ctlinput)
 
     def socket(self) -> UdpSocket:
         return UdpSocket(self)
@@ -328,7 +341,7 @@ class Udp:
         return UdpStatistics(self._received, dict(self.drops))
 
     def _bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
-        if addr != ANY and addr not in self.ip.host._local_addrs:
+        if addr != ANY and addr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{_str(addr, port)[0]} is not an address of this host")
         if port == 0:
             port = self._ephemeral()
@@ -374,19 +387,28 @@ class Udp:
         sock = self._lookup(hdr.dst, uh.dport, hdr.src, uh.sport)
         if sock is None:
             self.drops["noport"] += 1
-            if hdr.dst in self.ip.host._local_addrs and not m.flags:
-                self.ip.host.inet.icmp.error(
-                    m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT
-                )
+            if hdr.dst in self._local_addrs and not m.flags:
+                self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
             return
-        limit: int = self.ip.host.sysctls.get("net.inet.udp.recvspace")  # type: ignore[assignment]
+        limit: int = self._sysctls.get("net.inet.udp.recvspace")  # type: ignore[assignment]
         if not sock._deliver(bytes(data), hdr.src, uh.sport, limit):
             self.drops["fullsock"] += 1
 
-    def icmp_unreachable(self, sport: int, dst: bytes, dport: int, code: int) -> bool:
-        """An ICMP unreachable about a datagram we sent from ``sport`` to
-        ``dst:dport``: a connected socket gets ``ECONNREFUSED`` (port) or
-        ``EHOSTUNREACH`` on its next send or receive. Returns whether one matched."""
+    def ctlinput(
+        self, type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int
+    ) -> bool:
+        """An ICMP error about a datagram we sent from ``src`` to ``dst``
+        (``head``: its UDP header). A destination unreachable reaches the
+        socket connected to ``dst`` from the quoted source port, which gets
+        ``ECONNREFUSED`` (port unreachable) or ``EHOSTUNREACH`` on its next
+        send or receive. Returns whether a socket took it.
+
+        DragonFly: ``udp_ctlinput``.
+        """
+        if type_ != icmp_proto.DEST_UNREACH:
+            return False
+        sport = (head[0] << 8) | head[1]
+        dport = (head[2] << 8) | head[3]
         for sock in self._ports.get(sport, ()):
             if sock._remote == (dst, dport):
                 sock._error = (
