@@ -552,3 +552,64 @@ def test_a_seed_replays_a_run_exactly_in_virtual_time() -> None:
     ]
     assert all(o.returncode == 0 for o in outputs), outputs[0].stderr
     assert outputs[0].stdout == outputs[1].stdout
+
+
+####################################################################
+# A bridging loop of links without delay
+####################################################################
+
+SWITCH_LOOP = """
+[hosts.h1]
+[hosts.h2]
+[switches.s1]
+[switches.s2]
+
+[[links]]
+a = "h1"
+a_address = "10.0.0.1/24"
+b = "s1"
+
+[[links]]
+a = "h2"
+a_address = "10.0.0.2/24"
+b = "s2"
+
+[[links]]
+name = "loop1"
+a = "s1"
+b = "s2"
+
+[[links]]
+name = "loop2"
+a = "s1"
+b = "s2"
+
+[[scenario]]
+step = "ping"
+from = "h1"
+to = "h2"
+count = 50
+interval = 0.1
+timeout = 3
+"""
+
+
+def test_a_switch_loop_without_delay_ends_with_the_step_timeout(tmp_path: pathlib.Path) -> None:
+    """Two switches joined by two zero-delay links: the broadcast storm used
+    to keep every task busy with the virtual clock stopped (100% CPU, no
+    timeout ever fired). Now the step's timeout fires, the step fails, the
+    run ends well within 10 s of wall time, and the storm shows in the
+    views' counters."""
+    topo = tmp_path / "loop.toml"
+    topo.write_text(SWITCH_LOOP)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "trionet", "run", str(topo), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    wall = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert wall < 10
+    (step,) = json.loads(done.stdout)["results"]
+    assert not step["ok"] and step["outcome"]["error"] == "timed out after 3 s"
+    assert "Traceback" not in done.stderr

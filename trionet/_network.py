@@ -125,7 +125,15 @@ class Link:
 
     Attributes:
         name: ``"{a}-{b}"`` (with a suffix if the pair is linked twice).
-        wire: the :class:`~trionet.wires.MemoryWire`.
+        wire: what carries the frames, by ``kind``: ``"memory"``, the
+            :class:`~trionet.wires.MemoryWire` (both endpoints are its);
+            ``"udp"``, the pair of :class:`~trionet.wires.UdpWire` on
+            127.0.0.1 (side ``a``'s first), or, for a half link of a split
+            run (:meth:`Network.half_link`), this side's one UdpWire;
+            ``"tap"``, the :class:`~trionet.wires.TapWire` (the kernel's end
+            is its device, named in ``ends[1]``). Read the wire's own
+            statistics here; a side's injector and capture are in
+            ``faults`` and ``endpoints``.
         ends: for each side, the host's :class:`~trionet.Ifnet` or the
             switch's port number.
         endpoints: for each side, the endpoint the driver or switch uses
@@ -136,7 +144,7 @@ class Link:
     """
 
     name: str
-    wire: Any  # a MemoryWire; for udp the pair of UdpWires; for tap the TapWire
+    wire: Any  # memory: the MemoryWire; udp: the UdpWire pair (a half link: its one); tap: the TapWire
     ends: tuple[Ifnet | int, Ifnet | int | str]
     endpoints: tuple[Any, Any]
     faults: tuple[Any, Any]
