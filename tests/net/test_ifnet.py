@@ -750,6 +750,7 @@ async def test_ifconfig_rows_and_text(autojump_clock: trio.abc.Clock) -> None:
         assert [r.name for r in rows] == ["vnic0", "lo0"]
         row = rows[0]
         assert isinstance(row, trionet.IfconfigRow)
+        assert host.ifconfig("vnic0") == row  # one interface: its row, not a list
         assert (row.index, row.flags, row.mtu, row.lladdr, row.link_state) == (
             1,
             IfFlags(0x8843),

@@ -28,7 +28,7 @@ import ipaddress
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, overload
 
 import attrs
 import structlog
@@ -557,19 +557,26 @@ class Host(Kernel):
     # views
     ####################################################################
 
+    @overload
+    def ifconfig(self) -> list[IfconfigRow]: ...
+
+    @overload
+    def ifconfig(self, ifname: str, address: str | None = None, *, delete: bool = False) -> IfconfigRow: ...
+
     def ifconfig(
         self, ifname: str | None = None, address: str | None = None, *, delete: bool = False
-    ) -> list[IfconfigRow]:
-        """``ifconfig``: list interfaces, or set or delete an IPv4 address.
+    ) -> list[IfconfigRow] | IfconfigRow:
+        """``ifconfig``: list interfaces, or show one, or set or delete an IPv4 address.
 
-        - ``ifconfig()``: one row per interface (``ifconfig -a``).
-        - ``ifconfig("vnic0")``: that interface's row.
+        - ``ifconfig()``: a list of rows, one per interface (``ifconfig -a``).
+        - ``ifconfig("vnic0")``: that interface's row (an :class:`IfconfigRow`).
         - ``ifconfig("vnic0", "10.0.0.1/24")``: add the address (the first
           becomes primary) and the connected route of its subnet, and
-          announce it with a gratuitous ARP if the interface is running.
+          announce it with a gratuitous ARP if the interface is running;
+          returns the interface's row afterwards.
         - ``ifconfig("vnic0", "10.0.0.1/24", delete=True)``: remove both.
 
-        Format rows with ``format_ifconfig``.
+        Format rows with ``format_ifconfig`` (a list; ``[row]`` for one).
 
         Raises:
             NetError: ``ENXIO`` (no such interface), ``EEXIST`` (the
@@ -583,7 +590,7 @@ class Host(Kernel):
         if ifname is None:
             return [ifconfig_row(ifp) for ifp in self.ifnets()]
         if address is None:
-            return [ifconfig_row(self.ifunit(ifname))]
+            return ifconfig_row(self.ifunit(ifname))
         if not isinstance(address, str):
             # ipaddress would take 5 as 0.0.0.5, or 4 bytes as an address.
             raise TypeError(f"address must be a str such as '10.0.0.1/24', not {address!r}")
@@ -597,7 +604,7 @@ class Host(Kernel):
             self.inet.in_delete(ifp, iface.ip.packed)
         else:
             self.inet.in_add(ifp, iface)
-        return [ifconfig_row(ifp)]
+        return ifconfig_row(ifp)
 
     async def ping(
         self,
