@@ -31,7 +31,7 @@ async def two_vnics(host: trionet.Host) -> tuple[trionet.Ifnet, trionet.Ifnet]:
 async def test_addresses_add_connected_routes_and_lpm_picks_the_longest() -> None:
     async with trionet.open_host("r1") as host:
         v0, v1 = await two_vnics(host)
-        (row,) = host.ifconfig("vnic0", "10.0.0.1/24")
+        row = host.ifconfig("vnic0", "10.0.0.1/24")
         assert row.inet == ("10.0.0.1/24",)
         host.ifconfig("vnic1", "10.1.0.1/16")
         host.route_add("default", "10.0.0.254")

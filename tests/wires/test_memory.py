@@ -17,7 +17,7 @@ def frame(seq: int, size: int = 100) -> bytes:
     return b"\xff" * 6 + b"\x02" + bytes(5) + b"\x88\xb5" + seq.to_bytes(4, "big") + bytes(size - 18)
 
 
-async def test_point_to_point_delivers_in_order_and_never_inside_send() -> None:
+async def test_point_to_point_without_delay_delivers_in_order_inside_send() -> None:
     async with MemoryWire() as wire:
         a, b = wire.endpoint(), wire.endpoint()
         got: list[bytes] = []
@@ -25,13 +25,38 @@ async def test_point_to_point_delivers_in_order_and_never_inside_send() -> None:
         a.set_receiver(got.append)
         for i in range(10):
             assert a.send(frame(i))
-        assert got == []  # delivered by the wire's task, not by send
-        await wait_all_tasks_blocked()
+            assert got[-1] == frame(i)  # no delay: delivered by send itself
         assert got == [frame(i) for i in range(10)]
         assert b.statistics().rx_frames == 10 and a.statistics().tx_frames == 10
-        assert wire.statistics().delivered == 10
+        assert wire.statistics().delivered == 10 and wire.statistics().in_flight == 0
         with pytest.raises(ValueError):
             wire.endpoint()
+
+
+async def test_with_a_delay_the_wires_task_delivers(autojump_clock: trio.testing.MockClock) -> None:
+    async with MemoryWire(delay=0.001) as wire:
+        a, b = wire.endpoint(), wire.endpoint()
+        got: list[bytes] = []
+        b.set_receiver(got.append)
+        for i in range(10):
+            assert a.send(frame(i))
+        assert got == []  # in flight
+        await trio.sleep(0.002)
+        assert got == [frame(i) for i in range(10)]
+
+
+async def test_a_frame_sent_back_from_inside_a_delivery_is_deferred_not_recursed() -> None:
+    """A receiver that answers on the same wire from inside its delivery (a
+    bridge does) does not recurse: the answer goes to the wire's task."""
+    async with MemoryWire() as wire:
+        a, b = wire.endpoint(), wire.endpoint()
+        got: list[bytes] = []
+        a.set_receiver(got.append)
+        b.set_receiver(lambda f: b.send(b"re:" + f))
+        assert a.send(frame(1))
+        assert got == [] and wire.statistics().in_flight == 1
+        await wait_all_tasks_blocked()
+        assert got == [b"re:" + frame(1)]
 
 
 async def test_serialisation_and_propagation_delay(autojump_clock: trio.testing.MockClock) -> None:

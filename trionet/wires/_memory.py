@@ -18,12 +18,16 @@ it sends is:
    the frame was in flight counts ``link_drops``).
 
 Timing is computed, not slept: sending is a plain function that works out the
-frame's arrival time and pushes it on the wire's heap; one task per wire
-delivers everything that is due, in order (arrival time, then send order), in
-batches of at most :data:`DELIVERY_BATCH`. So there is no task per frame, a
-frame is never delivered from inside ``send`` (no recursion through
-switches), and under ``trio.testing.MockClock`` a whole topology runs in
-virtual time, deterministically.
+frame's arrival time. A frame that arrives at once (no delay, no bandwidth
+limit, nothing queued before it) is delivered inside ``send``, as a NIC's DMA
+puts it in the far NIC's ring, with no task hand-over; every other frame goes
+on the wire's heap, and one task per wire delivers everything that is due, in
+order (arrival time, then send order), in batches of at most
+:data:`DELIVERY_BATCH`. A frame sent back onto a wire from inside one of its
+own deliveries (a switch forwarding it) is deferred to that task rather than
+delivered by recursion. So there is no task per frame, and under
+``trio.testing.MockClock`` a whole topology runs in virtual time,
+deterministically.
 
 A loop of links without delay, joined by switches (which forward inside the
 receive call), would carry a broadcast storm without letting virtual time
@@ -173,6 +177,7 @@ class MemoryWire(WireLifecycle):
         self._seq = itertools.count()
         self._lot = trio.lowlevel.ParkingLot()
         self._wake_at = math.inf
+        self._delivering = False
         self._delivered = 0
         self._queue_drops = 0
         self._oversize = 0
@@ -237,14 +242,38 @@ class MemoryWire(WireLifecycle):
         if done > now:
             finish.append(done)
         arrival = done + self.delay
-        depth = hops.depth + 1 if arrival == now else 0
+        if arrival != now:
+            heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, 0))
+            if arrival < self._wake_at:
+                self._lot.unpark_all()
+            return True
+        depth = hops.depth + 1
         if depth > MAX_INSTANT_HOPS:
             self._loop_drops += 1
             return False
-        heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, depth))
-        if arrival < self._wake_at:
+        if self._heap or self._delivering:
+            # Frames due before it, or we are inside one of this wire's own
+            # deliveries (a bridge sent it back here): the task delivers it,
+            # in order, still at this instant.
+            heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, depth))
             self._lot.unpark_all()
+            return True
+        # No delay and nothing before it: deliver now, inside send, as the
+        # far NIC's DMA would (no task hand-over).
+        self._deliver(frame, src, depth)
         return True
+
+    def _deliver(self, frame: bytes, src: MemoryWireEndpoint, depth: int) -> None:
+        outer = hops.depth
+        hops.depth = depth
+        self._delivering = True
+        try:
+            for ep in self._endpoints:
+                if ep is not src and ep.deliver(frame):
+                    self._delivered += 1
+        finally:
+            self._delivering = False
+            hops.depth = outer
 
     async def _deliver_loop(self) -> None:
         heap = self._heap
@@ -252,15 +281,12 @@ class MemoryWire(WireLifecycle):
             now = trio.current_time()
             n = 0
             while heap and heap[0][0] <= now and n < DELIVERY_BATCH:
-                _, _, frame, src, hops.depth = heapq.heappop(heap)
+                _, _, frame, src, depth = heapq.heappop(heap)
                 n += 1
                 if not self.link_up:
                     self._link_drops += 1
                     continue
-                for ep in self._endpoints:
-                    if ep is not src and ep.deliver(frame):
-                        self._delivered += 1
-            hops.depth = 0
+                self._deliver(frame, src, depth)
             if n:
                 await trio.lowlevel.checkpoint()
                 continue
