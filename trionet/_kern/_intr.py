@@ -92,6 +92,7 @@ class IntrCookie:
     mpsafe: bool
     calls: int = 0
     registered: bool = True
+    is_async: bool = False
 
     def __repr__(self) -> str:
         return f"<IntrCookie irq={self.irq} {self.name!r}>"
@@ -182,6 +183,7 @@ class IntrController:
             )
             info = self._infos[irq] = _IntrInfo(irq, thread, ill_last=trio.current_time())
         cookie = IntrCookie(irq, handler, args, name, serializer, mpsafe)
+        cookie.is_async = inspect.iscoroutinefunction(handler)
         info.records.append(cookie)
         info.mplock_required = not all(r.mpsafe for r in info.records)
         if len(info.records) == 1:
@@ -254,8 +256,11 @@ class IntrController:
                 continue
             await self._run_chain(thread, info, giant)
             self._livelock_tick(info, True)
-            # Let the rest of the host run between iterations of a busy line.
-            await trio.lowlevel.checkpoint()
+            if info.running:
+                # Asserted again already (a handler left work for another
+                # round): let the rest of the host run first. Otherwise the
+                # park above is this iteration's yield.
+                await trio.lowlevel.checkpoint()
 
     async def _run_chain(self, thread: KThread, info: _IntrInfo, giant: Any) -> None:
         # Rule 1: decide on Giant once, at the top of the iteration.
@@ -270,9 +275,18 @@ class IntrController:
             for rec in tuple(info.records):
                 if not rec.registered:
                     continue  # rule 2
-                if rec.serializer is not None:
-                    # A disabled handler is skipped and not counted.
-                    if await rec.serializer.handler_call(rec.handler, *rec.args):
+                serializer = rec.serializer
+                if serializer is not None:
+                    # A disabled handler is skipped and not counted. An
+                    # uncontended serializer is entered without a yield, as
+                    # DragonFly's enter takes the bit without sleeping; only
+                    # a busy one, or an async handler, goes through the
+                    # waiting handler_call.
+                    if not serializer.handler_enabled:
+                        continue
+                    if not rec.is_async and serializer.handler_try(rec.handler, *rec.args):
+                        rec.calls += 1
+                    elif await serializer.handler_call(rec.handler, *rec.args):
                         rec.calls += 1
                 else:
                     result = rec.handler(*rec.args)

@@ -25,8 +25,9 @@ Rules:
    :meth:`~MsgPort.sendmsg` are plain functions. Only :meth:`~MsgPort.domsg`
    awaits, for the reply.
 2. The service loop dispatches at most ``batch`` items (``net.netisr.batch``,
-   512 by default), then runs the rollups, then checkpoints, so a busy port
-   cannot starve the rest of the host.
+   512 by default), then runs the rollups, then checkpoints if more work is
+   waiting (else it parks), so a busy port cannot starve the rest of the host
+   and an idle one costs one wake-up per batch.
 3. A message handler returns its result, or calls :meth:`NetMsg.reply` itself
    to reply early (``if_start_dispatch`` does, so it can be re-sent while it
    still runs). The loop replies on the handler's behalf otherwise.
@@ -318,5 +319,8 @@ async def msgport_service_loop(
                 await _dispatch(item)
         for rollup in rollups:
             rollup()
-        await trio.lowlevel.checkpoint()
+        if queue:
+            # More work came in: let the rest of the host run first (rule 2).
+            # Otherwise the park at the top is this batch's yield.
+            await trio.lowlevel.checkpoint()
 

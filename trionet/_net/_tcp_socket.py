@@ -19,10 +19,11 @@ Rules:
    reply.
 2. So cancellation cannot lose anything: every operation checks for
    cancellation *before* it touches a buffer (``checkpoint_if_cancelled``),
-   touches it without awaiting, and then yields with a shielded checkpoint;
-   the only other place it can be cancelled is parked, waiting for the
-   connection (data, space, a connection to accept), where it has done
-   nothing yet. Each method's docstring says what a cancel leaves behind.
+   touches it without awaiting, and then yields with a shielded checkpoint
+   (unless it parked on the way, which was its checkpoint); the only other
+   place it can be cancelled is parked, waiting for the connection (data,
+   space, a connection to accept), where it has done nothing yet. Each
+   method's docstring says what a cancel leaves behind.
 3. A task parks on the connection's lot only after checking, in the same
    step, that what it waits for is not there yet; the owning thread unparks
    the lot on every event, so no wake-up is lost.
@@ -237,6 +238,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             with memoryview(data) as view:
                 view = view.cast("B")
                 total, size = 0, len(view)
+                parked = False
                 while True:
                     self._check_sendable()
                     n = min(limit - len(buf), size - total)
@@ -252,7 +254,9 @@ class TcpStream(trio.abc.HalfCloseableStream):
                         if total:
                             self._send_broken = True
                         raise
-            await trio.lowlevel.cancel_shielded_checkpoint()
+                    parked = True
+            if not parked:  # a park is a checkpoint already
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Return when the send buffer has room (or the connection is broken).
@@ -315,6 +319,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             pcb = self._pcb
             buf = pcb.rcvbuf
             conn = pcb.peek()
+            parked = False
             while True:
                 self._check_closed()
                 if buf:
@@ -328,7 +333,9 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     data = b""
                     break
                 await pcb.lot.park()
-            await trio.lowlevel.cancel_shielded_checkpoint()
+                parked = True
+            if not parked:  # a park is a checkpoint already
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
     async def aclose(self) -> None:

@@ -257,6 +257,7 @@ class UdpSocket:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
             queue = self._queue
+            parked = False
             while True:
                 self._check_open()
                 if queue:
@@ -267,9 +268,11 @@ class UdpSocket:
                     err, self._error = self._error, None
                     raise NetError(err)
                 await self._lot.park()
+                parked = True
         finally:
             self._receiving = False
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not parked:  # a park is a checkpoint already
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return data, _str(addr, port)
 
     async def recv(self) -> bytes:
