@@ -717,3 +717,31 @@ async def test_echo_from_input_under_serializer_never_deadlocks() -> None:
             await wait_all_tasks_blocked()
         assert sorted(int.from_bytes(f[14:18], "big") for f in peer_rx) == list(range(200))
         assert drv.overlaps == []
+
+
+async def test_polling_hands_packets_for_its_own_netisr_up_directly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Check 21 (polling in netisr context): the poll runs on ``netisr
+    {cpu}``; a packet whose flow hashes to that same thread is handled right
+    after the poll (direct dispatch, counted ``direct``), not queued again,
+    and in order; one for another thread is queued to it as usual."""
+    async with trionet.open_host("h", ncpus=2) as host:
+        seen: list[tuple[int, str]] = []
+        host.netisr_register(
+            PROTO, lambda m: seen.append((seq_of(m), current_task().name)), lambda m: seq_of(m) % 2
+        )
+        ifp, drv, far = await pair(host)
+        await host.ifioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags | IfFlags.POLLING)
+        own = ifp.cpuid
+        before = [p.packets for p in host.netisr_statistics().ports]
+        for i in range(20):
+            far.send(frame(ifp.lladdr, i))
+        await trio.sleep(0.01)
+        assert sorted(s for s, _ in seen) == list(range(20))
+        mine = [s for s, t in seen if s % 2 == own]
+        assert mine == sorted(mine) and len(mine) == 10
+        assert {t for s, t in seen} == {"netisr 0", "netisr 1"}
+        ports = host.netisr_statistics().ports
+        assert ports[own].direct == 10 and ports[own].packets == before[own]
+        assert ports[1 - own].direct == 0 and ports[1 - own].packets == before[1 - own] + 10

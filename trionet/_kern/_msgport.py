@@ -118,6 +118,8 @@ class MsgPortStatistics:
         messages: messages accepted.
         aborted: of those, messages a cancelled ``domsg`` took back before
             they ran.
+        direct: packets the thread handled directly after polling a device
+            (not queued, so not in ``packets``).
         drops: packets dropped because the port was full.
         batches: batches the thread dispatched.
     """
@@ -128,6 +130,7 @@ class MsgPortStatistics:
     packets: int
     messages: int
     aborted: int
+    direct: int
     drops: int
     batches: int
 
@@ -148,6 +151,11 @@ class MsgPort:
     _packets: int = attrs.field(default=0, init=False)
     _messages: int = attrs.field(default=0, init=False)
     _aborted: int = attrs.field(default=0, init=False)
+    _direct: int = attrs.field(default=0, init=False)
+    #: While the owning thread polls a device: the packets for this very
+    #: thread, handled right after the poll instead of queued (see
+    #: :meth:`direct_begin`).
+    chain: list[tuple[Callable[[Any], object], Any]] | None = attrs.field(default=None, init=False)
     _drops: int = attrs.field(default=0, init=False)
     _batches: int = attrs.field(default=0, init=False)
 
@@ -178,6 +186,34 @@ class MsgPort:
         if self._lot:
             self._lot.unpark_all()
         return True
+
+    def direct_begin(self) -> None:
+        """Start collecting packets for this thread instead of queuing them.
+
+        Called by the owning thread before it polls a device (with the
+        device's serializer held): a packet the device hands up whose flow
+        hashes to this thread joins the chain while nothing is queued before
+        it, and :meth:`direct_end` handles the chain once the serializer is
+        released. DragonFly: direct dispatch in netisr context.
+        """
+        self.chain = []
+
+    def direct_end(self) -> None:
+        """Handle the packets collected since :meth:`direct_begin`, in order."""
+        chain, self.chain = self.chain, None
+        if chain:
+            self._direct += len(chain)
+            for handler, pkt in chain:
+                handler(pkt)
+
+    def put_or_chain(self, handler: Callable[[Any], object], pkt: Any) -> bool:
+        """:meth:`put_packet`, unless the owning thread is polling into a
+        chain and nothing is queued: then the packet joins the chain."""
+        chain = self.chain
+        if chain is not None and not self._queue and self.thread.task is current_task():
+            chain.append((handler, pkt))
+            return True
+        return self.put_packet(handler, pkt)
 
     def sendmsg(self, msg: NetMsg) -> None:
         """Queue ``msg`` for the thread without waiting (``lwkt_sendmsg``).
@@ -262,6 +298,7 @@ class MsgPort:
             packets=self._packets,
             messages=self._messages,
             aborted=self._aborted,
+            direct=self._direct,
             drops=self._drops,
             batches=self._batches,
         )

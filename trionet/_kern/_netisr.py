@@ -21,6 +21,12 @@ Rules:
 5. ``service_sync`` sends a sync message through every netisr and ifnet port
    and waits for all replies: when it returns, every packet queued before the
    call has been handled.
+6. Direct dispatch: a packet that a netisr thread itself hands up while
+   polling a device (``IfFlags.POLLING``), and whose flow hashes to that
+   same thread, is not queued when nothing waits before it: it joins the
+   poll's chain and is handled as soon as the device's serializer is
+   released, in order (:meth:`MsgPort.direct_begin
+   <trionet.lowlevel.MsgPort.direct_begin>`).
 
 DragonFly: ``sys/net/netisr.c`` (``netisr_register``, ``netisr_queue``,
 ``schednetisr``, ``netisr_register_rollup``, ``netmsg_service_sync``).
@@ -117,7 +123,7 @@ class Netisr:
             return errno.EIO
         ports = self.ports
         port = ports[0] if p.cpufn is None else ports[p.cpufn(pkt) % len(ports)]
-        return 0 if port.put_packet(p.handler, pkt) else errno.ENOBUFS
+        return 0 if port.put_or_chain(p.handler, pkt) else errno.ENOBUFS
 
     def sched(self, proto: int) -> bool:
         p = self._protos.get(proto)

@@ -530,16 +530,21 @@ class Host(Kernel):
         burst: int = self.sysctls.get("kern.polling.burst_max")  # type: ignore[assignment]
         cmd = PollCmd.POLL_AND_CHECK_STATUS if ctx.ticks % frac == 0 else PollCmd.POLL_ONLY
         want = IfFlags.UP | IfFlags.RUNNING | IfFlags.POLLING
+        port = self.port("netisr", ctx.cpu)
         for ifp in tuple(ctx.ifps):
             if not ifp.serializer.try_enter():
                 ctx.busy_skips += 1
                 continue
+            # Packets for this thread are handled right after the poll, once
+            # the serializer is released (direct dispatch; netisr rule 6).
+            port.direct_begin()
             try:
                 if ifp.flags & want == want:
                     ctx.polls += 1
                     ifp.driver.poll(cmd, burst)
             finally:
                 ifp.serializer.exit()
+                port.direct_end()
 
     def poll_statistics(self) -> list[PollStatistics]:
         """One row per CPU that has had a polling clock."""
