@@ -318,6 +318,20 @@ class ArpCache:
 
     ####  Output path
 
+    def lookup(self, ip: bytes) -> bytes | None:
+        """The MAC to send to ``ip`` now, if the cache knows it: a static
+        entry's or a reachable entry's; ``None``: call :meth:`resolve`.
+
+        The per-packet fast path: no allocation and no clock. A reachable
+        entry is not checked against ``now``: the glue runs :meth:`expire` at
+        :meth:`next_deadline`, so an entry outlives its expiry by a scheduling
+        delay at most (BSD's ``arpresolve`` compares whole seconds).
+        """
+        entry = self._reachable.get(ip)
+        if entry is not None:
+            return entry.mac
+        return self._static.get(ip)
+
     def resolve(self, ip: bytes, packet: object, now: float) -> Resolution:
         """Find the MAC for ``ip`` to send ``packet`` to.
 

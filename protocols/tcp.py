@@ -314,7 +314,7 @@ class TcpHeader:
 
     @classmethod
     def parse(
-        cls, data: bytes | bytearray | memoryview, src: bytes, dst: bytes
+        cls, data: bytes | bytearray | memoryview, src: bytes, dst: bytes, *, verify: bool = True
     ) -> tuple[TcpHeader, memoryview]:
         """Parse and verify the TCP segment ``data`` sent from ``src`` to ``dst``.
 
@@ -322,6 +322,8 @@ class TcpHeader:
             data: the whole IP payload, starting at the TCP header.
             src, dst: the IPv4 source and destination (4 bytes each), for the
                 pseudo-header.
+            verify: ``False`` skips the checksum (the receiving card
+                verified it: :data:`.offload.CSUM_DATA_VALID`).
 
         Returns:
             The header and a view of the payload.
@@ -338,18 +340,27 @@ class TcpHeader:
         if hlen < 20 or hlen > n:
             raise RemoteProtocolError("bad_offset", f"data offset {hlen >> 2} words, {n} bytes present")
         view = memoryview(data)
-        if ones_complement_sum(view, pseudo_header_sum(src, dst, IPPROTO_TCP, n)) != 0xFFFF:
+        if verify and ones_complement_sum(view, pseudo_header_sum(src, dst, IPPROTO_TCP, n)) != 0xFFFF:
             raise RemoteProtocolError("bad_checksum")
         options = TcpOptions.parse(view[20:hlen]) if hlen > 20 else NO_OPTIONS
         return cls(sport, dport, seq, ack, TcpFlags(flags), window, urgent, options), view[hlen:]
 
-    def emit(self, payload: bytes | bytearray | memoryview, src: bytes, dst: bytes) -> bytes:
+    def emit(
+        self,
+        payload: bytes | bytearray | memoryview,
+        src: bytes,
+        dst: bytes,
+        *,
+        checksum: bool = True,
+    ) -> bytes:
         """The segment: this header (offset and checksum computed) and ``payload``.
 
         Args:
             payload: the data.
             src, dst: the IPv4 addresses the segment will carry (4 bytes
                 each), for the checksum's pseudo-header.
+            checksum: ``False`` leaves the checksum field 0 for the network
+                card to fill in (:mod:`.offload`).
 
         Raises:
             ValueError: a field is out of range, the options do not fit in 40
@@ -370,6 +381,8 @@ class TcpHeader:
             ) + opts
         except struct.error as exc:
             raise ValueError(f"TCP header field out of range: {exc}") from None
+        if not checksum:
+            return header + bytes(payload)
         partial = ones_complement_sum(header, pseudo_header_sum(src, dst, IPPROTO_TCP, total))
         csum = ~ones_complement_sum(payload, partial) & 0xFFFF
         return header[:16] + csum.to_bytes(2, "big") + header[18:] + bytes(payload)

@@ -13,7 +13,7 @@ from ._kern._netisr import NetisrStatistics
 from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
-from ._net._if import IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
+from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
 from ._net._arp import ArpLayerStatistics
 from ._net._icmp import IcmpStatistics, PingError, PingResult
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
@@ -32,6 +32,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ArpLayerStatistics",
     "Host",
+    "IfCap",
     "IfFlags",
     "IfIoctl",
     "IfStatistics",

@@ -767,13 +767,16 @@ async def test_ifconfig_rows_and_text(autojump_clock: trio.abc.Clock) -> None:
         text = trionet.format_ifconfig(rows)
         lines = text.splitlines()
         assert lines[0] == "vnic0: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500"
-        assert lines[1] == "\tether " + ":".join(f"{b:02x}" for b in ifp.lladdr)
-        assert len(ifp.lladdr) == 6 and lines[1].count(":") == 5
-        assert lines[2] == "\tstatus: active"
-        assert lines[3] == f"\tirq {ifp.irq} cpu {ifp.irq % 2} sndq 0/255"  # type: ignore[operator]
+        # Checksum offload is on over an in-memory wire (BSD prints options=).
+        assert lines[1] == "\toptions=3<RXCSUM,TXCSUM>"
+        assert lines[2] == "\tether " + ":".join(f"{b:02x}" for b in ifp.lladdr)
+        assert len(ifp.lladdr) == 6 and lines[2].count(":") == 5
+        assert lines[3] == "\tstatus: active"
+        assert lines[4] == f"\tirq {ifp.irq} cpu {ifp.irq % 2} sndq 0/255"  # type: ignore[operator]
         # lo0 is down, has no link address and no IRQ.
-        assert lines[4:] == [
+        assert lines[5:] == [
             "lo0: flags=8008<LOOPBACK,MULTICAST> mtu 16384",
+            "\toptions=3<RXCSUM,TXCSUM>",
             "\tstatus: active",
             "\tirq none cpu 0 sndq 0/1024",
         ]

@@ -346,15 +346,23 @@ async def http_get(
         await stream.aclose()
 
 
-async def test_trionet_client_downloads_a_file_from_python_http_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("txcsum", [False, True], ids=["software-checksums", "txcsum-on"])
+async def test_trionet_client_downloads_a_file_from_python_http_server(tmp_path: Path, txcsum: bool) -> None:
     """2 MiB from the kernel's ``http.server`` to our h11 client: status 200,
     the right Content-Length and SHA-256; the kernel found every checksum good
-    and our side of the connection closed."""
+    and our side of the connection closed. With checksum offload forced on
+    (it is off by default over TAP), our segments leave with their checksums
+    left to the card, and the TAP wire fills them in before the kernel reads
+    them: a TCP segment with a bad checksum would be dropped and counted."""
     blob = seeded_bytes(2 * 1024 * 1024, seed=2)
     served = tmp_path / "www"
     served.mkdir()
     (served / "blob.bin").write_bytes(blob)
     async with facing_the_kernel() as peer:
+        (ifp,) = [i for i in peer.host.ifnets() if i.name.startswith("vnic")]
+        assert not ifp.capenable
+        if txcsum:
+            assert await peer.host.ifcap(ifp.name, txcsum=True) == trionet.IfCap.TXCSUM
         async with kernel_http_server(peer.netns, served, tmp_path / "http.server.log"):
             with trio.fail_after(PATIENCE):
                 response, body, stream = await http_get(peer.host, KERNEL, HTTP_PORT, "/blob.bin")

@@ -108,6 +108,7 @@ class _IntrInfo:
     mplock_required: bool = False
     state: IntrState = IntrState.NORMAL
     lot: ParkingLot = attrs.field(factory=ParkingLot)
+    sleeping: bool = False  # the ithread is parked on lot
     ill_count: float = 0.0
     ill_last: float = 0.0
     low_since: float | None = None
@@ -232,7 +233,7 @@ class IntrController:
         info.count += 1
         if not info.running:
             info.running = True
-            if info.state is IntrState.NORMAL and info.lot:
+            if info.state is IntrState.NORMAL and info.sleeping:
                 info.lot.unpark_all()
 
     async def _ithread(self, thread: KThread, irq: int) -> None:
@@ -251,7 +252,11 @@ class IntrController:
                 continue
             if not info.running:
                 thread.state, thread.wchan = "S", "intr"
-                await info.lot.park()
+                info.sleeping = True
+                try:
+                    await info.lot.park()
+                finally:
+                    info.sleeping = False
                 thread.state, thread.wchan = "R", ""
                 continue
             await self._run_chain(thread, info, giant)

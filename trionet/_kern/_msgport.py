@@ -148,6 +148,7 @@ class MsgPort:
     maxlen: SysctlNode
     _queue: deque[Any] = attrs.field(factory=deque, init=False)
     _lot: ParkingLot = attrs.field(factory=ParkingLot, init=False)
+    _sleeping: bool = attrs.field(default=False, init=False)  # the thread is parked on _lot
     _packets: int = attrs.field(default=0, init=False)
     _messages: int = attrs.field(default=0, init=False)
     _aborted: int = attrs.field(default=0, init=False)
@@ -167,7 +168,7 @@ class MsgPort:
 
     def wakeup(self) -> None:
         """Wake the owning thread if it sleeps (new work or an earlier timer)."""
-        if self._lot:
+        if self._sleeping:
             self._lot.unpark_all()
 
     def put_packet(self, handler: Callable[[Any], object], pkt: Any) -> bool:
@@ -183,7 +184,7 @@ class MsgPort:
             return False
         queue.append((handler, pkt))
         self._packets += 1
-        if self._lot:
+        if self._sleeping:  # a flag: cheaper than asking the lot
             self._lot.unpark_all()
         return True
 
@@ -229,7 +230,7 @@ class MsgPort:
         msg._seq += 1
         self._queue.append(msg)
         self._messages += 1
-        if self._lot:
+        if self._sleeping:
             self._lot.unpark_all()
 
     async def domsg(self, msg: NetMsg) -> Any:
@@ -283,11 +284,15 @@ class MsgPort:
 
     async def _wait(self, deadline: float) -> None:
         # Sleep until new work arrives or the deadline passes.
-        if deadline == math.inf:
-            await self._lot.park()
-        else:
-            with trio.move_on_at(deadline):
+        self._sleeping = True
+        try:
+            if deadline == math.inf:
                 await self._lot.park()
+            else:
+                with trio.move_on_at(deadline):
+                    await self._lot.park()
+        finally:
+            self._sleeping = False
 
     def statistics(self) -> MsgPortStatistics:
         """Return a :class:`MsgPortStatistics` snapshot."""

@@ -49,6 +49,7 @@ __all__ = ["Arp", "ArpLayerStatistics"]
 log = structlog.get_logger(__name__)
 
 _ZERO_MAC = bytes(6)
+_LOOPBACK = int(IfFlags.LOOPBACK)
 _BROADCAST_IP = b"\xff\xff\xff\xff"
 
 
@@ -96,7 +97,11 @@ class Arp:
 
         DragonFly: ``arpresolve``.
         """
-        if ifp.flags & IfFlags.LOOPBACK:
+        mac = self.cache.lookup(nexthop)  # the common case: known
+        if mac is not None:
+            ether_output(ifp, mac, ETHERTYPE_IP, packet)
+            return
+        if int(ifp.flags) & _LOOPBACK:
             ether_output(ifp, _ZERO_MAC, ETHERTYPE_IP, packet)
             return
         if nexthop == _BROADCAST_IP or any(ia.broadcast == nexthop for ia in ifp.addrs):

@@ -71,7 +71,7 @@ import structlog
 
 from .._exceptions import NetError
 from .._kern._msgport import NetMsg
-from ._if import IfFlags, IfIoctl, PollCmd
+from ._if import IfCap, IfFlags, IfIoctl, PollCmd
 from ._ifstart import if_devstart
 
 if TYPE_CHECKING:
@@ -162,7 +162,8 @@ class Driver:
         but not UP, and :meth:`set_filter` otherwise (promiscuous or
         all-multicast may have changed); ``SIOCSIFMTU`` checks the range, sets
         the MTU and re-inits a running interface; ``SIOCADDMULTI`` and
-        ``SIOCDELMULTI`` call :meth:`set_filter` when RUNNING.
+        ``SIOCDELMULTI`` call :meth:`set_filter` when RUNNING;
+        ``SIOCSIFCAP`` enables the requested offloads the driver offers.
 
         Raises:
             NetError: ``EINVAL`` for an MTU out of range.
@@ -190,6 +191,8 @@ class Driver:
         elif cmd in (IfIoctl.SIOCADDMULTI, IfIoctl.SIOCDELMULTI):
             if flags & IfFlags.RUNNING:
                 await self.set_filter()
+        elif cmd is IfIoctl.SIOCSIFCAP:
+            ifp.capenable = IfCap(arg) & ifp.capabilities
 
     async def set_filter(self) -> None:
         """Program the receive filter from ``ifp.flags`` (``PROMISC``,

@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..protocols.ethernet import EthernetHeader
+from ..protocols.offload import CSUM_DATA_VALID, PendingFrame, complete
+from ._if import IfCap
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -73,6 +75,7 @@ ETHERTYPE_IPV6 = 0x86DD
 HEADER_CACHE_MAX = 1024
 
 _ZERO_MAC = bytes(ETHER_ADDR_LEN)
+_RXCSUM = int(IfCap.RXCSUM)
 # (dst, src, ethertype) -> the 14 header bytes.
 _headers: dict[tuple[bytes, bytes, int], bytes] = {}
 
@@ -94,14 +97,19 @@ class Mbuf:
         rcvif: the interface it arrived on.
         flags: :class:`MbufFlags` of the link-layer destination.
         frame: the whole received frame, link-layer header included.
+        csum: :data:`~trionet.protocols.offload.CSUM_DATA_VALID` when the
+            receiving interface vouched for the transport checksum (the
+            frame arrived with its checksum left to the card); 0 otherwise.
 
-    DragonFly: ``struct mbuf`` (``m_data``, ``m_pkthdr.rcvif``, ``m_flags``).
+    DragonFly: ``struct mbuf`` (``m_data``, ``m_pkthdr.rcvif``, ``m_flags``,
+    ``m_pkthdr.csum_flags``).
     """
 
     data: memoryview
     rcvif: Ifnet
     flags: int
     frame: memoryview
+    csum: int = 0
 
     @property
     def src(self) -> bytes:
@@ -121,6 +129,15 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
     if n < ETHER_HDR_LEN or n > ifp.mtu + ETHER_HDR_LEN:
         data.ierrors += 1
         return
+    csum = 0
+    if frame.__class__ is PendingFrame:
+        # Its checksum was left to the card: one that verifies checksums
+        # vouches for it; otherwise fill it in, as one that does not would
+        # have received it (offload rule 2).
+        if int(ifp.capenable) & _RXCSUM:
+            csum = CSUM_DATA_VALID
+        else:
+            frame = complete(frame)
     view = memoryview(frame)
     flags = 0
     if view[0] & 1:
@@ -130,7 +147,7 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
         data.inotforus += 1
         return
     error = ifp.host.netisr_enqueue(
-        (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view)
+        (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view, csum)
     )
     if error:
         if error == EIO:
@@ -165,7 +182,10 @@ def ether_output(ifp: Ifnet, dst: bytes, ethertype: int, payload: bytes) -> None
         if len(_headers) >= HEADER_CACHE_MAX:
             _headers.clear()
         _headers[key] = header
-    _ifstart.ifq_dispatch(ifp, header + payload)
+    frame = header + payload
+    if payload.__class__ is PendingFrame:
+        frame = PendingFrame(frame)  # the checksum is still the card's to do
+    _ifstart.ifq_dispatch(ifp, frame)
 
 
 # At the end: _ifstart imports this module's constants (the module object

@@ -40,7 +40,7 @@ from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
 from ._driver import Driver
 from ._ether import ETHER_ADDR_LEN, ether_input
-from ._if import IFF_CANTCHANGE, IfFlags, IfIoctl, Ifnet, PollCmd
+from ._if import IFF_CANTCHANGE, IfCap, IfFlags, IfIoctl, Ifnet, PollCmd
 from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
@@ -320,6 +320,8 @@ class Host(Kernel):
         - ``SIOCSIFMTU``, ``arg`` an int: the driver checks and applies it.
         - ``SIOCADDMULTI`` / ``SIOCDELMULTI``, ``arg`` a 6-byte group address:
           reference-counted; the driver hears of the first add and last delete.
+        - ``SIOCSIFCAP``, ``arg`` the :class:`~trionet.IfCap` bits wanted: the
+          driver enables those it offers (``ifp.capenable``).
 
         The driver's ``ioctl`` runs with the serializer held; the stack's own
         steps run without it.
@@ -344,6 +346,10 @@ class Host(Kernel):
             if arg <= 0:
                 raise NetError(errno.EINVAL, f"mtu must be positive, not {arg}")
             await self._driver_ioctl(ifp, cmd, arg)
+        elif cmd is IfIoctl.SIOCSIFCAP:
+            if isinstance(arg, bool) or not isinstance(arg, int):
+                raise TypeError(f"capabilities must be IfCap, not {arg!r}")
+            await self._driver_ioctl(ifp, cmd, IfCap(arg))
         elif cmd is IfIoctl.SIOCADDMULTI:
             addr = _group_address(arg)
             n = ifp.multiaddrs.get(addr, 0)
@@ -408,6 +414,31 @@ class Host(Kernel):
     async def ifdown(self, ifp: Ifnet) -> None:
         """``ifconfig NAME down``: ``SIOCSIFFLAGS`` with ``UP`` removed."""
         await self.ifioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags & ~IfFlags.UP)
+
+    async def ifcap(self, ifname: str, **caps: bool) -> IfCap:
+        """Switch offloads on or off, as ``ifconfig vnic0 -txcsum`` does:
+        ``await host.ifcap("vnic0", txcsum=False)``. Keywords are
+        :class:`~trionet.IfCap` names in lower case; the driver enables only
+        what it offers.
+
+        Returns:
+            the interface's ``capenable`` afterwards.
+
+        Raises:
+            TypeError: for an unknown capability name.
+            NetError: ``ENXIO`` (no such interface).
+        """
+        ifp = self.ifunit(ifname)
+        want = IfCap(ifp.capenable)
+        for name, on in caps.items():
+            try:
+                cap = IfCap[name.upper()]
+            except KeyError:
+                names = ", ".join(c.name.lower() for c in IfCap if c.name)  # type: ignore[union-attr]
+                raise TypeError(f"no capability {name!r} (known: {names})") from None
+            want = want | cap if on else want & ~cap
+        await self.ifioctl(ifp, IfIoctl.SIOCSIFCAP, want)
+        return ifp.capenable
 
     async def ifpromisc(self, ifp: Ifnet, on: bool) -> None:
         """Take (``on``) or drop a promiscuous-mode reference.

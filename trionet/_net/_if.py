@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IFF_CANTCHANGE",
+    "IfCap",
     "IfData",
     "IfFlags",
     "IfIoctl",
@@ -97,6 +98,20 @@ IFF_CANTCHANGE = (
 )
 
 
+class IfCap(enum.IntFlag):
+    """Interface capabilities (``IFCAP_*``): what the hardware can do for
+    the stack (``ifp.capabilities``) and what is switched on
+    (``ifp.capenable``, ``SIOCSIFCAP``, ``ifconfig -txcsum``).
+
+    - ``RXCSUM``: the card verifies TCP and UDP checksums on receive.
+    - ``TXCSUM``: the card fills them in on transmit, so the stack leaves
+      them to it (:mod:`trionet.protocols.offload`).
+    """
+
+    RXCSUM = 0x1
+    TXCSUM = 0x2
+
+
 class LinkState(enum.Enum):
     """``if_link_state``."""
 
@@ -116,9 +131,12 @@ class IfIoctl(enum.Enum):
     - ``SIOCADDMULTI`` / ``SIOCDELMULTI``: the 6-byte group address whose first
       reference was added or last reference removed (``ifp.multiaddrs`` is
       already updated).
+    - ``SIOCSIFCAP``: the :class:`IfCap` bits to enable; the driver enables
+      those it has (``capabilities``) in ``capenable``.
     """
 
     SIOCSIFFLAGS = "SIOCSIFFLAGS"
+    SIOCSIFCAP = "SIOCSIFCAP"
     SIOCSIFMTU = "SIOCSIFMTU"
     SIOCADDMULTI = "SIOCADDMULTI"
     SIOCDELMULTI = "SIOCDELMULTI"
@@ -215,6 +233,8 @@ class Ifnet:
         host: the host it is attached to.
         driver: the :class:`~trionet.lowlevel.Driver` behind it.
         flags: :class:`IfFlags`.
+        capabilities: the :class:`IfCap` offloads the driver offers;
+            ``capenable``: those switched on (the stack reads it per packet).
         mtu: the largest payload a frame carries, in bytes.
         lladdr: the link-layer address (6 bytes for Ethernet, ``b""`` for
             loopback).
@@ -247,6 +267,8 @@ class Ifnet:
     driver: Driver
     serializer: Serializer
     flags: IfFlags = IfFlags(0)
+    capabilities: IfCap = IfCap(0)
+    capenable: IfCap = IfCap(0)
     mtu: int = 1500
     lladdr: bytes = b""
     link_state: LinkState = LinkState.UNKNOWN

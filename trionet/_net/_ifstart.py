@@ -85,7 +85,8 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
     serializer = ifp.serializer
     serializer.assert_not_serialized()
     data = ifp.data
-    if ifp.flags & _UP_RUNNING != _UP_RUNNING:
+    # int(): an IfFlags & is Python code; the bits as an int are C (hot path).
+    if int(ifp.flags) & _UP_RUNNING != _UP_RUNNING:
         data.oerrors += 1
         raise NetError(errno.ENETDOWN, f"{ifp.name} is not up and running")
     if len(frame) < ETHER_HDR_LEN:
@@ -105,7 +106,7 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
         if_start_schedule(ifp)  # busy: the ifnet thread waits for it, not us
         return
     try:
-        if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
+        if int(ifp.flags) & _RUNNING_OACTIVE == _RUNNING:
             ifp.driver.start()
     finally:
         serializer.exit()
@@ -127,7 +128,7 @@ def _need_schedule(ifp: Ifnet) -> bool:
     # After a start: keep the interlock and go again only if there is more to
     # send that the driver can take now. DragonFly: if_start_need_schedule.
     snd = ifp.snd
-    if ifp.flags & _RUNNING_OACTIVE != _RUNNING or snd.poll() is None:
+    if int(ifp.flags) & _RUNNING_OACTIVE != _RUNNING or snd.poll() is None:
         snd.started = False
         return False
     return True
@@ -141,13 +142,13 @@ async def if_start_dispatch(msg: NetMsg) -> None:
     """
     ifp: Ifnet = msg.arg
     msg.reply()
-    if not ifp.flags & _UP or not ifp.attached:
+    if not int(ifp.flags) & _UP or not ifp.attached:
         ifp.snd.started = False
         return
     serializer = ifp.serializer
     await serializer.enter()
     try:
-        if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
+        if int(ifp.flags) & _RUNNING_OACTIVE == _RUNNING:
             ifp.driver.start()
     finally:
         serializer.exit()
@@ -172,7 +173,7 @@ def if_devstart(ifp: Ifnet) -> None:
     if snd.started or snd.is_empty():
         return
     snd.started = True
-    if ifp.flags & _RUNNING_OACTIVE == _RUNNING:
+    if int(ifp.flags) & _RUNNING_OACTIVE == _RUNNING:
         ifp.driver.start()
     if _need_schedule(ifp):
         if_start_schedule(ifp)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._if import IfFlags, LinkState, format_flags
+from ._if import IfCap, IfFlags, LinkState, format_flags
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -37,6 +37,7 @@ class IfconfigRow:
     sndq_len: int
     sndq_maxlen: int
     inet: tuple[str, ...] = ()
+    capenable: IfCap = IfCap(0)
 
 
 @attrs.frozen
@@ -74,6 +75,7 @@ def ifconfig_row(ifp: Ifnet) -> IfconfigRow:
         len(ifp.snd),
         ifp.snd.maxlen,
         tuple(str(a) for a in ifp.addrs),
+        IfCap(ifp.capenable),
     )
 
 
@@ -108,6 +110,9 @@ def format_ifconfig(rows: list[IfconfigRow]) -> str:
     lines = []
     for r in rows:
         lines.append(f"{r.name}: flags={int(r.flags):x}<{format_flags(r.flags)}> mtu {r.mtu}")
+        if r.capenable:
+            names = ",".join(c.name for c in IfCap if c in r.capenable and c.name)  # type: ignore[misc]
+            lines.append(f"\toptions={int(r.capenable):x}<{names}>")
         for inet in r.inet:
             net = ipaddress.IPv4Interface(inet)
             lines.append(

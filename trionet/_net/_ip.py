@@ -75,8 +75,9 @@ from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.flowhash import ipv4_flow_hash
 from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
+from ..protocols.offload import PendingFrame, fill_checksum
 from ._ether import ETHERTYPE_IP, Mbuf
-from ._if import IfFlags
+from ._if import IfCap, IfFlags
 from ._inaddr import inet_ntoa
 from ._route import RouteCache
 
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
 __all__ = ["IpStatistics", "Ip", "ProtoInput", "ProtoCtlInput"]
 
 BROADCAST = b"\xff\xff\xff\xff"
+_TXCSUM = int(IfCap.TXCSUM)
 
 #: A protocol's input routine: ``input(header, payload, mbuf)``.
 ProtoInput = Callable[[IPv4Header, memoryview, Mbuf], None]
@@ -156,6 +158,7 @@ class Ip:
         self.broadcasts = broadcasts
         self.routes = host.routes
         self._sysctls = host.sysctls
+        self._ttl = host.sysctls.node("net.inet.ip.ttl")  # read per datagram
         self.icmp: Icmp = None  # type: ignore[assignment]  # set by Inet
         self.reassembler = Reassembler()
         self.drops: Counter[str] = Counter()
@@ -354,7 +357,9 @@ class Ip:
             )
             return
         try:
-            self._transmit(ifp, nexthop, out, bytes(payload))
+            # A datagram that arrived with its checksum left to the card
+            # leaves the same way, or completed (offload rule 1).
+            self._transmit(ifp, nexthop, out, bytes(payload), bool(m.csum))
         except NetError as exc:
             # BSD ip_forward: ips_cantforward, not ips_forward.
             self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
@@ -394,6 +399,7 @@ class Ip:
         df: bool = False,
         ifp: Ifnet | None = None,
         ro: RouteCache | None = None,
+        csum: bool = False,
     ) -> None:
         """Send ``payload`` as an IPv4 datagram to ``dst``.
 
@@ -406,6 +412,12 @@ class Ip:
                 255.255.255.255, the interface to broadcast on).
             ro: the socket's route cache (:meth:`route_cached`; ``ifp`` is
                 then ignored).
+            csum: ``payload`` is a TCP or UDP segment whose checksum field is
+                0: the outgoing interface fills it in if it can
+                (``IfCap.TXCSUM``; the datagram leaves as a
+                :class:`~trionet.protocols.offload.PendingFrame`), else it is
+                computed here, before any fragmentation (BSD
+                ``in_delayed_cksum``).
 
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL`` (no
@@ -421,18 +433,27 @@ class Ip:
                 self._count_route_error(exc)
                 raise
         if ttl is None:
-            ttl = self._sysctls.get("net.inet.ip.ttl")  # type: ignore[assignment]
+            ttl = self._ttl.value  # type: ignore[assignment]
         hdr = IPv4Header(src, dst, proto, ttl=ttl, tos=tos, ident=self.next_ident(), df=df)
         self._sent += 1
         if 20 + len(payload) > ifp.mtu and df:
             self.drops["needs_fragmentation"] += 1
             raise NetError(errno.EMSGSIZE, f"{len(payload)} bytes with DF exceed {ifp.name} mtu {ifp.mtu}")
-        self._transmit(ifp, nexthop, hdr, payload)
+        self._transmit(ifp, nexthop, hdr, payload, csum)
 
-    def _transmit(self, ifp: Ifnet, nexthop: bytes, hdr: IPv4Header, payload: bytes) -> None:
+    def _transmit(
+        self, ifp: Ifnet, nexthop: bytes, hdr: IPv4Header, payload: bytes, csum: bool = False
+    ) -> None:
         if 20 + len(payload) <= ifp.mtu:
+            if csum and int(ifp.capenable) & _TXCSUM:
+                self.arp.output(ifp, nexthop, PendingFrame(hdr.emit(payload)))
+                return
+            if csum:
+                payload = fill_checksum(hdr.proto, payload, hdr.src, hdr.dst)
             self.arp.output(ifp, nexthop, hdr.emit(payload))
             return
+        if csum:
+            payload = fill_checksum(hdr.proto, payload, hdr.src, hdr.dst)
         pieces = fragment(hdr, payload, ifp.mtu)
         self._fragmented += 1
         self._fragments_sent += len(pieces)

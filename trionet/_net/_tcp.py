@@ -653,7 +653,7 @@ class Tcp:
             self.drops["not_unicast"] += 1  # TCP is never broadcast
             return
         try:
-            th, data = TcpHeader.parse(payload, src, dst)
+            th, data = TcpHeader.parse(payload, src, dst, verify=not m.csum)
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
@@ -809,9 +809,9 @@ class Tcp:
         thread, once until it runs.
         """
         laddr, faddr = pcb.laddr, pcb.faddr
-        segment = header.emit(payload, laddr, faddr)
+        segment = header.emit(payload, laddr, faddr, checksum=False)  # IP output's job
         try:
-            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro)
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro, csum=True)
         except NetError as exc:
             self.stats["output_errors"] += 1
             log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
@@ -824,10 +824,10 @@ class Tcp:
     def output(self, laddr: bytes, faddr: bytes, header: TcpHeader, payload: bytes) -> None:
         """Send one segment that belongs to no connection (a RST, a SYN
         cookie's SYN-ACK); an IP output error is counted, not raised."""
-        segment = header.emit(payload, laddr, faddr)
+        segment = header.emit(payload, laddr, faddr, checksum=False)  # IP output's job
         df = bool(self.host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
         try:
-            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=df)
+            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=df, csum=True)
         except NetError as exc:
             self.stats["output_errors"] += 1
             log.debug("segment_dropped", host=self.host.name, errno=exc.errno)

@@ -127,6 +127,7 @@ class UdpSocket:
         self._queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
         self._queued_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
+        self._sleeping = False  # the receiver is parked on _lot
         self._receiving = False
         self._closed = False
         self._error: int | None = None
@@ -187,8 +188,10 @@ class UdpSocket:
         """
         addr, port = _addr(address)
         await trio.lowlevel.checkpoint_if_cancelled()
-        self._check_open()
-        self._check_error()
+        if self._closed:
+            raise trio.ClosedResourceError("the socket is closed")
+        if self._error is not None:
+            self._check_error()
         self._output(bytes(data), addr, port)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -227,8 +230,10 @@ class UdpSocket:
         # One route choice (cached) gives the source the checksum covers;
         # IP output finds the same choice in the cache.
         _, _, src = ip.route_cached(self._ro, addr, want)
-        datagram = udp_proto.UdpHeader(local[1], port, 0, 0).emit(data, src, addr)
-        ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro)
+        # The checksum is left to IP output: the interface's card, or IP
+        # itself when the card cannot (csum=True).
+        datagram = udp_proto.UdpHeader(local[1], port, 0, 0).emit(data, src, addr, checksum=False)
+        ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro, csum=True)
         self._sent += 1
 
     async def recvfrom(self) -> tuple[bytes, Address]:
@@ -259,7 +264,8 @@ class UdpSocket:
             queue = self._queue
             parked = False
             while True:
-                self._check_open()
+                if self._closed:
+                    raise trio.ClosedResourceError("the socket is closed")
                 if queue:
                     data, (addr, port) = queue.popleft()
                     self._queued_bytes -= len(data)
@@ -267,7 +273,11 @@ class UdpSocket:
                 if self._error is not None:
                     err, self._error = self._error, None
                     raise NetError(err)
-                await self._lot.park()
+                self._sleeping = True
+                try:
+                    await self._lot.park()
+                finally:
+                    self._sleeping = False
                 parked = True
         finally:
             self._receiving = False
@@ -314,7 +324,7 @@ class UdpSocket:
         self._queue.append((data, (src, sport)))
         self._queued_bytes += len(data)
         self._received += 1
-        if self._lot:
+        if self._sleeping:  # cheaper than asking the lot
             self._lot.unpark_all()
         return True
 
@@ -330,6 +340,7 @@ class Udp:
         self._local_addrs = local_addrs
         self._broadcasts = broadcasts
         self._sysctls = ip.host.sysctls
+        self._recvspace = ip.host.sysctls.node("net.inet.udp.recvspace")
         self.drops: Counter[str] = Counter()
         self._received = 0
         self._ports: dict[int, list[UdpSocket]] = {}
@@ -383,7 +394,7 @@ class Udp:
     def input(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
         self._received += 1
         try:
-            uh, data = udp_proto.UdpHeader.parse(payload, hdr.src, hdr.dst)
+            uh, data = udp_proto.UdpHeader.parse(payload, hdr.src, hdr.dst, verify=not m.csum)
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
@@ -393,7 +404,7 @@ class Udp:
             if hdr.dst in self._local_addrs and not m.flags:
                 self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
             return
-        limit: int = self._sysctls.get("net.inet.udp.recvspace")  # type: ignore[assignment]
+        limit: int = self._recvspace.value  # type: ignore[assignment]
         if not sock._deliver(bytes(data), hdr.src, uh.sport, limit):
             self.drops["fullsock"] += 1
 

@@ -50,6 +50,8 @@ from typing import Any
 import attrs
 import trio
 
+from ..protocols.offload import PendingFrame
+
 __all__ = [
     "CountingEndpoint",
     "EndpointStatistics",
@@ -110,6 +112,12 @@ class WireEndpoint(abc.ABC):
     name: str
     #: The largest payload (frame minus the Ethernet header) the wire carries.
     mtu: int
+    #: Frames stay in this process, as objects: a frame whose checksum is
+    #: left to the card (:class:`~trionet.protocols.offload.PendingFrame`)
+    #: reaches the far driver as it was sent. A driver may switch checksum
+    #: offload on by default over such a wire. False for anything that turns
+    #: frames into bytes (sockets, devices, captures, fault injection).
+    in_memory: bool = False
 
     @abc.abstractmethod
     def send(self, frame: bytes) -> bool:
@@ -292,6 +300,8 @@ class WireLifecycle:
 class MemoryEndpoint(CountingEndpoint):
     """One end of a :func:`memory_pair`."""
 
+    in_memory = True
+
     def __init__(self, name: str, mtu: int = 1500) -> None:
         super().__init__(name, mtu)
         self.peer: MemoryEndpoint | None = None
@@ -311,7 +321,7 @@ class MemoryEndpoint(CountingEndpoint):
         if n > self.mtu + ETHER_HDR_LEN or depth > MAX_INSTANT_HOPS:
             self.count_refused()
             return False
-        if frame.__class__ is not bytes:
+        if frame.__class__ is not bytes and frame.__class__ is not PendingFrame:
             frame = bytes(frame)
         self.count_sent(n)
         peer = self.peer

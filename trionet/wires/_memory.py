@@ -59,6 +59,7 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
+from ..protocols.offload import PendingFrame
 from ._endpoint import (
     ETHER_HDR_LEN,
     MAX_INSTANT_HOPS,
@@ -105,6 +106,8 @@ class MemoryWireStatistics:
 
 class MemoryWireEndpoint(CountingEndpoint):
     """One endpoint of a :class:`MemoryWire`; made by :meth:`MemoryWire.endpoint`."""
+
+    in_memory = True
 
     def __init__(self, wire: MemoryWire, name: str) -> None:
         super().__init__(name, wire.mtu)
@@ -227,6 +230,10 @@ class MemoryWire(WireLifecycle):
         if n > self.mtu + ETHER_HDR_LEN:
             self._oversize += 1
             return False
+        if frame.__class__ is not bytes and frame.__class__ is not PendingFrame:
+            frame = bytes(frame)  # (a pending frame keeps its mark: still memory)
+        if not self.bandwidth and not self.delay:
+            return self._transmit_at_once(src, frame)
         now = trio.current_time()
         finish = src._tx_finish
         while finish and finish[0] <= now:
@@ -234,8 +241,6 @@ class MemoryWire(WireLifecycle):
         if len(finish) >= self.queue_len or len(self._heap) >= MAX_IN_FLIGHT:
             self._queue_drops += 1
             return False
-        if frame.__class__ is not bytes:
-            frame = bytes(frame)
         start = src._tx_free_at if src._tx_free_at > now else now
         done = start + (n * 8 / self.bandwidth if self.bandwidth else 0.0)
         src._tx_free_at = done
@@ -247,15 +252,24 @@ class MemoryWire(WireLifecycle):
             if arrival < self._wake_at:
                 self._lot.unpark_all()
             return True
+        return self._transmit_at_once(src, frame)
+
+    def _transmit_at_once(self, src: MemoryWireEndpoint, frame: bytes) -> bool:
+        # A frame that arrives at the instant it is sent (no delay, no
+        # serialisation wait): it reads no clock on the common path.
         depth = hops.depth + 1
         if depth > MAX_INSTANT_HOPS:
             self._loop_drops += 1
             return False
-        if self._heap or self._delivering:
+        heap = self._heap
+        if heap or self._delivering:
             # Frames due before it, or we are inside one of this wire's own
             # deliveries (a bridge sent it back here): the task delivers it,
             # in order, still at this instant.
-            heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, depth))
+            if len(heap) >= MAX_IN_FLIGHT:
+                self._queue_drops += 1
+                return False
+            heapq.heappush(heap, (trio.current_time(), next(self._seq), frame, src, depth))
             self._lot.unpark_all()
             return True
         # No delay and nothing before it: deliver now, inside send, as the

@@ -56,6 +56,7 @@ import attrs
 import structlog
 import trio
 
+from ..protocols.offload import complete
 from ._endpoint import EndpointStatistics, EndpointWrapper, WireEndpoint
 
 __all__ = ["PcapStatistics", "PcapTap"]
@@ -157,6 +158,7 @@ class PcapTap(EndpointWrapper):
         if self._file is None:
             self._frames_missed += 1
             return
+        frame = complete(frame)  # a capture shows the bytes a card would send
         usec = round(trio.current_time() * 1_000_000)
         if usec < 0:
             usec = 0

@@ -76,6 +76,7 @@ import structlog
 import trio
 
 from .._exceptions import NetError
+from ..protocols.offload import complete
 from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 try:  # Not on Windows; the module must still import there (trionet.wires does).
@@ -274,7 +275,7 @@ class TapWire(WireEndpoint, WireLifecycle):
             self._log.debug("frame_dropped", reason=reason, length=n)
             return False
         try:
-            os.write(fd, frame)
+            os.write(fd, complete(frame))  # the kernel sees real bytes
         except OSError as exc:
             self._tx_drops += 1
             self._tx_errors += 1

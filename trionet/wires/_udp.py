@@ -106,6 +106,7 @@ import attrs
 import structlog
 import trio
 
+from ..protocols.offload import complete
 from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["UdpWire", "UdpWireStatistics", "open_udp_wire_pair"]
@@ -390,6 +391,7 @@ class UdpWire(WireEndpoint, WireLifecycle):
                 "frame_dropped", reason="closed" if sock is None else "bad_length", length=n
             )
             return False
+        frame = complete(frame)  # the peer sees real bytes
         try:
             sock.sendto(self._header + frame if self._header else frame, self._peer)
         except OSError as exc:
