@@ -499,7 +499,8 @@ class Vnic(Driver):
         ring.append(frame)
         self._icr |= RX
         if not self._masked:
-            self._assert_irq()
+            ifp = self.ifp
+            ifp.host.intr.sched_ithd(ifp.irq)  # (_assert_irq, inline: per frame)
 
     def _program_filter(self) -> None:
         ifp = self.ifp

@@ -36,7 +36,7 @@ import attrs
 from .checksum import ones_complement_sum
 from .errors import RemoteProtocolError
 
-__all__ = ["IPPROTO_UDP", "UDP_HDR_LEN", "UdpHeader"]
+__all__ = ["IPPROTO_UDP", "UDP_HDR_LEN", "UdpHeader", "emit_datagram", "parse_datagram"]
 
 IPPROTO_UDP = 17
 UDP_HDR_LEN = 8
@@ -51,6 +51,42 @@ def _pseudo(src: bytes, dst: bytes, length: int) -> int:
     # ones_complement_sum needs of its ``initial``. Same value as
     # checksum.pseudo_header_sum without building the 12-byte header.
     return int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_UDP + length
+
+
+def emit_datagram(sport: int, dport: int, payload: bytes | bytearray | memoryview) -> bytes:
+    """A datagram whose checksum is left to the card (0; see :mod:`.offload`):
+    :meth:`UdpHeader.emit` with ``checksum=False``, without the header object
+    (the per-datagram output path).
+
+    Raises:
+        ValueError: the datagram would exceed 65535 bytes or a port is out of
+            range.
+    """
+    length = 8 + len(payload)
+    if length > 0xFFFF:
+        raise ValueError(f"a UDP datagram holds at most 65527 bytes of payload, got {length - 8}")
+    try:
+        return _HDR.pack(sport, dport, length, 0) + payload
+    except struct.error:
+        raise ValueError(f"ports must be 0..65535, got {sport} and {dport}") from None
+
+
+def parse_datagram(
+    data: bytes | bytearray | memoryview, src: bytes, dst: bytes, verify: bool = True
+) -> tuple[int, int, memoryview]:
+    """``(sport, dport, payload)`` of the datagram ``data``: :meth:`UdpHeader.parse`
+    without the header object (the per-datagram input path); the same checks
+    and errors."""
+    n = len(data)
+    if n < 8:
+        raise RemoteProtocolError("short_header", f"{n} bytes, need 8")
+    sport, dport, length, checksum = _HDR.unpack_from(data)
+    if length < 8 or length > n:
+        raise RemoteProtocolError("bad_length", f"length field {length}, {n} bytes present")
+    view = memoryview(data)[:length]
+    if verify and checksum and ones_complement_sum(view, _pseudo(src, dst, length)) != 0xFFFF:
+        raise RemoteProtocolError("bad_checksum")
+    return sport, dport, view[8:]
 
 
 @attrs.frozen
@@ -91,16 +127,8 @@ class UdpHeader:
             RemoteProtocolError: ``"short_header"``, ``"bad_length"`` or
                 ``"bad_checksum"``.
         """
-        n = len(data)
-        if n < 8:
-            raise RemoteProtocolError("short_header", f"{n} bytes, need 8")
-        sport, dport, length, checksum = _HDR.unpack_from(data)
-        if length < 8 or length > n:
-            raise RemoteProtocolError("bad_length", f"length field {length}, {n} bytes present")
-        view = memoryview(data)[:length]
-        if verify and checksum and ones_complement_sum(view, _pseudo(src, dst, length)) != 0xFFFF:
-            raise RemoteProtocolError("bad_checksum")
-        return cls(sport, dport, length, checksum), view[8:]
+        sport, dport, payload = parse_datagram(data, src, dst, verify)
+        return cls(sport, dport, len(payload) + 8, (data[6] << 8) | data[7]), payload
 
     def emit(
         self,

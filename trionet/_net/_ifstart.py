@@ -110,7 +110,10 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
             ifp.driver.start()
     finally:
         serializer.exit()
-    if _need_schedule(ifp):
+    # _need_schedule, inline (per packet): the queue is normally empty now.
+    if int(ifp.flags) & _RUNNING_OACTIVE != _RUNNING or snd.poll() is None:
+        snd.started = False
+    else:
         if_start_schedule(ifp)
 
 

@@ -227,12 +227,10 @@ class UdpSocket:
             raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
         ip = udp.ip
         want = local[0] if local[0] != ANY else None
-        # One route choice (cached) gives the source the checksum covers;
-        # IP output finds the same choice in the cache.
-        _, _, src = ip.route_cached(self._ro, addr, want)
-        # The checksum is left to IP output: the interface's card, or IP
-        # itself when the card cannot (csum=True).
-        datagram = udp_proto.UdpHeader(local[1], port, 0, 0).emit(data, src, addr, checksum=False)
+        # The checksum is left to IP output (csum=True): the interface's
+        # card, or IP itself once its route choice (cached in the socket,
+        # BSD's inp_route) fixed the source the pseudo-header covers.
+        datagram = udp_proto.emit_datagram(local[1], port, data)
         ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro, csum=True)
         self._sent += 1
 
@@ -394,18 +392,18 @@ class Udp:
     def input(self, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
         self._received += 1
         try:
-            uh, data = udp_proto.UdpHeader.parse(payload, hdr.src, hdr.dst, verify=not m.csum)
+            sport, dport, data = udp_proto.parse_datagram(payload, hdr.src, hdr.dst, not m.csum)
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
-        sock = self._lookup(hdr.dst, uh.dport, hdr.src, uh.sport)
+        sock = self._lookup(hdr.dst, dport, hdr.src, sport)
         if sock is None:
             self.drops["noport"] += 1
             if hdr.dst in self._local_addrs and not m.flags:
                 self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
             return
         limit: int = self._recvspace.value  # type: ignore[assignment]
-        if not sock._deliver(bytes(data), hdr.src, uh.sport, limit):
+        if not sock._deliver(bytes(data), hdr.src, sport, limit):
             self.drops["fullsock"] += 1
 
     def ctlinput(

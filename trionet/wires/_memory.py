@@ -232,31 +232,27 @@ class MemoryWire(WireLifecycle):
             return False
         if frame.__class__ is not bytes and frame.__class__ is not PendingFrame:
             frame = bytes(frame)  # (a pending frame keeps its mark: still memory)
-        if not self.bandwidth and not self.delay:
-            return self._transmit_at_once(src, frame)
-        now = trio.current_time()
-        finish = src._tx_finish
-        while finish and finish[0] <= now:
-            finish.popleft()
-        if len(finish) >= self.queue_len or len(self._heap) >= MAX_IN_FLIGHT:
-            self._queue_drops += 1
-            return False
-        start = src._tx_free_at if src._tx_free_at > now else now
-        done = start + (n * 8 / self.bandwidth if self.bandwidth else 0.0)
-        src._tx_free_at = done
-        if done > now:
-            finish.append(done)
-        arrival = done + self.delay
-        if arrival != now:
-            heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, 0))
-            if arrival < self._wake_at:
-                self._lot.unpark_all()
-            return True
-        return self._transmit_at_once(src, frame)
-
-    def _transmit_at_once(self, src: MemoryWireEndpoint, frame: bytes) -> bool:
-        # A frame that arrives at the instant it is sent (no delay, no
-        # serialisation wait): it reads no clock on the common path.
+        if self.bandwidth or self.delay:
+            now = trio.current_time()
+            finish = src._tx_finish
+            while finish and finish[0] <= now:
+                finish.popleft()
+            if len(finish) >= self.queue_len or len(self._heap) >= MAX_IN_FLIGHT:
+                self._queue_drops += 1
+                return False
+            start = src._tx_free_at if src._tx_free_at > now else now
+            done = start + (n * 8 / self.bandwidth if self.bandwidth else 0.0)
+            src._tx_free_at = done
+            if done > now:
+                finish.append(done)
+            arrival = done + self.delay
+            if arrival != now:
+                heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, 0))
+                if arrival < self._wake_at:
+                    self._lot.unpark_all()
+                return True
+        # It arrives at the instant it is sent (no delay, no serialisation
+        # wait); on the common path no clock is read.
         depth = hops.depth + 1
         if depth > MAX_INSTANT_HOPS:
             self._loop_drops += 1
@@ -272,8 +268,8 @@ class MemoryWire(WireLifecycle):
             heapq.heappush(heap, (trio.current_time(), next(self._seq), frame, src, depth))
             self._lot.unpark_all()
             return True
-        # No delay and nothing before it: deliver now, inside send, as the
-        # far NIC's DMA would (no task hand-over).
+        # Nothing before it: deliver now, inside send, as the far NIC's DMA
+        # would (no task hand-over).
         self._deliver(frame, src, depth)
         return True
 
