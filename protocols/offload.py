@@ -1,4 +1,4 @@
-"""Checksum offload: packets whose TCP or UDP checksum is left to the network card.
+"""Offloads: packets whose TCP or UDP checksum, and segmentation, are left to the card.
 
 A sender that knows its interface computes checksums in "hardware"
 (``IFCAP_TXCSUM``) leaves the transport checksum field at 0 and marks the
@@ -20,6 +20,18 @@ Rules:
 3. :func:`complete` works on IPv4 packets carrying TCP or UDP, at any offset
    (14 for an Ethernet frame, 0 for a bare IP packet); anything else is
    returned unchanged (only TCP and UDP are ever marked).
+4. TSO: a sender whose interface segments in hardware (``IFCAP_TSO``) may
+   hand it a TCP *super-segment* longer than the link's MTU, a pending frame
+   with :attr:`PendingFrame.tso_mss` set: the payload size of the segments
+   it stands for. :func:`segment` cuts it into those (Linux's software GSO):
+   each with the super-segment's TCP header and options, its own sequence
+   number, FIN and PSH only on the last, and its own IP header (length,
+   identification, checksum); their TCP checksums still left to the card.
+   Whatever observes frames one by one (a capture, a fault injector, a wire
+   with a bandwidth, a socket or a device, a receiver without ``IFCAP_LRO``)
+   cuts it first; :func:`wire_frames` does both steps. Between two cards
+   that segment and coalesce (TSO and LRO) on an in-memory link, it may
+   travel whole, as virtio-net carries them between guests.
 
 DragonFly: ``sys/netinet/ip_output.c`` (``in_delayed_cksum``),
 ``sys/sys/mbuf.h`` (``CSUM_*``).
@@ -29,7 +41,15 @@ from __future__ import annotations
 
 from .checksum import ones_complement_sum
 
-__all__ = ["CSUM_DATA_VALID", "PendingFrame", "complete", "fill_checksum", "is_pending"]
+__all__ = [
+    "CSUM_DATA_VALID",
+    "PendingFrame",
+    "complete",
+    "fill_checksum",
+    "is_pending",
+    "segment",
+    "wire_frames",
+]
 
 #: ``m.csum`` of a received packet that arrived pending at an interface that
 #: verifies checksums: its data is known good, and its checksum field may
@@ -42,9 +62,14 @@ _UDP = 17
 
 class PendingFrame(bytes):
     """A frame (or IPv4 packet) whose TCP or UDP checksum field is 0, to be
-    filled in by whoever first needs real bytes (:func:`complete`)."""
+    filled in by whoever first needs real bytes (:func:`complete`).
 
-    __slots__ = ()
+    Attributes:
+        tso_mss: for a TCP super-segment, the payload size of the segments
+            it stands for (:func:`segment`); 0 for an ordinary frame.
+    """
+
+    tso_mss = 0
 
 
 def is_pending(frame: object) -> bool:
@@ -88,3 +113,53 @@ def complete(frame: bytes | bytearray | memoryview, l3: int = 14) -> bytes:
         return data
     segment = fill_checksum(proto, memoryview(data)[l4:end], data[l3 + 12 : l3 + 16], data[l3 + 16 : l3 + 20])
     return data[:l4] + segment + data[end:]
+
+
+_FIN_PSH = 0x01 | 0x08
+_CWR = 0x80
+
+
+def segment(frame: PendingFrame, l3: int = 14) -> list[PendingFrame]:
+    """Cut a TCP super-segment (``frame.tso_mss`` set) into the segments it
+    stands for (rule 4); a frame without ``tso_mss`` comes back alone."""
+    mss = frame.tso_mss
+    if not mss:
+        return [frame]
+    data = bytes(frame)
+    ihl = (data[l3] & 0x0F) << 2
+    l4 = l3 + ihl
+    thl = (data[l4 + 12] >> 4) << 2
+    head, ip = data[:l3], data[l3:l4]
+    tcp = data[l4 : l4 + thl]
+    payload = memoryview(data)[l4 + thl :]
+    seq = int.from_bytes(tcp[4:8], "big")
+    flags = tcp[13]
+    ident = int.from_bytes(ip[4:6], "big")
+    n = len(payload)
+    out = []
+    for i, off in enumerate(range(0, n, mss)):
+        chunk = payload[off : off + mss]
+        f = flags if off + mss >= n else flags & ~_FIN_PSH
+        if i:
+            f &= ~_CWR
+        th = (
+            tcp[:4] + ((seq + off) & 0xFFFFFFFF).to_bytes(4, "big") + tcp[8:13] + bytes((f,))
+            + tcp[14:16] + b"\0\0" + tcp[18:]
+        )  # fmt: skip
+        iph = (
+            ip[:2] + (ihl + thl + len(chunk)).to_bytes(2, "big")
+            + ((ident + i) & 0xFFFF).to_bytes(2, "big") + ip[6:10] + b"\0\0" + ip[12:]
+        )  # fmt: skip
+        iph = iph[:10] + (~ones_complement_sum(iph) & 0xFFFF).to_bytes(2, "big") + iph[12:]
+        out.append(PendingFrame(head + iph + th + chunk))
+    return out
+
+
+def wire_frames(frame: bytes, l3: int = 14) -> list[bytes]:
+    """The frames a card puts on a real wire for ``frame``: a super-segment
+    cut into segments (rule 4), every checksum filled in (rule 1)."""
+    if frame.__class__ is not PendingFrame:
+        return [frame]
+    if frame.tso_mss:  # type: ignore[attr-defined]
+        return [complete(f, l3) for f in segment(frame, l3)]  # type: ignore[arg-type]
+    return [complete(frame, l3)]

@@ -87,7 +87,9 @@ class CongestionControl:
         self.cwnd = initial_window(smss)
         self.ssthresh = INFINITE_SSTHRESH
 
-    def on_ack(self, acked: int, flight: int, now: float, srtt: float | None) -> None:
+    def on_ack(
+        self, acked: int, flight: int, now: float, srtt: float | None, segments: int = 1
+    ) -> None:
         """New data acknowledged outside loss recovery: grow ``cwnd``.
 
         Args:
@@ -95,6 +97,9 @@ class CongestionControl:
             flight: bytes in flight before this ACK.
             now: the current time.
             srtt: the smoothed round-trip time, or ``None`` before a sample.
+            segments: the segments this ACK stands for in slow start (more
+                than one when it acknowledges a TSO super-segment, which
+                stands for the MSS-sized segments it was cut into).
         """
         raise NotImplementedError
 
@@ -115,9 +120,10 @@ class CongestionControl:
     def on_recovery_exit(self, now: float) -> None:
         """A full ACK ended fast recovery (``cwnd`` was already set by the machine)."""
 
-    def _slow_start(self, acked: int) -> None:
-        # RFC 5681 (2) with RFC 3465's L = 1 SMSS.
-        self.cwnd += min(acked, self.smss)
+    def _slow_start(self, acked: int, segments: int = 1) -> None:
+        # RFC 5681 (2) with RFC 3465's L = 1 SMSS per segment the ACK stands
+        # for: one, unless it acknowledges a TSO super-segment.
+        self.cwnd += min(acked, segments * self.smss)
 
 
 class NewReno(CongestionControl):
@@ -134,9 +140,11 @@ class NewReno(CongestionControl):
         super().__init__(smss)
         self._bytes_acked = 0
 
-    def on_ack(self, acked: int, flight: int, now: float, srtt: float | None) -> None:
+    def on_ack(
+        self, acked: int, flight: int, now: float, srtt: float | None, segments: int = 1
+    ) -> None:
         if self.cwnd < self.ssthresh:
-            self._slow_start(acked)
+            self._slow_start(acked, segments)
             return
         self._bytes_acked += acked
         if self._bytes_acked >= self.cwnd:
@@ -184,10 +192,12 @@ class Cubic(CongestionControl):
         w_max = self.w_max if self.w_max is not None else self._cwnd_epoch
         return self.C * (t - self.k) ** 3 + w_max
 
-    def on_ack(self, acked: int, flight: int, now: float, srtt: float | None) -> None:
+    def on_ack(
+        self, acked: int, flight: int, now: float, srtt: float | None, segments: int = 1
+    ) -> None:
         smss = self.smss
         if self.cwnd < self.ssthresh:
-            self._slow_start(acked)
+            self._slow_start(acked, segments)
             self._cwnd_seg = self.cwnd / smss
             return
         # The fractional window, unless someone (the machine, after recovery)

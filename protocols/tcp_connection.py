@@ -48,7 +48,12 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
    sender-side SWS avoidance allow, a FIN after the last byte once
    :meth:`~TcpConnection.close` was called, and a pure ACK if one is owed and
    nothing else carried it. Every segment carries the current ACK, window,
-   timestamps and SACK blocks.
+   timestamps and SACK blocks. With :attr:`~TcpConnection.tso_max` set (the
+   glue's interface segments in hardware, TSO), new data goes out in
+   super-segments of up to that many bytes, which the card cuts into
+   ``smss``-sized segments with the same header (only outside loss recovery,
+   and only when the timestamps are the sole option); in slow start an ACK of
+   a super-segment grows ``cwnd`` as the ACKs of its segments would.
 5. Timers are absolute deadlines (``None`` = stopped): retransmission (RFC
    6298: SRTT/RTTVAR, ``min_rto``, Karn's rule, doubling backoff, give up
    after ``max_retries``; go-back-N from ``snd_una`` in slow start after a
@@ -545,6 +550,10 @@ class TcpConnection:
         self._chack_second = -1.0
         self._last_oow_ack: float | None = None
         self._chack_count = 0
+        #: TSO: the most payload one segment may carry when the glue's
+        #: interface cuts super-segments into ``smss``-sized ones in
+        #: hardware (0: off; set by the glue from the route's interface).
+        self.tso_max = 0
         # Output of the current call.
         self._segments: list[tuple[TcpHeader, bytes]] = []
         self._events: list[TcpEvent] = []
@@ -1279,7 +1288,12 @@ class TcpConnection:
             else:
                 self._dupacks = 0
                 if data_acked:
-                    cc.on_ack(data_acked, flight, now, self._srtt)
+                    if self.tso_max and data_acked > self.smss:
+                        # A super-segment stands for the segments it is cut into.
+                        segments = -(-data_acked // self.smss)
+                        cc.on_ack(data_acked, flight, now, self._srtt, segments)
+                    else:
+                        cc.on_ack(data_acked, flight, now, self._srtt)
         if self._snd_max == ack:
             self._t_rexmt = None
         elif not partial or not self._partial_seen:
@@ -1838,6 +1852,12 @@ class TcpConnection:
             n += 4 + 8 * len(self._sack_blocks())
         return n
 
+    @property
+    def _plain_options_len(self) -> int:
+        # The options of a data segment without SACK blocks: what ``smss``
+        # leaves room for.
+        return _TS_OPTION_LEN if self._ts_ok else 0
+
     def _retransmit_at(self, seq: int, end: int | None = None) -> int:
         """Send one segment from ``seq`` (< snd_max, below ``end`` if given) again, window permitting or not.
 
@@ -1930,12 +1950,19 @@ class TcpConnection:
                 usable = min(self._snd_una + self._snd_wnd - nxt, room) if room >= smss else 0
             else:
                 usable = self._snd_una + min(self._snd_wnd, cc.cwnd) - nxt
-            maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
-            length = max(0, min(avail, usable, maxseg))
+            options_len = self._data_options_len()
+            maxseg = min(self._peer_mss, self.config.mss) - options_len
+            # TSO: the card cuts a super-segment into MSS-sized ones, so one
+            # may carry up to tso_max bytes; only with the timestamps as its
+            # only option (SACK blocks vary per segment), never in recovery.
+            limit = maxseg
+            if self.tso_max > maxseg and options_len == self._plain_options_len and not sack_recovery:
+                limit = self.tso_max
+            length = max(0, min(avail, usable, limit))
             fin = fin_queued and nxt + length == data_end
             if length:
                 ok = (
-                    length == maxseg
+                    length >= maxseg
                     or nxt < self._snd_max  # a retransmission (go-back-N)
                     or (length == avail and (nodelay or fin or self._snd_max == self._snd_una))
                     or (self._max_sndwnd and length >= self._max_sndwnd // 2)

@@ -41,6 +41,7 @@ from .drivers.lo import Loopback
 from .drivers.vnic import Vnic
 from .lowlevel import ifq_dispatch
 from .wires import memory_pair
+from .testing import deterministic_scheduling
 
 #: A local experimental EtherType for the frames ``trionet kern`` sends.
 _ETHERTYPE = 0x88B5
@@ -490,7 +491,11 @@ def _demo(args: argparse.Namespace) -> int:
 def _trio_run(fn: Callable[..., Awaitable[Any]], *args: Any, virtual: bool) -> Any:
     # trio.run with SIGINT/SIGTERM handling (_stoppable), in virtual time
     # (an autojumping MockClock) or real time.
-    clock = trio.testing.MockClock(autojump_threshold=0) if virtual else None
+    clock = None
+    if virtual:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        # Tasks ready at the same instant in an order that replays.
+        deterministic_scheduling(0)
     return trio.run(_stoppable, fn, *args, clock=clock)
 
 

@@ -34,6 +34,9 @@ from ._net._ifq import (
     TokenBucket,
 )
 from ._net._ifstart import if_devstart, ifq_dispatch
+# Offloads (a frame's pending checksum and TSO segmentation): the class,
+# PendingFrame, is trionet.protocols.offload's.
+from .protocols.offload import complete, segment, wire_frames
 from .wires._endpoint import (
     CountingEndpoint,
     EndpointStatistics,
@@ -82,8 +85,11 @@ __all__ = [
     "TokenBucket",
     "WireEndpoint",
     "WireLifecycle",
+    "complete",
     "if_devstart",
     "ifq_dispatch",
+    "segment",
+    "wire_frames",
 ]
 
 for _name in __all__:

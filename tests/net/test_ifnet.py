@@ -767,8 +767,8 @@ async def test_ifconfig_rows_and_text(autojump_clock: trio.abc.Clock) -> None:
         text = trionet.format_ifconfig(rows)
         lines = text.splitlines()
         assert lines[0] == "vnic0: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500"
-        # Checksum offload is on over an in-memory wire (BSD prints options=).
-        assert lines[1] == "\toptions=3<RXCSUM,TXCSUM>"
+        # Offloads are on over an in-memory wire (BSD prints options=).
+        assert lines[1] == "\toptions=503<RXCSUM,TXCSUM,TSO,LRO>"
         assert lines[2] == "\tether " + ":".join(f"{b:02x}" for b in ifp.lladdr)
         assert len(ifp.lladdr) == 6 and lines[2].count(":") == 5
         assert lines[3] == "\tstatus: active"

@@ -163,7 +163,8 @@ class Driver:
         all-multicast may have changed); ``SIOCSIFMTU`` checks the range, sets
         the MTU and re-inits a running interface; ``SIOCADDMULTI`` and
         ``SIOCDELMULTI`` call :meth:`set_filter` when RUNNING;
-        ``SIOCSIFCAP`` enables the requested offloads the driver offers.
+        ``SIOCSIFCAP`` enables the requested offloads the driver offers
+        (``TSO`` only with ``TXCSUM``).
 
         Raises:
             NetError: ``EINVAL`` for an MTU out of range.
@@ -192,7 +193,10 @@ class Driver:
             if flags & IfFlags.RUNNING:
                 await self.set_filter()
         elif cmd is IfIoctl.SIOCSIFCAP:
-            ifp.capenable = IfCap(arg) & ifp.capabilities
+            want = IfCap(arg) & ifp.capabilities
+            if not want & IfCap.TXCSUM:
+                want &= ~IfCap.TSO  # segmenting needs the card's checksums
+            ifp.capenable = want
 
     async def set_filter(self) -> None:
         """Program the receive filter from ``ifp.flags`` (``PROMISC``,

@@ -76,6 +76,7 @@ HEADER_CACHE_MAX = 1024
 
 _ZERO_MAC = bytes(ETHER_ADDR_LEN)
 _RXCSUM = int(IfCap.RXCSUM)
+_LRO = int(IfCap.LRO)
 # (dst, src, ethertype) -> the 14 header bytes.
 _headers: dict[tuple[bytes, bytes, int], bytes] = {}
 
@@ -100,6 +101,8 @@ class Mbuf:
         csum: :data:`~trionet.protocols.offload.CSUM_DATA_VALID` when the
             receiving interface vouched for the transport checksum (the
             frame arrived with its checksum left to the card); 0 otherwise.
+        tso: for a TCP super-segment handed up whole (``IfCap.LRO``), the
+            payload size of the segments it stands for; 0 otherwise.
 
     DragonFly: ``struct mbuf`` (``m_data``, ``m_pkthdr.rcvif``, ``m_flags``,
     ``m_pkthdr.csum_flags``).
@@ -110,6 +113,7 @@ class Mbuf:
     flags: int
     frame: memoryview
     csum: int = 0
+    tso: int = 0
 
     @property
     def src(self) -> bytes:
@@ -126,7 +130,14 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
     """Check, count and queue one received Ethernet frame (see the module rules)."""
     data = ifp.data
     n = len(frame)
-    if n < ETHER_HDR_LEN or n > ifp.mtu + ETHER_HDR_LEN:
+    tso = 0
+    if n > ifp.mtu + ETHER_HDR_LEN:
+        # Only a super-segment a card with LRO handed up whole may be longer.
+        tso = getattr(frame, "tso_mss", 0)
+        if not tso or not int(ifp.capenable) & _LRO:
+            data.ierrors += 1
+            return
+    if n < ETHER_HDR_LEN:
         data.ierrors += 1
         return
     csum = 0
@@ -147,7 +158,7 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
         data.inotforus += 1
         return
     error = ifp.host.netisr_enqueue(
-        (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view, csum)
+        (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view, csum, tso)
     )
     if error:
         if error == EIO:
@@ -185,6 +196,8 @@ def ether_output(ifp: Ifnet, dst: bytes, ethertype: int, payload: bytes) -> None
     frame = header + payload
     if payload.__class__ is PendingFrame:
         frame = PendingFrame(frame)  # the checksum is still the card's to do
+        if payload.tso_mss:  # type: ignore[attr-defined]
+            frame.tso_mss = payload.tso_mss  # and so is the segmentation
     _ifstart.ifq_dispatch(ifp, frame)
 
 

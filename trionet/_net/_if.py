@@ -106,10 +106,17 @@ class IfCap(enum.IntFlag):
     - ``RXCSUM``: the card verifies TCP and UDP checksums on receive.
     - ``TXCSUM``: the card fills them in on transmit, so the stack leaves
       them to it (:mod:`trionet.protocols.offload`).
+    - ``TSO``: the card cuts TCP super-segments of up to 64 KiB into
+      MSS-sized segments, so TCP hands it those (needs ``TXCSUM``).
+    - ``LRO``: the card hands up such super-segments whole, as it received
+      them from a TSO card over an in-memory link (virtio-net between
+      guests), instead of cut up.
     """
 
     RXCSUM = 0x1
     TXCSUM = 0x2
+    TSO = 0x100
+    LRO = 0x400
 
 
 class LinkState(enum.Enum):

@@ -75,7 +75,7 @@ from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.flowhash import ipv4_flow_hash
 from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
-from ..protocols.offload import PendingFrame, fill_checksum
+from ..protocols.offload import PendingFrame, fill_checksum, segment
 from ._ether import ETHERTYPE_IP, Mbuf
 from ._if import IfCap, IfFlags
 from ._inaddr import inet_ntoa
@@ -91,6 +91,7 @@ __all__ = ["IpStatistics", "Ip", "ProtoInput", "ProtoCtlInput"]
 
 BROADCAST = b"\xff\xff\xff\xff"
 _TXCSUM = int(IfCap.TXCSUM)
+_TSO = int(IfCap.TSO)
 
 #: A protocol's input routine: ``input(header, payload, mbuf)``.
 ProtoInput = Callable[[IPv4Header, memoryview, Mbuf], None]
@@ -101,6 +102,14 @@ ProtoInput = Callable[[IPv4Header, memoryview, Mbuf], None]
 #: next-hop MTU of "fragmentation needed" (0 otherwise). Returns whether the
 #: error concerned one of the protocol's endpoints.
 ProtoCtlInput = Callable[[int, int, bytes, bytes, memoryview, int], bool]
+
+
+def _largest_piece(payload: bytes | memoryview, tso: int) -> int:
+    # The largest datagram ``payload`` leaves as: itself, or for a TCP
+    # super-segment (``tso``) one of the segments it stands for.
+    if tso:
+        return 20 + ((payload[12] >> 4) << 2) + tso
+    return 20 + len(payload)
 
 
 @attrs.frozen
@@ -350,16 +359,16 @@ class Ip:
             icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NET)
             return
         out = attrs.evolve(hdr, ttl=hdr.ttl - 1)  # (ICMP redirects are not sent)
-        if 20 + len(payload) > ifp.mtu and hdr.df:
+        if _largest_piece(payload, m.tso) > ifp.mtu and hdr.df:
             self.drops["needs_fragmentation"] += 1
             icmp.error(
                 m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NEEDFRAG, mtu=ifp.mtu
             )
             return
         try:
-            # A datagram that arrived with its checksum left to the card
-            # leaves the same way, or completed (offload rule 1).
-            self._transmit(ifp, nexthop, out, bytes(payload), bool(m.csum))
+            # A datagram that arrived with its checksum (and segmentation)
+            # left to the card leaves the same way, or completed and cut.
+            self._transmit(ifp, nexthop, out, bytes(payload), bool(m.csum), m.tso)
         except NetError as exc:
             # BSD ip_forward: ips_cantforward, not ips_forward.
             self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
@@ -400,6 +409,7 @@ class Ip:
         ifp: Ifnet | None = None,
         ro: RouteCache | None = None,
         csum: bool = False,
+        tso: int = 0,
     ) -> None:
         """Send ``payload`` as an IPv4 datagram to ``dst``.
 
@@ -418,6 +428,10 @@ class Ip:
                 :class:`~trionet.protocols.offload.PendingFrame`), else it is
                 computed here, before any fragmentation (BSD
                 ``in_delayed_cksum``).
+            tso: ``payload`` is a TCP super-segment that stands for segments
+                of this many payload bytes (with ``csum``): an interface with
+                ``IfCap.TSO`` takes it whole, whatever its MTU; for one
+                without, it is cut here (software GSO), never fragmented.
 
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL`` (no
@@ -436,13 +450,13 @@ class Ip:
             ttl = self._ttl.value  # type: ignore[assignment]
         hdr = IPv4Header(src, dst, proto, ttl=ttl, tos=tos, ident=self.next_ident(), df=df)
         self._sent += 1
-        if 20 + len(payload) > ifp.mtu and df:
+        if _largest_piece(payload, tso) > ifp.mtu and df:
             self.drops["needs_fragmentation"] += 1
             raise NetError(errno.EMSGSIZE, f"{len(payload)} bytes with DF exceed {ifp.name} mtu {ifp.mtu}")
-        self._transmit(ifp, nexthop, hdr, payload, csum)
+        self._transmit(ifp, nexthop, hdr, payload, csum, tso)
 
     def _transmit(
-        self, ifp: Ifnet, nexthop: bytes, hdr: IPv4Header, payload: bytes, csum: bool = False
+        self, ifp: Ifnet, nexthop: bytes, hdr: IPv4Header, payload: bytes, csum: bool = False, tso: int = 0
     ) -> None:
         if 20 + len(payload) <= ifp.mtu:
             if csum and int(ifp.capenable) & _TXCSUM:
@@ -451,6 +465,20 @@ class Ip:
             if csum:
                 payload = fill_checksum(hdr.proto, payload, hdr.src, hdr.dst)
             self.arp.output(ifp, nexthop, hdr.emit(payload))
+            return
+        if tso and csum:
+            # A TCP super-segment: the card cuts it (TSO), or we do (GSO).
+            packet = PendingFrame(hdr.emit(payload))
+            packet.tso_mss = tso
+            capenable = int(ifp.capenable)
+            if capenable & _TSO and _largest_piece(payload, tso) <= ifp.mtu:
+                self.arp.output(ifp, nexthop, packet)
+                return
+            for piece in segment(packet, 0):
+                # Each segment as a datagram of its own: fragmented if even
+                # it does not fit (a router forwarding to a smaller MTU).
+                piece_hdr, piece_payload = IPv4Header.parse(piece)
+                self._transmit(ifp, nexthop, piece_hdr, bytes(piece_payload), True)
             return
         if csum:
             payload = fill_checksum(hdr.proto, payload, hdr.src, hdr.dst)

@@ -136,6 +136,7 @@ from ..protocols.tcp_connection import (
     is_connection_request,
 )
 
+from ._if import IfCap
 from ._inaddr import inet_ntoa
 from ._ports import EphemeralPorts
 from ._route import RouteCache
@@ -151,6 +152,10 @@ log = structlog.get_logger(__name__)
 IPPROTO_TCP = 6
 ANY = bytes(4)
 CONGESTION_CONTROLS = {"newreno": NewReno, "cubic": Cubic}
+#: The most payload a TSO super-segment carries: one IPv4 datagram's worth,
+#: headers with the largest TCP options included.
+TSO_MAX = 65535 - 20 - 60
+_TSO_TXCSUM = int(IfCap.TSO | IfCap.TXCSUM)
 #: SYN-ACK retransmissions of a SYN cache entry (BSD ``SYNCACHE_MAXREXMTS``).
 SYNCACHE_RETRIES = 3
 
@@ -335,6 +340,16 @@ class TcpPcb:
         self.soft_error: int | None = None
         self._soft_error_una = 0
         self.ro = RouteCache()
+        # TSO when the route's interface segments in hardware: super-segments
+        # of up to TSO_MAX bytes (a later route change to an interface
+        # without it costs a software cut in IP output, nothing more).
+        try:
+            ifp, _, _ = tcp.ip.route_cached(self.ro, faddr, laddr)
+        except NetError:
+            pass
+        else:
+            if int(ifp.capenable) & _TSO_TXCSUM == _TSO_TXCSUM:
+                conn.tso_max = TSO_MAX
         self.df = bool(host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
         self._mtu_posted = False
         self.orphan = False
@@ -810,8 +825,12 @@ class Tcp:
         """
         laddr, faddr = pcb.laddr, pcb.faddr
         segment = header.emit(payload, laddr, faddr, checksum=False)  # IP output's job
+        smss = pcb._conn.smss
+        tso = smss if len(payload) > smss else 0  # a super-segment (TSO)
         try:
-            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro, csum=True)
+            self.ip.output(
+                faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro, csum=True, tso=tso
+            )
         except NetError as exc:
             self.stats["output_errors"] += 1
             log.debug("segment_dropped", host=self.host.name, errno=exc.errno)

@@ -5,18 +5,22 @@
 - :func:`linux_peer_unavailable`: why the Linux kernel cannot be a peer
   here (a skip reason), or None; :func:`command_unavailable`: the same for
   system commands (``tshark``, ``ping``...).
+- :func:`deterministic_scheduling`: make Trio's order of ready tasks follow a
+  seed, so a run in virtual time replays exactly.
 - The pytest plugin (``trionet_network``, ``trionet_host``, ``--trionet-seed``,
   ``--trionet-pcap``), registered by installing trionet.
 """
 
 from ._check_driver import DriverCheckError, DriverCheckReport, check_driver
 from ._linux import command_unavailable, linux_peer_unavailable
+from ._scheduling import deterministic_scheduling
 
 __all__ = [
     "DriverCheckError",
     "DriverCheckReport",
     "check_driver",
     "command_unavailable",
+    "deterministic_scheduling",
     "linux_peer_unavailable",
 ]
 

@@ -70,6 +70,7 @@ import attrs
 import pytest
 
 import trionet
+from trionet.testing._scheduling import deterministic_scheduling
 
 __all__ = [
     "derive_test_seed",
@@ -283,7 +284,10 @@ async def trionet_network(_trionet_test: _Test) -> AsyncIterator[trionet.Network
     """An open :class:`trionet.Network` seeded for this test (kernel
     invariants on), torn down after it. With ``--trionet-pcap`` every
     ``link()`` captures (through :attr:`Network.pcap_dir`), and a failing
-    test's files are kept."""
+    test's files are kept. Trio's order of tasks ready at the same moment
+    follows the test's seed too (:func:`trionet.testing.deterministic_scheduling`),
+    so the seed a failure prints replays it exactly."""
+    deterministic_scheduling(_trionet_test.seed)
     async with trionet.open_network(seed=_trionet_test.seed, invariants=True) as net:
         if _trionet_test.capture_dir is not None:
             net.pcap_dir = _trionet_test.capture_dir

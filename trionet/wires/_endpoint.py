@@ -310,15 +310,17 @@ class MemoryEndpoint(CountingEndpoint):
         return f"<MemoryEndpoint {self.name!r}>"
 
     def send(self, frame: bytes) -> bool:
-        """Deliver ``frame`` to the peer's receiver now; False if oversized,
-        or if it made more than :data:`MAX_INSTANT_HOPS` hops in no time
-        (a loop; counted in ``tx_drops``).
+        """Deliver ``frame`` to the peer's receiver now; False if oversized
+        (a TCP super-segment, TSO, may be: it stays in memory), or if it made
+        more than :data:`MAX_INSTANT_HOPS` hops in no time (a loop; counted in
+        ``tx_drops``).
 
         Never blocks and never raises for a bad frame.
         """
         n = len(frame)
         depth = hops.depth + 1
-        if n > self.mtu + ETHER_HDR_LEN or depth > MAX_INSTANT_HOPS:
+        oversize = n > self.mtu + ETHER_HDR_LEN and not getattr(frame, "tso_mss", 0)
+        if oversize or depth > MAX_INSTANT_HOPS:
             self.count_refused()
             return False
         if frame.__class__ is not bytes and frame.__class__ is not PendingFrame:

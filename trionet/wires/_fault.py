@@ -102,7 +102,7 @@ import attrs
 import structlog
 import trio
 
-from ..protocols.offload import complete
+from ..protocols.offload import complete, wire_frames
 from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, EndpointWrapper, WireEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["FaultInjector", "FaultStatistics"]
@@ -378,12 +378,17 @@ class FaultInjector(EndpointWrapper, WireLifecycle):
     def send(self, frame: bytes) -> bool:
         """Apply the faults to ``frame`` (module rules 1-5) and pass it on.
 
+        A TCP super-segment (TSO) is cut into the segments it stands for
+        first, and each meets the faults on its own.
+
         A plain function: never blocks, never raises for a frame.
 
         Returns:
             False only if the inner endpoint refused the frame inside this
             call; every fault the injector applies is silent.
         """
+        if getattr(frame, "tso_mss", 0):
+            return all([self.send(piece) for piece in wire_frames(frame)])
         self._offered += 1
         rnd = self._rng.random
         u_loss = rnd()

@@ -59,7 +59,7 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from ..protocols.offload import PendingFrame
+from ..protocols.offload import PendingFrame, segment
 from ._endpoint import (
     ETHER_HDR_LEN,
     MAX_INSTANT_HOPS,
@@ -228,8 +228,13 @@ class MemoryWire(WireLifecycle):
             return False
         n = len(frame)
         if n > self.mtu + ETHER_HDR_LEN:
-            self._oversize += 1
-            return False
+            tso = getattr(frame, "tso_mss", 0)
+            if not tso:
+                self._oversize += 1
+                return False
+            if self.bandwidth:
+                # Each segment serialises on its own: cut it (offload rule 4).
+                return all([self._transmit(src, piece) for piece in segment(frame)])
         if frame.__class__ is not bytes and frame.__class__ is not PendingFrame:
             frame = bytes(frame)  # (a pending frame keeps its mark: still memory)
         if self.bandwidth or self.delay:

@@ -56,7 +56,7 @@ import attrs
 import structlog
 import trio
 
-from ..protocols.offload import complete
+from ..protocols.offload import complete, wire_frames
 from ._endpoint import EndpointStatistics, EndpointWrapper, WireEndpoint
 
 __all__ = ["PcapStatistics", "PcapTap"]
@@ -155,6 +155,11 @@ class PcapTap(EndpointWrapper):
         self.deliver(frame)
 
     def _record(self, frame: bytes) -> None:
+        if getattr(frame, "tso_mss", 0):
+            # The frames a card would put on the wire for a super-segment.
+            for piece in wire_frames(frame):
+                self._record(piece)
+            return
         if self._file is None:
             self._frames_missed += 1
             return

@@ -76,7 +76,7 @@ import structlog
 import trio
 
 from .._exceptions import NetError
-from ..protocols.offload import complete
+from ..protocols.offload import complete, wire_frames
 from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 try:  # Not on Windows; the module must still import there (trionet.wires does).
@@ -263,6 +263,8 @@ class TapWire(WireEndpoint, WireLifecycle):
             is gone, the frame is shorter than 14 or longer than ``mtu`` + 14
             bytes, or the write failed (also counted in ``tx_errors``).
         """
+        if getattr(frame, "tso_mss", 0):  # a super-segment: one write per segment
+            return all([self.send(piece) for piece in wire_frames(frame)])
         fd = self._fd
         n = len(frame)
         if fd is None:

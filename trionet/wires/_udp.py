@@ -106,7 +106,7 @@ import attrs
 import structlog
 import trio
 
-from ..protocols.offload import complete
+from ..protocols.offload import complete, wire_frames
 from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
 
 __all__ = ["UdpWire", "UdpWireStatistics", "open_udp_wire_pair"]
@@ -383,6 +383,8 @@ class UdpWire(WireEndpoint, WireLifecycle):
             frame: an Ethernet frame (``bytes`` or any buffer); the wire does
                 not keep a reference to it.
         """
+        if getattr(frame, "tso_mss", 0):  # a super-segment: one datagram per segment
+            return all([self.send(piece) for piece in wire_frames(frame)])
         n = len(frame)
         sock = self._sock
         if sock is None or not ETHER_HDR_LEN <= n <= self._max_frame:

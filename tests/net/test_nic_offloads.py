@@ -1,7 +1,9 @@
-"""Checksum offload between hosts: checksums left to the card cross an
+"""NIC offloads between hosts. Checksums left to the card cross an
 in-memory link as marked frames and are never computed; whatever observes
 bytes (a capture, a fault injector, a host with offload off) gets them
-completed; corruption is still caught end to end."""
+completed; corruption is still caught end to end. TCP super-segments (TSO)
+cross whole between TSO/LRO vnics and are cut into MSS-sized segments
+wherever frames are seen one by one."""
 
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ async def test_checksums_left_to_the_card_cross_a_memory_link_unchecked(
 ) -> None:
     async with trionet.open_host("a") as ha, trionet.open_host("b") as hb:
         va, vb = await _pair(ha, hb)
-        assert va.ifp.capenable == IfCap.TXCSUM | IfCap.RXCSUM  # in memory: on
+        assert va.ifp.capenable == IfCap.TXCSUM | IfCap.RXCSUM | IfCap.TSO | IfCap.LRO  # in memory: on
         await _exchange(ha, hb)
         # Every UDP and TCP frame went out pending (ARP frames are plain).
         assert PendingFrame in vb.kinds and PendingFrame in va.kinds
@@ -94,7 +96,8 @@ async def test_with_txcsum_off_frames_carry_real_checksums(autojump_clock: trio.
     async with trionet.open_host("a") as ha, trionet.open_host("b") as hb:
         va, vb = await _pair(ha, hb)
         for host, vnic in ((ha, va), (hb, vb)):
-            assert await host.ifcap(vnic.ifp.name, txcsum=False) == IfCap.RXCSUM
+            # (TSO goes with TXCSUM: segmenting needs the card's checksums)
+            assert await host.ifcap(vnic.ifp.name, txcsum=False) == IfCap.RXCSUM | IfCap.LRO
         await _exchange(ha, hb)
         assert set(va.kinds) == set(vb.kinds) == {bytes}
         checked = 0
@@ -156,10 +159,14 @@ async def test_a_capture_of_an_offload_link_has_no_bad_checksum(
         ha.ifconfig(link.ends[0].name, f"{A}/24")
         hb.ifconfig(link.ends[1].name, f"{B}/24")
         for host, ifp in zip((ha, hb), link.ends, strict=True):
-            await host.ifcap(ifp.name, txcsum=True, rxcsum=True)  # (a tap is not "in memory")
+            # (a tap is not "in memory"): checksums and TSO left to the card
+            await host.ifcap(ifp.name, txcsum=True, rxcsum=True, tso=True, lro=True)
         await _exchange(ha, hb)
+        assert ha.inet.tcp.statistics().segments_sent < 40  # super-segments
     (path,) = tmp_path.glob("*.pcap")
-    assert len(rdpcap(str(path))) > 20
+    frames = rdpcap(str(path))
+    assert len(frames) > 80  # 100 kB in MSS-sized segments and their ACKs
+    assert max(len(f) for f in frames) <= 1514  # the capture shows them cut
     result = await trio.run_process(
         [
             "tshark", "-r", str(path), "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
@@ -178,3 +185,78 @@ async def test_a_capture_of_an_offload_link_has_no_bad_checksum(
         capture_stderr=True,
     )
     assert len(good.stdout.decode().strip().splitlines()) > 20
+
+
+####################################################################
+# TSO and LRO
+####################################################################
+
+
+async def _bulk(ha: trionet.Host, hb: trionet.Host, size: int = 1_000_000) -> None:
+    payload = random.Random(2).randbytes(size)
+    async with trio.open_nursery() as nursery:
+        (listener,) = await hb.open_tcp_listeners(80)
+
+        async def sink() -> None:
+            stream = await listener.accept()
+            got = bytearray()
+            while chunk := await stream.receive_some():
+                got += chunk
+            assert got == payload
+            await stream.aclose()
+
+        nursery.start_soon(sink)
+        client = await ha.open_tcp_stream(B, 80)
+        await client.send_all(payload)
+        await client.send_eof()
+    await listener.aclose()
+
+
+async def test_super_segments_cross_whole_between_tso_and_lro_vnics(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trionet.open_host("a") as ha, trionet.open_host("b") as hb:
+        va, vb = await _pair(ha, hb)
+        await _bulk(ha, hb)
+        sent = ha.inet.tcp.statistics().segments_sent
+        assert sent < 1_000_000 // 1448 // 4  # far fewer than MSS-sized ones
+        assert max(len(f) for f in vb.frames) > 30_000  # whole, as virtio-net carries them
+        assert vb.ifp.statistics().ierrors == 0
+
+
+async def test_a_receiver_without_lro_gets_mss_sized_segments(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_host("a") as ha, trionet.open_host("b") as hb:
+        va, vb = await _pair(ha, hb)
+        await hb.ifcap(vb.ifp.name, lro=False)
+        await _bulk(ha, hb)
+        assert ha.inet.tcp.statistics().segments_sent < 1_000_000 // 1448 // 4
+        # The wire handed b's card super-segments; it cut them (rule 4).
+        assert max(len(f) for f in vb.frames) > 30_000
+        assert vb.ifp.statistics().ipackets > 1_000_000 // 1448
+        assert vb.ifp.statistics().ierrors == 0
+
+
+async def test_without_tso_segments_are_mss_sized(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_host("a") as ha, trionet.open_host("b") as hb:
+        va, vb = await _pair(ha, hb)
+        await ha.ifcap(va.ifp.name, tso=False)
+        await _bulk(ha, hb)
+        assert ha.inet.tcp.statistics().segments_sent > 1_000_000 // 1448
+        assert max(len(f) for f in vb.frames) <= 1514
+
+
+async def test_a_lossy_link_sees_every_segment_of_a_super_segment(autojump_clock: trio.testing.MockClock) -> None:
+    """A fault injector meets MSS-sized segments one by one (so loss hits
+    segments, not whole super-segments), and TCP recovers what it lost."""
+    async with trionet.open_network(seed=5) as net:
+        ha, hb = await net.add_host("a"), await net.add_host("b")
+        link = await net.link(ha, hb, delay=0.001, loss=0.02)
+        ha.ifconfig(link.ends[0].name, f"{A}/24")
+        hb.ifconfig(link.ends[1].name, f"{B}/24")
+        for host, ifp in zip((ha, hb), link.ends, strict=True):
+            await host.ifcap(ifp.name, txcsum=True, rxcsum=True, tso=True, lro=True)
+        await _bulk(ha, hb)
+        offered = link.faults[0].statistics().offered
+        sent = ha.inet.tcp.statistics().segments_sent
+        assert offered > 1_000_000 // 1448 > sent
+        assert link.faults[0].statistics().lost > 0
