@@ -180,8 +180,8 @@ def main(args: argparse.Namespace) -> None:
     print()
     print(f"{n} hosts on one switch, addresses in {SUBNET}, MemoryWires without delay, virtual time; "
           f"{args.runs} run(s), median (min..max)")
-    print(f"{'phase':<28} {'wall s':>22} {'CPU s':>22}   {'frames in':>10} {'flooded':>9} {'delivered':>10}")
-    print("-" * 110)
+    print(f"{'phase':<28} {'wall s':>24} {'CPU s':>24}   {'frames in':>10} {'flooded':>9} {'delivered':>10}")
+    print("-" * 114)
 
     def cell(values: list[float]) -> str:
         return f"{statistics.median(values):.2f} ({min(values):.2f}..{max(values):.2f})"
@@ -193,11 +193,11 @@ def main(args: argparse.Namespace) -> None:
     }
     for phase in PHASES:
         fr = runs[0]["frames"][phase]
-        print(f"{labels[phase]:<28} {cell([r['wall'][phase] for r in runs]):>22} "
-              f"{cell([r['cpu'][phase] for r in runs]):>22}   {fr[0]:>10} {fr[1]:>9} {fr[2]:>10}")
+        print(f"{labels[phase]:<28} {cell([r['wall'][phase] for r in runs]):>24} "
+              f"{cell([r['cpu'][phase] for r in runs]):>24}   {fr[0]:>10} {fr[1]:>9} {fr[2]:>10}")
     totals = [sum(r["wall"].values()) for r in runs]
     cpu_totals = [sum(r["cpu"].values()) for r in runs]
-    print(f"{'time to first ping':<28} {cell(totals):>22} {cell(cpu_totals):>22}")
+    print(f"{'time to first ping':<28} {cell(totals):>24} {cell(cpu_totals):>24}")
     print(f"(per host: {statistics.median(totals) / n * 1e3:.1f} ms wall; the ping's virtual round trip "
           f"{runs[0]['virtual_ping'] * 1e3:.3f} ms; teardown after it {cell([r['teardown'] for r in runs])} s "
           f"wall, not included)")
