@@ -44,7 +44,9 @@ kernel has data ready, so their counts vary a little from run to run.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,14 +74,27 @@ def seed_trio_scheduler(seed: int) -> None:
         rng.seed(seed)
 
 
+def task_kind(name: str) -> str:
+    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
+    and a benchmark's own task by its function's name (``"receiver"``)."""
+    if "<locals>" in name or name.startswith("__main__.") or name.startswith("bench_"):
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"\d+", "N", name)
+
+
 class WakeupCounter(trio.abc.Instrument):
-    """Counts ``task_scheduled`` events while installed."""
+    """Counts ``task_scheduled`` events while installed, in all (``count``)
+    and by :func:`task_kind` (``by_task``, a :class:`collections.Counter`).
+    Task names are Trio's public ``Task.name``; which tasks exist is the
+    stack's business, so the breakdown simply shows whatever tasks run."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.by_task: Counter[str] = Counter()
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
         self.count += 1
+        self.by_task[task_kind(task.name)] += 1
 
 
 @contextmanager
@@ -124,6 +139,7 @@ class WakeupMeter(Meter):
     def stop(self) -> None:
         trio.lowlevel.remove_instrument(self._instrument)
         self.count = self._instrument.count
+        self.by_task = self._instrument.by_task
 
 
 class CallMeter(Meter):
@@ -144,6 +160,13 @@ class Counts:
     calls: float
     units: int
     exact: bool  # virtual time, seeded: reproducible to the last digit
+    #: Wake-ups per unit by task kind, largest first.
+    by_task: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, wakeups: WakeupMeter, calls: CallMeter, units: float, exact: bool) -> Counts:
+        by_task = tuple((k, v / units) for k, v in wakeups.by_task.most_common())
+        return cls(wakeups.count / units, calls.count / units, round(units), exact, by_task)
 
     #: What :meth:`cells` gives when there is no count.
     EMPTY = f"{'-':>9} {'-':>9}"
@@ -152,4 +175,9 @@ class Counts:
         """The two table cells; ``~`` marks a count that is not exact."""
         mark = "" if self.exact else "~"
         return f"{mark + format(self.wakeups, '.2f'):>9} {mark + format(self.calls, '.1f'):>9}"
+
+    def tasks(self) -> str:
+        """The wake-ups by task kind, as ``"ithread N 1.55, receiver 1.00"``."""
+        mark = "" if self.exact else "~"
+        return ", ".join(f"{name} {mark}{v:.2f}" for name, v in self.by_task if v >= 0.005)
 

@@ -40,7 +40,7 @@ These are absolute figures: they depend on the machine and its load. So the
 script prints the load average before and after and, with ``--runs``, gives
 the median of several runs. ``--counts`` adds one more run, not timed, that
 counts task wake-ups (``task_scheduled``) per virtual second and per data
-segment.
+segment, in all and by task (``benchmarks/_counting.py``).
 
 The default (60 virtual seconds, one run) takes one to two minutes on a
 2-core VM today; ``--quick`` is 10 virtual seconds.
@@ -209,9 +209,13 @@ def main(args: argparse.Namespace) -> None:
     print(f"{'segments sent by h0':<34} {r0['segments']} ({r0['retransmits']} retransmitted; "
           f"{r0['lost']} frames lost on the lossy link)")
     if counter is not None:
+        segments = max(counted["segments"], 1)
         print(f"{'task wake-ups (counted run)':<34} {counter.count} "
               f"({counter.count / counted['virtual']:.0f} per virtual s, "
-              f"{counter.count / max(counted['segments'], 1):.1f} per segment sent by h0)")
+              f"{counter.count / segments:.1f} per segment sent by h0)")
+        print("  per segment sent by h0, by task (numbers in task names folded to N): "
+              + ", ".join(f"{k} {v / segments:.2f}" for k, v in counter.by_task.most_common()
+                          if v / segments >= 0.005))
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ after, runs ``--runs`` times and gives the median; compare figures only
 from the same machine, with similar load.
 
 ``--counts`` adds one more run with task wake-ups (a ``trio.abc.
-Instrument``'s ``task_scheduled``) and task spawns counted per phase, not
-timed; with Trio's scheduler seeded (see ``benchmarks/_counting.py``) these
+Instrument``'s ``task_scheduled``, in all and by task) and task spawns
+counted per phase, not timed; with Trio's scheduler seeded (see ``benchmarks/_counting.py``) these
 repeat exactly from run to run.
 
 The default (1000 hosts, one run) takes about 2.5 minutes on a 2-core VM
@@ -55,6 +55,7 @@ import os
 import platform
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -62,22 +63,25 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import seed_trio_scheduler
+from _counting import seed_trio_scheduler, task_kind
 
 SUBNET = ipaddress.IPv4Network("10.0.0.0/16")
 PHASES = ("build", "settle", "ping")
 
 
 class PhaseCounter(trio.abc.Instrument):
-    """Task wake-ups and spawns, accumulated into ``self.phase``'s row."""
+    """Task wake-ups (in all and by task kind) and spawns, accumulated into
+    ``self.phase``'s row."""
 
     def __init__(self) -> None:
         self.phase = "build"
         self.wakeups = dict.fromkeys(PHASES, 0)
         self.spawns = dict.fromkeys(PHASES, 0)
+        self.by_task: dict[str, Counter[str]] = {phase: Counter() for phase in PHASES}
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
         self.wakeups[self.phase] += 1
+        self.by_task[self.phase][task_kind(task.name)] += 1
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         self.spawns[self.phase] += 1
@@ -208,6 +212,12 @@ def main(args: argparse.Namespace) -> None:
         for phase in PHASES:
             print(f"{labels[phase]:<28} {counter.wakeups[phase]:>12} {counter.spawns[phase]:>14}")
         print(f"{'total':<28} {sum(counter.wakeups.values()):>12} {sum(counter.spawns.values()):>14}")
+        delivered = max(runs[0]["frames"]["build"][2], 1)
+        print("build, wake-ups per frame delivered to a host, by task (numbers in task names folded to N): "
+              + ", ".join(f"{k} {v / delivered:.2f}" for k, v in counter.by_task["build"].most_common()
+                          if v / delivered >= 0.005))
+        print("ping, wake-ups by task: "
+              + ", ".join(f"{k} {v}" for k, v in counter.by_task["ping"].most_common()))
 
 
 if __name__ == "__main__":

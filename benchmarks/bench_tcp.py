@@ -460,20 +460,20 @@ def count_contender(name: str, total: int, invariants: bool) -> Counts:
     fresh ``trio.run`` and network (virtual time for the in-memory paths)."""
     chunks = total / CHUNK
 
-    async def body() -> Counts:
+    async def sender() -> Counts:  # this task sends; bulk() starts the receiver
         async with trionet.open_network(seed=1, invariants=invariants) as net:
             c = make_contenders(net)[name]
             await c.open()
             await c.bulk(1 << 20)  # warm-up: caches, enum pseudo-members
-            meters = (WakeupMeter(), CallMeter())
-            for meter in meters:
+            wakeups, calls = WakeupMeter(), CallMeter()
+            for meter in (wakeups, calls):
                 await timed(lambda: c.bulk(total, meter=meter))  # noqa: B023
             await c.aclose()
-        return Counts(meters[0].count / chunks, meters[1].count / chunks, total // CHUNK, c.virtual)
+        return Counts.of(wakeups, calls, chunks, c.virtual)
 
     seed_trio_scheduler(0)
     clock = None if name in REAL_TIME else trio.testing.MockClock(autojump_threshold=0)
-    return trio.run(body, clock=clock)
+    return trio.run(sender, clock=clock)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -537,6 +537,12 @@ def main(args: argparse.Namespace) -> None:
         print(f"(counts: per {CHUNK}-byte chunk, one transfer of {args.megabytes} MB per path after a "
               f"1 MiB warm-up, from the first send_all to the end of file; exact, virtual time and "
               f"seeded, except ~: real time through the kernel)")
+    if counts:
+        print()
+        print(f"wake-ups per {CHUNK}-byte chunk by task (numbers in task names folded to N):")
+        for name in names:
+            if name in counts:
+                print(f"  {contenders[name].label}: {counts[name].tasks()}")
     print()
     cps, cps_ratio = res["cps"], res["cps_ratio"]
     print(f"connection set-up: open_tcp_stream + accept + aclose (both), {n_conn} in a row per round")

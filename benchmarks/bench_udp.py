@@ -277,22 +277,22 @@ def count_path(name: str, n: int) -> Counts:
     ``trio.run`` (virtual time for the in-memory paths)."""
     _, path, virtual = PATHS[name]
 
-    async def body() -> Counts:
+    async def sender() -> Counts:  # this task sends; one_way starts the receiver
         async with trionet.open_network(seed=1) as net, path(net) as transfer:
             await transfer(min(n, 500), Meter())  # warm-up: caches, enum pseudo-members
-            meters = (WakeupMeter(), CallMeter())
-            for meter in meters:
+            wakeups, calls = WakeupMeter(), CallMeter()
+            for meter in (wakeups, calls):
                 gc.collect()
                 gc.disable()
                 try:
                     await transfer(n, meter)
                 finally:
                     gc.enable()
-        return Counts(meters[0].count / n, meters[1].count / n, n, virtual)
+        return Counts.of(wakeups, calls, n, virtual)
 
     seed_trio_scheduler(0)
     clock = trio.testing.MockClock(autojump_threshold=0) if virtual else None
-    return trio.run(body, clock=clock)
+    return trio.run(sender, clock=clock)
 
 
 ####################################################################
@@ -466,6 +466,12 @@ def main(args: argparse.Namespace) -> None:
     if counts:
         print(f"(counts: one run of {n} datagrams per path after a warm-up, from the first sendto to "
               f"the last arrival; exact, virtual time and seeded, except ~: real time through the kernel)")
+    if counts:
+        print()
+        print("wake-ups per datagram by task (numbers in task names folded to N):")
+        for name in names:
+            if name in counts:
+                print(f"  {PATHS[name][0]}: {counts[name].tasks()}")
     print()
     print("round trip, microseconds      median      min      max   (samples)")
     for label, rtts in (
