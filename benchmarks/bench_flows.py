@@ -38,7 +38,7 @@ on every run; only the time moves.
 
 These are absolute figures: they depend on the machine and its load. So the
 script prints the load average before and after and, with ``--runs``, gives
-the median of several runs. ``--counts`` adds one more run, not timed, that
+the median of several runs. ``--counts`` adds one more run, first and not timed, that
 counts task wake-ups (``task_scheduled``) per virtual second and per data
 segment, in all and by task (``benchmarks/_counting.py``).
 
@@ -125,7 +125,10 @@ async def one_run(args: argparse.Namespace, counter: WakeupCounter | None) -> di
         v1 = trio.current_time()
         if counter is not None:
             trio.lowlevel.add_instrument(counter)
-        with trio.move_on_at(v1 + args.seconds):
+        # A microsecond past the end, so that the end never ties with the
+        # stack's timers (1 Hz callouts fire on whole seconds): Trio orders
+        # equal deadlines by id(), which would make the count vary by one.
+        with trio.move_on_at(v1 + args.seconds + 1e-6):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(acceptor, nursery)
                 for _ in range(args.flows):
@@ -155,7 +158,14 @@ async def one_run(args: argparse.Namespace, counter: WakeupCounter | None) -> di
 def run_once(args: argparse.Namespace, counter: WakeupCounter | None = None) -> dict[str, Any]:
     gc.collect()
     seed_trio_scheduler(0)
-    return trio.run(one_run, args, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+    if counter is not None:
+        # No collection during a counted run: when one happens depends on
+        # what ran before in the process, and what it frees can wake a task.
+        gc.disable()
+    try:
+        return trio.run(one_run, args, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+    finally:
+        gc.enable()
 
 
 def loadavg() -> str:
@@ -167,17 +177,19 @@ def cell(values: list[float], fmt: str = ".3f") -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    load_before = loadavg()
+    counter = None
+    if args.counts:
+        # First, so that the count does not depend on what ran before it in
+        # this process (Trio breaks ties between equal deadlines by id()).
+        counter = WakeupCounter()
+        counted = run_once(args, counter)
+    load_before = loadavg()  # after the count: nothing that varies may run before it
     runs = []
     for i in range(args.runs):
         r = run_once(args)
         runs.append(r)
         print(f"run {i + 1}: {r['wall'] / r['virtual']:.3f} wall s per virtual s "
               f"(load average now {loadavg()})", flush=True)
-    counter = None
-    if args.counts:
-        counter = WakeupCounter()
-        counted = run_once(args, counter)
 
     r0 = runs[0]
     for r in runs[1:]:

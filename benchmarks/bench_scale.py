@@ -34,7 +34,7 @@ what else runs on it. So the script prints the load average before and
 after, runs ``--runs`` times and gives the median; compare figures only
 from the same machine, with similar load.
 
-``--counts`` adds one more run with task wake-ups (a ``trio.abc.
+``--counts`` adds one more run, first, with task wake-ups (a ``trio.abc.
 Instrument``'s ``task_scheduled``, in all and by task) and task spawns
 counted per phase, not timed; with Trio's scheduler seeded (see ``benchmarks/_counting.py``) these
 repeat exactly from run to run.
@@ -151,9 +151,15 @@ async def one_run(n: int, counter: PhaseCounter | None) -> dict[str, Any]:
 
 def run_once(n: int, counter: PhaseCounter | None = None) -> dict[str, Any]:
     gc.collect()
+    seed_trio_scheduler(0)
     if counter is not None:
-        seed_trio_scheduler(0)
-    return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+        # No collection during a counted run: when one happens depends on
+        # what ran before in the process, and what it frees can wake a task.
+        gc.disable()
+    try:
+        return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+    finally:
+        gc.enable()
 
 
 def loadavg() -> str:
@@ -162,17 +168,19 @@ def loadavg() -> str:
 
 def main(args: argparse.Namespace) -> None:
     n = args.hosts
-    load_before = loadavg()
+    counter = None
+    if args.counts:
+        # First, so that the count does not depend on what ran before it in
+        # this process (Trio breaks ties between equal deadlines by id()).
+        counter = PhaseCounter()
+        run_once(n, counter)
+    load_before = loadavg()  # after the count: nothing that varies may run before it
     runs = []
     for i in range(args.runs):
         r = run_once(n)
         runs.append(r)
         total = sum(r["wall"].values())
         print(f"run {i + 1}: {total:.2f} s wall to the first ping (load average now {loadavg()})", flush=True)
-    counter = None
-    if args.counts:
-        counter = PhaseCounter()
-        run_once(n, counter)
 
     command = "python3 benchmarks/bench_scale.py" + (" --quick" if args.quick else "")
     print()
