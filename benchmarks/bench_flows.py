@@ -33,17 +33,19 @@ what shows it really ran: bytes received by h5 (all flows, and the smallest
 and largest flow), goodput in Mbit/s (at most 10 less headers), segments
 sent and retransmitted by h0, frames lost by the fault injector. Every
 choice in a run comes from the seed and Trio's scheduler is seeded too
-(``benchmarks/_counting.py``), so the bytes and segment counts are the same
+(``seed_trio_scheduler``), so the bytes and segment counts are the same
 on every run; only the time moves.
 
 These are absolute figures: they depend on the machine and its load. So the
 script prints the load average before and after and, with ``--runs``, gives
-the median of several runs. ``--counts`` adds one more run, first and not timed, that
-counts task wake-ups (``task_scheduled``) per virtual second and per data
-segment, in all and by task (``benchmarks/_counting.py``).
+the median of several runs. ``--counts`` adds one more run, first and not
+timed, that counts task wake-ups (``task_scheduled``) per virtual second and
+per data segment, in all and by task (as ``bench_udp.py``'s docstring
+explains), with the garbage collector off.
 
-The default (60 virtual seconds, one run) takes one to two minutes on a
-2-core VM today; ``--quick`` is 10 virtual seconds.
+The default (60 virtual seconds, one run) takes 80 to 150 s on a 2-core VM
+today, depending on its load (the counted run about 100 s more); ``--quick``
+is 10 virtual seconds.
 
 Network safety: in-memory wires only.
 """
@@ -55,8 +57,10 @@ import gc
 import logging
 import os
 import platform
+import re
 import statistics
 import time
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -64,7 +68,6 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import WakeupCounter, seed_trio_scheduler
 
 CHUNK = 65536
 PORT = 5001
@@ -72,6 +75,52 @@ NAMES = ("h0", "r1", "r2", "r3", "r4", "h5")
 BANDWIDTH = 10e6  # bits/s
 DELAY = 0.001  # s
 LOSSY_LINK = 2  # r2 -- r3
+
+
+####################################################################
+# Counting helpers, as in bench_udp.py (tests/test_layout.py lets a
+# benchmark import only the standard library, third-party packages and
+# public trionet, so there is no helper module to share).
+####################################################################
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """Make Trio's batch-order choices repeat from run to run.
+
+    Trio reverses each batch of runnable tasks with probability 1/2, drawing
+    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
+    only under Hypothesis). Private Trio state, the one private name these
+    benchmarks use: if Trio renames it, this does nothing, and the counts
+    vary a little from run to run.
+    """
+    try:
+        from trio._core import _run
+    except ImportError:  # pragma: no cover
+        return
+    rng = getattr(_run, "_r", None)
+    if rng is not None and hasattr(rng, "seed"):
+        rng.seed(seed)
+
+
+def task_kind(name: str) -> str:
+    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
+    and a benchmark's own task by its function's name (``"server"``)."""
+    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"\d+", "N", name)
+
+
+class WakeupCounter(trio.abc.Instrument):
+    """Counts ``task_scheduled`` events while installed, in all (``count``)
+    and by :func:`task_kind` (``by_task``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_task: Counter[str] = Counter()
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+        self.by_task[task_kind(task.name)] += 1
 
 
 async def build(net: trionet.Network, loss: float) -> tuple[list[trionet.Host], list[trionet.Link]]:

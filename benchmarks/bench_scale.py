@@ -34,13 +34,14 @@ what else runs on it. So the script prints the load average before and
 after, runs ``--runs`` times and gives the median; compare figures only
 from the same machine, with similar load.
 
-``--counts`` adds one more run, first, with task wake-ups (a ``trio.abc.
-Instrument``'s ``task_scheduled``, in all and by task) and task spawns
-counted per phase, not timed; with Trio's scheduler seeded (see ``benchmarks/_counting.py``) these
-repeat exactly from run to run.
+``--counts`` adds one more run, first and not timed, that counts task
+wake-ups (a ``trio.abc.Instrument``'s ``task_scheduled``, in all and by
+task) and task spawns per phase, with the garbage collector off and Trio's
+scheduler seeded (``seed_trio_scheduler``; see "Counts" in
+``bench_udp.py``'s docstring), so that they repeat exactly from run to run.
 
-The default (1000 hosts, one run) takes about 2.5 minutes on a 2-core VM
-today; ``--quick`` is 200 hosts, 3 runs.
+The default (1000 hosts, one run) takes 70 to 115 s on a 2-core VM today,
+depending on its load; ``--quick`` is 200 hosts, 3 runs.
 
 Network safety: in-memory wires only.
 """
@@ -53,6 +54,7 @@ import ipaddress
 import logging
 import os
 import platform
+import re
 import statistics
 import time
 from collections import Counter
@@ -63,10 +65,42 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import seed_trio_scheduler, task_kind
 
 SUBNET = ipaddress.IPv4Network("10.0.0.0/16")
 PHASES = ("build", "settle", "ping")
+
+
+####################################################################
+# Counting helpers, as in bench_udp.py (tests/test_layout.py lets a
+# benchmark import only the standard library, third-party packages and
+# public trionet, so there is no helper module to share).
+####################################################################
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """Make Trio's batch-order choices repeat from run to run.
+
+    Trio reverses each batch of runnable tasks with probability 1/2, drawing
+    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
+    only under Hypothesis). Private Trio state, the one private name these
+    benchmarks use: if Trio renames it, this does nothing, and the counts
+    vary a little from run to run.
+    """
+    try:
+        from trio._core import _run
+    except ImportError:  # pragma: no cover
+        return
+    rng = getattr(_run, "_r", None)
+    if rng is not None and hasattr(rng, "seed"):
+        rng.seed(seed)
+
+
+def task_kind(name: str) -> str:
+    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
+    and a benchmark's own task by its function's name (``"server"``)."""
+    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"\d+", "N", name)
 
 
 class PhaseCounter(trio.abc.Instrument):

@@ -44,20 +44,54 @@ the same round** (above 1.0 means trionet is faster). Rounds alternate the
 order of the contenders after an unrecorded warm-up; the table gives the
 median and min..max. The garbage collector is off inside timed loops.
 
-Counts (columns ``wakeups`` and ``calls``, per datagram): for each path, in
-runs of their own before the timed rounds (so that nothing run in real time
-has filled a cache first), each in a fresh ``trio.run`` and a fresh network
-(seed 1) with one warm-up transfer first, then one transfer of ``N``
-datagrams counting task wake-ups (``task_scheduled``) and one counting
-Python ``"call"`` events (``sys.setprofile``), from the first ``sendto`` to
-the last arrival, divided by ``N``. The wake-ups include the benchmark's
-own (the sender's checkpoint in ``sendto``, the receiver's wake-up, the
-window's parking lot), which are the kernel path's whole count. The in-memory paths (b, c)
-run these under ``trio.testing.MockClock(autojump_threshold=0)`` with Trio's
-scheduler seeded, so their counts are the same to the last digit on every
-run of the same command; the paths through the kernel (a, d) run in real
-time and their counts (marked ``~``) move a little. How and why is in
-``benchmarks/_counting.py``.
+Counts
+======
+
+Columns ``wakeups`` and ``calls``, per datagram, for each path; below the
+table, the wake-ups per datagram by task. They are made in runs of their
+own before the timed rounds, each in a fresh ``trio.run`` and a fresh
+network (seed 1): one warm-up transfer, then one transfer of ``N``
+datagrams counting task wake-ups and one counting Python calls, from the
+first ``sendto`` to the last arrival, divided by ``N``. They include the
+benchmark's own (the sender and the receiver, the window's parking lot),
+which are the kernel path's whole count. ``bench_tcp.py`` counts the same
+way per 64 KiB chunk, ``bench_scale.py`` and ``bench_flows.py`` wake-ups
+per phase and per segment.
+
+*Wake-ups*: a :class:`trio.abc.Instrument` whose ``task_scheduled`` hook
+counts each time Trio's ``reschedule`` makes a task runnable (a task woken
+by another, one rescheduling itself at a checkpoint, a new task).
+``task_scheduled`` rather than ``before_task_step`` because it is the event
+the earlier profiles counted (``reschedule`` calls, the source of issue 14's
+figures), and it counts a wake-up when it is decided, so a window closed by
+the woken task's own step still includes it; the two differ by at most the
+tasks runnable at the window's edges. It also counts by task name, numbers
+folded (``task_kind``), which says which hand-over each wake-up pays for.
+
+*Python calls*: ``sys.setprofile`` ``"call"`` events: a Python function
+entered, *including a coroutine resumed* (each ``send`` into a suspended
+``async def`` frame of an ``await`` chain is one: the price of an ``await``
+that suspends). C functions (``"c_call"``) are not counted.
+``sys.monitoring`` would be cheaper but needs Python 3.12. The hook slows
+Python several times, so calls are counted in a run of their own.
+
+*Exact counts*: a count repeats only if every choice in the run does. The
+network's seed fixes trionet's; ``trio.testing.MockClock(
+autojump_threshold=0)`` fixes time (the in-memory paths, b and c, are
+counted under it); ``seed_trio_scheduler`` fixes the one random choice of
+Trio's scheduler (whether to reverse each batch of runnable tasks). And
+Python fills some caches on first use (``enum`` makes a composite flag
+value once, then looks it up), so the counts come after a warm-up and
+before anything else runs in the process. So counted, paths b and c give
+the same counts to the last digit on every run of the same command; paths a
+and d go through the kernel, run in real time, and are marked ``~``.
+Counted in real time, path b gives the same wake-ups (6.18 against 6.19 per
+datagram) but path c more (4.8 against 4.5): its clock then ticks at 2000 Hz
+whether or not frames wait, where under autojump a tick comes only when
+every task is idle.
+
+Ping and profile
+================
 
 Ping: ``host.ping(addr, count=1)``, N/10 times in a row, between the
 MemoryWire hosts, in microseconds; for scale, the round trip of one datagram
@@ -79,26 +113,129 @@ import logging
 import os
 import platform
 import pstats
+import re
 import socket
 import statistics
+import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import attrs
 import structlog
 import trio
 import trio.testing
 
 import trionet
-from _counting import CallMeter, Counts, Meter, WakeupMeter, seed_trio_scheduler
 
 WINDOW = 64
 PAYLOAD = bytes(64)
 LOOPBACK = "127.0.0.1"
 A, B = "10.0.0.1", "10.0.0.2"
 PORT = 9
+
+####################################################################
+# Counting: task wake-ups and Python calls. This block is the same in
+# bench_udp.py and bench_tcp.py (bench_scale.py and bench_flows.py have its
+# first two functions): tests/test_layout.py lets a benchmark import only
+# the standard library, third-party packages and public trionet, so there
+# is no helper module to share. Why it counts what it counts: "Counts" in
+# bench_udp.py's docstring.
+####################################################################
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """Make Trio's batch-order choices repeat from run to run.
+
+    Trio reverses each batch of runnable tasks with probability 1/2, drawing
+    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
+    only under Hypothesis). Private Trio state, the one private name these
+    benchmarks use: if Trio renames it, this does nothing, and counts of the
+    in-memory paths vary by about 0.5 % from run to run.
+    """
+    try:
+        from trio._core import _run
+    except ImportError:  # pragma: no cover
+        return
+    rng = getattr(_run, "_r", None)
+    if rng is not None and hasattr(rng, "seed"):
+        rng.seed(seed)
+
+
+def task_kind(name: str) -> str:
+    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
+    and a benchmark's own task by its function's name (``"receiver"``)."""
+    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"\d+", "N", name)
+
+
+class Meter(trio.abc.Instrument):
+    """What a transfer starts and stops around its counted window.
+
+    ``Meter()`` counts nothing (timed runs). ``Meter("wakeups")`` is a Trio
+    instrument counting ``task_scheduled`` events, in all (``count``) and by
+    :func:`task_kind` (``by_task``; Trio's public ``Task.name``, so it shows
+    whatever tasks the stack runs). ``Meter("calls")`` counts the
+    ``sys.setprofile`` ``"call"`` events of this thread.
+    """
+
+    def __init__(self, what: str | None = None) -> None:
+        self.what = what
+        self.count = 0
+        self.by_task: Counter[str] = Counter()
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+        self.by_task[task_kind(task.name)] += 1
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            self.count += 1
+
+    def start(self) -> None:
+        if self.what == "wakeups":
+            trio.lowlevel.add_instrument(self)
+        elif self.what == "calls":
+            sys.setprofile(self._profile)
+
+    def stop(self) -> None:
+        if self.what == "wakeups":
+            trio.lowlevel.remove_instrument(self)
+        elif self.what == "calls":
+            sys.setprofile(None)
+
+
+@attrs.frozen
+class Counts:
+    """Wake-ups and Python calls per unit (datagram, chunk) of one path."""
+
+    wakeups: float
+    calls: float
+    exact: bool  # counted in virtual time, seeded: the same on every run
+    #: Wake-ups per unit by task kind, largest first.
+    by_task: tuple[tuple[str, float], ...]
+
+    #: The two table cells when there is no count.
+    EMPTY = f"{'-':>9} {'-':>9}"
+
+    @classmethod
+    def of(cls, wakeups: Meter, calls: Meter, units: float, exact: bool) -> Counts:
+        by_task = tuple((k, v / units) for k, v in wakeups.by_task.most_common())
+        return cls(wakeups.count / units, calls.count / units, exact, by_task)
+
+    def cells(self) -> str:
+        """The two table cells; ``~`` marks a count that is not exact."""
+        mark = "" if self.exact else "~"
+        return f"{mark + format(self.wakeups, '.2f'):>9} {mark + format(self.calls, '.1f'):>9}"
+
+    def tasks(self) -> str:
+        """The wake-ups by task kind, as ``"ithread N 1.55, receiver 1.00"``."""
+        mark = "" if self.exact else "~"
+        return ", ".join(f"{name} {mark}{v:.2f}" for name, v in self.by_task if v >= 0.005)
+
 
 #: A transfer: ``await transfer(n, meter)`` moves ``n`` datagrams and
 #: returns the seconds it took; ``meter`` is started and stopped around it.
@@ -280,7 +417,7 @@ def count_path(name: str, n: int) -> Counts:
     async def sender() -> Counts:  # this task sends; one_way starts the receiver
         async with trionet.open_network(seed=1) as net, path(net) as transfer:
             await transfer(min(n, 500), Meter())  # warm-up: caches, enum pseudo-members
-            wakeups, calls = WakeupMeter(), CallMeter()
+            wakeups, calls = Meter("wakeups"), Meter("calls")
             for meter in (wakeups, calls):
                 gc.collect()
                 gc.disable()
