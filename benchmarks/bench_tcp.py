@@ -4,7 +4,8 @@ hosts, against Trio TCP streams over the kernel's loopback.
 Usage::
 
     python3 benchmarks/bench_tcp.py [--quick] [--rounds N] [--megabytes N]
-                                    [--connections N] [--profile]
+                                    [--connections N] [--no-counts] [--profile]
+                                    [--no-invariants]
 
 What is measured
 ================
@@ -27,6 +28,17 @@ a. *Bulk throughput*, one connection, one way: the sender does
      ``net.inet.tcp.sendspace``/``recvspace`` 256 KiB, delayed ACKs, SACK,
      window scaling and timestamps, NewReno. Every round uses a new
      connection, like the baseline, so slow start is part of every run.
+   - *trionet, polling*: the MTU 65535 pair again (its own two hosts) with
+     ``IfFlags.POLLING`` set on both vnics (``host.ifioctl(ifp,
+     IfIoctl.SIOCSIFFLAGS, ifp.flags | IfFlags.POLLING)``) for the length of
+     each run and cleared after it, so that its polling clock (2000 Hz) does
+     not wake anything during the other contenders' runs. If setting the
+     flag fails, the row is skipped with the reason printed.
+   - *trionet, UdpWire*: two hosts joined by ``net.link(a, b, kind="udp",
+     mtu=65493)``: two UdpWires on 127.0.0.1, one kernel datagram per frame,
+     at the largest MTU one datagram holds. The kernel may drop a datagram
+     (its socket buffers are finite), so TCP may retransmit here; the
+     retransmissions are printed instead of failing the run.
 
 b. *Connection set-up rate*: ``N`` times in a row, ``open_tcp_stream`` then
    the listener's ``accept``, then ``aclose`` on the client and the server
@@ -35,6 +47,20 @@ b. *Connection set-up rate*: ``N`` times in a row, ``open_tcp_stream`` then
    trionet keeps a closed connection in TIME_WAIT for 2 MSL (60 s by
    default), holding its ephemeral port (16384 of them): the script refuses
    a ``--connections`` and ``--rounds`` that would use more than 12000.
+
+Counts (columns ``wakeups`` and ``calls``, per 64 KiB chunk of bulk
+transfer): for each bulk contender, in runs of their own before the timed
+rounds (so that nothing run in real time has filled a cache first), each in
+a fresh ``trio.run`` and network (seed 1): a 1 MiB warm-up transfer, then
+one transfer of the round's size counting task wake-ups (``task_scheduled``)
+and one counting Python ``"call"`` events (``sys.setprofile``), from the
+first ``send_all`` to the receiver's end of file, divided by the bytes over
+65536. The MemoryWire contenders run these under
+``trio.testing.MockClock(autojump_threshold=0)`` with Trio's scheduler
+seeded, so their counts are the same to the last digit on every run of the
+same command; the kernel and UdpWire contenders run in real time and their
+counts (marked ``~``) move a little. Below the table, the wake-ups per chunk
+by task. How and why: "Counts" in ``bench_udp.py``'s docstring.
 
 The figure of merit is **trionet's figure divided by the baseline's in the
 same round** (above 1.0 means trionet is faster). Rounds alternate the order
@@ -58,17 +84,22 @@ import argparse
 import cProfile
 import gc
 import logging
+import os
 import platform
 import pstats
 import random
+import re
 import statistics
+import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import structlog
 import trio
+import trio.testing
 
 import trionet
 
@@ -76,10 +107,118 @@ CHUNK = 65536
 LOOPBACK = "127.0.0.1"
 A, B = "10.0.0.1", "10.0.0.2"
 MTUS = (1500, 9000, 65535)
+#: The polling pair's MTU; the UdpWire pair's is the largest one datagram holds.
+POLLING_MTU = 65535
+UDP_MTU = 65507 - 14
+#: Bulk contenders, in table order (see make_contenders).
+CONTENDERS = ("kernel", *(f"mtu{m}" for m in MTUS), "polling", "udp")
+#: Contenders through the kernel: counted in real time (the others under MockClock).
+REAL_TIME = ("kernel", "udp")
 #: Connections trionet may leave in TIME_WAIT (of 16384 ephemeral ports).
 PORT_BUDGET = 12000
 #: No transfer or connection loop may run longer than this (seconds).
 DEADLINE = 300
+
+
+####################################################################
+# Counting: task wake-ups and Python calls. This block is the same in
+# bench_udp.py and bench_tcp.py (bench_scale.py and bench_flows.py have its
+# first two functions): tests/test_layout.py lets a benchmark import only
+# the standard library, third-party packages and public trionet, so there
+# is no helper module to share. Why it counts what it counts: "Counts" in
+# bench_udp.py's docstring.
+####################################################################
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """Make Trio's batch-order choices repeat from run to run.
+
+    Trio reverses each batch of runnable tasks with probability 1/2, drawing
+    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
+    only under Hypothesis). Private Trio state, the one private name these
+    benchmarks use: if Trio renames it, this does nothing, and counts of the
+    in-memory paths vary by about 0.5 % from run to run.
+    """
+    try:
+        from trio._core import _run
+    except ImportError:  # pragma: no cover
+        return
+    rng = getattr(_run, "_r", None)
+    if rng is not None and hasattr(rng, "seed"):
+        rng.seed(seed)
+
+
+def task_kind(name: str) -> str:
+    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
+    and a benchmark's own task by its function's name (``"receiver"``)."""
+    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
+        name = name.rsplit(".", 1)[-1]
+    return re.sub(r"\d+", "N", name)
+
+
+class Meter(trio.abc.Instrument):
+    """What a transfer starts and stops around its counted window.
+
+    ``Meter()`` counts nothing (timed runs). ``Meter("wakeups")`` is a Trio
+    instrument counting ``task_scheduled`` events, in all (``count``) and by
+    :func:`task_kind` (``by_task``; Trio's public ``Task.name``, so it shows
+    whatever tasks the stack runs). ``Meter("calls")`` counts the
+    ``sys.setprofile`` ``"call"`` events of this thread.
+    """
+
+    def __init__(self, what: str | None = None) -> None:
+        self.what = what
+        self.count = 0
+        self.by_task: Counter[str] = Counter()
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+        self.by_task[task_kind(task.name)] += 1
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            self.count += 1
+
+    def start(self) -> None:
+        if self.what == "wakeups":
+            trio.lowlevel.add_instrument(self)
+        elif self.what == "calls":
+            sys.setprofile(self._profile)
+
+    def stop(self) -> None:
+        if self.what == "wakeups":
+            trio.lowlevel.remove_instrument(self)
+        elif self.what == "calls":
+            sys.setprofile(None)
+
+
+@attrs.frozen
+class Counts:
+    """Wake-ups and Python calls per unit (datagram, chunk) of one path."""
+
+    wakeups: float
+    calls: float
+    exact: bool  # counted in virtual time, seeded: the same on every run
+    #: Wake-ups per unit by task kind, largest first.
+    by_task: tuple[tuple[str, float], ...]
+
+    #: The two table cells when there is no count.
+    EMPTY = f"{'-':>9} {'-':>9}"
+
+    @classmethod
+    def of(cls, wakeups: Meter, calls: Meter, units: float, exact: bool) -> Counts:
+        by_task = tuple((k, v / units) for k, v in wakeups.by_task.most_common())
+        return cls(wakeups.count / units, calls.count / units, exact, by_task)
+
+    def cells(self) -> str:
+        """The two table cells; ``~`` marks a count that is not exact."""
+        mark = "" if self.exact else "~"
+        return f"{mark + format(self.wakeups, '.2f'):>9} {mark + format(self.calls, '.1f'):>9}"
+
+    def tasks(self) -> str:
+        """The wake-ups by task kind, as ``"ithread N 1.55, receiver 1.00"``."""
+        mark = "" if self.exact else "~"
+        return ", ".join(f"{name} {mark}{v:.2f}" for name, v in self.by_task if v >= 0.005)
 
 
 ####################################################################
@@ -88,11 +227,14 @@ DEADLINE = 300
 
 
 async def bulk(client: trio.abc.HalfCloseableStream, server: trio.abc.HalfCloseableStream,
-               total: int, check: bytes | None = None) -> float:
+               total: int, check: bytes | None = None, meter: Meter | None = None) -> float:
     """Seconds to move ``total`` bytes from ``client`` to ``server``.
 
     With ``check``, sends those bytes instead (any length) and verifies them.
+    ``meter`` is started before the first ``send_all`` and stopped at the
+    receiver's end of file.
     """
+    meter = meter if meter is not None else Meter()
     chunk = bytes(CHUNK)
     got = 0
     received = bytearray()
@@ -110,6 +252,8 @@ async def bulk(client: trio.abc.HalfCloseableStream, server: trio.abc.HalfClosea
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receiver)
+            await trio.testing.wait_all_tasks_blocked()  # the receiver is waiting
+            meter.start()
             t0 = time.perf_counter()
             if check is not None:
                 for i in range(0, len(check), CHUNK):
@@ -121,6 +265,7 @@ async def bulk(client: trio.abc.HalfCloseableStream, server: trio.abc.HalfClosea
                     await client.send_all(chunk[: total % CHUNK])
             await client.send_eof()
     elapsed = time.perf_counter() - t0
+    meter.stop()
     want = len(check) if check is not None else total
     if got != want:
         raise SystemExit(f"received {got} bytes, sent {want}")
@@ -149,61 +294,105 @@ async def churn(connect: Callable[[], Awaitable[Any]], listener: trio.abc.Listen
 class Kernel:
     """Trio TCP streams over 127.0.0.1."""
 
+    label = "trio streams, kernel loopback"
+    virtual = False  # counted in real time
+    per_segment: float | None = None
+    retransmits = 0
+
+    def __init__(self, net: trionet.Network | None = None) -> None:
+        pass
+
     async def open(self) -> None:
         (self.listener,) = await trio.open_tcp_listeners(0, host=LOOPBACK)
         self.port = self.listener.socket.getsockname()[1]
+
+    async def aclose(self) -> None:
+        await self.listener.aclose()
 
     async def pair(self) -> tuple[trio.SocketStream, trio.SocketStream]:
         client = await trio.open_tcp_stream(LOOPBACK, self.port)
         server = await self.listener.accept()
         return client, server
 
-    async def bulk(self, total: int, check: bytes | None = None) -> float:
+    async def bulk(self, total: int, check: bytes | None = None, meter: Meter | None = None) -> float:
         client, server = await self.pair()
         async with client, server:
-            return await bulk(client, server, total, check)
+            return await bulk(client, server, total, check, meter)
 
     async def churn(self, n: int) -> float:
         return await churn(lambda: trio.open_tcp_stream(LOOPBACK, self.port), self.listener, n)
 
 
 class Trionet:
-    """Two trionet hosts over a MemoryWire with both vnics at ``mtu``."""
+    """Two trionet hosts on one link with both vnics at ``mtu``: a
+    MemoryWire (``kind="memory"``), optionally with both vnics polling, or
+    two UdpWires on 127.0.0.1 (``kind="udp"``)."""
 
-    def __init__(self, net: trionet.Network, mtu: int) -> None:
+    def __init__(self, net: trionet.Network, mtu: int, kind: str = "memory", polling: bool = False) -> None:
         self.net = net
         self.mtu = mtu
+        self.kind = kind
+        self.polling = polling
+        self.virtual = kind == "memory"  # counted in virtual time (see REAL_TIME)
+        self.per_segment: float | None = None
+        self.retransmits = 0
+        wire = "UdpWire (loopback)" if kind == "udp" else "MemoryWire"
+        self.label = f"trionet, {wire}, MTU {mtu}" + (", polling" if polling else "")
+        self.tag = f"{'p' if polling else ''}{kind[0]}{mtu}"
 
     async def open(self) -> None:
         net, mtu = self.net, self.mtu
-        self.a = a = await net.add_host(f"a{mtu}")
-        self.b = b = await net.add_host(f"b{mtu}")
-        link = await net.link(a, b, mtu=mtu)
+        self.a = a = await net.add_host(f"a{self.tag}")
+        self.b = b = await net.add_host(f"b{self.tag}")
+        link = await net.link(a, b, mtu=mtu, kind=self.kind)
+        self.ends: list[tuple[trionet.Host, trionet.Ifnet]] = []
         for host, ifp, addr in ((a, link.ends[0], A), (b, link.ends[1], B)):
             assert isinstance(ifp, trionet.Ifnet) and ifp.mtu == mtu
             host.ifconfig(ifp.name, f"{addr}/24")
+            self.ends.append((host, ifp))
         (self.listener,) = await b.open_tcp_listeners(0)
         self.port = self.listener.getsockname()[1]
         self.connections = 0
+
+    async def aclose(self) -> None:
+        pass  # the network owns everything
 
     async def connect(self) -> trionet.TcpStream:
         self.connections += 1
         return await self.a.open_tcp_stream(B, self.port)
 
-    async def bulk(self, total: int, check: bytes | None = None) -> float:
-        client = await self.connect()
-        server = await self.listener.accept()
-        async with client, server:
-            elapsed = await bulk(client, server, total, check)
-            stats = client.statistics()
-        if stats.retransmits:
-            raise SystemExit(f"MTU {self.mtu}: {stats.retransmits} retransmissions on a lossless wire")
+    async def set_polling(self, on: bool) -> None:
+        for host, ifp in self.ends:
+            flags = ifp.flags | trionet.IfFlags.POLLING if on else ifp.flags & ~trionet.IfFlags.POLLING
+            await host.ifioctl(ifp, trionet.IfIoctl.SIOCSIFFLAGS, flags)
+            if bool(ifp.flags & trionet.IfFlags.POLLING) != on:
+                raise RuntimeError(f"{host.name} {ifp.name}: SIOCSIFFLAGS left POLLING {'off' if on else 'on'}")
+
+    async def bulk(self, total: int, check: bytes | None = None, meter: Meter | None = None) -> float:
+        # Polling only while this pair runs: its clock (2000 Hz) would
+        # otherwise wake the netisrs during the other contenders' rounds.
+        if self.polling:
+            await self.set_polling(True)
+        try:
+            client = await self.connect()
+            server = await self.listener.accept()
+            async with client, server:
+                elapsed = await bulk(client, server, total, check, meter)
+                stats = client.statistics()
+        finally:
+            if self.polling:
+                await self.set_polling(False)
+        if stats.retransmits and self.kind == "memory":
+            raise SystemExit(f"{self.label}: {stats.retransmits} retransmissions on a lossless wire")
+        self.retransmits += stats.retransmits  # UdpWire: the kernel may drop a datagram
         self.per_segment = stats.bytes_sent / stats.segments_sent
+        check_counters(self.a, self.b)
         return elapsed
 
     async def churn(self, n: int) -> float:
         self.connections += n
         return await churn(lambda: self.a.open_tcp_stream(B, self.port), self.listener, n)
+
 
 def check_counters(*hosts: trionet.Host) -> None:
     for h in hosts:
@@ -297,43 +486,52 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
 
 
-async def main(args: argparse.Namespace) -> None:
+def make_contenders(net: trionet.Network) -> dict[str, Kernel | Trionet]:
+    """Every bulk contender, by name, in table order (not yet opened)."""
+    contenders: dict[str, Kernel | Trionet] = {"kernel": Kernel()}
+    for mtu in MTUS:
+        contenders[f"mtu{mtu}"] = Trionet(net, mtu)
+    contenders["polling"] = Trionet(net, POLLING_MTU, polling=True)
+    contenders["udp"] = Trionet(net, UDP_MTU, kind="udp")
+    return contenders
+
+
+async def timed_rounds(args: argparse.Namespace) -> dict[str, Any]:
+    """The timed bulk rounds and connection set-up rounds, in real time."""
     total = args.megabytes * 1_000_000
     n_conn = args.connections
-    if (args.rounds + 1) * n_conn > PORT_BUDGET:
-        raise SystemExit(f"(rounds + 1) * connections must be at most {PORT_BUDGET} (TIME_WAIT holds ports)")
     check = random.Random(1).randbytes(1 << 20)
-    kernel = Kernel()
-    await kernel.open()
+    out: dict[str, Any] = {"skipped": {}}
     async with trionet.open_network(seed=1, invariants=not args.no_invariants) as net:
-        pairs = {mtu: Trionet(net, mtu) for mtu in MTUS}
-        for p in pairs.values():
-            await p.open()
-
-        # Bulk: name -> run().
-        bulk_runs: dict[str, Callable[..., Awaitable[float]]] = {"kernel": kernel.bulk}
-        for mtu, p in pairs.items():
-            bulk_runs[f"mtu{mtu}"] = p.bulk
-        names = list(bulk_runs)
+        contenders = make_contenders(net)
+        for name, c in list(contenders.items()):
+            try:
+                await c.open()
+                await c.bulk(0, check)  # content check, unrecorded
+            except Exception as exc:  # noqa: BLE001 - reported, and the row skipped
+                if name != "polling":
+                    raise
+                out["skipped"][name] = f"{type(exc).__name__}: {exc}"
+                del contenders[name]
+        kernel = contenders["kernel"]
+        names = list(contenders)
         rate: dict[str, list[float]] = {k: [] for k in names}
         ratio: dict[str, list[float]] = {k: [] for k in names[1:]}
         for r in range(args.rounds + 1):
             got: dict[str, float] = {}
             for name in names if r % 2 else names[::-1]:
-                if r == 0:
-                    await bulk_runs[name](0, check)  # content check, unrecorded
-                got[name] = total / await timed(lambda: bulk_runs[name](total)) / 1e6
-            for p in pairs.values():
-                check_counters(p.a, p.b)
+                got[name] = total / await timed(lambda: contenders[name].bulk(total)) / 1e6  # noqa: B023
             if r == 0:
                 continue  # warm-up
             for name in names:
                 rate[name].append(got[name])
             for name in names[1:]:
                 ratio[name].append(got[name] / got["kernel"])
+        out |= {"contenders": contenders, "names": names, "rate": rate, "ratio": ratio}
 
         # Connection set-up: MTU 1500 pair only.
-        p1500 = pairs[1500]
+        p1500 = contenders["mtu1500"]
+        assert isinstance(p1500, Trionet)
         cps: dict[str, list[float]] = {"kernel": [], "trionet": []}
         cps_ratio: list[float] = []
         for r in range(args.rounds + 1):
@@ -347,49 +545,123 @@ async def main(args: argparse.Namespace) -> None:
             for name in cps:
                 cps[name].append(got[name])
             cps_ratio.append(got["trionet"] / got["kernel"])
-        time_wait = sum(1 for row in p1500.a.inet.tcp.netstat() if row.state == "TIME_WAIT")
-
-        command = "python3 benchmarks/bench_tcp.py" + (" --quick" if args.quick else "")
-        print(f"command: {command}  (--rounds {args.rounds} --megabytes {args.megabytes} "
-              f"--connections {n_conn}{' --profile' if args.profile else ''}"
-              f"{' --no-invariants' if args.no_invariants else ''})")
-        print(f"python:  {platform.python_implementation()} {platform.python_version()}")
-        print(f"trio:    {trio.__version__}   trionet: {trionet.__version__}   "
-              f"invariants: {'off' if args.no_invariants else 'on'}")
-        print(f"platform: {platform.platform()} ({platform.machine()})")
-        print()
-        print(f"bulk TCP, one connection, {args.megabytes} MB per contender per round in send_all() "
-              f"of {CHUNK} bytes, receive_some({CHUNK}); {args.rounds} rounds; byte counts checked, "
-              f"1 MiB content checked, 0 retransmissions, 0 drops")
-        print(f"{'contender':<40} {'B/seg':>6} {'MB/s':>8}   ratio to the kernel (min..max)")
-        print("-" * 90)
-        for name in names:
-            label = ("trio streams, kernel loopback" if name == "kernel"
-                     else f"trionet, MemoryWire, MTU {name[3:]}")
-            m = "-" if name == "kernel" else f"{pairs[int(name[3:])].per_segment:.0f}"
-            print(f"{label:<40} {m:>6} {statistics.median(rate[name]):>8.2f}   ", end="")
-            print("1.000" if name == "kernel" else summary(ratio[name]))
-        print()
-        print(f"connection set-up: open_tcp_stream + accept + aclose (both), {n_conn} in a row per round")
-        print(f"{'contender':<40} {'conn/s':>8}   ratio to the kernel (min..max)")
-        print("-" * 90)
-        print(f"{'trio streams, kernel loopback':<40} {statistics.median(cps['kernel']):>8.0f}   1.000")
-        print(f"{'trionet, MemoryWire, MTU 1500':<40} {statistics.median(cps['trionet']):>8.0f}   "
-              f"{summary(cps_ratio)}")
-        print(f"(trionet connections left in TIME_WAIT on the client: {time_wait})")
-        print()
-        med = statistics.median(ratio["mtu65535"])
-        verdict = "met" if med >= 0.5 else f"NOT met (median {med:.3f}, {0.5 / med:.0f}x short)"
-        print(f"acceptance (MTU 65535 throughput >= 0.5 of the kernel's): {verdict}")
+        out["time_wait"] = sum(1 for row in p1500.a.inet.tcp.netstat() if row.state == "TIME_WAIT")
+        out |= {"cps": cps, "cps_ratio": cps_ratio}
 
         if args.profile:
-            print()
             prof = cProfile.Profile()
             prof.enable()
-            await pairs[65535].bulk(total)
+            await contenders["mtu65535"].bulk(total)
             prof.disable()
-            print_profile(pstats.Stats(prof), total)
-    await kernel.listener.aclose()
+            out["profile"] = pstats.Stats(prof)
+        await kernel.aclose()
+    return out
+
+
+def count_contender(name: str, total: int, invariants: bool) -> Counts:
+    """Wake-ups and calls per 64 KiB chunk for contender ``name``, in a
+    fresh ``trio.run`` and network (virtual time for the in-memory paths)."""
+    chunks = total / CHUNK
+
+    async def sender() -> Counts:  # this task sends; bulk() starts the receiver
+        async with trionet.open_network(seed=1, invariants=invariants) as net:
+            c = make_contenders(net)[name]
+            await c.open()
+            await c.bulk(1 << 20)  # warm-up: caches, enum pseudo-members
+            wakeups, calls = Meter("wakeups"), Meter("calls")
+            for meter in (wakeups, calls):
+                await timed(lambda: c.bulk(total, meter=meter))  # noqa: B023
+            await c.aclose()
+        return Counts.of(wakeups, calls, chunks, c.virtual)
+
+    seed_trio_scheduler(0)
+    clock = None if name in REAL_TIME else trio.testing.MockClock(autojump_threshold=0)
+    return trio.run(sender, clock=clock)
+
+
+def main(args: argparse.Namespace) -> None:
+    total = args.megabytes * 1_000_000
+    n_conn = args.connections
+    if (args.rounds + 1) * n_conn > PORT_BUDGET:
+        raise SystemExit(f"(rounds + 1) * connections must be at most {PORT_BUDGET} (TIME_WAIT holds ports)")
+    # Counts first, while nothing but deterministic work has run in this
+    # process (caches such as enum's composite flags fill on first use).
+    counts: dict[str, Counts] = {}
+    skipped: dict[str, str] = {}
+    if not args.no_counts:
+        for name in CONTENDERS:
+            try:
+                counts[name] = count_contender(name, total, not args.no_invariants)
+            except Exception as exc:  # noqa: BLE001 - reported, and the cells left empty
+                if name != "polling":
+                    raise
+                skipped[name] = f"{type(exc).__name__}: {exc}"
+    res = trio.run(timed_rounds, args)
+    res["skipped"] = skipped | res["skipped"]
+    names: list[str] = res["names"]
+    contenders: dict[str, Kernel | Trionet] = res["contenders"]
+
+    command = "python3 benchmarks/bench_tcp.py" + (" --quick" if args.quick else "")
+    print(f"command: {command}  (--rounds {args.rounds} --megabytes {args.megabytes} "
+          f"--connections {n_conn}{' --no-counts' if args.no_counts else ''}"
+          f"{' --profile' if args.profile else ''}{' --no-invariants' if args.no_invariants else ''})")
+    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
+    print(f"trio:    {trio.__version__}   trionet: {trionet.__version__}   "
+          f"invariants: {'off' if args.no_invariants else 'on'}")
+    print(f"platform: {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print(f"bulk TCP, one connection, {args.megabytes} MB per contender per round in send_all() "
+          f"of {CHUNK} bytes, receive_some({CHUNK}); {args.rounds} rounds; byte counts checked, "
+          f"1 MiB content checked, 0 drops")
+    print(f"{'contender':<44} {'B/seg':>6} {'MB/s':>8}   {'ratio to the kernel':<21} "
+          f"{'wakeups':>9} {'calls':>9}")
+    print(f"{'':<44} {'':>6} {'':>8}   {'(min..max)':<21} {'/chunk':>9} {'/chunk':>9}")
+    print("-" * 102)
+    retransmits = []
+    for name in CONTENDERS:
+        if name not in names:
+            label = f"trionet, MemoryWire, MTU {POLLING_MTU}, polling" if name == "polling" else name
+            print(f"{label:<44} skipped: {res['skipped'].get(name, 'not run')}")
+            continue
+        c = contenders[name]
+        m = "-" if c.per_segment is None else f"{c.per_segment:.0f}"
+        r = "1.000" if name == "kernel" else summary(res["ratio"][name])
+        cells = counts[name].cells() if name in counts else Counts.EMPTY
+        print(f"{c.label:<44} {m:>6} {statistics.median(res['rate'][name]):>8.2f}   {r:<21} {cells}")
+        if c.retransmits:
+            retransmits.append(f"{c.label}: {c.retransmits}")
+    print("retransmissions: " + ("; ".join(retransmits) if retransmits else "none")
+          + " (a MemoryWire is lossless and checked to be; the kernel may drop a UdpWire datagram)")
+    for name in names:
+        if name in res["skipped"]:
+            print(f"({contenders[name].label}: counting run failed: {res['skipped'][name]})")
+    if counts:
+        print(f"(counts: per {CHUNK}-byte chunk, one transfer of {args.megabytes} MB per path after a "
+              f"1 MiB warm-up, from the first send_all to the end of file; exact, virtual time and "
+              f"seeded, except ~: real time through the kernel)")
+    if counts:
+        print()
+        print(f"wake-ups per {CHUNK}-byte chunk by task (numbers in task names folded to N):")
+        for name in names:
+            if name in counts:
+                print(f"  {contenders[name].label}: {counts[name].tasks()}")
+    print()
+    cps, cps_ratio = res["cps"], res["cps_ratio"]
+    print(f"connection set-up: open_tcp_stream + accept + aclose (both), {n_conn} in a row per round")
+    print(f"{'contender':<44} {'conn/s':>8}   ratio to the kernel (min..max)")
+    print("-" * 102)
+    print(f"{'trio streams, kernel loopback':<44} {statistics.median(cps['kernel']):>8.0f}   1.000")
+    print(f"{'trionet, MemoryWire, MTU 1500':<44} {statistics.median(cps['trionet']):>8.0f}   "
+          f"{summary(cps_ratio)}")
+    print(f"(trionet connections left in TIME_WAIT on the client: {res['time_wait']})")
+    print()
+    med = statistics.median(res["ratio"]["mtu65535"])
+    verdict = "met" if med >= 0.5 else f"NOT met (median {med:.3f}, {0.5 / med:.0f}x short)"
+    print(f"acceptance (MTU 65535 throughput >= 0.5 of the kernel's): {verdict}")
+    if args.profile:
+        print()
+        print_profile(res["profile"], total)
 
 
 if __name__ == "__main__":
@@ -398,6 +670,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--megabytes", type=int)
     parser.add_argument("--connections", type=int)
+    parser.add_argument("--no-counts", action="store_true", help="skip the counting runs")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-invariants", action="store_true")
     args = parser.parse_args()
@@ -409,5 +682,5 @@ if __name__ == "__main__":
         raise SystemExit("--rounds, --megabytes and --connections must be at least 1")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     t0 = time.perf_counter()
-    trio.run(main, args)
+    main(args)
     print(f"(wall time {time.perf_counter() - t0:.1f} s)")
