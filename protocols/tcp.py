@@ -297,7 +297,9 @@ class TcpHeader:
         sport, dport: source and destination ports, 0..65535.
         seq, ack: sequence and acknowledgment numbers, 0..2**32-1 (``ack``
             is meaningful only with :attr:`TcpFlags.ACK`).
-        flags: the flag bits.
+        flags: the flag bits, :class:`TcpFlags` (a parsed header holds them
+            as a plain int, which the members mask and compare with alike:
+            ``h.flags & TcpFlags.SYN``).
         window: the window field as sent (unscaled), 0..65535.
         urgent: the urgent pointer, 0..65535.
         options: the parsed options.
@@ -307,7 +309,7 @@ class TcpHeader:
     dport: int
     seq: int
     ack: int
-    flags: TcpFlags
+    flags: TcpFlags | int
     window: int = 0
     urgent: int = 0
     options: TcpOptions = NO_OPTIONS
@@ -343,7 +345,9 @@ class TcpHeader:
         if verify and ones_complement_sum(view, pseudo_header_sum(src, dst, IPPROTO_TCP, n)) != 0xFFFF:
             raise RemoteProtocolError("bad_checksum")
         options = TcpOptions.parse(view[20:hlen]) if hlen > 20 else NO_OPTIONS
-        return cls(sport, dport, seq, ack, TcpFlags(flags), window, urgent, options), view[hlen:]
+        # flags as a plain int: TcpFlags members compare and mask with it,
+        # and an int's & costs no Python call (per segment).
+        return cls(sport, dport, seq, ack, flags, window, urgent, options), view[hlen:]
 
     def emit(
         self,

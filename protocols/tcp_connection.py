@@ -201,11 +201,12 @@ DUPTHRESH = 3
 #: options' worth); beyond, the highest range is forgotten (counted).
 MAX_SACK_RANGES = 8 * MAX_SACK_BLOCKS
 
-_SYN = TcpFlags.SYN
-_ACK = TcpFlags.ACK
-_FIN = TcpFlags.FIN
-_RST = TcpFlags.RST
-_PSH = TcpFlags.PSH
+# The flag bits as ints: per segment, an int's & is C, an IntFlag's Python.
+_SYN = int(TcpFlags.SYN)
+_ACK = int(TcpFlags.ACK)
+_FIN = int(TcpFlags.FIN)
+_RST = int(TcpFlags.RST)
+_PSH = int(TcpFlags.PSH)
 
 
 class TcpState(enum.Enum):
@@ -1787,7 +1788,7 @@ class TcpConnection:
     def _emit(
         self,
         seq: int,
-        flags: TcpFlags,
+        flags: int,
         payload: bytes = b"",
         *,
         ack: int | None = None,

@@ -83,9 +83,16 @@ class SysctlNode:
 
 @attrs.define(eq=False)
 class SysctlTable:
-    """The sysctl tree of one host, keyed by full name."""
+    """The sysctl tree of one host, keyed by full name.
+
+    Attributes:
+        generation: bumped by every write, so a value derived from several
+            nodes (a TCP connection's options) can be cached until one
+            changes.
+    """
 
     _nodes: dict[str, SysctlNode] = attrs.field(factory=dict, init=False)
+    generation: int = attrs.field(default=0, init=False)
 
     def add(
         self,
@@ -135,6 +142,7 @@ class SysctlTable:
             raise NetError(errno.EPERM, f"sysctl {name} is read-only")
         old = node.read()
         node.value = node.check(value)
+        self.generation += 1
         return old
 
     def __iter__(self) -> Iterator[SysctlNode]:

@@ -159,10 +159,10 @@ _TSO_TXCSUM = int(IfCap.TSO | IfCap.TXCSUM)
 #: SYN-ACK retransmissions of a SYN cache entry (BSD ``SYNCACHE_MAXREXMTS``).
 SYNCACHE_RETRIES = 3
 
-_SYN = TcpFlags.SYN
-_ACK = TcpFlags.ACK
-_RST = TcpFlags.RST
-_FIN = TcpFlags.FIN
+_SYN = int(TcpFlags.SYN)
+_ACK = int(TcpFlags.ACK)
+_RST = int(TcpFlags.RST)
+_FIN = int(TcpFlags.FIN)
 _S = TcpState
 
 #: The MSS of a connection whose peer we have no route to (RFC 9293 3.7.1's
@@ -488,6 +488,8 @@ class Tcp:
         self._pcbs: dict[tuple[bytes, int, bytes, int], TcpPcb] = {}
         self._listeners: dict[tuple[bytes, int], TcpListen] = {}
         self._ports: Counter[int] = Counter()
+        self._configs: dict[tuple[int, bool], TcpConfig] = {}
+        self._config_generation = -1
         self._ephemeral_ports = EphemeralPorts()
         self.syncache = 0
         add = host.sysctls.add
@@ -531,7 +533,22 @@ class Tcp:
         return self.host.sysctls.get(name) / 1000  # type: ignore[operator]
 
     def config(self, mtu: int, *, passive: bool = False) -> TcpConfig:
-        """A connection's options from the sysctls and the MTU of its route's interface."""
+        """A connection's options from the sysctls and the MTU of its route's
+        interface; ``TCP_NODELAY`` on, as Trio sets it on its own streams.
+
+        Cached until a sysctl changes: building one runs attrs' validators.
+        """
+        sysctls = self.host.sysctls
+        key = (mtu, passive)
+        if self._config_generation != sysctls.generation:
+            self._config_generation = sysctls.generation
+            self._configs.clear()
+        config = self._configs.get(key)
+        if config is None:
+            config = self._configs[key] = self._make_config(mtu, passive)
+        return config
+
+    def _make_config(self, mtu: int, passive: bool) -> TcpConfig:
         get = self.host.sysctls.get
         cc = CONGESTION_CONTROLS[get("net.inet.tcp.cc.algorithm")]  # type: ignore[index]
         rfc1323 = bool(get("net.inet.tcp.rfc1323"))
@@ -554,6 +571,7 @@ class Tcp:
             keepidle=self.sysctl_ms("net.inet.tcp.keepidle"),
             keepintvl=self.sysctl_ms("net.inet.tcp.keepintvl"),
             keepcnt=get("net.inet.tcp.keepcnt"),  # type: ignore[arg-type]
+            nodelay=True,
         )
 
     def _mtu_for(self, faddr: bytes, laddr: bytes) -> int:

@@ -394,9 +394,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                 if lst.closed:
                     raise trio.ClosedResourceError("the listener is closed")
                 if lst.queue:
-                    pcb = lst.queue.popleft()
-                    pcb.post(_set_config, {"nodelay": True})
-                    stream = TcpStream(pcb)
+                    stream = TcpStream(lst.queue.popleft())  # (TCP_NODELAY: Tcp.config)
                     break
                 await lst.lot.park()
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -427,8 +425,7 @@ async def open_tcp_stream(
         raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
     laddr = inet_aton(local_address) if local_address is not None else None
     await trio.lowlevel.checkpoint_if_cancelled()
-    pcb = tcp.connect_pcb(faddr, port, laddr, 0)
-    pcb.post(_set_config, {"nodelay": True})
+    pcb = tcp.connect_pcb(faddr, port, laddr, 0)  # (TCP_NODELAY: Tcp.config)
     pcb.post(_connect)
     try:
         while not pcb.connected and pcb.error is None and not pcb.detached:
