@@ -10,9 +10,12 @@ this module gives it addresses, a thread, a clock and a wire.
 1. **Ownership.** Every connection (a :class:`TcpPcb`) belongs to the netisr
    thread its 4-tuple hashes to (:func:`~trionet.protocols.flowhash.tuple_hash`
    modulo ``ncpus``), the thread IP input already sends its segments to. Only
-   that thread touches the machine: segments, its callout and socket calls,
-   which arrive as messages (:meth:`TcpPcb.call`). With ``invariants`` on,
-   :attr:`TcpPcb.conn` raises :class:`~trionet.KernelPanic` in any other task.
+   that thread changes the machine: segments, its callout, and the socket's
+   requests, which arrive as messages posted without a reply
+   (:meth:`TcpPcb.post`, :meth:`TcpPcb.kick`); the socket's task itself only
+   appends to the send buffer and takes from the receive buffer (BSD's
+   ``so_snd``/``so_rcv``). With ``invariants`` on, :attr:`TcpPcb.conn`
+   raises :class:`~trionet.KernelPanic` in any other task.
    A datagram reassembled from fragments reaches TCP on ``netisr 0``; input
    re-queues it to its owner.
 2. **Input** (:meth:`Tcp.input`): parse and verify (a bad segment is a drop

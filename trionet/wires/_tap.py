@@ -254,7 +254,7 @@ class TapWire(WireEndpoint, WireLifecycle):
         """Give ``frame`` to the kernel, as if the device had received it.
 
         A plain function: one non-blocking ``os.write``. Never blocks and
-        never raises for a frame. Called from the driver's TX engine; needs
+        never raises for a frame. Called from the driver's ``start``; needs
         no serializer (the wire keeps no state shared with the driver).
 
         Returns:
