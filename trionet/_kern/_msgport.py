@@ -211,10 +211,19 @@ class MsgPort:
         """:meth:`put_packet`, unless the owning thread is polling into a
         chain and nothing is queued: then the packet joins the chain."""
         chain = self.chain
-        if chain is not None and not self._queue and self.thread.task is current_task():
+        queue = self._queue
+        if chain is not None and not queue and self.thread.task is current_task():
             chain.append((handler, pkt))
             return True
-        return self.put_packet(handler, pkt)
+        # put_packet, inline (per packet):
+        if len(queue) >= self.maxlen.value:  # type: ignore[operator]
+            self._drops += 1
+            return False
+        queue.append((handler, pkt))
+        self._packets += 1
+        if self._sleeping:
+            self._lot.unpark_all()
+        return True
 
     def sendmsg(self, msg: NetMsg) -> None:
         """Queue ``msg`` for the thread without waiting (``lwkt_sendmsg``).

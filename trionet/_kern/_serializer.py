@@ -118,6 +118,7 @@ class Serializer:
     _handler_disabled: bool = attrs.field(default=False, init=False)
     _owner: Task | None = attrs.field(default=None, init=False)
     _lot: ParkingLot = attrs.field(factory=ParkingLot, init=False)
+    _sleeping: int = attrs.field(default=0, init=False)
     _enter_cnt: int = attrs.field(default=0, init=False)
     _try_cnt: int = attrs.field(default=0, init=False)
     _tryfail_cnt: int = attrs.field(default=0, init=False)
@@ -165,15 +166,21 @@ class Serializer:
 
     async def _sleep(self) -> None:
         # Contended path: on return the caller holds the serializer.
-        if self.fifo:
-            # exit() hands over: _held stays set and we are its new holder.
-            self._sleep_cnt += 1
-            await self._lot.park()
-            return
-        while self._held:
-            self._sleep_cnt += 1
-            await self._lot.park()
-        self._held = True
+        # _sleeping counts the tasks in here (DragonFly's waiter bits), so
+        # exit() tests an int instead of asking the lot.
+        self._sleeping += 1
+        try:
+            if self.fifo:
+                # exit() hands over: _held stays set and we are its new holder.
+                self._sleep_cnt += 1
+                await self._lot.park()
+                return
+            while self._held:
+                self._sleep_cnt += 1
+                await self._lot.park()
+            self._held = True
+        finally:
+            self._sleeping -= 1
 
     def try_enter(self) -> bool:
         """Take the serializer if it is free; never sleeps and never checkpoints.
@@ -218,7 +225,7 @@ class Serializer:
                     f"serializer {self.name!r}: exit by a task that does not hold it"
                 )
             self._owner = None
-        if self._lot:
+        if self._sleeping and self._lot:
             if self.fifo:
                 (task,) = self._lot.unpark(count=1)
                 if self.invariants:

@@ -157,7 +157,7 @@ def ether_input(ifp: Ifnet, frame: bytes | bytearray | memoryview) -> None:
     elif ifp.pcount and ifp.lladdr and view[:ETHER_ADDR_LEN] != ifp.lladdr:
         data.inotforus += 1
         return
-    error = ifp.host.netisr_enqueue(
+    error = ifp.netisr_enqueue(
         (view[12] << 8) | view[13], Mbuf(view[ETHER_HDR_LEN:], ifp, flags, view, csum, tso)
     )
     if error:

@@ -293,6 +293,8 @@ class Ifnet:
     attached: bool = False
     #: The interface's input routine (set at attach by the link type).
     input_fn: Any = attrs.field(default=None, repr=False)
+    #: The host's ``netisr_enqueue``, bound at attach (per packet: one call less).
+    netisr_enqueue: Any = attrs.field(default=None, repr=False)
     _intr_cookie: IntrCookie | None = attrs.field(default=None, repr=False)
     #: One coalescing ``if_start`` message per CPU (``if_start_nmsg``).
     _start_msgs: list[NetMsg] = attrs.field(factory=list, repr=False)

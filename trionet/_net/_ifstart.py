@@ -110,8 +110,9 @@ def ifq_dispatch(ifp: Ifnet, frame: bytes | bytearray | memoryview, prio: int = 
             ifp.driver.start()
     finally:
         serializer.exit()
-    # _need_schedule, inline (per packet): the queue is normally empty now.
-    if int(ifp.flags) & _RUNNING_OACTIVE != _RUNNING or snd.poll() is None:
+    # _need_schedule, inline (per packet): the queue is normally empty now
+    # (its count read directly; poll() then asks the token bucket).
+    if int(ifp.flags) & _RUNNING_OACTIVE != _RUNNING or not snd._len or snd.poll() is None:
         snd.started = False
     else:
         if_start_schedule(ifp)

@@ -358,6 +358,21 @@ class Ip:
         except NetError:
             icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NET)
             return
+        if not m.tso and hdr.total_length <= ifp.mtu and (not m.csum or int(ifp.capenable) & _TXCSUM):
+            # It fits as it is: decrement the TTL in the received bytes and
+            # mend the header checksum (RFC 1624), as BSD's ip_forward does.
+            packet = bytearray(m.data[: hdr.total_length])
+            packet[8] -= 1
+            csum = ((packet[10] << 8) | packet[11]) + 0x100
+            csum = (csum & 0xFFFF) + (csum >> 16)
+            packet[10], packet[11] = csum >> 8, csum & 0xFF
+            try:
+                self.arp.output(ifp, nexthop, PendingFrame(packet) if m.csum else bytes(packet))
+            except NetError as exc:
+                self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+            else:
+                self._forwarded += 1
+            return
         out = attrs.evolve(hdr, ttl=hdr.ttl - 1)  # (ICMP redirects are not sent)
         if _largest_piece(payload, m.tso) > ifp.mtu and hdr.df:
             self.drops["needs_fragmentation"] += 1

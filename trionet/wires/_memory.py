@@ -123,7 +123,8 @@ class MemoryWireEndpoint(CountingEndpoint):
         if not self.wire._transmit(self, frame):
             self.count_refused()
             return False
-        self.count_sent(len(frame))
+        self._tx_frames += 1  # (count_sent, inline: per frame)
+        self._tx_bytes += len(frame)
         return True
 
     @property
