@@ -47,11 +47,11 @@ class TimerHeap:
     """The callouts of one thread, ordered by deadline.
 
     Args:
-        wakeup: called when an armed callout becomes the earliest one, so the
-            owning thread can shorten its sleep.
+        wakeup: called with the new deadline when an armed callout becomes
+            the earliest one, so the owning thread can shorten its sleep.
     """
 
-    wakeup: Callable[[], None]
+    wakeup: Callable[[float], None]
     _heap: list[tuple[float, int, int, Callout]] = attrs.field(factory=list, init=False)
     _seq: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
     _stale: int = attrs.field(default=0, init=False)
@@ -61,7 +61,7 @@ class TimerHeap:
         early = not self._heap or deadline < self._heap[0][0]
         heapq.heappush(self._heap, (deadline, next(self._seq), callout._gen, callout))
         if early:
-            self.wakeup()
+            self.wakeup(deadline)
 
     def _discard(self) -> None:
         self._stale += 1

@@ -101,7 +101,7 @@ class Kernel:
             for cpu in range(self.ncpus):
                 thread = KThread(f"{kind} {cpu}", cpu, next(self._tids))
                 port = MsgPort(thread, maxqlen)
-                timers = TimerHeap(port.wakeup)
+                timers = TimerHeap(port.timer_armed)
                 services.append(_Service(thread, port, timers))
                 self._start(
                     thread,

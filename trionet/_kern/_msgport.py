@@ -149,6 +149,7 @@ class MsgPort:
     _queue: deque[Any] = attrs.field(factory=deque, init=False)
     _lot: ParkingLot = attrs.field(factory=ParkingLot, init=False)
     _sleeping: bool = attrs.field(default=False, init=False)  # the thread is parked on _lot
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False)  # ...until its deadline
     _packets: int = attrs.field(default=0, init=False)
     _messages: int = attrs.field(default=0, init=False)
     _aborted: int = attrs.field(default=0, init=False)
@@ -167,9 +168,17 @@ class MsgPort:
         return len(self._queue)
 
     def wakeup(self) -> None:
-        """Wake the owning thread if it sleeps (new work or an earlier timer)."""
+        """Wake the owning thread if it sleeps (new work)."""
         if self._sleeping:
             self._lot.unpark_all()
+
+    def timer_armed(self, deadline: float) -> None:
+        """A callout of the thread's now fires first, at ``deadline``: a
+        sleeping thread moves its wake-up earlier instead of being woken to
+        do it (a sleep's deadline can be changed from any task)."""
+        scope = self._scope
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = deadline
 
     def put_packet(self, handler: Callable[[Any], object], pkt: Any) -> bool:
         """Queue ``handler(pkt)`` for the thread; never blocks.
@@ -292,15 +301,14 @@ class MsgPort:
         return msg.result
 
     async def _wait(self, deadline: float) -> None:
-        # Sleep until new work arrives or the deadline passes.
+        # Sleep until new work arrives or the deadline passes (which a
+        # callout armed meanwhile may move earlier: timer_armed).
         self._sleeping = True
         try:
-            if deadline == math.inf:
+            with trio.CancelScope(deadline=deadline) as self._scope:
                 await self._lot.park()
-            else:
-                with trio.move_on_at(deadline):
-                    await self._lot.park()
         finally:
+            self._scope = None
             self._sleeping = False
 
     def statistics(self) -> MsgPortStatistics:

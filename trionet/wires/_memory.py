@@ -179,8 +179,7 @@ class MemoryWire(WireLifecycle):
         # (arrival, send order, frame, sender, zero-time hops at arrival)
         self._heap: list[tuple[float, int, bytes, MemoryWireEndpoint, int]] = []
         self._seq = itertools.count()
-        self._lot = trio.lowlevel.ParkingLot()
-        self._wake_at = math.inf
+        self._sleep: trio.CancelScope | None = None  # the delivery task's, while asleep
         self._delivering = False
         self._delivered = 0
         self._queue_drops = 0
@@ -254,8 +253,7 @@ class MemoryWire(WireLifecycle):
             arrival = done + self.delay
             if arrival != now:
                 heapq.heappush(self._heap, (arrival, next(self._seq), frame, src, 0))
-                if arrival < self._wake_at:
-                    self._lot.unpark_all()
+                self._wake_by(arrival)
                 return True
         # It arrives at the instant it is sent (no delay, no serialisation
         # wait); on the common path no clock is read.
@@ -271,8 +269,9 @@ class MemoryWire(WireLifecycle):
             if len(heap) >= MAX_IN_FLIGHT:
                 self._queue_drops += 1
                 return False
-            heapq.heappush(heap, (trio.current_time(), next(self._seq), frame, src, depth))
-            self._lot.unpark_all()
+            now = trio.current_time()
+            heapq.heappush(heap, (now, next(self._seq), frame, src, depth))
+            self._wake_by(now)
             return True
         # Nothing before it: deliver now, inside send, as the far NIC's DMA
         # would (no task hand-over).
@@ -291,6 +290,14 @@ class MemoryWire(WireLifecycle):
             self._delivering = False
             hops.depth = outer
 
+    def _wake_by(self, arrival: float) -> None:
+        # The delivery task sleeps until the earliest arrival it knows of; a
+        # frame that arrives earlier moves that deadline (settable from any
+        # task) rather than waking the task to re-arm it.
+        scope = self._sleep
+        if scope is not None and arrival < scope.deadline:
+            scope.deadline = arrival
+
     async def _deliver_loop(self) -> None:
         heap = self._heap
         while True:
@@ -303,13 +310,13 @@ class MemoryWire(WireLifecycle):
                     self._link_drops += 1
                     continue
                 self._deliver(frame, src, depth)
-            if n:
-                await trio.lowlevel.checkpoint()
+            if n == DELIVERY_BATCH:
+                await trio.lowlevel.checkpoint()  # more due: let the others run
                 continue
-            self._wake_at = heap[0][0] if heap else math.inf
-            with trio.move_on_at(self._wake_at):
-                await self._lot.park()
-            self._wake_at = -math.inf
+            # Sleep until the next arrival (the sleep is this round's yield).
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
+                await trio.sleep_forever()
+            self._sleep = None
 
     async def _lifecycle(self) -> AsyncIterator[None]:
         async with service_nursery() as nursery:
