@@ -33,7 +33,10 @@ free, and restarts output with ``if_devstart``; ``watchdog`` resets the
 hardware at once (``oerrors`` plus a re-init, as em does). The 1 Hz driver
 timer enters the serializer itself and follows the wire's carrier.
 ``start``, ``intr``, ``poll`` and ``watchdog`` are plain functions: they
-never sleep, so the stack calls ``start`` inline from ``ifq_dispatch``.
+never sleep, so the stack calls ``start`` inline from ``ifq_dispatch``, and
+the interrupt is hooked FAST (``intr_fast``, DragonFly's INTR_FAST): a frame
+the wire delivers while the serializer is free is handled at once, in the
+delivering task, up to the netisr queue; otherwise the ithread runs ``intr``.
 
 Serializer rule: every entry point runs with ``ifp.serializer`` held (the
 interrupt is hooked with it); the timer takes it itself; the wire's receive
@@ -131,6 +134,10 @@ class Vnic(Driver):
         tx_ring: TX descriptors.
         rx_budget: received frames one interrupt hands up at most.
         sndq_maxlen: send queue length; default ``tx_ring - 1``.
+        intr_fast: hook the interrupt as INTR_FAST (the default): a frame
+            arriving while the serializer is free is handled at once, in the
+            task that delivered it, instead of waking the ithread. False
+            keeps every interrupt in the ithread.
     """
 
     name_prefix = "vnic"
@@ -147,6 +154,7 @@ class Vnic(Driver):
         tx_ring: int = 256,
         rx_budget: int = 256,
         sndq_maxlen: int | None = None,
+        intr_fast: bool = True,
     ) -> None:
         for name, value in (("rx_ring", rx_ring), ("tx_ring", tx_ring), ("rx_budget", rx_budget)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -154,6 +162,7 @@ class Vnic(Driver):
         if lladdr is not None and (len(lladdr) != 6 or lladdr[0] & 1):
             raise ValueError(f"lladdr must be a 6-byte unicast address, not {lladdr!r}")
         self.endpoint = endpoint
+        self.intr_fast = intr_fast
         self._lladdr = lladdr
         self._rx_size = rx_ring
         self._tx_size = tx_ring

@@ -54,6 +54,8 @@ class ProbeVnic(Vnic):
         self.unserialized: list[str] = []
         self.calls: dict[str, int] = {}
         self.callers: dict[str, list[str]] = {}
+        # For each call, the entry points its task was already inside.
+        self.within: dict[str, list[tuple[str, ...]]] = {}
 
     def _enter_probe(self, name: str) -> tuple[str, object]:
         if not self.ifp.serializer.is_serialized():
@@ -63,6 +65,7 @@ class ProbeVnic(Vnic):
         # Nested calls by one task (ioctl -> init) are one holder; two
         # different tasks inside at once is an overlap.
         me = current_task()
+        self.within.setdefault(name, []).append(tuple(n for n, t in self.inside if t is me))
         entry = (name, me)
         self.inside.append(entry)
         if any(task is not me for _, task in self.inside):
@@ -306,13 +309,15 @@ async def test_if_down_returns_after_queued_packets_are_processed() -> None:
 ####################################################################
 
 
-async def test_oactive_stops_start_until_tx_completion() -> None:
+@pytest.mark.parametrize("intr_fast", [False, True], ids=["ithread", "fast"])
+async def test_oactive_stops_start_until_tx_completion(intr_fast: bool) -> None:
     """Check 8: a full TX ring sets OACTIVE; further ifq_dispatch calls
     enqueue but do not call start; TX completion clears OACTIVE and the
-    interrupt path's if_devstart drains the queue."""
+    interrupt path's if_devstart drains the queue (in the ithread, or, for a
+    FAST interrupt, in the task that raised the TX completion)."""
     async with trionet.open_host("h") as host:
         peer_rx: list[bytes] = []
-        ifp, drv, far = await pair(host, peer_rx, tx_ring=4, sndq_maxlen=20)
+        ifp, drv, far = await pair(host, peer_rx, tx_ring=4, sndq_maxlen=20, intr_fast=intr_fast)
         drv.hold_tx_completions()
         for i in range(4):
             ifq_dispatch(ifp, frame(BCAST, i))
@@ -336,8 +341,12 @@ async def test_oactive_stops_start_until_tx_completion() -> None:
         assert ifp.snd.is_empty()
         assert [int.from_bytes(f[14:18], "big") for f in peer_rx] == list(range(12))
         assert ifp.statistics().opackets == 12
-        # The restart came from the interrupt handler (if_devstart).
-        assert f"ithread {ifp.irq}" in drv.callers["start"][starts:]
+        # The restart came from the interrupt handler (if_devstart)...
+        assert ("intr",) in drv.within["start"][starts:]
+        # ...run by the ithread, or at once by the releasing task.
+        runner = current_task().name if intr_fast else f"ithread {ifp.irq}"
+        assert set(drv.callers["start"][starts:]) == {runner}
+        assert host.intr.fast(ifp.irq) > 0 if intr_fast else host.intr.fast(ifp.irq) == 0
 
 
 ####################################################################

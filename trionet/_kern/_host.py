@@ -88,6 +88,8 @@ class Kernel:
     _netisr: Netisr = attrs.field(init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _sysctl_intr_mpsafe: SysctlNode = attrs.field(init=False)
+    _sysctl_livelock_limit: SysctlNode = attrs.field(init=False)
+    _sysctl_livelock_lowater: SysctlNode = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.boot_time = trio.current_time()
@@ -140,14 +142,14 @@ class Kernel:
             max=1,
             description="Run INTR_MPSAFE handlers without the BGL",
         )
-        add(
+        self._sysctl_livelock_limit = add(
             "kern.livelock_limit",
             int,
             50000,
             min=1,
             description="Interrupt iterations per second that engage the livelock limiter",
         )
-        add(
+        self._sysctl_livelock_lowater = add(
             "kern.livelock_lowater",
             int,
             20000,

@@ -30,6 +30,19 @@ Rules:
    on only a limiter ticking at the limit frequency (clamped to 100..500000 Hz)
    runs the chain, whatever ``sched_ithd`` does. Once the rate has stayed below
    ``kern.livelock_lowater`` for a full second the IRQ is NORMAL again.
+5. FAST interrupts (``register(..., fast=True)`` on every handler of the
+   IRQ): ``sched_ithd`` runs the chain at once, in the task that asserted the
+   line, as DragonFly's ``ithread_fast_handler`` runs INTR_FAST handlers in
+   interrupt context on whatever thread was interrupted. Each handler runs
+   through :meth:`Serializer.handler_try <trionet.Serializer.handler_try>`;
+   if one of them is busy (its serializer held, by anyone, the asserting
+   task included), or the chain needs Giant, or the IRQ is LIVELOCKED or
+   already pending, the ithread is scheduled as for any interrupt and runs
+   the whole chain. A fast run counts as a handler iteration for the
+   livelock limiter, so a storm still ends up governed by it (DragonFly's
+   fast path has no limiter; ours keeps the promise that the limiter governs
+   every interrupt path). Divergence: DragonFly's fast path tries the MP lock
+   (``try_mplock``); ours leaves a chain that needs Giant to the ithread.
 
 DragonFly: ``register_int``, ``unregister_int``, ``sched_ithd``,
 ``ithread_handler`` in ``sys/kern/kern_intr.c`` (v1.42).
@@ -93,6 +106,7 @@ class IntrCookie:
     calls: int = 0
     registered: bool = True
     is_async: bool = False
+    fast: bool = False
 
     def __repr__(self) -> str:
         return f"<IntrCookie irq={self.irq} {self.name!r}>"
@@ -106,6 +120,9 @@ class _IntrInfo:
     count: int = 0  # i_count: interrupts asserted
     running: bool = False  # i_running
     mplock_required: bool = False
+    fast: bool = False  # every record is FAST: sched_ithd may run the chain
+    fast_active: bool = False  # a fast run of the chain is on the stack
+    fast_count: int = 0  # interrupts handled entirely by the fast path
     state: IntrState = IntrState.NORMAL
     lot: ParkingLot = attrs.field(factory=ParkingLot)
     sleeping: bool = False  # the ithread is parked on lot
@@ -157,6 +174,7 @@ class IntrController:
         name: str,
         serializer: Serializer | None = None,
         mpsafe: bool = True,
+        fast: bool = False,
     ) -> IntrCookie:
         """Hook ``handler(*args)`` to ``irq``: a plain function, as interrupt
         handlers do not sleep (an async one is awaited, for tests that model
@@ -166,10 +184,15 @@ class IntrController:
         share an IRQ; each runs under its own serializer (a driver passes its
         interface serializer, so the interrupt and the ifnet entry points are
         one serialized path). A handler that is not ``mpsafe`` makes the whole
-        chain take Giant.
+        chain take Giant. When every handler of the IRQ is ``fast``
+        (INTR_FAST), an assertion runs the chain at once when it can (rule 5
+        of the module docstring).
 
         Returns:
             the cookie for :meth:`unregister`.
+
+        Raises:
+            ValueError: for a bad ``irq``, or a ``fast`` handler that is async.
 
         DragonFly: ``register_int``.
         """
@@ -177,6 +200,9 @@ class IntrController:
             raise ValueError(f"irq must be a non-negative int, not {irq!r}")
         if not callable(handler):
             raise TypeError(f"handler must be a function, not {handler!r}")
+        is_async = inspect.iscoroutinefunction(handler)
+        if fast and is_async:
+            raise ValueError(f"a fast interrupt handler must be a plain function: {handler!r}")
         info = self._infos.get(irq)
         if info is None:
             thread = self.host.kthread_create(
@@ -184,9 +210,10 @@ class IntrController:
             )
             info = self._infos[irq] = _IntrInfo(irq, thread, ill_last=trio.current_time())
         cookie = IntrCookie(irq, handler, args, name, serializer, mpsafe)
-        cookie.is_async = inspect.iscoroutinefunction(handler)
+        cookie.is_async = is_async
+        cookie.fast = fast
         info.records.append(cookie)
-        info.mplock_required = not all(r.mpsafe for r in info.records)
+        self._chain_changed(info)
         if len(info.records) == 1:
             info.thread.mpcount = int(self._need_giant(info))
         log.info("intr_registered", host=self.host.name, irq=irq, name=name, mpsafe=mpsafe)
@@ -205,8 +232,14 @@ class IntrController:
             raise ValueError(f"{cookie!r} is not registered")
         info.records.remove(cookie)
         cookie.registered = False
-        info.mplock_required = not all(r.mpsafe for r in info.records)
+        self._chain_changed(info)
         log.info("intr_unregistered", host=self.host.name, irq=cookie.irq, name=cookie.name)
+
+    @staticmethod
+    def _chain_changed(info: _IntrInfo) -> None:
+        records = info.records
+        info.mplock_required = not all(r.mpsafe for r in records)
+        info.fast = bool(records) and all(r.fast for r in records)
 
     def _need_giant(self, info: _IntrInfo) -> bool:
         return self.host._sysctl_intr_mpsafe.value == 0 or info.mplock_required
@@ -216,11 +249,13 @@ class IntrController:
     ####################################################################
 
     def sched_ithd(self, irq: int) -> None:
-        """Assert ``irq``: count it and wake its ithread (unless livelocked).
+        """Assert ``irq``: count it and wake its ithread (unless livelocked),
+        or, for a FAST IRQ, run its handlers now when they can run (rule 5).
 
-        A plain function, cheap, callable from any task of the host.
+        A plain function, callable from any task; it never blocks. A fast
+        handler's exception propagates to the caller.
 
-        DragonFly: ``sched_ithd``.
+        DragonFly: ``sched_ithd``, ``ithread_fast_handler``.
         """
         info = self._infos.get(irq)
         if info is None or not info.records:
@@ -232,6 +267,13 @@ class IntrController:
             return
         info.count += 1
         if not info.running:
+            if (
+                info.fast
+                and info.state is IntrState.NORMAL
+                and not info.fast_active
+                and self._fast_chain(info)
+            ):
+                return
             info.running = True
             if info.state is IntrState.NORMAL and info.sleeping:
                 info.lot.unpark_all()
@@ -302,6 +344,40 @@ class IntrController:
             if need_giant:
                 giant.release()
 
+    def _fast_chain(self, info: _IntrInfo) -> bool:
+        # Rule 5: run the chain in the asserting task if nothing in it is
+        # busy; True when it ran, False to leave it to the ithread.
+        if info.mplock_required or self.host._sysctl_intr_mpsafe.value == 0:
+            return False  # needs Giant (_need_giant)
+        records = tuple(info.records)
+        for rec in records:
+            serializer = rec.serializer
+            if serializer is not None and serializer.locked():
+                return False
+        info.thread.mpcount = 0  # rule 1's decision for this interrupt: no Giant
+        info.fast_active = True
+        leftover = False
+        try:
+            for rec in records:
+                if not rec.registered:
+                    continue
+                serializer = rec.serializer
+                if serializer is None:
+                    rec.handler(*rec.args)
+                    rec.calls += 1
+                elif serializer.handler_try(rec.handler, *rec.args):
+                    rec.calls += 1
+                elif serializer.handler_enabled:
+                    leftover = True  # an earlier handler left it held
+        finally:
+            info.fast_active = False
+        if not leftover:
+            info.fast_count += 1
+        self._livelock_tick(info, True)
+        if info.state is IntrState.LIVELOCKED and info.sleeping:
+            info.lot.unpark_all()  # the limiter's ticks are the ithread's job
+        return not leftover
+
     ####################################################################
     # livelock
     ####################################################################
@@ -312,9 +388,9 @@ class IntrController:
         info.ill_last = now
         if ran:
             info.ill_count += 1.0
-        sysctl = self.host.sysctls
+        host = self.host
         if info.state is IntrState.NORMAL:
-            limit = sysctl.get("kern.livelock_limit")
+            limit = host._sysctl_livelock_limit.value
             if info.ill_count > limit:  # type: ignore[operator]
                 info.state = IntrState.LIVELOCKED
                 info.low_since = None
@@ -327,7 +403,7 @@ class IntrController:
                     limit=limit,
                 )
             return
-        if info.ill_count < sysctl.get("kern.livelock_lowater"):  # type: ignore[operator]
+        if info.ill_count < host._sysctl_livelock_lowater.value:  # type: ignore[operator]
             if info.low_since is None:
                 info.low_since = now
             elif now - info.low_since >= 1.0:
@@ -350,6 +426,11 @@ class IntrController:
             return self._infos[irq].state
         except KeyError:
             raise ValueError(f"no handler was ever registered on irq {irq}") from None
+
+    def fast(self, irq: int) -> int:
+        """How many interrupts on ``irq`` the fast path handled (``i_fast``)."""
+        info = self._infos.get(irq)
+        return info.fast_count if info is not None else 0
 
     def stray(self, irq: int) -> int:
         """How many stray interrupts ``irq`` has had."""

@@ -358,8 +358,9 @@ async def msgport_service_loop(
     DragonFly: ``netmsg_service_loop``.
     """
     queue = port._queue
+    heap = timers._heap
     while True:
-        if timers._heap:
+        if heap and heap[0][0] <= trio.current_time():
             await timers.run_expired(trio.current_time())
         if not queue:
             thread.state, thread.wchan = "S", "msgport"

@@ -122,7 +122,8 @@ class Netisr:
         if p is None:
             return errno.EIO
         ports = self.ports
-        port = ports[0] if p.cpufn is None else ports[p.cpufn(pkt) % len(ports)]
+        # One CPU: no hash to compute.
+        port = ports[0] if p.cpufn is None or len(ports) == 1 else ports[p.cpufn(pkt) % len(ports)]
         return 0 if port.put_or_chain(p.handler, pkt) else errno.ENOBUFS
 
     def sched(self, proto: int) -> bool:

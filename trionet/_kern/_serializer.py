@@ -265,6 +265,10 @@ class Serializer:
         """Allow handlers to run again. DragonFly: ``lwkt_serialize_handler_enable``."""
         self._handler_disabled = False
 
+    def locked(self) -> bool:
+        """Whether anyone holds the serializer (as :meth:`trio.Lock.locked`)."""
+        return self._held
+
     @property
     def handler_enabled(self) -> bool:
         """Whether handlers may run (the handler-disabled bit is clear)."""
@@ -319,7 +323,7 @@ class Serializer:
             return False
         try:
             result = fn(*args)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 if inspect.iscoroutine(result):
                     result.close()
                 raise TypeError(

@@ -92,6 +92,11 @@ class Driver:
     Class attributes:
         name_prefix: interfaces are named ``{name_prefix}{unit}``.
         uses_intr: hook :meth:`intr` to an IRQ at attach.
+        intr_fast: hook it as a FAST interrupt (INTR_FAST): an assertion
+            runs :meth:`intr` at once, in the asserting task, when the
+            serializer is free, and wakes the ithread only when it is not
+            (see :mod:`trionet._kern._intr`, rule 5). May be set per instance
+            before attach.
         supports_polling: the driver implements :meth:`poll`;
             ``IfFlags.POLLING`` is refused otherwise.
         min_mtu, max_mtu: the MTU range ``SIOCSIFMTU`` accepts.
@@ -102,6 +107,7 @@ class Driver:
 
     name_prefix: ClassVar[str] = "if"
     uses_intr: ClassVar[bool] = True
+    intr_fast: bool = False
     supports_polling: ClassVar[bool] = False
     min_mtu: ClassVar[int] = 68
     max_mtu: ClassVar[int] = 1500

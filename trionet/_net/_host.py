@@ -208,7 +208,11 @@ class Host(Kernel):
                 ifp.irq = irq
                 ifp.cpuid = irq % self.ncpus
                 ifp._intr_cookie = self.intr.register(
-                    irq, driver.intr, name=name, serializer=ifp.serializer
+                    irq,
+                    driver.intr,
+                    name=name,
+                    serializer=ifp.serializer,
+                    fast=driver.intr_fast,
                 )
         except BaseException:
             del self._ifnets[name]

@@ -465,7 +465,7 @@ class Ip:
             ttl = self._ttl.value  # type: ignore[assignment]
         hdr = IPv4Header(src, dst, proto, ttl=ttl, tos=tos, ident=self.next_ident(), df=df)
         self._sent += 1
-        if _largest_piece(payload, tso) > ifp.mtu and df:
+        if df and _largest_piece(payload, tso) > ifp.mtu:
             self.drops["needs_fragmentation"] += 1
             raise NetError(errno.EMSGSIZE, f"{len(payload)} bytes with DF exceed {ifp.name} mtu {ifp.mtu}")
         self._transmit(ifp, nexthop, hdr, payload, csum, tso)

@@ -253,6 +253,17 @@ class UdpSocket:
                 while waiting).
             trio.BusyResourceError: another task is receiving on this socket.
         """
+        data, (addr, port) = await self._take()
+        return data, _str(addr, port)
+
+    async def recv(self) -> bytes:
+        """:meth:`recvfrom` without the address (the same errors and
+        cancellation)."""
+        data, _ = await self._take()
+        return data
+
+    async def _take(self) -> tuple[bytes, tuple[bytes, int]]:
+        # recvfrom's body; the sender's address stays raw.
         if self._receiving:
             raise trio.BusyResourceError("another task is receiving on this socket")
         self._receiving = True
@@ -265,8 +276,8 @@ class UdpSocket:
                 if self._closed:
                     raise trio.ClosedResourceError("the socket is closed")
                 if queue:
-                    data, (addr, port) = queue.popleft()
-                    self._queued_bytes -= len(data)
+                    item = queue.popleft()
+                    self._queued_bytes -= len(item[0])
                     break
                 if self._error is not None:
                     err, self._error = self._error, None
@@ -281,13 +292,7 @@ class UdpSocket:
             self._receiving = False
         if not parked:  # a park is a checkpoint already
             await trio.lowlevel.cancel_shielded_checkpoint()
-        return data, _str(addr, port)
-
-    async def recv(self) -> bytes:
-        """:meth:`recvfrom` without the address (the same errors and
-        cancellation)."""
-        data, _ = await self.recvfrom()
-        return data
+        return item
 
     def close(self) -> None:
         """Close the socket; waiting receivers get ``ClosedResourceError``."""
