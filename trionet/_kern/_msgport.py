@@ -177,8 +177,11 @@ class MsgPort:
         sleeping thread moves its wake-up earlier instead of being woken to
         do it (a sleep's deadline can be changed from any task)."""
         scope = self._scope
-        if scope is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+        if scope is not None:
+            if deadline < scope.deadline:
+                scope.deadline = deadline
+        elif self._sleeping:
+            self._lot.unpark_all()  # it sleeps without a deadline: re-arm
 
     def put_packet(self, handler: Callable[[Any], object], pkt: Any) -> bool:
         """Queue ``handler(pkt)`` for the thread; never blocks.
@@ -305,8 +308,11 @@ class MsgPort:
         # callout armed meanwhile may move earlier: timer_armed).
         self._sleeping = True
         try:
-            with trio.CancelScope(deadline=deadline) as self._scope:
-                await self._lot.park()
+            if deadline == math.inf:
+                await self._lot.park()  # no timer: a cancel scope costs more
+            else:
+                with trio.CancelScope(deadline=deadline) as self._scope:
+                    await self._lot.park()
         finally:
             self._scope = None
             self._sleeping = False
