@@ -1,5 +1,7 @@
 """Callouts fire on their owning thread, in Trio time, with no task per timer."""
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.lowlevel
@@ -115,3 +117,43 @@ async def test_bad_callout_arguments_are_rejected() -> None:
         with pytest.raises(ValueError, match="thread must be one of"):
             host.callout(0, thread="bogus")
         assert host.callout(1, thread="netisr") is not None
+
+
+async def test_a_thread_busy_past_a_deadline_fires_it_late_and_the_clock_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The hardclock wakes a thread whose callout is due; if the thread is
+    busy (here inside an async callout that sleeps), the clock leaves its
+    heap alone until the thread has caught up, instead of spinning at the
+    deadline, which would stop virtual time and hang the busy callout."""
+    async with trionet.open_host("h") as host:
+        wakes = 0
+
+        def guarded(wake: Callable[[], None]) -> Callable[[], None]:
+            def wrapped() -> None:
+                nonlocal wakes
+                wakes += 1
+                if wakes > 100:  # without the rule the clock spins: fail, not hang
+                    raise RuntimeError("the hardclock spins")
+                wake()
+
+            return wrapped
+
+        clock = host._hardclock
+        clock.heaps[:] = [(timers, guarded(wake)) for timers, wake in clock.heaps]
+        record = []
+        start = trio.current_time()
+        busy, late, other = host.callout(), host.callout(), host.callout(0, thread="netisr")
+
+        async def work() -> None:
+            record.append(("busy", trio.current_time() - start))
+            await trio.sleep(5)
+
+        busy.reset(1, work)
+        late.reset(2, lambda: record.append(("late", trio.current_time() - start)))
+        other.reset(3, lambda: record.append(("other", trio.current_time() - start)))
+        with trio.fail_after(20):
+            await trio.sleep(10)
+        # Another thread's callout is on time; ours fires when the thread is free.
+        assert record == [("busy", 1), ("other", 3), ("late", 6)]
+        assert clock.ticks < 10 and wakes < 10

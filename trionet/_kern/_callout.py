@@ -19,8 +19,18 @@ Rules:
    by the owning thread, which does no other work meanwhile.
 4. Callout functions that need a driver's serializer enter it themselves: the
    callout thread holds nothing (DragonFly: "timeouts must serialize themselves").
+5. A thread never sleeps on a deadline of its own. The host's
+   :class:`Hardclock` (its clock interrupt) sleeps until the earliest callout
+   of all the host's heaps and wakes the threads whose callouts are due,
+   which fire them; a thread woken for work also fires whatever is due before
+   it sleeps again. Why: in Trio a timed sleep is a cancel scope with a
+   deadline, which costs more than two wake-ups, and a protocol thread sleeps
+   thousands of times a second while its timers (TCP's retransmit timer, ARP
+   expiry) rarely fire. So a sleep costs one cancel scope per timer event of
+   the host instead of one per thread sleep.
 
-DragonFly: ``callout_reset``/``callout_stop``, ``sys/kern/kern_timeout.c``.
+DragonFly: ``callout_reset``/``callout_stop``, ``sys/kern/kern_timeout.c``;
+``hardclock`` and ``softclock`` (``sys/kern/kern_clock.c``).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Any
 import attrs
 import trio
 
-__all__ = ["Callout", "TimerHeap"]
+__all__ = ["Callout", "Hardclock", "TimerHeap"]
 
 # Compact the heap once this many stale entries pile up (and they outnumber
 # the live ones); below it, lazy deletion is cheaper than rebuilding.
@@ -48,7 +58,8 @@ class TimerHeap:
 
     Args:
         wakeup: called with the new deadline when an armed callout becomes
-            the earliest one, so the owning thread can shorten its sleep.
+            the earliest one (:meth:`Hardclock.armed`), so the clock can
+            shorten its sleep.
     """
 
     wakeup: Callable[[float], None]
@@ -66,8 +77,9 @@ class TimerHeap:
     def _discard(self) -> None:
         self._stale += 1
         if self._stale > _COMPACT_MIN_STALE and self._stale * 2 > len(self._heap):
-            self._heap = [e for e in self._heap if e[2] == e[3]._gen]
-            heapq.heapify(self._heap)
+            heap = self._heap  # in place: the owning thread's loop holds it
+            heap[:] = [e for e in heap if e[2] == e[3]._gen]
+            heapq.heapify(heap)
             self._stale = 0
 
     def next_deadline(self) -> float:
@@ -96,6 +108,11 @@ class TimerHeap:
             result = callout._fn(*callout._args)
             if inspect.isawaitable(result):
                 await result
+        # Tell the clock when to come back (it left this heap out while
+        # callouts were due).
+        due = self.next_deadline()
+        if due != math.inf:
+            self.wakeup(due)
 
 
 def _no_fn() -> None:
@@ -168,3 +185,53 @@ class Callout:
     def deadline(self) -> float | None:
         """The Trio time it will fire at, or None."""
         return self._deadline
+
+
+@attrs.define(eq=False)
+class Hardclock:
+    """A host's clock interrupt: wakes the threads whose callouts are due.
+
+    It sleeps until the earliest deadline of its heaps (one cancel scope),
+    then wakes the owning thread of every heap with a callout due; the
+    threads fire them (rule 5 of the module docstring). :meth:`armed` moves
+    the sleep earlier when a callout becomes the earliest of its heap.
+
+    Run :meth:`run` as a task of the host; it is not a kernel thread (``ps``
+    does not list it: in DragonFly it is an interrupt).
+    """
+
+    #: (heap, wake its thread) pairs, one per service thread.
+    heaps: list[tuple[TimerHeap, Callable[[], None]]] = attrs.field(factory=list)
+    _scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    ticks: int = attrs.field(default=0, init=False)
+
+    def armed(self, deadline: float) -> None:
+        """A callout became the earliest of its heap, due at ``deadline``."""
+        scope = self._scope
+        # With no scope the clock is awake, and it looks at every heap
+        # before it sleeps again.
+        if scope is not None and deadline < scope.deadline:
+            scope.deadline = deadline
+
+    async def run(self) -> None:
+        """Tick forever: never returns; cancelled with the host.
+
+        A heap with a callout due is left out of the next sleep's deadline
+        until its thread has fired what is due and reported its next
+        deadline (:meth:`TimerHeap.run_expired` does), so a busy thread
+        never makes the clock spin.
+        """
+        heaps = self.heaps
+        while True:
+            now = trio.current_time()
+            deadline = math.inf
+            for timers, wake in heaps:
+                due = timers.next_deadline()
+                if due <= now:
+                    wake()  # its thread fires them, now or when it is done
+                elif due < deadline:
+                    deadline = due
+            with trio.CancelScope(deadline=deadline) as self._scope:
+                await trio.sleep_forever()
+            self._scope = None
+            self.ticks += 1

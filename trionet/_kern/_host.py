@@ -28,7 +28,7 @@ import structlog
 import trio
 from trio.lowlevel import current_task
 
-from ._callout import Callout, TimerHeap
+from ._callout import Callout, Hardclock, TimerHeap
 from ._giant import Giant
 from ._intr import IntrController, VmstatRow
 from ._kthread import KThread, PsRow
@@ -86,6 +86,7 @@ class Kernel:
     _tids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _services: dict[str, list[_Service]] = attrs.field(factory=dict, init=False)
     _netisr: Netisr = attrs.field(init=False)
+    _hardclock: Hardclock = attrs.field(factory=Hardclock, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _sysctl_intr_mpsafe: SysctlNode = attrs.field(init=False)
     _sysctl_livelock_limit: SysctlNode = attrs.field(init=False)
@@ -103,7 +104,8 @@ class Kernel:
             for cpu in range(self.ncpus):
                 thread = KThread(f"{kind} {cpu}", cpu, next(self._tids))
                 port = MsgPort(thread, maxqlen)
-                timers = TimerHeap(port.timer_armed)
+                timers = TimerHeap(self._hardclock.armed)
+                self._hardclock.heaps.append((timers, port.wakeup))
                 services.append(_Service(thread, port, timers))
                 self._start(
                     thread,
@@ -113,6 +115,7 @@ class Kernel:
                     batch,
                     rollups if kind == "netisr" else [],
                 )
+        self._nursery.start_soon(self._hardclock.run, name="hardclock")
         self._netisr = Netisr(
             [s.port for s in self._services["netisr"]],
             [s.port for kind in ("netisr", "ifnet") for s in self._services[kind]],

@@ -149,7 +149,6 @@ class MsgPort:
     _queue: deque[Any] = attrs.field(factory=deque, init=False)
     _lot: ParkingLot = attrs.field(factory=ParkingLot, init=False)
     _sleeping: bool = attrs.field(default=False, init=False)  # the thread is parked on _lot
-    _scope: trio.CancelScope | None = attrs.field(default=None, init=False)  # ...until its deadline
     _packets: int = attrs.field(default=0, init=False)
     _messages: int = attrs.field(default=0, init=False)
     _aborted: int = attrs.field(default=0, init=False)
@@ -168,20 +167,10 @@ class MsgPort:
         return len(self._queue)
 
     def wakeup(self) -> None:
-        """Wake the owning thread if it sleeps (new work)."""
+        """Wake the owning thread if it sleeps (new work, or a callout due:
+        the host's hardclock calls it)."""
         if self._sleeping:
             self._lot.unpark_all()
-
-    def timer_armed(self, deadline: float) -> None:
-        """A callout of the thread's now fires first, at ``deadline``: a
-        sleeping thread moves its wake-up earlier instead of being woken to
-        do it (a sleep's deadline can be changed from any task)."""
-        scope = self._scope
-        if scope is not None:
-            if deadline < scope.deadline:
-                scope.deadline = deadline
-        elif self._sleeping:
-            self._lot.unpark_all()  # it sleeps without a deadline: re-arm
 
     def put_packet(self, handler: Callable[[Any], object], pkt: Any) -> bool:
         """Queue ``handler(pkt)`` for the thread; never blocks.
@@ -303,18 +292,13 @@ class MsgPort:
             raise msg.error
         return msg.result
 
-    async def _wait(self, deadline: float) -> None:
-        # Sleep until new work arrives or the deadline passes (which a
-        # callout armed meanwhile may move earlier: timer_armed).
+    async def _wait(self) -> None:
+        # Sleep until new work arrives or a callout of the thread is due (the
+        # host's hardclock wakes us then: no deadline of our own).
         self._sleeping = True
         try:
-            if deadline == math.inf:
-                await self._lot.park()  # no timer: a cancel scope costs more
-            else:
-                with trio.CancelScope(deadline=deadline) as self._scope:
-                    await self._lot.park()
+            await self._lot.park()
         finally:
-            self._scope = None
             self._sleeping = False
 
     def statistics(self) -> MsgPortStatistics:
@@ -370,7 +354,7 @@ async def msgport_service_loop(
             await timers.run_expired(trio.current_time())
         if not queue:
             thread.state, thread.wchan = "S", "msgport"
-            await port._wait(timers.next_deadline())
+            await port._wait()
             thread.state, thread.wchan = "R", ""
             continue
         limit: int = batch.value  # type: ignore[assignment]
