@@ -57,10 +57,8 @@ import gc
 import logging
 import os
 import platform
-import re
 import statistics
 import time
-from collections import Counter
 from typing import Any
 
 import structlog
@@ -68,6 +66,7 @@ import trio
 import trio.testing
 
 import trionet
+from _counting import Meter, loadavg, seed_trio_scheduler
 
 CHUNK = 65536
 PORT = 5001
@@ -75,52 +74,6 @@ NAMES = ("h0", "r1", "r2", "r3", "r4", "h5")
 BANDWIDTH = 10e6  # bits/s
 DELAY = 0.001  # s
 LOSSY_LINK = 2  # r2 -- r3
-
-
-####################################################################
-# Counting helpers, as in bench_udp.py (tests/test_layout.py lets a
-# benchmark import only the standard library, third-party packages and
-# public trionet, so there is no helper module to share).
-####################################################################
-
-
-def seed_trio_scheduler(seed: int) -> None:
-    """Make Trio's batch-order choices repeat from run to run.
-
-    Trio reverses each batch of runnable tasks with probability 1/2, drawing
-    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
-    only under Hypothesis). Private Trio state, the one private name these
-    benchmarks use: if Trio renames it, this does nothing, and the counts
-    vary a little from run to run.
-    """
-    try:
-        from trio._core import _run
-    except ImportError:  # pragma: no cover
-        return
-    rng = getattr(_run, "_r", None)
-    if rng is not None and hasattr(rng, "seed"):
-        rng.seed(seed)
-
-
-def task_kind(name: str) -> str:
-    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
-    and a benchmark's own task by its function's name (``"server"``)."""
-    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
-        name = name.rsplit(".", 1)[-1]
-    return re.sub(r"\d+", "N", name)
-
-
-class WakeupCounter(trio.abc.Instrument):
-    """Counts ``task_scheduled`` events while installed, in all (``count``)
-    and by :func:`task_kind` (``by_task``)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.by_task: Counter[str] = Counter()
-
-    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
-        self.count += 1
-        self.by_task[task_kind(task.name)] += 1
 
 
 async def build(net: trionet.Network, loss: float) -> tuple[list[trionet.Host], list[trionet.Link]]:
@@ -146,7 +99,7 @@ async def build(net: trionet.Network, loss: float) -> tuple[list[trionet.Host], 
     return nodes, links
 
 
-async def one_run(args: argparse.Namespace, counter: WakeupCounter | None) -> dict[str, Any]:
+async def one_run(args: argparse.Namespace, counter: Meter | None) -> dict[str, Any]:
     w0 = time.perf_counter()
     async with trionet.open_network(seed=1) as net:
         nodes, links = await build(net, args.loss)
@@ -204,7 +157,7 @@ async def one_run(args: argparse.Namespace, counter: WakeupCounter | None) -> di
     }
 
 
-def run_once(args: argparse.Namespace, counter: WakeupCounter | None = None) -> dict[str, Any]:
+def run_once(args: argparse.Namespace, counter: Meter | None = None) -> dict[str, Any]:
     gc.collect()
     seed_trio_scheduler(0)
     if counter is not None:
@@ -217,10 +170,6 @@ def run_once(args: argparse.Namespace, counter: WakeupCounter | None = None) -> 
         gc.enable()
 
 
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def cell(values: list[float], fmt: str = ".3f") -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}..{max(values):{fmt}})"
 
@@ -230,7 +179,7 @@ def main(args: argparse.Namespace) -> None:
     if args.counts:
         # First, so that the count does not depend on what ran before it in
         # this process (Trio breaks ties between equal deadlines by id()).
-        counter = WakeupCounter()
+        counter = Meter("wakeups")
         counted = run_once(args, counter)
     load_before = loadavg()  # after the count: nothing that varies may run before it
     runs = []

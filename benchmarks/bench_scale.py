@@ -54,7 +54,6 @@ import ipaddress
 import logging
 import os
 import platform
-import re
 import statistics
 import time
 from collections import Counter
@@ -65,42 +64,10 @@ import trio
 import trio.testing
 
 import trionet
+from _counting import loadavg, seed_trio_scheduler, task_kind
 
 SUBNET = ipaddress.IPv4Network("10.0.0.0/16")
 PHASES = ("build", "settle", "ping")
-
-
-####################################################################
-# Counting helpers, as in bench_udp.py (tests/test_layout.py lets a
-# benchmark import only the standard library, third-party packages and
-# public trionet, so there is no helper module to share).
-####################################################################
-
-
-def seed_trio_scheduler(seed: int) -> None:
-    """Make Trio's batch-order choices repeat from run to run.
-
-    Trio reverses each batch of runnable tasks with probability 1/2, drawing
-    from a module-level ``random.Random`` seeded by the OS (Trio seeds it
-    only under Hypothesis). Private Trio state, the one private name these
-    benchmarks use: if Trio renames it, this does nothing, and the counts
-    vary a little from run to run.
-    """
-    try:
-        from trio._core import _run
-    except ImportError:  # pragma: no cover
-        return
-    rng = getattr(_run, "_r", None)
-    if rng is not None and hasattr(rng, "seed"):
-        rng.seed(seed)
-
-
-def task_kind(name: str) -> str:
-    """A task's name with its numbers folded (``"ithread 5"`` -> ``"ithread N"``),
-    and a benchmark's own task by its function's name (``"server"``)."""
-    if "<locals>" in name or name.startswith(("__main__.", "bench_")):
-        name = name.rsplit(".", 1)[-1]
-    return re.sub(r"\d+", "N", name)
 
 
 class PhaseCounter(trio.abc.Instrument):
@@ -194,10 +161,6 @@ def run_once(n: int, counter: PhaseCounter | None = None) -> dict[str, Any]:
         return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
     finally:
         gc.enable()
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(args: argparse.Namespace) -> None:

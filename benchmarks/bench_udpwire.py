@@ -68,7 +68,7 @@ import trio
 
 import trionet
 from trionet.drivers.vnic import Vnic
-from trionet.lowlevel import Mbuf, ifq_dispatch
+from trionet.lowlevel import ifq_dispatch
 
 from trionet.wires import UdpWire, open_udp_wire_pair
 
