@@ -38,6 +38,8 @@ from trionet.protocols.ipv4 import IPPROTO_ICMP, IPv4Header, ip_aton
 from trionet.protocols.tcp import SEQ_MASK, TcpFlags, TcpHeader
 from trionet.wires import memory_pair
 
+from routed import routed
+
 IPPROTO_TCP = 6
 
 ####################################################################
@@ -132,30 +134,6 @@ async def test_host_unreachable_during_connect_is_a_soft_error_reported_at_the_t
 ####################################################################
 
 
-@asynccontextmanager
-async def routed(pcap: Path | None = None) -> AsyncIterator[dict[str, Host]]:
-    """h1 10.0.1.2 --- r1 ==(mtu 576)== r2 --- 10.0.3.2 h2; ``pcap``
-    records h1's link at h1's side."""
-    async with trionet.open_network(seed=3) as net:
-        h1, r1, r2, h2 = [await net.add_host(n, ncpus=2) for n in ("h1", "r1", "r2", "h2")]
-        l1 = await net.link(h1, r1, delay=0.001, pcap=pcap)
-        l2 = await net.link(r1, r2, delay=0.002, mtu=576)
-        l3 = await net.link(r2, h2, delay=0.001)
-        h1.ifconfig(l1.ends[0].name, "10.0.1.2/24")
-        r1.ifconfig(l1.ends[1].name, "10.0.1.1/24")
-        r1.ifconfig(l2.ends[0].name, "10.0.2.1/24")
-        r2.ifconfig(l2.ends[1].name, "10.0.2.2/24")
-        r2.ifconfig(l3.ends[0].name, "10.0.3.1/24")
-        h2.ifconfig(l3.ends[1].name, "10.0.3.2/24")
-        h1.route_add("default", "10.0.1.1")
-        h2.route_add("default", "10.0.3.1")
-        r1.route_add("10.0.3.0/24", "10.0.2.2")
-        r2.route_add("10.0.1.0/24", "10.0.2.1")
-        for r in (r1, r2):
-            r.sysctl("net.inet.ip.forwarding", 1)
-        yield {"h1": h1, "r1": r1, "r2": r2, "h2": h2, "l3": l3}  # type: ignore[dict-item]
-
-
 def read_pcap(data: bytes) -> list[bytes]:
     """The frames of a libpcap file (little-endian, as PcapTap writes it)."""
     assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4
@@ -190,7 +168,7 @@ async def test_path_mtu_discovery_through_a_router_with_a_smaller_link(
     576) instead of fragmenting; h1 lowers its MSS to 536 and sends the lost
     data again; 1 MB arrives intact and nothing was fragmented."""
     pcap = tmp_path / "h1.pcap"
-    async with routed(pcap) as n:
+    async with routed(3, pcap) as n:
         h1, r1, h2 = n["h1"], n["r1"], n["h2"]
         (listener,) = await h2.open_tcp_listeners(80)
         client = await h1.open_tcp_stream("10.0.3.2", 80)
@@ -278,7 +256,7 @@ async def test_icmp_errors_quoting_a_sequence_number_not_in_flight_are_ignored(
     sent by r1, name the connection but quote sequence numbers outside
     snd_una..snd_max: counted and ignored; the MSS and the connection stay.
     The same messages quoting a segment in flight are obeyed."""
-    async with routed() as n:
+    async with routed(3) as n:
         h1, r1, h2 = n["h1"], n["r1"], n["h2"]
         (listener,) = await h2.open_tcp_listeners(80)
         client = await h1.open_tcp_stream("10.0.3.2", 80)
@@ -342,7 +320,7 @@ async def test_a_soft_error_is_reported_when_the_connection_times_out(
     """h2 vanished; r1 says host unreachable about the data h1 keeps
     sending. The user timeout ends the connection, and the error it reports
     is that one, not ETIMEDOUT."""
-    async with routed() as n:
+    async with routed(3) as n:
         h1, r1, h2 = n["h1"], n["r1"], n["h2"]
         (listener,) = await h2.open_tcp_listeners(80)
         client = await h1.open_tcp_stream("10.0.3.2", 80)

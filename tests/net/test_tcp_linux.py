@@ -292,17 +292,16 @@ async def test_curl_is_refused_by_a_closed_trionet_port(tmp_path: Path) -> None:
 
 
 @asynccontextmanager
-async def kernel_http_server(netns: str, directory: Path, log: Path) -> AsyncIterator[None]:
-    """``python3 -m http.server`` serving ``directory`` on ``KERNEL:HTTP_PORT``
-    in ``netns``, listening when the block starts; killed when it ends."""
-    argv = [
-        "ip", "netns", "exec", netns, sys.executable, "-u", "-m", "http.server",
-        str(HTTP_PORT), "--bind", KERNEL, "--directory", str(directory),
-    ]  # fmt: skip
+async def netns_server(
+    netns: str, log: Path, *args: str, ready: bytes = b"listening\n"
+) -> AsyncIterator[trio.Process]:
+    """``python3 -u *args`` in ``netns``, its stderr in ``log``; the block
+    starts once the server has printed its first line (after listen(2)),
+    which must start with ``ready``, and the server is killed when it ends."""
+    argv = ["ip", "netns", "exec", netns, sys.executable, "-u", *args]
     with log.open("wb") as stderr:
         process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
     try:
-        # It prints "Serving HTTP on ..." after listen(2) and before serving.
         assert process.stdout is not None
         banner = b""
         with trio.fail_after(10):
@@ -310,10 +309,10 @@ async def kernel_http_server(netns: str, directory: Path, log: Path) -> AsyncIte
                 chunk = await process.stdout.receive_some()
                 if not chunk:
                     await process.wait()
-                    pytest.fail(f"http.server exited {process.returncode}: {log.read_text()}")
+                    pytest.fail(f"{args} exited {process.returncode}: {log.read_text()}")
                 banner += chunk
-        assert banner.startswith(b"Serving HTTP on"), banner
-        yield
+        assert banner.startswith(ready), banner
+        yield process
     finally:
         with trio.CancelScope(shield=True):
             if process.returncode is None:
@@ -322,6 +321,16 @@ async def kernel_http_server(netns: str, directory: Path, log: Path) -> AsyncIte
                     await process.wait()
             if process.stdout is not None:
                 await process.stdout.aclose()
+
+
+@asynccontextmanager
+async def kernel_http_server(netns: str, directory: Path, log: Path) -> AsyncIterator[None]:
+    """``python3 -m http.server`` serving ``directory`` on ``KERNEL:HTTP_PORT``
+    in ``netns``, listening when the block starts (it prints "Serving HTTP
+    on ..." after listen(2)); killed when it ends."""
+    args = ("-m", "http.server", str(HTTP_PORT), "--bind", KERNEL, "--directory", str(directory))
+    async with netns_server(netns, log, *args, ready=b"Serving HTTP on"):
+        yield
 
 
 async def http_get(
@@ -429,19 +438,8 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: P
 
     port = HTTP_PORT + 2
     async with facing_the_kernel(wrap) as peer:
-        argv = ["ip", "netns", "exec", peer.netns, sys.executable, "-u", "-c", BANNER_SERVER, KERNEL, str(port)]
         log = tmp_path / "banner_server.log"
-        with log.open("wb") as stderr:
-            process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            assert process.stdout is not None
-            said = b""
-            with trio.fail_after(10):
-                while not said.endswith(b"\n"):
-                    chunk = await process.stdout.receive_some()
-                    assert chunk, log.read_text()
-                    said += chunk
-            assert said == b"listening\n"
+        async with netns_server(peer.netns, log, "-c", BANNER_SERVER, KERNEL, str(port)) as process:
             with trio.fail_after(10):  # the kernel gives up on SYN-RECV after about a minute
                 stream = await peer.host.open_tcp_stream(KERNEL, port)
                 got = b""
@@ -465,14 +463,6 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: P
             with trio.fail_after(PATIENCE):
                 await process.wait()
             assert process.returncode == 0, log.read_text()
-        finally:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    with trio.move_on_after(10):
-                        await process.wait()
-                if process.stdout is not None:
-                    await process.stdout.aclose()
 
         assert dropper is not None
         assert [h.flags for h in dropper.dropped] == [TcpFlags.ACK]
@@ -537,22 +527,8 @@ async def test_the_kernel_as_a_router_teaches_us_the_path_mtu(tmp_path: Path) ->
             await run("ip", "netns", "exec", peer.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
             peer.host.route_add(f"{SERVER_NET}.0/24", KERNEL)
 
-            argv = [
-                "ip", "netns", "exec", server_ns, sys.executable, "-u", "-c", DIGEST_SERVER,
-                f"{SERVER_NET}.2", str(port),
-            ]  # fmt: skip
             log = tmp_path / "digest_server.log"
-            with log.open("wb") as stderr:
-                process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=stderr)
-            try:
-                assert process.stdout is not None
-                said = b""
-                with trio.fail_after(10):
-                    while not said.endswith(b"\n"):
-                        chunk = await process.stdout.receive_some()
-                        assert chunk, log.read_text()
-                        said += chunk
-                assert said == b"listening\n"
+            async with netns_server(server_ns, log, "-c", DIGEST_SERVER, f"{SERVER_NET}.2", str(port)):
                 payload = seeded_bytes(1_000_000, seed=3)
                 with trio.fail_after(PATIENCE):
                     stream = await peer.host.open_tcp_stream(f"{SERVER_NET}.2", port)
@@ -566,14 +542,6 @@ async def test_the_kernel_as_a_router_teaches_us_the_path_mtu(tmp_path: Path) ->
                     await stream.aclose()
                 assert answer.decode() == hashlib.sha256(payload).hexdigest()
                 assert conn.smss == 576 - 40 - 12
-            finally:
-                with trio.CancelScope(shield=True):
-                    if process.returncode is None:
-                        process.kill()
-                        with trio.move_on_after(10):
-                            await process.wait()
-                    if process.stdout is not None:
-                        await process.stdout.aclose()
             tcp = peer.host.inet.tcp.statistics()
             assert tcp.mtu_resent == 1 and tcp.drops == {}
             icmp = peer.host.inet.icmp.statistics()
