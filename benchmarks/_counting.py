@@ -7,34 +7,71 @@ packages and public trionet (``tests/test_layout.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import trio
 
-__all__ = ["Counts", "Meter", "loadavg", "seed_trio_scheduler", "task_kind"]
+__all__ = ["Counts", "Meter", "exact_scheduling", "loadavg", "seed_trio_scheduler", "task_kind"]
+
+
+def _trio_run_module() -> Any:
+    """Trio's scheduler module, or None if Trio moved the names used here."""
+    run = getattr(getattr(trio, "_core", None), "_run", None)
+    rng = getattr(run, "_r", None)
+    if rng is None or not hasattr(rng, "seed") or not hasattr(run, "_ALLOW_DETERMINISTIC_SCHEDULING"):
+        return None  # pragma: no cover
+    return run
 
 
 def seed_trio_scheduler(seed: int) -> None:
-    """Make Trio's batch-order choices repeat from run to run.
+    """Make Trio's batch-order choices repeat from run to run (timed runs).
 
     Trio reverses each batch of runnable tasks with probability 1/2, drawing
     from a module-level ``random.Random`` seeded by the OS (Trio seeds it
-    only under Hypothesis). Private Trio state, the one private name these
-    benchmarks use: if Trio renames it, this does nothing, and counts of the
-    in-memory paths vary by about 0.5 % from run to run.
+    only under Hypothesis). This seeds it and costs nothing per batch, but
+    tasks woken by deadlines that fall on the same instant still come in
+    ``id()`` order (Trio's deadline heap breaks ties by it), which differs
+    from process to process: counted runs use :func:`exact_scheduling`.
+    Private Trio state, with :func:`exact_scheduling` the only private names
+    these benchmarks use: if Trio renames them, this does nothing.
     """
-    try:
-        from trio._core import _run
-    except ImportError:  # pragma: no cover
+    run = _trio_run_module()
+    if run is not None:
+        run._r.seed(seed)
+
+
+@contextlib.contextmanager
+def exact_scheduling(seed: int) -> Iterator[None]:
+    """Within: Trio orders each batch of runnable tasks by the order they were
+    spawned, then shuffles it with a generator seeded by ``seed``.
+
+    The order Hypothesis and ``trionet.testing.deterministic_scheduling``
+    ask for (Trio's ``_ALLOW_DETERMINISTIC_SCHEDULING``): it also orders the
+    tasks woken by equal deadlines, which :func:`seed_trio_scheduler`
+    leaves to ``id()``, so counted runs repeat to the last digit even where
+    two hosts' clocks tick at the same instants (polling). It costs a sort
+    and a shuffle per batch, so only the untimed counting runs use it; the
+    previous setting is restored on the way out.
+    """
+    run = _trio_run_module()
+    if run is None:  # pragma: no cover
+        yield
         return
-    rng = getattr(_run, "_r", None)
-    if rng is not None and hasattr(rng, "seed"):
-        rng.seed(seed)
+    before = run._ALLOW_DETERMINISTIC_SCHEDULING
+    run._ALLOW_DETERMINISTIC_SCHEDULING = True
+    run._r.seed(seed)
+    try:
+        yield
+    finally:
+        run._ALLOW_DETERMINISTIC_SCHEDULING = before
 
 
 def task_kind(name: str) -> str:
@@ -45,6 +82,23 @@ def task_kind(name: str) -> str:
     return re.sub(r"\d+", "N", name)
 
 
+_SHUFFLE = random.Random.shuffle.__code__
+
+
+def _ordering(frame: Any) -> bool:
+    """Whether a call is Trio ordering a batch for :func:`exact_scheduling`
+    (its sort key, ``Random.shuffle`` and what that calls): work a normal run
+    does not do, so calls are counted without it."""
+    code = frame.f_code
+    if code is _SHUFFLE or frame.f_back is not None and frame.f_back.f_code is _SHUFFLE:
+        return True
+    return code.co_name == "<lambda>" and code.co_filename.endswith(_RUN_PY) and frame.f_back is not None \
+        and frame.f_back.f_code.co_name == "unrolled_run"
+
+
+_RUN_PY = os.path.join("trio", "_core", "_run.py")
+
+
 class Meter(trio.abc.Instrument):
     """What a transfer starts and stops around its counted window.
 
@@ -52,7 +106,8 @@ class Meter(trio.abc.Instrument):
     instrument counting ``task_scheduled`` events, in all (``count``) and by
     :func:`task_kind` (``by_task``; Trio's public ``Task.name``, so it shows
     whatever tasks the stack runs). ``Meter("calls")`` counts the
-    ``sys.setprofile`` ``"call"`` events of this thread.
+    ``sys.setprofile`` ``"call"`` events of this thread, less Trio's own
+    ordering of batches under :func:`exact_scheduling`.
     """
 
     def __init__(self, what: str | None = None) -> None:
@@ -65,7 +120,7 @@ class Meter(trio.abc.Instrument):
         self.by_task[task_kind(task.name)] += 1
 
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
+        if event == "call" and not _ordering(frame):
             self.count += 1
 
     def start(self) -> None:

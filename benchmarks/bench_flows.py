@@ -41,7 +41,9 @@ script prints the load average before and after and, with ``--runs``, gives
 the median of several runs. ``--counts`` adds one more run, first and not
 timed, that counts task wake-ups (``task_scheduled``) per virtual second and
 per data segment, in all and by task (as ``bench_udp.py``'s docstring
-explains), with the garbage collector off.
+explains), with the garbage collector off and Trio's scheduler in its exact
+order (``exact_scheduling``: timed runs do without its cost per batch, and
+their order can differ, so the counted run prints its own segment count).
 
 The default (60 virtual seconds, one run) takes 80 to 150 s on a 2-core VM
 today, depending on its load (the counted run about 100 s more); ``--quick``
@@ -53,6 +55,7 @@ Network safety: in-memory wires only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
@@ -66,7 +69,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import Meter, loadavg, seed_trio_scheduler
+from _counting import Meter, exact_scheduling, loadavg, seed_trio_scheduler
 
 CHUNK = 65536
 PORT = 5001
@@ -160,12 +163,14 @@ async def one_run(args: argparse.Namespace, counter: Meter | None) -> dict[str, 
 def run_once(args: argparse.Namespace, counter: Meter | None = None) -> dict[str, Any]:
     gc.collect()
     seed_trio_scheduler(0)
+    order = contextlib.nullcontext() if counter is None else exact_scheduling(0)
     if counter is not None:
         # No collection during a counted run: when one happens depends on
         # what ran before in the process, and what it frees can wake a task.
         gc.disable()
     try:
-        return trio.run(one_run, args, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+        with order:
+            return trio.run(one_run, args, counter, clock=trio.testing.MockClock(autojump_threshold=0))
     finally:
         gc.enable()
 
@@ -178,7 +183,7 @@ def main(args: argparse.Namespace) -> None:
     counter = None
     if args.counts:
         # First, so that the count does not depend on what ran before it in
-        # this process (Trio breaks ties between equal deadlines by id()).
+        # this process (caches fill on first use), in Trio's exact order.
         counter = Meter("wakeups")
         counted = run_once(args, counter)
     load_before = loadavg()  # after the count: nothing that varies may run before it
@@ -222,7 +227,8 @@ def main(args: argparse.Namespace) -> None:
         segments = max(counted["segments"], 1)
         print(f"{'task wake-ups (counted run)':<34} {counter.count} "
               f"({counter.count / counted['virtual']:.0f} per virtual s, "
-              f"{counter.count / segments:.1f} per segment sent by h0)")
+              f"{counter.count / segments:.1f} per segment sent by h0 in that run, "
+              f"which sent {counted['segments']})")
         print("  per segment sent by h0, by task (numbers in task names folded to N): "
               + ", ".join(f"{k} {v / segments:.2f}" for k, v in counter.by_task.most_common()
                           if v / segments >= 0.005))

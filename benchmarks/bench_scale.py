@@ -37,7 +37,7 @@ from the same machine, with similar load.
 ``--counts`` adds one more run, first and not timed, that counts task
 wake-ups (a ``trio.abc.Instrument``'s ``task_scheduled``, in all and by
 task) and task spawns per phase, with the garbage collector off and Trio's
-scheduler seeded (``seed_trio_scheduler``; see "Counts" in
+scheduler in its exact order (``exact_scheduling``; see "Counts" in
 ``bench_udp.py``'s docstring), so that they repeat exactly from run to run.
 
 The default (1000 hosts, one run) takes 70 to 115 s on a 2-core VM today,
@@ -49,6 +49,7 @@ Network safety: in-memory wires only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import ipaddress
 import logging
@@ -64,7 +65,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import loadavg, seed_trio_scheduler, task_kind
+from _counting import exact_scheduling, loadavg, seed_trio_scheduler, task_kind
 
 SUBNET = ipaddress.IPv4Network("10.0.0.0/16")
 PHASES = ("build", "settle", "ping")
@@ -153,12 +154,14 @@ async def one_run(n: int, counter: PhaseCounter | None) -> dict[str, Any]:
 def run_once(n: int, counter: PhaseCounter | None = None) -> dict[str, Any]:
     gc.collect()
     seed_trio_scheduler(0)
+    order = contextlib.nullcontext() if counter is None else exact_scheduling(0)
     if counter is not None:
         # No collection during a counted run: when one happens depends on
         # what ran before in the process, and what it frees can wake a task.
         gc.disable()
     try:
-        return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
+        with order:
+            return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
     finally:
         gc.enable()
 
@@ -168,7 +171,7 @@ def main(args: argparse.Namespace) -> None:
     counter = None
     if args.counts:
         # First, so that the count does not depend on what ran before it in
-        # this process (Trio breaks ties between equal deadlines by id()).
+        # this process (caches fill on first use), in Trio's exact order.
         counter = PhaseCounter()
         run_once(n, counter)
     load_before = loadavg()  # after the count: nothing that varies may run before it
@@ -212,7 +215,7 @@ def main(args: argparse.Namespace) -> None:
           f"wall, not included)")
     if counter is not None:
         print()
-        print("counted run (not timed; Trio's scheduler seeded, so exact):")
+        print("counted run (not timed; Trio's scheduler in its exact order, so exact):")
         print(f"{'phase':<28} {'wake-ups':>12} {'tasks spawned':>14}")
         for phase in PHASES:
             print(f"{labels[phase]:<28} {counter.wakeups[phase]:>12} {counter.spawns[phase]:>14}")

@@ -99,7 +99,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import Counts, Meter, seed_trio_scheduler
+from _counting import Counts, Meter, exact_scheduling
 
 CHUNK = 65536
 LOOPBACK = "127.0.0.1"
@@ -471,9 +471,9 @@ def count_contender(name: str, total: int, invariants: bool) -> Counts:
             await c.aclose()
         return Counts.of(wakeups, calls, chunks, c.virtual)
 
-    seed_trio_scheduler(0)
     clock = None if name in REAL_TIME else trio.testing.MockClock(autojump_threshold=0)
-    return trio.run(sender, clock=clock)
+    with exact_scheduling(0):
+        return trio.run(sender, clock=clock)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -553,9 +553,16 @@ def main(args: argparse.Namespace) -> None:
           f"{summary(cps_ratio)}")
     print(f"(trionet connections left in TIME_WAIT on the client: {res['time_wait']})")
     print()
-    med = statistics.median(res["ratio"]["mtu65535"])
-    verdict = "met" if med >= 0.5 else f"NOT met (median {med:.3f}, {0.5 / med:.0f}x short)"
-    print(f"acceptance (MTU 65535 throughput >= 0.5 of the kernel's): {verdict}")
+    # Issue 14's floors, then the older goal for bulk TCP, which still stands.
+    medians = {name: statistics.median(res["ratio"][name]) for name in ("mtu65535", "mtu1500")}
+    medians["connections"] = statistics.median(cps_ratio)
+    for what, name, floor in (("MTU 65535 throughput", "mtu65535", 0.15),
+                              ("MTU 1500 throughput", "mtu1500", 0.10),
+                              ("connection set-up", "connections", 0.30),
+                              ("MTU 65535 throughput, the goal", "mtu65535", 0.5)):
+        med = medians[name]
+        verdict = "met" if med >= floor else f"NOT met ({floor / med:.1f}x short)"
+        print(f"target: {what} >= {floor:.2f} of the kernel's: {verdict} (median {med:.3f})")
     if args.profile:
         print()
         print_profile(res["profile"], total)
