@@ -64,6 +64,8 @@ pytestmark = [
 ]
 CURL_SKIP_REASON = command_unavailable("curl")
 needs_curl = pytest.mark.skipif(CURL_SKIP_REASON is not None, reason=CURL_SKIP_REASON or "")
+ETHTOOL_SKIP_REASON = command_unavailable("ethtool")
+needs_ethtool = pytest.mark.skipif(ETHTOOL_SKIP_REASON is not None, reason=ETHTOOL_SKIP_REASON or "")
 
 OURS = "198.18.6.1"
 KERNEL = "198.18.6.2"
@@ -496,6 +498,7 @@ c.close()
 SERVER_NET = "198.18.7"
 
 
+@needs_ethtool  # the server's ACKs must leave its veth checksummed (tx offload off)
 async def test_the_kernel_as_a_router_teaches_us_the_path_mtu(tmp_path: Path) -> None:
     """Our 1500-byte segments carry DF; the kernel router's next link is 576
     bytes, so it answers "fragmentation needed" (its own ICMP, MTU 576). We
