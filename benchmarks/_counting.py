@@ -8,18 +8,29 @@ packages and public trionet (``tests/test_layout.py``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 import trio
+import trio.testing
 
-__all__ = ["Counts", "Meter", "exact_scheduling", "loadavg", "seed_trio_scheduler", "task_kind"]
+__all__ = [
+    "Counts",
+    "Meter",
+    "count_each",
+    "exact_scheduling",
+    "loadavg",
+    "run_virtual",
+    "seed_trio_scheduler",
+    "task_kind",
+]
 
 
 def _trio_run_module() -> Any:
@@ -72,6 +83,43 @@ def exact_scheduling(seed: int) -> Iterator[None]:
         yield
     finally:
         run._ALLOW_DETERMINISTIC_SCHEDULING = before
+
+
+def run_virtual(fn: Callable[..., Any], *args: Any, counted: bool = False) -> Any:
+    """``trio.run(fn, *args)`` in virtual time (``MockClock(autojump_threshold=0)``)
+    after a collection, with Trio's scheduler seeded.
+
+    A counted run (``counted``) goes in Trio's exact order
+    (:func:`exact_scheduling`) and without the collector: when a collection
+    happens depends on what ran before in the process, and what it frees can
+    wake a task.
+    """
+    gc.collect()
+    seed_trio_scheduler(0)
+    order = exact_scheduling(0) if counted else contextlib.nullcontext()
+    if counted:
+        gc.disable()
+    try:
+        with order:
+            return trio.run(fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))
+    finally:
+        gc.enable()
+
+
+def count_each(names: Iterable[str], count: Callable[[str], Counts]) -> tuple[dict[str, Counts], dict[str, str]]:
+    """``count(name)`` for each path, as ``(counts, skipped)``: the polling
+    path may fail where setting ``IfFlags.POLLING`` does (its reason goes in
+    ``skipped`` and its cells stay empty); any other failure is raised."""
+    counts: dict[str, Counts] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            counts[name] = count(name)
+        except Exception as exc:  # noqa: BLE001 - reported, and the cells left empty
+            if name != "polling":
+                raise
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+    return counts, skipped
 
 
 def task_kind(name: str) -> str:

@@ -55,8 +55,6 @@ Network safety: in-memory wires only.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import logging
 import os
 import platform
@@ -66,10 +64,9 @@ from typing import Any
 
 import structlog
 import trio
-import trio.testing
 
 import trionet
-from _counting import Meter, exact_scheduling, loadavg, seed_trio_scheduler
+from _counting import Meter, loadavg, run_virtual
 
 CHUNK = 65536
 PORT = 5001
@@ -161,18 +158,7 @@ async def one_run(args: argparse.Namespace, counter: Meter | None) -> dict[str, 
 
 
 def run_once(args: argparse.Namespace, counter: Meter | None = None) -> dict[str, Any]:
-    gc.collect()
-    seed_trio_scheduler(0)
-    order = contextlib.nullcontext() if counter is None else exact_scheduling(0)
-    if counter is not None:
-        # No collection during a counted run: when one happens depends on
-        # what ran before in the process, and what it frees can wake a task.
-        gc.disable()
-    try:
-        with order:
-            return trio.run(one_run, args, counter, clock=trio.testing.MockClock(autojump_threshold=0))
-    finally:
-        gc.enable()
+    return run_virtual(one_run, args, counter, counted=counter is not None)
 
 
 def cell(values: list[float], fmt: str = ".3f") -> str:

@@ -49,8 +49,6 @@ Network safety: in-memory wires only.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import ipaddress
 import logging
 import os
@@ -65,7 +63,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import exact_scheduling, loadavg, seed_trio_scheduler, task_kind
+from _counting import loadavg, run_virtual, task_kind
 
 SUBNET = ipaddress.IPv4Network("10.0.0.0/16")
 PHASES = ("build", "settle", "ping")
@@ -152,18 +150,7 @@ async def one_run(n: int, counter: PhaseCounter | None) -> dict[str, Any]:
 
 
 def run_once(n: int, counter: PhaseCounter | None = None) -> dict[str, Any]:
-    gc.collect()
-    seed_trio_scheduler(0)
-    order = contextlib.nullcontext() if counter is None else exact_scheduling(0)
-    if counter is not None:
-        # No collection during a counted run: when one happens depends on
-        # what ran before in the process, and what it frees can wake a task.
-        gc.disable()
-    try:
-        with order:
-            return trio.run(one_run, n, counter, clock=trio.testing.MockClock(autojump_threshold=0))
-    finally:
-        gc.enable()
+    return run_virtual(one_run, n, counter, counted=counter is not None)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -99,7 +99,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import Counts, Meter, exact_scheduling
+from _counting import Counts, Meter, count_each, exact_scheduling
 
 CHUNK = 65536
 LOOPBACK = "127.0.0.1"
@@ -483,16 +483,9 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"(rounds + 1) * connections must be at most {PORT_BUDGET} (TIME_WAIT holds ports)")
     # Counts first, while nothing but deterministic work has run in this
     # process (caches such as enum's composite flags fill on first use).
-    counts: dict[str, Counts] = {}
-    skipped: dict[str, str] = {}
-    if not args.no_counts:
-        for name in CONTENDERS:
-            try:
-                counts[name] = count_contender(name, total, not args.no_invariants)
-            except Exception as exc:  # noqa: BLE001 - reported, and the cells left empty
-                if name != "polling":
-                    raise
-                skipped[name] = f"{type(exc).__name__}: {exc}"
+    counts, skipped = ({}, {}) if args.no_counts else count_each(
+        CONTENDERS, lambda name: count_contender(name, total, not args.no_invariants)
+    )
     res = trio.run(timed_rounds, args)
     res["skipped"] = skipped | res["skipped"]
     names: list[str] = res["names"]

@@ -134,7 +134,7 @@ import trio
 import trio.testing
 
 import trionet
-from _counting import Counts, Meter, exact_scheduling
+from _counting import Counts, Meter, count_each, exact_scheduling
 
 WINDOW = 64
 PAYLOAD = bytes(64)
@@ -460,16 +460,7 @@ def main(args: argparse.Namespace) -> None:
     n, rounds = args.datagrams, args.rounds
     # Counts first, while nothing but deterministic work has run in this
     # process (caches such as enum's composite flags fill on first use).
-    counts: dict[str, Counts] = {}
-    skipped: dict[str, str] = {}
-    if not args.no_counts:
-        for name in PATHS:
-            try:
-                counts[name] = count_path(name, n)
-            except Exception as exc:  # noqa: BLE001 - reported, and the cells left empty
-                if name != "polling":
-                    raise
-                skipped[name] = f"{type(exc).__name__}: {exc}"
+    counts, skipped = ({}, {}) if args.no_counts else count_each(PATHS, lambda name: count_path(name, n))
     res = trio.run(timed_rounds, args)
     res["skipped"] = skipped | res["skipped"]
 

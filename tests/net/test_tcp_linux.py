@@ -404,9 +404,9 @@ async def test_trionet_client_downloads_a_file_from_python_http_server(tmp_path:
 # the final handshake ACK lost on the way to the kernel
 ####################################################################
 
-#: A server that speaks first (an SMTP greeting), then echoes one line and
-#: closes: ``accept()`` returns only once the kernel's socket is ESTABLISHED.
-BANNER_SERVER = """
+#: The start of the Python servers run in a namespace (``netns_server``):
+#: listen on ``argv[1]:argv[2]``, say so on stdout, accept one connection ``c``.
+ACCEPT_ONE = """
 import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -414,6 +414,11 @@ s.bind((sys.argv[1], int(sys.argv[2])))
 s.listen(1)
 print("listening", flush=True)
 c, _ = s.accept()
+"""
+
+#: A server that speaks first (an SMTP greeting), then echoes one line and
+#: closes: ``accept()`` returns only once the kernel's socket is ESTABLISHED.
+BANNER_SERVER = ACCEPT_ONE + """
 c.sendall(b"220 kernel ESMTP\\r\\n")
 line = b""
 while not line.endswith(b"\\n"):
@@ -480,14 +485,8 @@ async def test_the_kernel_leaves_syn_recv_when_our_final_ack_is_lost(tmp_path: P
 ####################################################################
 
 #: Reads one connection to EOF and answers with the SHA-256 of what it read.
-DIGEST_SERVER = """
-import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(1)
-print("listening", flush=True)
-c, _ = s.accept()
+DIGEST_SERVER = ACCEPT_ONE + """
+import hashlib
 h = hashlib.sha256()
 while chunk := c.recv(65536):
     h.update(chunk)
