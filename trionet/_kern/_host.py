@@ -28,6 +28,7 @@ import structlog
 import trio
 from trio.lowlevel import current_task
 
+from .._nursery import service_nursery
 from ._callout import Callout, Hardclock, TimerHeap
 from ._giant import Giant
 from ._intr import IntrController, VmstatRow
@@ -430,24 +431,16 @@ async def open_kernel(
     """
     if isinstance(ncpus, bool) or not isinstance(ncpus, int) or ncpus < 1:
         raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
-    body_exc: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        host = cls(name, ncpus, invariants, nursery)
-        log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
-        try:
-            yield host
-        except BaseException as exc:
-            # Re-raised below, outside the nursery, so the caller sees its own
-            # exception rather than an ExceptionGroup wrapping it. A kernel
-            # thread that crashed at the same time still propagates, with
-            # this exception as its context.
-            body_exc = exc
-        finally:
-            host._closed = True
-            nursery.cancel_scope.cancel()
-    log.info("host_stopped", host=name)
-    if body_exc is not None:
-        try:
-            raise body_exc
-        finally:
-            del body_exc
+    # service_nursery: the caller sees the body's own exception rather than
+    # an ExceptionGroup wrapping it; a kernel thread that crashed at the
+    # same time still propagates, with that exception as its context.
+    try:
+        async with service_nursery() as nursery:
+            host = cls(name, ncpus, invariants, nursery)
+            log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
+            try:
+                yield host
+            finally:
+                host._closed = True  # before its threads are cancelled
+    finally:
+        log.info("host_stopped", host=name)
