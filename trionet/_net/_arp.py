@@ -38,7 +38,7 @@ import trio
 from .._exceptions import NetError
 from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
 from ..protocols.errors import RemoteProtocolError
-from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf, ether_output
+from ._ether import _ZERO_MAC, ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf, ether_output
 from ._if import IfFlags, Ifnet
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ __all__ = ["Arp", "ArpLayerStatistics"]
 
 log = structlog.get_logger(__name__)
 
-_ZERO_MAC = bytes(6)
 _LOOPBACK = int(IfFlags.LOOPBACK)
 _BROADCAST_IP = b"\xff\xff\xff\xff"
 

@@ -44,7 +44,17 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..protocols.ethernet import EthernetHeader
+# The Ethernet constants are trionet.protocols.ethernet's (their one home),
+# re-exported here for trionet.lowlevel; the broadcast MAC under the BSD name.
+from ..protocols.ethernet import (
+    BROADCAST as ETHER_BROADCAST,
+    ETHER_ADDR_LEN,
+    ETHER_HDR_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IP,
+    ETHERTYPE_IPV6,
+    EthernetHeader,
+)
 from ..protocols.offload import CSUM_DATA_VALID, PendingFrame, complete
 from ._if import IfCap
 
@@ -65,12 +75,6 @@ __all__ = [
     "ether_output",
 ]
 
-ETHER_ADDR_LEN = 6
-ETHER_HDR_LEN = 14
-ETHER_BROADCAST = b"\xff" * ETHER_ADDR_LEN
-ETHERTYPE_IP = 0x0800
-ETHERTYPE_ARP = 0x0806
-ETHERTYPE_IPV6 = 0x86DD
 #: Ethernet headers :func:`ether_output` keeps, at most.
 HEADER_CACHE_MAX = 1024
 

@@ -50,6 +50,7 @@ from typing import Any
 import attrs
 
 from .._nursery import service_nursery
+from ..protocols.ethernet import ETHER_HDR_LEN
 from ..protocols.offload import PendingFrame
 
 __all__ = [
@@ -66,9 +67,6 @@ __all__ = [
 
 #: What a driver installs to receive frames: called once per frame.
 Receiver = Callable[[bytes], None]
-
-#: The Ethernet header's length: a frame is at most ``mtu`` plus this.
-ETHER_HDR_LEN = 14
 
 #: Wires a frame may cross in one instant of time (a bridge chain longer
 #: than any real topology's; beyond it, a loop: see the module's docstring).
