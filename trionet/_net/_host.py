@@ -193,7 +193,7 @@ class Host(Kernel):
             raise NetError(errno.EEXIST, f"interface {name} exists")
         ifp = Ifnet(name, next(self._ifindex), self, driver, self.serializer(name))
         ifp.input_fn = ether_input
-        ifp.netisr_enqueue = self._netisr.enqueue
+        ifp.netisr_enqueue = self.netisr_enqueue
         ifp._start_msgs = [NetMsg(if_start_dispatch, ifp) for _ in range(self.ncpus)]
         ifp.schedonly = self.sysctls.node(SCHEDONLY)
         driver.ifp = ifp
