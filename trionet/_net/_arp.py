@@ -37,7 +37,9 @@ import trio
 from .._exceptions import NetError
 from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
 from ..protocols.errors import RemoteProtocolError
-from ._ether import _ZERO_MAC, ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf, ether_output
+from ..protocols.ethernet import BROADCAST as ETHER_BROADCAST
+from ..protocols.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP
+from ._ether import _ZERO_MAC, Mbuf, ether_output
 from ._if import IfFlags, Ifnet
 from ._layer import ProtoLayer
 

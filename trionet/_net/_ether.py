@@ -44,17 +44,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-# The Ethernet constants are trionet.protocols.ethernet's (their one home),
-# re-exported here for trionet.lowlevel; the broadcast MAC under the BSD name.
-from ..protocols.ethernet import (
-    BROADCAST as ETHER_BROADCAST,
-    ETHER_ADDR_LEN,
-    ETHER_HDR_LEN,
-    ETHERTYPE_ARP,
-    ETHERTYPE_IP,
-    ETHERTYPE_IPV6,
-    EthernetHeader,
-)
+from ..protocols.ethernet import BROADCAST as ETHER_BROADCAST
+from ..protocols.ethernet import ETHER_ADDR_LEN, ETHER_HDR_LEN, EthernetHeader
 from ..protocols.offload import CSUM_DATA_VALID, PendingFrame, complete
 from ._if import IfCap
 
@@ -62,12 +53,6 @@ if TYPE_CHECKING:
     from ._if import Ifnet
 
 __all__ = [
-    "ETHERTYPE_ARP",
-    "ETHERTYPE_IP",
-    "ETHERTYPE_IPV6",
-    "ETHER_ADDR_LEN",
-    "ETHER_BROADCAST",
-    "ETHER_HDR_LEN",
     "HEADER_CACHE_MAX",
     "Mbuf",
     "MbufFlags",

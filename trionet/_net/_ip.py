@@ -72,10 +72,11 @@ import trio
 from .._exceptions import NetError
 from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
+from ..protocols.ethernet import ETHERTYPE_IP
 from ..protocols.flowhash import ipv4_flow_hash
 from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
 from ..protocols.offload import PendingFrame, fill_checksum, segment
-from ._ether import ETHERTYPE_IP, Mbuf
+from ._ether import Mbuf
 from ._if import IfCap, IfFlags
 from ._inaddr import inet_ntoa
 from ._layer import ProtoLayer
