@@ -63,6 +63,7 @@ from collections import OrderedDict, deque
 import attrs
 
 from .errors import RemoteProtocolError
+from .ethernet import ETHER_ADDR_LEN, ETHERTYPE_IP
 
 __all__ = [
     "ARPOP_REPLY",
@@ -77,14 +78,13 @@ __all__ = [
 ]
 
 ARPHRD_ETHER = 1
-ETHERTYPE_IP = 0x0800
 ARPOP_REQUEST = 1
 ARPOP_REPLY = 2
 
 _FIXED = struct.Struct("!HHBBH")
 _PACKET = struct.Struct("!HHBBH6s4s6s4s")
-_ETHER_IP = (ARPHRD_ETHER, ETHERTYPE_IP, 6, 4)
-_ZERO_MAC = bytes(6)
+_ETHER_IP = (ARPHRD_ETHER, ETHERTYPE_IP, ETHER_ADDR_LEN, 4)
+_ZERO_MAC = bytes(ETHER_ADDR_LEN)
 _ZERO_IP = bytes(4)
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "ETHERTYPE_IPV6",
     "ETHERTYPE_QINQ",
     "ETHERTYPE_VLAN",
+    "ETHER_ADDR_LEN",
     "ETHER_HDR_LEN",
     "EthernetHeader",
     "format_mac",
@@ -61,10 +62,13 @@ ETHERTYPE_VLAN = 0x8100
 ETHERTYPE_QINQ = 0x88A8
 """IEEE 802.1ad service tag (TPID); not supported by :meth:`EthernetHeader.parse`."""
 
+ETHER_ADDR_LEN = 6
+"""Bytes in a MAC address."""
+
 ETHER_HDR_LEN = 14
 """Bytes in an untagged header; a tag adds 4."""
 
-BROADCAST = b"\xff" * 6
+BROADCAST = b"\xff" * ETHER_ADDR_LEN
 
 _MIN_ETHERTYPE = 0x0600  # below: an 802.3 length field
 _HDR = struct.Struct("!6s6sH")

@@ -28,7 +28,7 @@ RULES: dict[str, tuple[str, set[str], set[str]]] = {
     "trionet/_kern": (
         "trionet._kern",
         {"trio", "attrs", "structlog"},
-        {"trionet._kern.*", "trionet._exceptions"},
+        {"trionet._kern.*", "trionet._exceptions", "trionet._nursery"},
     ),
     "trionet/_net": (
         "trionet._net",
@@ -38,7 +38,7 @@ RULES: dict[str, tuple[str, set[str], set[str]]] = {
     "trionet/wires": (
         "trionet.wires",
         {"trio", "attrs", "structlog"},
-        {"trionet.wires.*", "trionet.protocols.*", "trionet._exceptions"},
+        {"trionet.wires.*", "trionet.protocols.*", "trionet._exceptions", "trionet._nursery"},
     ),
     "trionet/testing": ("trionet.testing", THIRD_PARTY, PUBLIC | {"trionet.testing.*"}),
     "drivers": (

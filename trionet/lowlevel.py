@@ -11,16 +11,7 @@ from ._kern._kthread import KThread
 from ._kern._msgport import MsgPort, MsgPortStatistics, NetMsg
 from ._kern._sysctl import SysctlNode
 from ._net._driver import Driver
-from ._net._ether import (
-    ETHER_ADDR_LEN,
-    ETHER_BROADCAST,
-    ETHER_HDR_LEN,
-    ETHERTYPE_ARP,
-    ETHERTYPE_IP,
-    ETHERTYPE_IPV6,
-    Mbuf,
-    MbufFlags,
-)
+from ._net._ether import Mbuf, MbufFlags
 from ._net._if import IFF_CANTCHANGE, IfData, InAddr, PollCmd
 from ._net._route import Route, RouteTable
 from ._net._ifq import (
@@ -34,6 +25,10 @@ from ._net._ifq import (
     TokenBucket,
 )
 from ._net._ifstart import if_devstart, ifq_dispatch
+# The Ethernet constants live in trionet.protocols.ethernet (the broadcast
+# MAC there is BROADCAST; here it keeps its BSD name).
+from .protocols.ethernet import BROADCAST as ETHER_BROADCAST
+from .protocols.ethernet import ETHER_ADDR_LEN, ETHER_HDR_LEN, ETHERTYPE_ARP, ETHERTYPE_IP, ETHERTYPE_IPV6
 # Offloads (a frame's pending checksum and TSO segmentation): the class,
 # PendingFrame, is trionet.protocols.offload's.
 from .protocols.offload import complete, segment, wire_frames

@@ -56,6 +56,7 @@ from trionet.protocols import icmp as icmp_proto
 from trionet.protocols.arp import ARPOP_REPLY, ARPOP_REQUEST, ArpPacket
 from trionet.protocols.checksum import internet_checksum, ones_complement_sum
 from trionet.protocols.errors import RemoteProtocolError
+from trionet.protocols.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP
 from trionet.protocols.ipv4 import IPv4Header, fragment, ip_aton
 from trionet.protocols.udp import UdpHeader
 from trionet.wires import memory_pair
@@ -79,9 +80,6 @@ GW_MAC = b"\x02\x00\x00\x00\x00\x12"
 STRANGER_MAC = b"\x02\x00\x00\x00\x00\x77"
 BCAST_MAC = b"\xff" * 6
 MCAST_MAC = b"\x01\x00\x5e\x00\x00\x01"
-
-ETHERTYPE_IP = 0x0800
-ETHERTYPE_ARP = 0x0806
 
 MY_IP = ip_aton("10.0.0.1")
 MY_IP1 = ip_aton("10.0.1.1")

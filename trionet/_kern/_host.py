@@ -28,12 +28,13 @@ import structlog
 import trio
 from trio.lowlevel import current_task
 
+from .._nursery import service_nursery
 from ._callout import Callout, Hardclock, TimerHeap
 from ._giant import Giant
 from ._intr import IntrController, VmstatRow
 from ._kthread import KThread, PsRow
 from ._msgport import MsgPort, msgport_service_loop
-from ._netisr import Netisr, NetisrStatistics
+from ._netisr import Netisr
 from ._serializer import Serializer
 from ._sysctl import SysctlNode, SysctlTable, SysctlValue
 
@@ -55,8 +56,13 @@ class _Service:
 
 
 @attrs.define(eq=False, repr=False)
-class Kernel:
+class Kernel(Netisr):
     """The kernel of one network node. Made by :func:`open_kernel`, never directly.
+
+    The netisr calls (``netisr_register``, ``netisr_queue``,
+    ``schednetisr``, ``netmsg_service_sync``, ``netisr_statistics``...) are
+    methods of the kernel itself, inherited from
+    :class:`~trionet._kern._netisr.Netisr`, where they are documented.
 
     Attributes:
         name: the host name (``kern.hostname``).
@@ -85,7 +91,6 @@ class Kernel:
     _threads: list[KThread] = attrs.field(factory=list, init=False)
     _tids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _services: dict[str, list[_Service]] = attrs.field(factory=dict, init=False)
-    _netisr: Netisr = attrs.field(init=False)
     _hardclock: Hardclock = attrs.field(factory=Hardclock, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _sysctl_intr_mpsafe: SysctlNode = attrs.field(init=False)
@@ -116,7 +121,7 @@ class Kernel:
                     rollups if kind == "netisr" else [],
                 )
         self._nursery.start_soon(self._hardclock.run, name="hardclock")
-        self._netisr = Netisr(
+        self._netisr_init(
             [s.port for s in self._services["netisr"]],
             [s.port for kind in ("netisr", "ifnet") for s in self._services[kind]],
             rollups,
@@ -318,92 +323,6 @@ class Kernel:
             raise ValueError(f"cpu must be in 0..{self.ncpus - 1}, not {cpu!r}")
         return services[cpu]
 
-    ####################################################################
-    # netisr
-    ####################################################################
-
-    def netisr_register(
-        self,
-        proto: int,
-        handler: Callable[[Any], object],
-        cpufn: Callable[[Any], int] | None = None,
-        *,
-        sched_handler: Callable[[], object] | None = None,
-    ) -> None:
-        """Register protocol ``proto``: packets go to ``handler(pkt)`` on a netisr.
-
-        Args:
-            handler: a plain function run on the protocol thread for each packet.
-            cpufn: returns the packet's flow hash (a non-negative int); the
-                packet goes to ``netisr (hash % ncpus)``. None sends every
-                packet to CPU 0.
-            sched_handler: what :meth:`schednetisr` runs on CPU 0.
-
-        DragonFly: ``netisr_register``.
-        """
-        self._netisr.register(proto, handler, cpufn, sched_handler=sched_handler)
-
-    def netisr_register_rollup(self, fn: Callable[[], object]) -> None:
-        """Run ``fn()`` on every netisr thread after each batch.
-
-        DragonFly: ``netisr_register_rollup``.
-        """
-        self._netisr.register_rollup(fn)
-
-    def netisr_queue(self, proto: int, pkt: Any) -> bool:
-        """Queue ``pkt`` to the protocol thread its flow hashes to. Never blocks.
-
-        Returns:
-            False if the packet was dropped (port full, or ``proto`` not
-            registered); the drop is counted in :meth:`netisr_statistics`.
-
-        DragonFly: ``netisr_queue``.
-        """
-        return self._netisr.queue(proto, pkt)
-
-    def schednetisr(self, proto: int) -> bool:
-        """Ask ``netisr 0`` to run ``proto``'s ``sched_handler``; coalesces.
-
-        Returns:
-            False if a request was already in flight (this one merged into it).
-
-        DragonFly: ``schednetisr``.
-        """
-        return self._netisr.sched(proto)
-
-    async def netmsg_service_sync(self) -> None:
-        """Wait until every packet and message queued to the netisr and ifnet
-        threads before this call has been handled.
-
-        Raises:
-            trio.ClosedResourceError: if the host is shut down (its threads
-                are gone, so this would wait forever).
-
-        DragonFly: ``netmsg_service_sync``.
-        """
-        self._check_open()
-        await self._netisr.service_sync()
-
-    def netisr_statistics(self) -> NetisrStatistics:
-        """Counters of the netisr threads and ports."""
-        return self._netisr.statistics()
-
-    def netisr_enqueue(self, proto: int, pkt: Any) -> int:
-        """:meth:`netisr_queue` for input paths that keep their own counters.
-
-        Returns:
-            0 if queued, ``errno.ENOBUFS`` if the port was full (counted in
-            the port's ``drops``), ``errno.EIO`` if ``proto`` is not
-            registered (not counted here: the caller counts ``noproto``).
-
-        DragonFly: ``netisr_queue``'s return value.
-        """
-        return self._netisr.enqueue(proto, pkt)
-
-    def netisr_registered(self, proto: int) -> bool:
-        """Whether protocol ``proto`` has a netisr handler."""
-        return self._netisr.registered(proto)
-
 
 K = TypeVar("K", bound=Kernel)
 
@@ -430,24 +349,16 @@ async def open_kernel(
     """
     if isinstance(ncpus, bool) or not isinstance(ncpus, int) or ncpus < 1:
         raise ValueError(f"ncpus must be a positive int, not {ncpus!r}")
-    body_exc: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        host = cls(name, ncpus, invariants, nursery)
-        log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
-        try:
-            yield host
-        except BaseException as exc:
-            # Re-raised below, outside the nursery, so the caller sees its own
-            # exception rather than an ExceptionGroup wrapping it. A kernel
-            # thread that crashed at the same time still propagates, with
-            # this exception as its context.
-            body_exc = exc
-        finally:
-            host._closed = True
-            nursery.cancel_scope.cancel()
-    log.info("host_stopped", host=name)
-    if body_exc is not None:
-        try:
-            raise body_exc
-        finally:
-            del body_exc
+    # service_nursery: the caller sees the body's own exception rather than
+    # an ExceptionGroup wrapping it; a kernel thread that crashed at the
+    # same time still propagates, with that exception as its context.
+    try:
+        async with service_nursery() as nursery:
+            host = cls(name, ncpus, invariants, nursery)
+            log.info("host_started", host=name, ncpus=ncpus, invariants=invariants)
+            try:
+                yield host
+            finally:
+                host._closed = True  # before its threads are cancelled
+    finally:
+        log.info("host_stopped", host=name)

@@ -28,7 +28,6 @@ calls ``arpresolve`` for the destination MAC).
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import attrs
@@ -38,8 +37,11 @@ import trio
 from .._exceptions import NetError
 from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
 from ..protocols.errors import RemoteProtocolError
-from ._ether import ETHER_BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IP, Mbuf, ether_output
+from ..protocols.ethernet import BROADCAST as ETHER_BROADCAST
+from ..protocols.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP
+from ._ether import _ZERO_MAC, Mbuf, ether_output
 from ._if import IfFlags, Ifnet
+from ._layer import ProtoLayer
 
 if TYPE_CHECKING:
     from ._host import Host
@@ -48,7 +50,6 @@ __all__ = ["Arp", "ArpLayerStatistics"]
 
 log = structlog.get_logger(__name__)
 
-_ZERO_MAC = bytes(6)
 _LOOPBACK = int(IfFlags.LOOPBACK)
 _BROADCAST_IP = b"\xff\xff\xff\xff"
 
@@ -69,20 +70,20 @@ class ArpLayerStatistics:
     drops: dict[str, int]
 
 
-class Arp:
+class Arp(ProtoLayer):
     """A host's ARP: the cache, its timer, input and resolution."""
 
     def __init__(self, host: Host) -> None:
+        super().__init__()
         self.host = host
         self.cache = ArpCache()
-        self.drops: Counter[str] = Counter()
         self._received = 0
         self._callout = host.callout(0, thread="netisr")
         host.netisr_register(ETHERTYPE_ARP, self.input)
 
     def statistics(self) -> ArpLayerStatistics:
         """A snapshot of the counters."""
-        return ArpLayerStatistics(self._received, dict(self.drops))
+        return ArpLayerStatistics(self._received, self._drop_counts())
 
     # output ------------------------------------------------------------
 

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..protocols.ethernet import EthernetHeader
+from ..protocols.ethernet import BROADCAST as ETHER_BROADCAST
+from ..protocols.ethernet import ETHER_ADDR_LEN, ETHER_HDR_LEN, EthernetHeader
 from ..protocols.offload import CSUM_DATA_VALID, PendingFrame, complete
 from ._if import IfCap
 
@@ -52,12 +53,6 @@ if TYPE_CHECKING:
     from ._if import Ifnet
 
 __all__ = [
-    "ETHERTYPE_ARP",
-    "ETHERTYPE_IP",
-    "ETHERTYPE_IPV6",
-    "ETHER_ADDR_LEN",
-    "ETHER_BROADCAST",
-    "ETHER_HDR_LEN",
     "HEADER_CACHE_MAX",
     "Mbuf",
     "MbufFlags",
@@ -65,12 +60,6 @@ __all__ = [
     "ether_output",
 ]
 
-ETHER_ADDR_LEN = 6
-ETHER_HDR_LEN = 14
-ETHER_BROADCAST = b"\xff" * ETHER_ADDR_LEN
-ETHERTYPE_IP = 0x0800
-ETHERTYPE_ARP = 0x0806
-ETHERTYPE_IPV6 = 0x86DD
 #: Ethernet headers :func:`ether_output` keeps, at most.
 HEADER_CACHE_MAX = 1024
 

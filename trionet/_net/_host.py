@@ -38,8 +38,9 @@ from .._exceptions import NetError
 from .._kern._callout import Callout
 from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
+from ..protocols.ethernet import ETHER_ADDR_LEN
 from ._driver import Driver
-from ._ether import ETHER_ADDR_LEN, ether_input
+from ._ether import ether_input
 from ._if import IFF_CANTCHANGE, IfCap, IfFlags, IfIoctl, Ifnet, PollCmd
 from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
@@ -193,7 +194,7 @@ class Host(Kernel):
             raise NetError(errno.EEXIST, f"interface {name} exists")
         ifp = Ifnet(name, next(self._ifindex), self, driver, self.serializer(name))
         ifp.input_fn = ether_input
-        ifp.netisr_enqueue = self._netisr.enqueue
+        ifp.netisr_enqueue = self.netisr_enqueue
         ifp._start_msgs = [NetMsg(if_start_dispatch, ifp) for _ in range(self.ncpus)]
         ifp.schedonly = self.sysctls.node(SCHEDONLY)
         driver.ifp = ifp

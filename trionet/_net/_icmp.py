@@ -33,7 +33,6 @@ protocol's ``pr_ctlinput``; ``icmp_error``, ``icmp_reflect``), ``ip_input.c``
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,7 @@ from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_ICMP, IPv4Header
 from ._ether import Mbuf
+from ._layer import ProtoLayer
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -225,16 +225,16 @@ class IcmpStatistics:
     drops: dict[str, int]
 
 
-class Icmp:
+class Icmp(ProtoLayer):
     """A host's ICMP."""
 
     def __init__(self, ip: Ip, local_addrs: dict[bytes, Ifnet], broadcasts: set[bytes]) -> None:
+        super().__init__()
         self.ip = ip
         self._local_addrs = local_addrs
         self._broadcasts = broadcasts
         self._protocols = ip.protocols
         self._sysctls = ip.host.sysctls
-        self.drops: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.errors_sent: Counter[tuple[int, int]] = Counter()
         self._pings: dict[int, _Ping] = {}
@@ -253,7 +253,7 @@ class Icmp:
             counts["echo_replies"],
             counts["errors_received"],
             dict(self.errors_sent),
-            dict(self.drops),
+            self._drop_counts(),
         )
 
     # input ---------------------------------------------------------------
@@ -275,7 +275,7 @@ class Icmp:
             try:
                 self.ip.output(hdr.src, IPPROTO_ICMP, reply, src=hdr.dst)
             except NetError as exc:
-                self.drops[f"reply_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+                self._count_errno("reply", exc)
         elif t == icmp_proto.ECHO_REPLY:
             ping = self._pings.get(msg.rest >> 16)
             now = trio.current_time()
@@ -356,7 +356,7 @@ class Icmp:
         try:
             self.ip.output(src, IPPROTO_ICMP, data)
         except NetError as exc:
-            self.drops[f"error_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+            self._count_errno("error", exc)
 
     # ping ----------------------------------------------------------------
 

@@ -258,7 +258,81 @@ class FIFO:
 
 
 @attrs.define(eq=False, repr=False)
-class PRIQ:
+class _PriorityClasses:
+    # What PRIQ and FAIRQ share: ``nclasses`` classes served highest first,
+    # their counters, purge and class_statistics. Two rules, in one place:
+    #
+    # 1. The clamp: a ``prio`` outside ``0..nclasses-1`` lands in the nearest
+    #    class (:meth:`_clamp`). Each ``enqueue`` tests the range inline and
+    #    calls ``_clamp`` only for a prio outside it, so an in-range packet
+    #    pays no call for it.
+    # 2. The active-class bitmap: bit p of ``_active`` is set while class p
+    #    holds packets, so the class to serve is ``_active.bit_length() - 1``
+    #    instead of a scan (DragonFly keeps ``pif_maxpri``). Each
+    #    ``enqueue`` sets the bit and each ``dequeue`` finds the class and
+    #    clears the bit when the class empties, inline (per packet: no call).
+    #
+    # A class is any object with len() and clear(), made by _new_class():
+    # PRIQ's are deques, FAIRQ's are _FairqClass.
+
+    _new_class: ClassVar[Callable[[], Any]]
+    _repr_options: ClassVar[tuple[str, ...]]
+    nclasses: int = 16
+    _classes: list[Any] = attrs.field(init=False)
+    _active: int = attrs.field(default=0, init=False)
+    _len: int = attrs.field(default=0, init=False)
+    _enqueued: list[int] = attrs.field(init=False)
+    _dequeued: list[int] = attrs.field(init=False)
+    _drops: list[int] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        _check_size("nclasses", self.nclasses)
+        self._check_options()
+        n = self.nclasses
+        self._classes = [self._new_class() for _ in range(n)]
+        self._enqueued = [0] * n
+        self._dequeued = [0] * n
+        self._drops = [0] * n
+
+    def _check_options(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        options = "".join(f" {name}={getattr(self, name)}" for name in self._repr_options)
+        return f"<{type(self).__name__}{options} len={self._len}>"
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _clamp(self, prio: int) -> int:
+        # Rule 1, for a prio already known to be out of range.
+        return 0 if prio < 0 else self.nclasses - 1
+
+    def purge(self) -> int:
+        """Discard every packet; return how many (not counted as drops)."""
+        n = self._len
+        for cl in self._classes:
+            cl.clear()
+        self._active = 0
+        self._len = 0
+        return n
+
+    def class_statistics(self) -> tuple[ClassStatistics, ...]:
+        """One :class:`ClassStatistics` per class, by ascending priority."""
+        return tuple(
+            ClassStatistics(
+                prio=p,
+                len=len(cl),
+                enqueued=self._enqueued[p],
+                dequeued=self._dequeued[p],
+                drops=self._drops[p],
+            )
+            for p, cl in enumerate(self._classes)
+        )
+
+
+@attrs.define(eq=False, repr=False)
+class PRIQ(_PriorityClasses):
     """Strict priority: the highest non-empty class is always served first.
 
     Packets of one class leave in arrival order. ``prio`` is **clamped** into
@@ -282,31 +356,13 @@ class PRIQ:
     """
 
     name: ClassVar[str] = "priq"
-    nclasses: int = 16
+    _new_class: ClassVar[Callable[[], Any]] = deque
+    _repr_options: ClassVar[tuple[str, ...]] = ("nclasses",)
     qlimit: int | None = None
-    _queues: list[deque[Packet]] = attrs.field(init=False)
-    # Bit p is set while class p holds packets: the top class is one
-    # bit_length() away instead of a scan (DragonFly keeps pif_maxpri).
-    _active: int = attrs.field(default=0, init=False)
-    _len: int = attrs.field(default=0, init=False)
-    _enqueued: list[int] = attrs.field(init=False)
-    _dequeued: list[int] = attrs.field(init=False)
-    _drops: list[int] = attrs.field(init=False)
 
-    def __attrs_post_init__(self) -> None:
-        _check_size("nclasses", self.nclasses)
+    def _check_options(self) -> None:
         _check_size("qlimit", self.qlimit, optional=True)
-        n = self.nclasses
-        self._queues = [deque() for _ in range(n)]
-        self._enqueued = [0] * n
-        self._dequeued = [0] * n
-        self._drops = [0] * n
 
-    def __repr__(self) -> str:
-        return f"<PRIQ nclasses={self.nclasses} len={self._len}>"
-
-    def __len__(self) -> int:
-        return self._len
 
     def enqueue(self, pkt: Packet, prio: int = 0, flow: int = 0) -> bool:
         """Append ``pkt`` to class ``prio`` (clamped); ``flow`` is ignored.
@@ -315,10 +371,9 @@ class PRIQ:
             False if the class already holds ``qlimit`` packets: the packet
             is dropped and counted in that class's ``drops``.
         """
-        n = self.nclasses
-        if not 0 <= prio < n:
-            prio = 0 if prio < 0 else n - 1
-        queue = self._queues[prio]
+        if not 0 <= prio < self.nclasses:
+            prio = self._clamp(prio)
+        queue = self._classes[prio]
         if self.qlimit is not None and len(queue) >= self.qlimit:
             self._drops[prio] += 1
             return False
@@ -334,35 +389,13 @@ class PRIQ:
         if not active:
             return None
         prio = active.bit_length() - 1
-        queue = self._queues[prio]
+        queue = self._classes[prio]
         pkt = queue.popleft()
         if not queue:
             self._active = active & ~(1 << prio)
         self._dequeued[prio] += 1
         self._len -= 1
         return pkt
-
-    def purge(self) -> int:
-        """Discard every packet; return how many (not counted as drops)."""
-        n = self._len
-        for queue in self._queues:
-            queue.clear()
-        self._active = 0
-        self._len = 0
-        return n
-
-    def class_statistics(self) -> tuple[ClassStatistics, ...]:
-        """One :class:`ClassStatistics` per class, by ascending priority."""
-        return tuple(
-            ClassStatistics(
-                prio=p,
-                len=len(self._queues[p]),
-                enqueued=self._enqueued[p],
-                dequeued=self._dequeued[p],
-                drops=self._drops[p],
-            )
-            for p in range(self.nclasses)
-        )
 
 
 @attrs.define(eq=False, repr=False)
@@ -374,13 +407,18 @@ class _FairqClass:
     buckets: dict[int, deque[Packet]] = attrs.field(factory=dict)
     ring: deque[int] = attrs.field(factory=deque)
     len: int = 0
-    enqueued: int = 0
-    dequeued: int = 0
-    drops: int = 0
+
+    def __len__(self) -> int:
+        return self.len
+
+    def clear(self) -> None:
+        self.buckets.clear()
+        self.ring.clear()
+        self.len = 0
 
 
 @attrs.define(eq=False, repr=False)
-class FAIRQ:
+class FAIRQ(_PriorityClasses):
     """Fair queueing (Dillon 2008): strict priority between classes, round
     robin between flows inside a class.
 
@@ -412,26 +450,17 @@ class FAIRQ:
     """
 
     name: ClassVar[str] = "fairq"
-    nclasses: int = 16
+    _new_class: ClassVar[Callable[[], Any]] = _FairqClass
+    _repr_options: ClassVar[tuple[str, ...]] = ("nclasses", "nbuckets")
     nbuckets: int = 16
     qlimit: int | None = None
-    _classes: list[_FairqClass] = attrs.field(init=False)
-    _active: int = attrs.field(default=0, init=False)
-    _len: int = attrs.field(default=0, init=False)
 
-    def __attrs_post_init__(self) -> None:
-        _check_size("nclasses", self.nclasses)
+    def _check_options(self) -> None:
         _check_size("nbuckets", self.nbuckets)
         if self.nbuckets & (self.nbuckets - 1):
             raise ValueError(f"nbuckets must be a power of two (a hash mask), got {self.nbuckets}")
         _check_size("qlimit", self.qlimit, optional=True)
-        self._classes = [_FairqClass() for _ in range(self.nclasses)]
 
-    def __repr__(self) -> str:
-        return f"<FAIRQ nclasses={self.nclasses} nbuckets={self.nbuckets} len={self._len}>"
-
-    def __len__(self) -> int:
-        return self._len
 
     def enqueue(self, pkt: Packet, prio: int = 0, flow: int = 0) -> bool:
         """Append ``pkt`` to bucket ``flow & (nbuckets - 1)`` of class ``prio``.
@@ -442,9 +471,8 @@ class FAIRQ:
 
         DragonFly: ``fairq_enqueue``, ``fairq_addq``.
         """
-        n = self.nclasses
-        if not 0 <= prio < n:
-            prio = 0 if prio < 0 else n - 1
+        if not 0 <= prio < self.nclasses:
+            prio = self._clamp(prio)
         cl = self._classes[prio]
         # Divergence: DragonFly appends an unhashed packet (hash 0) to the
         # tail bucket of the ring; here flow 0 is simply bucket 0.
@@ -454,12 +482,12 @@ class FAIRQ:
             bucket = cl.buckets[index] = deque()
             cl.ring.append(index)  # inserted before cl_head: the ring's tail
         if self.qlimit is not None and len(bucket) >= self.qlimit:
-            cl.drops += 1
+            self._drops[prio] += 1
             return False
         bucket.append(pkt)
         cl.len += 1
-        cl.enqueued += 1
         self._active |= 1 << prio
+        self._enqueued[prio] += 1
         self._len += 1
         return True
 
@@ -484,31 +512,11 @@ class FAIRQ:
         ring.rotate(-1)  # advance the round robin: cl_head = b->next
         pkt = bucket.popleft()
         cl.len -= 1
-        cl.dequeued += 1
         if not cl.len:
             self._active = active & ~(1 << prio)
+        self._dequeued[prio] += 1
         self._len -= 1
         return pkt
-
-    def purge(self) -> int:
-        """Discard every packet; return how many (not counted as drops)."""
-        n = self._len
-        for cl in self._classes:
-            cl.buckets.clear()
-            cl.ring.clear()
-            cl.len = 0
-        self._active = 0
-        self._len = 0
-        return n
-
-    def class_statistics(self) -> tuple[ClassStatistics, ...]:
-        """One :class:`ClassStatistics` per class, by ascending priority."""
-        return tuple(
-            ClassStatistics(
-                prio=p, len=cl.len, enqueued=cl.enqueued, dequeued=cl.dequeued, drops=cl.drops
-            )
-            for p, cl in enumerate(self._classes)
-        )
 
 
 ################################################################

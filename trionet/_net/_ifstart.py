@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from .._exceptions import NetError
 from .._kern._msgport import NetMsg
-from ._ether import ETHER_HDR_LEN
+from ..protocols.ethernet import ETHER_HDR_LEN
 from ._if import IfFlags
 
 if TYPE_CHECKING:

@@ -63,7 +63,6 @@ DragonFly: ``sys/netinet/ip_input.c`` (``ip_input``, ``ip_forward``,
 from __future__ import annotations
 
 import errno
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,12 +72,14 @@ import trio
 from .._exceptions import NetError
 from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
+from ..protocols.ethernet import ETHERTYPE_IP
 from ..protocols.flowhash import ipv4_flow_hash
 from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
 from ..protocols.offload import PendingFrame, fill_checksum, segment
-from ._ether import ETHERTYPE_IP, Mbuf
+from ._ether import Mbuf
 from ._if import IfCap, IfFlags
 from ._inaddr import inet_ntoa
+from ._layer import ProtoLayer
 from ._route import RouteCache
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class IpStatistics:
     reassembly: Any
 
 
-class Ip:
+class Ip(ProtoLayer):
     """A host's IPv4 layer.
 
     Args:
@@ -161,6 +162,7 @@ class Ip:
         local_addrs: dict[bytes, Ifnet],
         broadcasts: set[bytes],
     ) -> None:
+        super().__init__()
         self.host = host
         self.arp = arp
         self.local_addrs = local_addrs
@@ -170,7 +172,6 @@ class Ip:
         self._ttl = host.sysctls.node("net.inet.ip.ttl")  # read per datagram
         self.icmp: Icmp = None  # type: ignore[assignment]  # set by Inet
         self.reassembler = Reassembler()
-        self.drops: Counter[str] = Counter()
         self._received = self._delivered = self._forwarded = self._sent = 0
         self._fragmented = self._fragments_sent = self._reassembled = 0
         self._ident = 0
@@ -189,7 +190,7 @@ class Ip:
             self._fragmented,
             self._fragments_sent,
             self._reassembled,
-            dict(self.drops),
+            self._drop_counts(),
             self.reassembler.statistics(),
         )
 
@@ -369,7 +370,7 @@ class Ip:
             try:
                 self.arp.output(ifp, nexthop, PendingFrame(packet) if m.csum else bytes(packet))
             except NetError as exc:
-                self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+                self._count_errno("output", exc)
             else:
                 self._forwarded += 1
             return
@@ -386,7 +387,7 @@ class Ip:
             self._transmit(ifp, nexthop, out, bytes(payload), bool(m.csum), m.tso)
         except NetError as exc:
             # BSD ip_forward: ips_cantforward, not ips_forward.
-            self.drops[f"output_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+            self._count_errno("output", exc)
         else:
             self._forwarded += 1
 

@@ -141,6 +141,7 @@ from ..protocols.tcp_connection import (
 
 from ._if import IfCap
 from ._inaddr import inet_ntoa
+from ._layer import ProtoLayer
 from ._ports import EphemeralPorts
 from ._route import RouteCache
 
@@ -477,16 +478,16 @@ class TcpListen:
         self.entries: set[TcpPcb] = set()  # SYN cache entries
 
 
-class Tcp:
+class Tcp(ProtoLayer):
     """A host's TCP (``host.inet.tcp``): the connection table and input."""
 
     def __init__(self, ip: Ip, local_addrs: dict[bytes, Ifnet]) -> None:
+        super().__init__()
         self.ip = ip
         self.host = host = ip.host
         self._local_addrs = local_addrs
         #: RFC 6528 key for ISNs and SYN cookies; a network sets it from its seed.
         self.secret = os.urandom(32)
-        self.drops: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
         self._pcbs: dict[tuple[bytes, int, bytes, int], TcpPcb] = {}
         self._listeners: dict[tuple[bytes, int], TcpListen] = {}
@@ -674,7 +675,7 @@ class Tcp:
     def statistics(self) -> TcpLayerStatistics:
         """A snapshot of the counters."""
         return TcpLayerStatistics(
-            **self.stats, drops=dict(self.drops), connections=len(self._pcbs), syncache=self.syncache
+            **self.stats, drops=self._drop_counts(), connections=len(self._pcbs), syncache=self.syncache
         )
 
     ####################################################################

@@ -44,7 +44,7 @@ DragonFly: ``sys/netinet/udp_usrreq.c`` (``udp_input``, ``udp_output``,
 from __future__ import annotations
 
 import errno
-from collections import Counter, deque
+from collections import deque
 from typing import TYPE_CHECKING
 
 import attrs
@@ -57,6 +57,7 @@ from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
 from ._ether import Mbuf
 from ._inaddr import check_port, inet_aton, inet_ntoa
+from ._layer import ProtoLayer
 from ._ports import EphemeralPorts
 from ._route import RouteCache
 
@@ -332,19 +333,19 @@ class UdpSocket:
         return True
 
 
-class Udp:
+class Udp(ProtoLayer):
     """A host's UDP: the port table and input."""
 
     def __init__(
         self, ip: Ip, icmp: Icmp, local_addrs: dict[bytes, Ifnet], broadcasts: set[bytes]
     ) -> None:
+        super().__init__()
         self.ip = ip
         self._icmp = icmp
         self._local_addrs = local_addrs
         self._broadcasts = broadcasts
         self._sysctls = ip.host.sysctls
         self._recvspace = ip.host.sysctls.node("net.inet.udp.recvspace")
-        self.drops: Counter[str] = Counter()
         self._received = 0
         self._ports: dict[int, list[UdpSocket]] = {}
         self._ephemeral_ports = EphemeralPorts()
@@ -355,7 +356,7 @@ class Udp:
 
     def statistics(self) -> UdpStatistics:
         """A snapshot of the counters."""
-        return UdpStatistics(self._received, dict(self.drops))
+        return UdpStatistics(self._received, self._drop_counts())
 
     def _bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
         if addr != ANY and addr not in self._local_addrs:

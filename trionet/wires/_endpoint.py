@@ -48,8 +48,9 @@ from types import TracebackType
 from typing import Any
 
 import attrs
-import trio
 
+from .._nursery import service_nursery  # for the wires (WireLifecycle)
+from ..protocols.ethernet import ETHER_HDR_LEN
 from ..protocols.offload import PendingFrame
 
 __all__ = [
@@ -66,9 +67,6 @@ __all__ = [
 
 #: What a driver installs to receive frames: called once per frame.
 Receiver = Callable[[bytes], None]
-
-#: The Ethernet header's length: a frame is at most ``mtu`` plus this.
-ETHER_HDR_LEN = 14
 
 #: Wires a frame may cross in one instant of time (a bridge chain longer
 #: than any real topology's; beyond it, a loop: see the module's docstring).
@@ -235,30 +233,6 @@ class EndpointWrapper(CountingEndpoint):
         return self.inner.link_up
 
 
-@asynccontextmanager
-async def service_nursery() -> AsyncIterator[trio.Nursery]:
-    """A nursery for a wire's service tasks, cancelled when the body ends.
-
-    An exception from the body is caught inside the nursery and re-raised
-    after it, so the caller of a :class:`WireLifecycle` sees its own
-    exception, not an ``ExceptionGroup`` around it (``open_kernel`` does the
-    same).
-    """
-    body_exc: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            yield nursery
-        except BaseException as exc:
-            body_exc = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if body_exc is not None:
-        try:
-            raise body_exc
-        finally:
-            del body_exc
-
-
 class WireLifecycle:
     """Base of wires and middleware that own tasks or OS resources.
 
@@ -267,7 +241,7 @@ class WireLifecycle:
     needs, starts its tasks in a nursery it opens there, yields once, and
     closes everything in ``finally`` (so leaving the block, normally or by
     an exception, releases sockets and devices). Open the nursery with
-    :func:`service_nursery`, so the caller sees the body's own exception
+    :func:`service_nursery` (``trionet._nursery``), so the caller sees the body's own exception
     rather than an ``ExceptionGroup`` around it. Entering twice is an error.
     """
 

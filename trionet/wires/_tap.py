@@ -77,7 +77,7 @@ import trio
 
 from .._exceptions import NetError
 from ..protocols.offload import complete, wire_frames
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle, service_nursery
 
 try:  # Not on Windows; the module must still import there (trionet.wires does).
     import fcntl
@@ -162,7 +162,7 @@ class TapWireStatistics(EndpointStatistics):
     tx_errors: int
 
 
-class TapWire(WireEndpoint, WireLifecycle):
+class TapWire(CountingEndpoint, WireLifecycle):
     """A Linux TAP device as a wire endpoint; the host kernel is the far end.
 
     Use as ``async with TapWire("tntap0") as wire:`` and give ``wire`` to a
@@ -187,7 +187,8 @@ class TapWire(WireEndpoint, WireLifecycle):
 
     ``statistics()`` returns a :class:`TapWireStatistics`: ``tx_frames``,
     ``tx_bytes``, ``tx_drops``, ``rx_frames``, ``rx_bytes``, ``rx_drops``,
-    ``rx_oversize``, ``rx_runts``, ``tx_errors``.
+    ``rx_oversize``, ``rx_runts``, ``tx_errors``. The first six are
+    :class:`~trionet.lowlevel.CountingEndpoint`'s, as is the receiver.
 
     .. attribute:: name
 
@@ -210,18 +211,14 @@ class TapWire(WireEndpoint, WireLifecycle):
             raise ValueError(f"mtu must be an int from {MIN_MTU} to {MAX_MTU}, not {mtu!r}")
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int, not {batch!r}")
-        self.name = name if name is not None else "tap"
-        self.mtu = mtu
+        super().__init__(name if name is not None else "tap", mtu)
         self.batch = batch
         self._requested = name
         self._tun_path = _tun_path
         self._ifname: str | None = None
         self._fd: int | None = None
-        self._receiver: Receiver | None = None
         self._log = log
-        self._tx_frames = self._tx_bytes = self._tx_drops = self._tx_errors = 0
-        self._rx_frames = self._rx_bytes = self._rx_drops = 0
-        self._rx_oversize = self._rx_runts = 0
+        self._tx_errors = self._rx_oversize = self._rx_runts = 0
 
     def __repr__(self) -> str:
         if self._fd is not None:
@@ -268,44 +265,35 @@ class TapWire(WireEndpoint, WireLifecycle):
         fd = self._fd
         n = len(frame)
         if fd is None:
-            self._tx_drops += 1
+            self.count_refused()
             self._log.debug("frame_dropped", reason="closed", length=n)
             return False
         if n < ETHER_HDR_LEN or n > self.mtu + ETHER_HDR_LEN:
-            self._tx_drops += 1
+            self.count_refused()
             reason = "runt" if n < ETHER_HDR_LEN else "oversize"
             self._log.debug("frame_dropped", reason=reason, length=n)
             return False
         try:
             os.write(fd, complete(frame))  # the kernel sees real bytes
         except OSError as exc:
-            self._tx_drops += 1
+            self.count_refused()
             self._tx_errors += 1
             self._log.debug("frame_dropped", reason="write_failed", errno=exc.errno, length=n)
             if exc.errno == errno.EBADFD:
                 self._device_gone()
             return False
-        self._tx_frames += 1
+        self._tx_frames += 1  # (count_sent, inline: per frame)
         self._tx_bytes += n
         return True
 
-    def set_receiver(self, receiver: Receiver | None) -> None:
-        """Install (or with None remove) the function that takes arriving frames.
-
-        ``receiver(frame)`` is called from the receive task, once per frame,
-        with ``bytes`` it may keep; it must not block.
-        """
-        self._receiver = receiver
+    # set_receiver is CountingEndpoint's: ``receiver(frame)`` is called from
+    # the receive task, once per frame, with ``bytes`` it may keep; it must
+    # not block.
 
     def statistics(self) -> TapWireStatistics:
         """The wire's counters (see :class:`TapWireStatistics`)."""
         return TapWireStatistics(
-            tx_frames=self._tx_frames,
-            tx_bytes=self._tx_bytes,
-            tx_drops=self._tx_drops,
-            rx_frames=self._rx_frames,
-            rx_bytes=self._rx_bytes,
-            rx_drops=self._rx_drops,
+            **self._counts(),
             rx_oversize=self._rx_oversize,
             rx_runts=self._rx_runts,
             tx_errors=self._tx_errors,
@@ -389,7 +377,9 @@ class TapWire(WireEndpoint, WireLifecycle):
         # See rule 2 of the module docstring. Reads that would block end a
         # pass; EBADFD means the device was deleted (rule 5).
         read = os.read
+        deliver = self.deliver  # counts rx_frames/rx_bytes, or rx_drops
         batch = self.batch
+        max_frame = self.mtu + ETHER_HDR_LEN
         while True:
             n = 0
             while n < batch:
@@ -403,32 +393,27 @@ class TapWire(WireEndpoint, WireLifecycle):
                         return
                     raise
                 n += 1
-                self._input(frame)
+                # One frame from the kernel: check its length, count it,
+                # deliver it (inline: one call per frame, the receiver's).
+                size = len(frame)
+                if not ETHER_HDR_LEN <= size <= max_frame:
+                    self._bad_length(size)
+                elif not deliver(frame):
+                    self._log.debug("frame_dropped", reason="no_receiver", length=size)
             if n == batch:
                 # More may be waiting: let others run, then read on.
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fd)
 
-    def _input(self, frame: bytes) -> None:
-        # One frame from the kernel: check its length, count it, deliver it.
-        n = len(frame)
+    def _bad_length(self, n: int) -> None:
+        # A received frame too short or too long: counted and dropped.
         if n < ETHER_HDR_LEN:
             self._rx_runts += 1
             self._log.debug("frame_dropped", reason="runt", length=n)
-            return
-        if n > self.mtu + ETHER_HDR_LEN:
+        else:
             self._rx_oversize += 1
             self._log.debug("frame_dropped", reason="oversize", length=n)
-            return
-        receiver = self._receiver
-        if receiver is None:
-            self._rx_drops += 1
-            self._log.debug("frame_dropped", reason="no_receiver", length=n)
-            return
-        self._rx_frames += 1
-        self._rx_bytes += n
-        receiver(frame)
 
     def _device_gone(self) -> None:
         # The kernel deleted the device under us: drop the carrier. The

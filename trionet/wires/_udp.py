@@ -107,7 +107,7 @@ import structlog
 import trio
 
 from ..protocols.offload import complete, wire_frames
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, Receiver, WireEndpoint, WireLifecycle, service_nursery
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle, service_nursery
 
 __all__ = ["UdpWire", "UdpWireStatistics", "open_udp_wire_pair"]
 
@@ -208,7 +208,7 @@ def _check_address(what: str, value: Any, *, port_zero_ok: bool) -> tuple[str, i
     return str(addr), port
 
 
-class UdpWire(WireEndpoint, WireLifecycle):
+class UdpWire(CountingEndpoint, WireLifecycle):
     """An endpoint whose far end is a UDP peer: one frame per datagram.
 
     Use it as ``async with UdpWire(peer) as wire:``; the block owns the
@@ -241,7 +241,8 @@ class UdpWire(WireEndpoint, WireLifecycle):
        is how two wires on ephemeral ports are pointed at each other
        (:func:`open_udp_wire_pair`).
 
-    Statistics: :class:`UdpWireStatistics`.
+    Statistics: :class:`UdpWireStatistics`; its first six counters, and
+    the receiver, are :class:`~trionet.lowlevel.CountingEndpoint`'s.
     """
 
     def __init__(
@@ -271,11 +272,10 @@ class UdpWire(WireEndpoint, WireLifecycle):
             raise ValueError(f"batch must be a positive int, not {batch!r}")
         self._peer = _check_address("peer", peer, port_zero_ok=False)
         self._local = _check_address("local", local, port_zero_ok=True)
+        super().__init__(name if name is not None else f"udp:{self._peer[0]}:{self._peer[1]}", mtu)
         self.mode = mode
         self.vni = vni
-        self.mtu = mtu
         self.batch = batch
-        self.name = name if name is not None else f"udp:{self._peer[0]}:{self._peer[1]}"
         self._max_frame = mtu + ETHER_HDR_LEN
         # VXLAN: the header we send, and the VNI bytes we require.
         self._header = (
@@ -289,10 +289,8 @@ class UdpWire(WireEndpoint, WireLifecycle):
         )
         self._sock: socket.socket | None = None
         self._bound: tuple[str, int] | None = None
-        self._receiver: Receiver | None = None
         self._log: Any = log
-        self._tx_frames = self._tx_bytes = self._tx_drops = self._tx_errors = 0
-        self._rx_frames = self._rx_bytes = self._rx_drops = 0
+        self._tx_errors = 0
         self._rx_datagrams = self._rx_foreign = self._rx_malformed = 0
         self._rx_vni_mismatch = self._rx_oversize = self._rx_errors = 0
         self._rx_wakeups = self._rx_batches = 0
@@ -335,23 +333,14 @@ class UdpWire(WireEndpoint, WireLifecycle):
         """True while the socket is open (UDP has no carrier to follow)."""
         return self._sock is not None
 
-    def set_receiver(self, receiver: Receiver | None) -> None:
-        """Install (or with None remove) the function called with each arriving frame.
-
-        ``receiver(frame)`` is called from the wire's receive task, once per
-        good frame, with ``bytes``; it must not block.
-        """
-        self._receiver = receiver
+    # set_receiver is CountingEndpoint's: ``receiver(frame)`` is called from
+    # the wire's receive task, once per good frame, with ``bytes``; it must
+    # not block.
 
     def statistics(self) -> UdpWireStatistics:
         """The wire's counters (see :class:`UdpWireStatistics`)."""
         return UdpWireStatistics(
-            tx_frames=self._tx_frames,
-            tx_bytes=self._tx_bytes,
-            tx_drops=self._tx_drops,
-            rx_frames=self._rx_frames,
-            rx_bytes=self._rx_bytes,
-            rx_drops=self._rx_drops,
+            **self._counts(),
             tx_errors=self._tx_errors,
             rx_datagrams=self._rx_datagrams,
             rx_foreign=self._rx_foreign,
@@ -388,7 +377,7 @@ class UdpWire(WireEndpoint, WireLifecycle):
         n = len(frame)
         sock = self._sock
         if sock is None or not ETHER_HDR_LEN <= n <= self._max_frame:
-            self._tx_drops += 1
+            self.count_refused()
             self._log.debug(
                 "frame_dropped", reason="closed" if sock is None else "bad_length", length=n
             )
@@ -397,11 +386,11 @@ class UdpWire(WireEndpoint, WireLifecycle):
         try:
             sock.sendto(self._header + frame if self._header else frame, self._peer)
         except OSError as exc:
-            self._tx_drops += 1
+            self.count_refused()
             self._tx_errors += 1
             self._log.debug("frame_dropped", reason="send_failed", errno=exc.errno, length=n)
             return False
-        self._tx_frames += 1
+        self._tx_frames += 1  # (count_sent, inline: per frame)
         self._tx_bytes += n
         return True
 
@@ -455,8 +444,8 @@ class UdpWire(WireEndpoint, WireLifecycle):
             return
         if n > self._max_frame:
             self._drop("oversize", data, addr)
-            return
-        self._deliver(data)
+        elif not self.deliver(data):
+            self._no_receiver(n)
 
     def _input_vxlan(self, data: bytes, addr: tuple[str, int]) -> None:
         # Rule 4 for VXLAN: the address only (the source port is flow entropy),
@@ -474,18 +463,12 @@ class UdpWire(WireEndpoint, WireLifecycle):
             return
         if n > self._max_frame:
             self._drop("oversize", data, addr)
-            return
-        self._deliver(data[VXLAN_HDR_LEN:])
+        elif not self.deliver(data[VXLAN_HDR_LEN:]):
+            self._no_receiver(n)
 
-    def _deliver(self, frame: bytes) -> None:
-        receiver = self._receiver
-        if receiver is None:
-            self._rx_drops += 1
-            self._log.debug("frame_dropped", reason="no_receiver", length=len(frame))
-            return
-        self._rx_frames += 1
-        self._rx_bytes += len(frame)
-        receiver(frame)
+    def _no_receiver(self, n: int) -> None:
+        # A good frame of n bytes, counted in rx_drops by deliver().
+        self._log.debug("frame_dropped", reason="no_receiver", length=n)
 
     def _drop(self, reason: str, data: bytes, addr: tuple[str, int]) -> None:
         # The counters are the record; the debug event explains them.
