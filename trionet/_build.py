@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import structlog
 
+from ._checks import did_you_mean
 from ._exceptions import NetError
 from ._toml_lines import KeyPath
 from ._topology import (
@@ -38,7 +39,6 @@ from ._topology import (
     SysctlStep,
     Topology,
     TopologyError,
-    _did_you_mean,
 )
 
 __all__ = ["BuiltNetwork", "build_network", "check_pcap_names", "check_split"]
@@ -224,7 +224,7 @@ async def build_network(
         unknown = sorted(set(only_hosts) - nodes)
         if unknown:
             raise TopologyError(
-                f"no host or switch called {', '.join(unknown)}{_did_you_mean(unknown[0], nodes)}",
+                f"no host or switch called {', '.join(unknown)}{did_you_mean(unknown[0], nodes)}",
                 filename=topo.filename,
             )
         local = frozenset(only_hosts)
@@ -250,7 +250,7 @@ async def build_network(
                 try:
                     host.sysctl(name, value)
                 except NetError as exc:
-                    hint = _did_you_mean(name, [node.name for node in host.sysctls])
+                    hint = did_you_mean(name, [node.name for node in host.sysctls])
                     key = ("hosts", spec.name, "sysctls", name)
                     raise topo.error(key, f"{exc.strerror}{hint}") from None
                 except (TypeError, ValueError) as exc:
@@ -351,7 +351,7 @@ def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
     try:
         node = host.sysctls.node(step.sysctl)
     except NetError:
-        hint = _did_you_mean(step.sysctl, [n.name for n in host.sysctls])
+        hint = did_you_mean(step.sysctl, [n.name for n in host.sysctls])
         raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
     if node.readonly or node.getter is not None:
         raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")

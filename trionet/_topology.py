@@ -125,22 +125,41 @@ Building a network from a topology, whole or split over processes, is
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ._checks import (
+    ANY,
+    REQUIRED,
+    Bad,
+    Check,
+    boolean,
+    byte_count,
+    choice,
+    destination,
+    device_name,
+    did_you_mean,
+    integer,
+    interfaces,
+    ipv4,
+    link_name,
+    netns_name,
+    node_name,
+    number,
+    show,
+    string,
+    sysctl_value,
+)
 from ._exceptions import TrionetError
 from ._toml_lines import MAX_DEPTH, KeyPath, NestedTooDeep, key_lines
-from .wires._tap import _check_ifname
 from .wires._udp import MAX_UDP_PAYLOAD
 from .wires._endpoint import ETHER_HDR_LEN
 
@@ -477,226 +496,48 @@ def format_key(path: KeyPath) -> str:
     return out
 
 
-def _show(value: Any) -> str:
-    # A value as TOML would write it, for "not ..." in messages.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
-
-
-####################################################################
-# Checks: each returns the value (converted) or raises _Bad(problem)
-####################################################################
-
-
-class _Bad(Exception):
-    pass
-
-
-Check = Callable[[Any], Any]
-_REQUIRED = object()
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
-_LINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.#-]*\Z")
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*\Z", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise _Bad(f"must be an int from {lo} to {hi}, not {_show(v)}")
-        return v
-
-    return check
-
-
-def _number(lo: float, hi: float = math.inf, *, above: bool = False) -> Check:
-    def check(v: Any) -> float:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or v < lo or v > hi or (above and v == lo):
-            if hi == math.inf:
-                rng = f"above {lo:g}" if above else f"at least {lo:g}"
-                raise _Bad(f"must be a finite number {rng}, not {_show(v)}")
-            raise _Bad(f"must be a number from {lo:g} to {hi:g}, not {_show(v)}")
-        return float(v)
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad(f"must be true or false, not {_show(v)}")
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, not {_show(v)}")
-    return v
-
-
-def _name(v: Any) -> str:
-    if not isinstance(v, str) or not _NAME.match(v):
-        raise _Bad(f"must be a name (a letter, then letters, digits, _ or -), not {_show(v)}")
-    return v
-
-
-def _link_name(v: Any) -> str:
-    if not isinstance(v, str) or not _LINK_NAME.match(v):
-        raise _Bad(f"must be a link name (letters, digits, _ . # -), not {_show(v)}")
-    return v
-
-
-def _device(v: Any) -> str:
-    # A TAP device name, as Linux's dev_valid_name() takes it ("%d" allowed).
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, not {_show(v)}")
-    try:
-        _check_ifname(v)
-    except ValueError as exc:
-        raise _Bad(str(exc)) from None
-    return v
-
-
-def _netns(v: Any) -> str:
-    # A name `ip netns add` takes: a file in /run/netns.
-    if not isinstance(v, str) or not v or v in (".", "..") or "/" in v or "\0" in v:
-        raise _Bad(f"must be a network namespace name (as `ip netns add` takes), not {_show(v)}")
-    return v
-
-
-def _choice(*choices: str) -> Check:
-    def check(v: Any) -> str:
-        if v not in choices:
-            options = ", ".join(json.dumps(c) for c in choices)
-            hint = _did_you_mean(v, choices) if isinstance(v, str) else ""
-            raise _Bad(f"must be one of {options}, not {_show(v)}{hint}")
-        return str(v)
-
-    return check
-
-
-def _interface(v: Any) -> str:
-    if not isinstance(v, str) or "/" not in v:
-        raise _Bad(f'must be an IPv4 address with a prefix length, such as "10.0.0.1/24", not {_show(v)}')
-    try:
-        iface = ipaddress.IPv4Interface(v)
-    except ValueError as exc:
-        raise _Bad(f"not an IPv4 address/prefix: {_show(v)} ({exc})") from None
-    net = iface.network
-    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
-        which = "network" if iface.ip == net.network_address else "broadcast"
-        raise _Bad(f"{v} is the {which} address of its subnet")
-    return str(iface)
-
-
-def _interfaces(v: Any) -> tuple[str, ...]:
-    if isinstance(v, list):
-        out = []
-        for n, item in enumerate(v):
-            try:
-                out.append(_interface(item))
-            except _Bad as exc:
-                raise _Bad(f"[{n}]: {exc}") from None
-        return tuple(out)
-    return (_interface(v),)
-
-
-def _ipv4(v: Any) -> str:
-    try:
-        return str(ipaddress.IPv4Address(v if isinstance(v, str) else ""))
-    except ValueError:
-        raise _Bad(f"must be an IPv4 address such as \"10.0.0.1\", not {_show(v)}") from None
-
-
-def _dest(v: Any) -> str:
-    if v == "default":
-        return "default"
-    if not isinstance(v, str):
-        raise _Bad(f'must be "default" or an IPv4 network such as "10.1.0.0/16", not {_show(v)}')
-    try:
-        return str(ipaddress.IPv4Network(v))
-    except ValueError as exc:
-        raise _Bad(f"not an IPv4 network: {_show(v)} ({exc})") from None
-
-
-def _byte_count(v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10**12:
-        return v
-    if isinstance(v, str):
-        m = _SIZE.match(v)
-        if m:
-            n = int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
-            if 1 <= n <= 10**12:
-                return n
-    raise _Bad(
-        "must be a byte count from 1 to 10**12 (an int, or a string such as"
-        f' "2MB" or "64KiB"), not {_show(v)}'
-    )
-
-
-def _sysctl_value(v: Any) -> int | str:
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, str)):
-        return v
-    raise _Bad(f"a sysctl value must be an int, a string or a boolean, not {_show(v)}")
-
-
-def _did_you_mean(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {json.dumps(close[0])}?" if close else ""
-
-
-_ANY: Check = lambda v: v  # checked later (a reference) or not at all
 _COMMON_KEYS: dict[str, tuple[Check, Any]] = {
-    "step": (_str, _REQUIRED),
-    "name": (_str, None),
-    "timeout": (_number(0, above=True), 60.0),
+    "step": (string, REQUIRED),
+    "name": (string, None),
+    "timeout": (number(0, above=True), 60.0),
 }
 _FLOW_KEYS: dict[str, tuple[Check, Any]] = {
-    "from": (_ANY, _REQUIRED),
-    "to": (_ANY, _REQUIRED),
-    "expect": (_choice("ok", "fail"), "ok"),
+    "from": (ANY, REQUIRED),
+    "to": (ANY, REQUIRED),
+    "expect": (choice("ok", "fail"), "ok"),
 }
 _IMPAIRMENT_KEYS: dict[str, tuple[Check, Any]] = {
-    "loss": (_number(0, 1), None),
-    "duplicate": (_number(0, 1), None),
-    "reorder": (_number(0, 1), None),
-    "corrupt": (_number(0, 1), None),
-    "jitter": (_number(0, 3600), None),
-    "rate": (_number(0, above=True), None),
+    "loss": (number(0, 1), None),
+    "duplicate": (number(0, 1), None),
+    "reorder": (number(0, 1), None),
+    "corrupt": (number(0, 1), None),
+    "jitter": (number(0, 3600), None),
+    "rate": (number(0, above=True), None),
 }
 #: Each step kind's own keys (with _COMMON_KEYS): key -> (check, default).
 _STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
     "ping": {
         **_FLOW_KEYS,
-        "count": (_int(1, 1_000_000), 3),
-        "size": (_int(0, 65499), 56),
-        "interval": (_number(0, 3600), 1.0),
-        "reply_timeout": (_number(0, 3600, above=True), 1.0),
-        "min_received": (_int(0, 1_000_000), None),
+        "count": (integer(1, 1_000_000), 3),
+        "size": (integer(0, 65499), 56),
+        "interval": (number(0, 3600), 1.0),
+        "reply_timeout": (number(0, 3600, above=True), 1.0),
+        "min_received": (integer(0, 1_000_000), None),
     },
     "udp_flood": {
         **_FLOW_KEYS,
-        "port": (_int(1, 65535), None),
-        "count": (_int(1, 10_000_000), 100),
-        "size": (_int(0, 65507), 512),
-        "interval": (_number(0, 3600), 0.001),
-        "settle": (_number(0, 3600), 1.0),
-        "min_received": (_int(0, 10_000_000), None),
+        "port": (integer(1, 65535), None),
+        "count": (integer(1, 10_000_000), 100),
+        "size": (integer(0, 65507), 512),
+        "interval": (number(0, 3600), 0.001),
+        "settle": (number(0, 3600), 1.0),
+        "min_received": (integer(0, 10_000_000), None),
     },
-    "tcp_transfer": {**_FLOW_KEYS, "port": (_int(1, 65535), None), "bytes": (_byte_count, 1_000_000)},
-    "sysctl": {"host": (_ANY, _REQUIRED), "name": (_str, _REQUIRED), "value": (_sysctl_value, _REQUIRED)},
-    **{kind: {"link": (_ANY, _REQUIRED)} for kind in LINK_STEPS},
-    "impair": {"link": (_ANY, _REQUIRED), **_IMPAIRMENT_KEYS},
-    "wait": {"seconds": (_number(0, 86400), _REQUIRED)},
+    "tcp_transfer": {**_FLOW_KEYS, "port": (integer(1, 65535), None), "bytes": (byte_count, 1_000_000)},
+    "sysctl": {"host": (ANY, REQUIRED), "name": (string, REQUIRED), "value": (sysctl_value, REQUIRED)},
+    **{kind: {"link": (ANY, REQUIRED)} for kind in LINK_STEPS},
+    "impair": {"link": (ANY, REQUIRED), **_IMPAIRMENT_KEYS},
+    "wait": {"seconds": (number(0, 86400), REQUIRED)},
 }
 
 
@@ -732,40 +573,40 @@ class _Loader:
 
     def table(self, value: Any, path: KeyPath) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(path, f"must be a table, not {_show(value)}")
+            raise self.error(path, f"must be a table, not {show(value)}")
         return value
 
     def fields(
         self, table: dict[str, Any], path: KeyPath, spec: Mapping[str, tuple[Check, Any]]
     ) -> dict[str, Any]:
-        """Check ``table`` against ``spec`` (key -> (check, default or _REQUIRED))."""
+        """Check ``table`` against ``spec`` (key -> (check, default or REQUIRED))."""
         for key in table:
             if key not in spec:
                 raise self.error(
                     path + (key,),
-                    f"unknown key{_did_you_mean(key, spec)} (known: {', '.join(spec)})",
+                    f"unknown key{did_you_mean(key, spec)} (known: {', '.join(spec)})",
                 )
         out: dict[str, Any] = {}
         for key, (check, default) in spec.items():
             if key not in table:
-                if default is _REQUIRED:
+                if default is REQUIRED:
                     raise self.error(path, f"missing key {json.dumps(key)}")
                 out[key] = default
                 continue
             try:
                 out[key] = check(table[key])
-            except _Bad as exc:
+            except Bad as exc:
                 raise self.error(path + (key,), str(exc)) from None
         return out
 
     def names(self, value: Any, path: KeyPath, what: str, known: Collection[str]) -> str:
         # A reference to a node; the message lists what exists.
         if not isinstance(value, str):
-            raise self.error(path, f"must be the name of a {what}, not {_show(value)}")
+            raise self.error(path, f"must be the name of a {what}, not {show(value)}")
         if value not in known:
             listing = ", ".join(sorted(known)) or "none"
             raise self.error(
-                path, f"no {what} called {json.dumps(value)}{_did_you_mean(value, known)} (known: {listing})"
+                path, f"no {what} called {json.dumps(value)}{did_you_mean(value, known)} (known: {listing})"
             )
         return value
 
@@ -776,25 +617,25 @@ class _Loader:
             doc,
             (),
             {
-                "network": (_ANY, {}),
-                "hosts": (_ANY, {}),
-                "switches": (_ANY, {}),
-                "links": (_ANY, []),
-                "scenario": (_ANY, []),
+                "network": (ANY, {}),
+                "hosts": (ANY, {}),
+                "switches": (ANY, {}),
+                "links": (ANY, []),
+                "scenario": (ANY, []),
             },
         )
         network = self.fields(
             self.table(top["network"], ("network",)),
             ("network",),
-            {"seed": (_int(0, 2**64 - 1), None), "description": (_str, "")},
+            {"seed": (integer(0, 2**64 - 1), None), "description": (string, "")},
         )
         hosts_raw = self.table(top["hosts"], ("hosts",))
         switches_raw = self.table(top["switches"], ("switches",))
         for section, raw in (("hosts", hosts_raw), ("switches", switches_raw)):
             for name in raw:
                 try:
-                    _name(name)
-                except _Bad as exc:
+                    node_name(name)
+                except Bad as exc:
                     raise self.error((section, name), str(exc)) from None
         for name in switches_raw:
             if name in hosts_raw:
@@ -817,7 +658,7 @@ class _Loader:
         f = self.fields(
             self.table(raw, path),
             path,
-            {"aging": (_number(0, above=True), 300.0), "max_entries": (_int(1, 1 << 20), 1024)},
+            {"aging": (number(0, above=True), 300.0), "max_entries": (integer(1, 1 << 20), 1024)},
         )
         return SwitchSpec(name=name, **f)
 
@@ -830,19 +671,19 @@ class _Loader:
         for index, item in enumerate(raw):
             path: KeyPath = ("links", index)
             spec: dict[str, tuple[Check, Any]] = {
-                "name": (_link_name, None),
-                "a": (_ANY, _REQUIRED),
-                "b": (_ANY, None),
-                "a_address": (_interfaces, ()),
-                "b_address": (_interfaces, ()),
-                "kind": (_choice(*LINK_KINDS), "memory"),
-                "mtu": (_int(68, 65535), 1500),
-                "delay": (_number(0, 3600), 0.0),
-                "bandwidth": (_number(0, above=True), None),
-                "queue_len": (_int(1, 1 << 20), 1000),
+                "name": (link_name, None),
+                "a": (ANY, REQUIRED),
+                "b": (ANY, None),
+                "a_address": (interfaces, ()),
+                "b_address": (interfaces, ()),
+                "kind": (choice(*LINK_KINDS), "memory"),
+                "mtu": (integer(68, 65535), 1500),
+                "delay": (number(0, 3600), 0.0),
+                "bandwidth": (number(0, above=True), None),
+                "queue_len": (integer(1, 1 << 20), 1000),
                 **_IMPAIRMENT_KEYS,
-                "device": (_device, None),
-                "netns": (_netns, None),
+                "device": (device_name, None),
+                "netns": (netns_name, None),
             }
             f = self.fields(self.table(item, path), path, spec)
             kind = f["kind"]
@@ -939,18 +780,18 @@ class _Loader:
             self.table(raw, path),
             path,
             {
-                "ncpus": (_int(1, 64), 2),
-                "forwarding": (_bool, False),
-                "sysctls": (_ANY, {}),
-                "routes": (_ANY, []),
+                "ncpus": (integer(1, 64), 2),
+                "forwarding": (boolean, False),
+                "sysctls": (ANY, {}),
+                "routes": (ANY, []),
             },
         )
         sysctls_path = path + ("sysctls",)
         sysctls = []
         for key, value in self.table(f["sysctls"], sysctls_path).items():
             try:
-                sysctls.append((key, _sysctl_value(value)))
-            except _Bad as exc:
+                sysctls.append((key, sysctl_value(value)))
+            except Bad as exc:
                 raise self.error(sysctls_path + (key,), str(exc)) from None
         if not isinstance(f["routes"], list):
             raise self.error(
@@ -966,7 +807,7 @@ class _Loader:
             r = self.fields(
                 self.table(item, rpath),
                 rpath,
-                {"dest": (_dest, _REQUIRED), "gateway": (_ipv4, None), "link": (_str, None)},
+                {"dest": (destination, REQUIRED), "gateway": (ipv4, None), "link": (string, None)},
             )
             if r["dest"] in dests:
                 raise self.error(
@@ -1013,8 +854,8 @@ class _Loader:
             if "step" not in table:
                 raise self.error(path, f"missing key \"step\" (one of {', '.join(STEP_KINDS)})")
             try:
-                kind = _choice(*STEP_KINDS)(table["step"])
-            except _Bad as exc:
+                kind = choice(*STEP_KINDS)(table["step"])
+            except Bad as exc:
                 raise self.error(path + ("step",), str(exc)) from None
             f = self.fields(table, path, {**_COMMON_KEYS, **_STEP_KEYS[kind]})
             base: dict[str, Any] = {"index": index, "kind": kind, "where": self.where(path)}
@@ -1098,10 +939,10 @@ class _Loader:
                 )
             return str(addresses[0].ip), value
         try:
-            address = _ipv4(value)
-        except _Bad:
-            hint = _did_you_mean(value, hosts) if isinstance(value, str) else ""
-            problem = f"must be an IPv4 address or a host's name, not {_show(value)}{hint}"
+            address = ipv4(value)
+        except Bad:
+            hint = did_you_mean(value, hosts) if isinstance(value, str) else ""
+            problem = f"must be an IPv4 address or a host's name, not {show(value)}{hint}"
             raise self.error(path, problem) from None
         owner = owners.get(address)
         if need_owner and owner is None:
