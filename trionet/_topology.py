@@ -145,13 +145,9 @@ from ._checks import (
     byte_count,
     choice,
     destination,
-    device_name,
     did_you_mean,
     integer,
-    interfaces,
     ipv4,
-    link_name,
-    netns_name,
     node_name,
     number,
     show,
@@ -159,9 +155,8 @@ from ._checks import (
     sysctl_value,
 )
 from ._exceptions import TrionetError
+from ._links import IMPAIRMENT_KEYS, IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
 from ._toml_lines import MAX_DEPTH, KeyPath, NestedTooDeep, key_lines
-from .wires._udp import MAX_UDP_PAYLOAD
-from .wires._endpoint import ETHER_HDR_LEN
 
 __all__ = [
     "HostSpec",
@@ -183,17 +178,9 @@ __all__ = [
 ]
 
 
-IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
-LINK_KINDS = ("memory", "udp", "tap")
-#: Link kinds whose far end lives in real time (the kernel's sockets, a TAP
-#: device): a topology with one runs on the real clock (``trionet run``).
-REAL_TIME_KINDS = frozenset({"udp", "tap"})
 LINK_STEPS = ("link_down", "link_up", "partition", "heal")
 STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
-#: The largest ``mtu`` of a link carried by UDP (a ``udp`` link, or any link
-#: between two processes of a split run): one frame per IPv4 UDP datagram.
-UDP_MAX_MTU = MAX_UDP_PAYLOAD - ETHER_HDR_LEN
 
 
 
@@ -289,9 +276,14 @@ class LinkSpec:
         return (self.a,) if self.b is None else (self.a, self.b)
 
     @property
+    def link_kind(self) -> LinkKind:
+        """The row of :data:`~trionet._links.LINK_KINDS` for its ``kind``."""
+        return LINK_KINDS[self.kind]
+
+    @property
     def real_time(self) -> bool:
         """Whether the far end lives in real time (a ``udp`` or ``tap`` link)."""
-        return self.kind in REAL_TIME_KINDS
+        return self.link_kind.real_time
 
 
 @attrs.frozen(kw_only=True)
@@ -506,14 +498,6 @@ _FLOW_KEYS: dict[str, tuple[Check, Any]] = {
     "to": (ANY, REQUIRED),
     "expect": (choice("ok", "fail"), "ok"),
 }
-_IMPAIRMENT_KEYS: dict[str, tuple[Check, Any]] = {
-    "loss": (number(0, 1), None),
-    "duplicate": (number(0, 1), None),
-    "reorder": (number(0, 1), None),
-    "corrupt": (number(0, 1), None),
-    "jitter": (number(0, 3600), None),
-    "rate": (number(0, above=True), None),
-}
 #: Each step kind's own keys (with _COMMON_KEYS): key -> (check, default).
 _STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
     "ping": {
@@ -536,7 +520,7 @@ _STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
     "tcp_transfer": {**_FLOW_KEYS, "port": (integer(1, 65535), None), "bytes": (byte_count, 1_000_000)},
     "sysctl": {"host": (ANY, REQUIRED), "name": (string, REQUIRED), "value": (sysctl_value, REQUIRED)},
     **{kind: {"link": (ANY, REQUIRED)} for kind in LINK_STEPS},
-    "impair": {"link": (ANY, REQUIRED), **_IMPAIRMENT_KEYS},
+    "impair": {"link": (ANY, REQUIRED), **IMPAIRMENT_KEYS},
     "wait": {"seconds": (number(0, 86400), REQUIRED)},
 }
 
@@ -670,41 +654,20 @@ class _Loader:
         names: dict[str, int] = {}
         for index, item in enumerate(raw):
             path: KeyPath = ("links", index)
-            spec: dict[str, tuple[Check, Any]] = {
-                "name": (link_name, None),
-                "a": (ANY, REQUIRED),
-                "b": (ANY, None),
-                "a_address": (interfaces, ()),
-                "b_address": (interfaces, ()),
-                "kind": (choice(*LINK_KINDS), "memory"),
-                "mtu": (integer(68, 65535), 1500),
-                "delay": (number(0, 3600), 0.0),
-                "bandwidth": (number(0, above=True), None),
-                "queue_len": (integer(1, 1 << 20), 1000),
-                **_IMPAIRMENT_KEYS,
-                "device": (device_name, None),
-                "netns": (netns_name, None),
-            }
-            f = self.fields(self.table(item, path), path, spec)
+            f = self.fields(self.table(item, path), path, link_keys())
             kind = f["kind"]
-            if kind == "tap":
+            row = LINK_KINDS[kind]
+            if row.kernel_end:
                 a = self.names(f["a"], path + ("a",), "host", hosts)
-            else:
-                a = self.names(f["a"], path + ("a",), "host or switch", nodes)
-            if kind == "tap":
                 if f["b"] is not None:
                     raise self.error(
                         path + ("b",),
-                        'a tap link has no "b": its far end is the kernel'
+                        f'a {kind} link has no "b": its far end is the kernel'
                         " (give b_address for the kernel side)",
                     )
-                for key in ("delay", "bandwidth", *IMPAIRMENTS):
-                    if f[key]:
-                        raise self.error(path + (key,), "a tap link takes no delay, bandwidth or impairments")
-                if len(f["b_address"]) > 1:
-                    raise self.error(path + ("b_address",), "the kernel side of a tap link takes one address")
                 b = None
             else:
+                a = self.names(f["a"], path + ("a",), "host or switch", nodes)
                 if f["b"] is None:
                     raise self.error(path, 'missing key "b"')
                 b = self.names(f["b"], path + ("b",), "host or switch", nodes)
@@ -712,21 +675,7 @@ class _Loader:
                     raise self.error(
                         path + ("b",), f"a link joins two different nodes; both ends are {json.dumps(a)}"
                     )
-                for key in ("device", "netns"):
-                    if f[key] is not None:
-                        raise self.error(path + (key,), f'only a tap link takes "{key}"')
-                if kind == "udp":
-                    for key in ("delay", "bandwidth"):
-                        if f[key]:
-                            raise self.error(path + (key,), f"a udp link has no {key} (use jitter or rate)")
-                    if f["queue_len"] != 1000:
-                        raise self.error(path + ("queue_len",), "a udp link has no queue_len")
-                    if f["mtu"] > UDP_MAX_MTU:
-                        raise self.error(
-                            path + ("mtu",),
-                            f"a udp link sends each frame in one UDP datagram: mtu must be"
-                            f" at most {UDP_MAX_MTU}, not {f['mtu']}",
-                        )
+            row.refused(f, lambda key, problem: self.error(path + (key,), problem))
             for side, node in (("a", a), ("b", b)):
                 if node in switches and f[f"{side}_address"]:
                     raise self.error(
