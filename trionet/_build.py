@@ -16,7 +16,6 @@ link has the link's impairments and ``delay``, but no ``bandwidth`` or
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
@@ -32,10 +31,7 @@ from ._links import UDP_MAX_MTU
 from ._toml_lines import KeyPath
 from ._topology import (
     DEFAULT_PORT_BASE,
-    ImpairStep,
     LinkSpec,
-    LinkStep,
-    SysctlStep,
     Topology,
     TopologyError,
 )
@@ -94,11 +90,7 @@ def _net_labels(topo: Topology) -> dict[str, str]:
 def _needs_injector(topo: Topology) -> set[str]:
     # A partition of a memory link without injectors would drop the
     # carrier; a link a step partitions or impairs gets injectors.
-    return {
-        step.link
-        for step in topo.scenario
-        if (isinstance(step, LinkStep) and step.kind in ("partition", "heal")) or isinstance(step, ImpairStep)
-    }
+    return {link for step in topo.scenario for link in step.faulted_links()}
 
 
 def _name_key(topo: Topology, spec: LinkSpec) -> KeyPath:
@@ -301,11 +293,10 @@ async def build_network(
                     built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
                 except (NetError, ValueError) as exc:
                     raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
-        # Scenario sysctls: checked now against a host that has them, so a
+        # What only a running host knows (a scenario sysctl's name), so a
         # typo is a file error before anything runs.
         for step in topo.scenario:
-            if isinstance(step, SysctlStep) and step.host in built.hosts:
-                _check_sysctl(topo, built.hosts[step.host], step)
+            step.check_built(topo, built.hosts)
         log.info(
             "topology_built",
             file=topo.filename,
@@ -314,18 +305,3 @@ async def build_network(
             links=len(built.links),
         )
         yield built
-
-
-def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
-    path: KeyPath = ("scenario", step.index)
-    try:
-        node = host.sysctls.node(step.sysctl)
-    except NetError:
-        hint = did_you_mean(step.sysctl, [n.name for n in host.sysctls])
-        raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
-    if node.readonly or node.getter is not None:
-        raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")
-    try:
-        node.check(step.value)
-    except (TypeError, ValueError) as exc:
-        raise topo.error(path + ("value",), str(exc)) from None

@@ -142,7 +142,6 @@ from ._checks import (
     Bad,
     Check,
     boolean,
-    byte_count,
     choice,
     destination,
     did_you_mean,
@@ -155,7 +154,19 @@ from ._checks import (
     sysctl_value,
 )
 from ._exceptions import TrionetError
-from ._links import IMPAIRMENT_KEYS, IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
+from ._links import IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
+from ._steps import (
+    COMMON_KEYS,
+    STEP_KINDS,
+    ImpairStep,
+    LinkStep,
+    PingStep,
+    Step,
+    SysctlStep,
+    TcpTransferStep,
+    UdpFloodStep,
+    WaitStep,
+)
 from ._toml_lines import MAX_DEPTH, KeyPath, NestedTooDeep, key_lines
 
 __all__ = [
@@ -178,8 +189,6 @@ __all__ = [
 ]
 
 
-LINK_STEPS = ("link_down", "link_up", "partition", "heal")
-STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
 
 
@@ -287,141 +296,6 @@ class LinkSpec:
 
 
 @attrs.frozen(kw_only=True)
-class Step:
-    """What every scenario step has.
-
-    Attributes:
-        index: position in the scenario (0-based).
-        kind: the ``step`` value.
-        name: the file's label for it, or None.
-        timeout: seconds of Trio time the step may take.
-        where: ``"file:line: scenario[i]"``, for messages.
-    """
-
-    index: int
-    kind: str
-    name: str | None = None
-    timeout: float = 60.0
-    where: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name or self._describe()
-
-    def _describe(self) -> str:
-        return self.kind
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        """Nodes whose process runs this step (empty: every process)."""
-        return frozenset()
-
-
-@attrs.frozen(kw_only=True)
-class PingStep(Step):
-    src: str
-    to: str
-    count: int = 3
-    size: int = 56
-    interval: float = 1.0
-    reply_timeout: float = 1.0
-    min_received: int = 3
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"ping {self.src} -> {self.to}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class UdpFloodStep(Step):
-    """``dst_host`` is the host that owns ``to``: its sink counts."""
-
-    src: str
-    to: str
-    dst_host: str
-    port: int
-    count: int = 100
-    size: int = 512
-    interval: float = 0.001
-    settle: float = 1.0
-    min_received: int = 100
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"udp_flood {self.src} -> {self.to}:{self.port}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class TcpTransferStep(Step):
-    """``dst_host`` is the host that owns ``to``: its server hashes what arrives."""
-
-    src: str
-    to: str
-    dst_host: str
-    port: int
-    bytes: int = 1_000_000
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"tcp_transfer {self.src} -> {self.to}:{self.port} ({self.bytes} bytes)"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class SysctlStep(Step):
-    host: str
-    sysctl: str
-    value: int | str
-
-    def _describe(self) -> str:
-        return f"sysctl {self.host} {self.sysctl}={self.value}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.host})
-
-
-@attrs.frozen(kw_only=True)
-class LinkStep(Step):
-    """``link_down``, ``link_up``, ``partition`` or ``heal``."""
-
-    link: str
-
-    def _describe(self) -> str:
-        return f"{self.kind} {self.link}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset(topology.link(self.link).nodes)
-
-
-@attrs.frozen(kw_only=True)
-class ImpairStep(Step):
-    link: str
-    changes: tuple[tuple[str, float], ...]
-
-    def _describe(self) -> str:
-        changes = " ".join(f"{k}={v:g}" for k, v in self.changes)
-        return f"impair {self.link} {changes}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset(topology.link(self.link).nodes)
-
-
-@attrs.frozen(kw_only=True)
-class WaitStep(Step):
-    seconds: float
-
-    def _describe(self) -> str:
-        return f"wait {self.seconds:g} s"
-
-
-@attrs.frozen(kw_only=True)
 class Topology:
     """A checked topology file. Made by :func:`load_topology`.
 
@@ -486,47 +360,6 @@ def format_key(path: KeyPath) -> str:
             text = part if _BARE.match(part) else json.dumps(part)
             out += f".{text}" if out else text
     return out
-
-
-_COMMON_KEYS: dict[str, tuple[Check, Any]] = {
-    "step": (string, REQUIRED),
-    "name": (string, None),
-    "timeout": (number(0, above=True), 60.0),
-}
-_FLOW_KEYS: dict[str, tuple[Check, Any]] = {
-    "from": (ANY, REQUIRED),
-    "to": (ANY, REQUIRED),
-    "expect": (choice("ok", "fail"), "ok"),
-}
-#: Each step kind's own keys (with _COMMON_KEYS): key -> (check, default).
-_STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
-    "ping": {
-        **_FLOW_KEYS,
-        "count": (integer(1, 1_000_000), 3),
-        "size": (integer(0, 65499), 56),
-        "interval": (number(0, 3600), 1.0),
-        "reply_timeout": (number(0, 3600, above=True), 1.0),
-        "min_received": (integer(0, 1_000_000), None),
-    },
-    "udp_flood": {
-        **_FLOW_KEYS,
-        "port": (integer(1, 65535), None),
-        "count": (integer(1, 10_000_000), 100),
-        "size": (integer(0, 65507), 512),
-        "interval": (number(0, 3600), 0.001),
-        "settle": (number(0, 3600), 1.0),
-        "min_received": (integer(0, 10_000_000), None),
-    },
-    "tcp_transfer": {**_FLOW_KEYS, "port": (integer(1, 65535), None), "bytes": (byte_count, 1_000_000)},
-    "sysctl": {"host": (ANY, REQUIRED), "name": (string, REQUIRED), "value": (sysctl_value, REQUIRED)},
-    **{kind: {"link": (ANY, REQUIRED)} for kind in LINK_STEPS},
-    "impair": {"link": (ANY, REQUIRED), **IMPAIRMENT_KEYS},
-    "wait": {"seconds": (number(0, 86400), REQUIRED)},
-}
-
-
-def _pick(f: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: f[key] for key in keys}
 
 
 ####################################################################
@@ -787,10 +620,9 @@ class _Loader:
         )
 
     def scenario(self, raw: Any, topo: Topology) -> tuple[Step, ...]:
+        # Each table's kind is a row of STEP_KINDS: its keys, then its load().
         if not isinstance(raw, list):
             raise self.error(("scenario",), "must be an array of tables ([[scenario]])")
-        hosts = {h.name for h in topo.hosts}
-        links = {spec.name for spec in topo.links}
         owners: dict[str, str] = {}
         for h in topo.hosts:
             for iface in topo.addresses(h.name):
@@ -806,84 +638,80 @@ class _Loader:
                 kind = choice(*STEP_KINDS)(table["step"])
             except Bad as exc:
                 raise self.error(path + ("step",), str(exc)) from None
-            f = self.fields(table, path, {**_COMMON_KEYS, **_STEP_KEYS[kind]})
-            base: dict[str, Any] = {"index": index, "kind": kind, "where": self.where(path)}
-            base["timeout"] = f["timeout"]
-            if kind != "sysctl":  # its "name" is the sysctl's
-                base["name"] = f["name"]
-            step: Step
-            if kind in ("ping", "udp_flood", "tcp_transfer"):
-                src = self.names(f["from"], path + ("from",), "host", hosts)
-                need_owner = kind != "ping"
-                to, dst_host = self.target(
-                    f["to"], path + ("to",), hosts, owners, need_owner=need_owner, topo=topo
-                )
-                base |= {"src": src, "to": to, "expect": f["expect"]}
-                if "min_received" in f:
-                    if f["min_received"] is None:
-                        f["min_received"] = f["count"]
-                    elif f["min_received"] > f["count"]:
-                        raise self.error(path + ("min_received",), f"must be at most count ({f['count']})")
-            if kind == "ping":
-                keys = ("count", "size", "interval", "reply_timeout", "min_received")
-                step = PingStep(**base, **_pick(f, *keys))
-            elif kind in ("udp_flood", "tcp_transfer"):
-                assert dst_host is not None
-                proto = "udp" if kind == "udp_flood" else "tcp"
-                port = f["port"] if f["port"] is not None else (9000 if proto == "udp" else 5000) + index
-                # A udp_flood's sink also answers on tcp (for a sender in another process).
-                for p in ("udp", "tcp") if proto == "udp" else ("tcp",):
-                    if (dst_host, p, port) in services:
-                        raise self.error(
-                            path + ("port",),
-                            f"{dst_host} already serves {p} port {port} for"
-                            f" scenario[{services[dst_host, p, port]}]; give another port",
-                        )
-                    services[dst_host, p, port] = index
-                base |= {"dst_host": dst_host, "port": port}
-                if kind == "udp_flood":
-                    keys = ("count", "size", "interval", "settle", "min_received")
-                    step = UdpFloodStep(**base, **_pick(f, *keys))
-                else:
-                    step = TcpTransferStep(**base, bytes=f["bytes"])
-            elif kind == "sysctl":
-                host = self.names(f["host"], path + ("host",), "host", hosts)
-                step = SysctlStep(**base, host=host, sysctl=f["name"], value=f["value"])
-            elif kind in (*LINK_STEPS, "impair"):
-                link = self.names(f["link"], path + ("link",), "link", links)
-                if topo.link(link).kind == "tap" and kind != "link_down" and kind != "link_up":
-                    raise self.error(
-                        path + ("link",), f"{link} is a tap link: it cannot be partitioned or impaired"
-                    )
-                if kind == "impair":
-                    changes = tuple((k, f[k]) for k in IMPAIRMENTS if f[k] is not None)
-                    if not changes:
-                        raise self.error(path, f"an impair step needs at least one of {', '.join(IMPAIRMENTS)}")
-                    step = ImpairStep(**base, link=link, changes=changes)
-                else:
-                    step = LinkStep(**base, link=link)
-            else:  # wait: the default timeout leaves room for the wait
-                if "timeout" not in table:
-                    base["timeout"] = max(f["timeout"], f["seconds"] + 1.0)
-                step = WaitStep(**base, seconds=f["seconds"])
-            steps.append(step)
+            cls = STEP_KINDS[kind]
+            f = self.fields(table, path, {**COMMON_KEYS, **cls.KEYS})
+            steps.append(cls.load(StepLoad(self, topo, index, kind, table, owners, services), f))
         return tuple(steps)
 
-    def target(
-        self,
-        value: Any,
-        path: KeyPath,
-        hosts: set[str],
-        owners: dict[str, str],
-        *,
-        need_owner: bool,
-        topo: Topology,
-    ) -> tuple[str, str | None]:
-        """``to``: an IPv4 address, or a host name meaning its first address."""
+
+@attrs.define(eq=False)
+class StepLoad:
+    """What a step kind's ``load`` gets besides its checked fields (rule 2
+    of :mod:`trionet._steps`): where the step is, and checks of its
+    references whose errors name the file, the line and the key.
+
+    Attributes:
+        topology: the topology so far (hosts, switches and links; no scenario).
+        index: the step's position in the scenario.
+        kind: its ``step`` value.
+    """
+
+    _loader: _Loader
+    topology: Topology
+    index: int
+    kind: str
+    _table: Mapping[str, Any]
+    _owners: Mapping[str, str]  # address -> the host that has it
+    _services: dict[tuple[str, str, int], int]  # (host, protocol, port) -> the step serving it
+
+    @property
+    def path(self) -> KeyPath:
+        return ("scenario", self.index)
+
+    def error(self, key: str | None, problem: str) -> TopologyError:
+        """A :class:`TopologyError` about ``scenario[i].key`` (``None``: the step itself)."""
+        return self._loader.error(self.path + ((key,) if key is not None else ()), problem)
+
+    def given(self, key: str) -> bool:
+        """Whether the file gives ``key`` (rather than leaving its default)."""
+        return key in self._table
+
+    def base(self, f: Mapping[str, Any], *, label: bool = True) -> dict[str, Any]:
+        """The fields every :class:`~trionet._steps.Step` has. ``label=False``
+        when the kind's ``name`` key means something else (a sysctl)."""
+        base: dict[str, Any] = {
+            "index": self.index,
+            "kind": self.kind,
+            "where": self._loader.where(self.path),
+            "timeout": f["timeout"],
+        }
+        if label:
+            base["name"] = f["name"]
+        return base
+
+    def host(self, value: Any, key: str) -> str:
+        """``value`` (at ``key``) names a host of the file."""
+        return self._loader.names(value, self.path + (key,), "host", {h.name for h in self.topology.hosts})
+
+    def link(self, value: Any, key: str, *, faults: bool = False) -> str:
+        """``value`` (at ``key``) names a link; with ``faults``, one whose
+        kind can be partitioned or impaired."""
+        link = self._loader.names(value, self.path + (key,), "link", {spec.name for spec in self.topology.links})
+        spec = self.topology.link(link)
+        if faults and not spec.link_kind.faults:
+            raise self.error(key, f"{link} is a {spec.kind} link: it cannot be partitioned or impaired")
+        return link
+
+    def target(self, value: Any, key: str, *, need_owner: bool) -> tuple[str, str | None]:
+        """``to``: an IPv4 address, or a host name meaning its first address;
+        and the host that has it (None if none does, which ``need_owner``
+        refuses: the receiving side runs there)."""
+        path = self.path + (key,)
+        hosts = {h.name for h in self.topology.hosts}
         if isinstance(value, str) and value in hosts:
-            addresses = topo.addresses(value)
+            addresses = self.topology.addresses(value)
             if not addresses:
-                raise self.error(
+                raise self._loader.error(
                     path, f"host {value} has no address (give one with a_address/b_address on its links)"
                 )
             return str(addresses[0].ip), value
@@ -892,14 +720,25 @@ class _Loader:
         except Bad:
             hint = did_you_mean(value, hosts) if isinstance(value, str) else ""
             problem = f"must be an IPv4 address or a host's name, not {show(value)}{hint}"
-            raise self.error(path, problem) from None
-        owner = owners.get(address)
+            raise self._loader.error(path, problem) from None
+        owner = self._owners.get(address)
         if need_owner and owner is None:
-            raise self.error(
+            raise self._loader.error(
                 path,
                 f"{address} is not an address of a host in this topology (the receiving side runs there)",
             )
         return address, owner
+
+    def serve(self, host: str, protocols: tuple[str, ...], port: int, key: str = "port") -> None:
+        """Claim ``port`` on ``host`` for this step's receiving side, for each protocol."""
+        for p in protocols:
+            if (host, p, port) in self._services:
+                raise self.error(
+                    key,
+                    f"{host} already serves {p} port {port} for"
+                    f" scenario[{self._services[host, p, port]}]; give another port",
+                )
+            self._services[host, p, port] = self.index
 
 
 def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
