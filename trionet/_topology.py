@@ -53,56 +53,14 @@ scenario, the same things :func:`trionet.open_network` builds by hand::
 Sections and keys
 =================
 
-``[network]``: ``seed`` (int), ``description`` (str).
-
-``[hosts.NAME]``: ``ncpus``, ``forwarding`` (bool), ``sysctls`` (a table of
-name = int, str or bool), ``routes`` (an array of tables: ``dest``
-(``"default"``, ``"10.1.0.0/16"`` or a host address), ``gateway`` (on one of
-the host's subnets), ``link`` (pin the route to the host's interface on that
-link; with no gateway it is a link route)). A host needs no keys:
-``[hosts.h3]`` alone is a host.
-
-``[switches.NAME]``: ``aging`` (seconds), ``max_entries``.
-
-``[[links]]``: ``a``, ``b`` (required), ``name``, ``a_address``,
-``b_address``, ``kind``, ``mtu``, ``delay``, ``bandwidth``, ``queue_len``,
-and the impairments ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
-``jitter``, ``rate``. ``kind = "udp"`` is a pair of UDP sockets on
-127.0.0.1 (real datagrams, real time: no ``delay``, ``bandwidth`` or
-``queue_len``; ``mtu`` at most 65493, one frame per datagram).
-``kind = "tap"`` joins host ``a`` to the Linux kernel
-through a TAP device (root only): no ``b``; ``b_address`` is the kernel
-side's address, and ``device`` (a Linux interface name: at most 15 bytes,
-no ``/``, ``:`` or space; ``%d`` is filled in by the kernel) and ``netns``
-(an existing namespace, ``ip netns add``) name the device and the network
-namespace to put it in; no impairments. A topology with a ``udp`` or
-``tap`` link runs in real time (see ``trionet run --virtual``).
-
-``[[scenario]]``: steps, run in order by :func:`trionet._scenario.run_scenario`.
-Every step takes ``step`` (its kind), ``name`` (a label; in a ``sysctl``
-step, the sysctl) and ``timeout`` (seconds of Trio time, default 60; a
-``wait`` gets at least its ``seconds`` plus one). Kinds and their keys:
-
-- ``ping``: ``from``, ``to``, ``count`` (3), ``size`` (56), ``interval``
-  (1.0 s), ``reply_timeout`` (1.0 s), ``min_received`` (default ``count``),
-  ``expect``.
-- ``udp_flood``: ``from``, ``to``, ``port`` (default 9000 + step index),
-  ``count`` (100), ``size`` (512), ``interval`` (0.001 s), ``settle`` (1.0 s
-  to wait for the last datagrams), ``min_received`` (default ``count``),
-  ``expect``.
-- ``tcp_transfer``: ``from``, ``to``, ``port`` (default 5000 + step
-  index), ``bytes`` (1 MB; seeded content), ``expect``.
-- ``sysctl``: ``host``, ``name``, ``value``.
-- ``link_down``, ``link_up`` (carrier), ``partition``, ``heal`` (frames lost
-  silently, carrier up): ``link``.
-- ``impair``: ``link`` and any of the impairments (a link named by a
-  ``partition`` or ``impair`` step is built with fault injectors).
-- ``wait``: ``seconds``.
-
-``expect = "fail"`` turns a step that must fail (a ping across a partition)
-into one whose result is ok when it does fail. ``udp_flood`` and
-``tcp_transfer`` need ``to`` to be an address of a host in the file: a sink
-or server runs there.
+``docs/topology.md`` is the reference: every section and key, and one
+section with an example per link kind and per step kind. The kinds are
+tables: link kinds in :data:`trionet._links.LINK_KINDS` (the keys each
+refuses, and how each is built), step kinds in
+:data:`trionet._steps.STEP_KINDS` (one class per kind: its keys, how it
+loads, runs and reports). This module reads the sections every file has
+(``[network]``, ``[hosts.NAME]``, ``[switches.NAME]``) and asks the kind's
+row about the rest; :class:`StepLoad` is what a step kind's ``load`` gets.
 
 Errors
 ======
