@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from trionet._links import LINK_KINDS
+from trionet._links import LINK_KINDS, registered_link_kind
 from trionet._steps import STEP_KINDS, Step, registered_step_kind
 from trionet._topology import loads_topology
 
@@ -31,11 +31,20 @@ def _example(section: str) -> str:
 STEP_BASE = _example(TEXT[TEXT.index("## Step kinds") : TEXT.index("### Step ")])
 
 
-def test_every_link_kind_has_a_section_with_an_example_that_loads() -> None:
+def _link_kind_problems() -> list[str]:
+    problems = []
     for kind in LINK_KINDS:
-        assert ("Link kind", kind) in SECTIONS, f"docs/topology.md has no section for link kind {kind!r}"
+        if ("Link kind", kind) not in SECTIONS:
+            problems.append(f"docs/topology.md has no section for link kind {kind!r}")
+            continue
         topo = loads_topology(_example(SECTIONS["Link kind", kind]), filename=f"docs/topology.md ({kind})")
-        assert [spec.kind for spec in topo.links] == [kind]
+        if [spec.kind for spec in topo.links] != [kind]:
+            problems.append(f"the example of link kind {kind!r} is not one link of that kind")
+    return problems
+
+
+def test_every_link_kind_has_a_section_with_an_example_that_loads() -> None:
+    assert _link_kind_problems() == []
 
 
 def _step_kind_problems() -> list[str]:
@@ -61,9 +70,11 @@ class _Undocumented(Step):
     pass
 
 
-def test_a_step_kind_without_a_section_is_found() -> None:
+def test_a_kind_without_a_section_is_found() -> None:
     with registered_step_kind("undocumented", _Undocumented):
         assert _step_kind_problems() == ["docs/topology.md has no section for step kind 'undocumented'"]
+    with registered_link_kind(attrs.evolve(LINK_KINDS["memory"], name="undocumented")):
+        assert _link_kind_problems() == ["docs/topology.md has no section for link kind 'undocumented'"]
 
 
 def test_every_section_is_a_kind_the_loader_knows() -> None:

@@ -29,15 +29,17 @@ asks the row to build the link. Rules:
    step may partition or impair it (it is then built with fault injectors).
 
 Adding a kind is one row in :data:`LINK_KINDS` and a section in
-``docs/topology.md`` (a test checks that every kind has one).
+``docs/topology.md`` (a test checks that every kind has one);
+:func:`registered_link_kind` adds a row for the length of a ``with`` block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,7 +53,16 @@ if TYPE_CHECKING:
     from ._toml_lines import KeyPath
     from ._topology import LinkSpec, Topology, TopologyError
 
-__all__ = ["IMPAIRMENTS", "IMPAIRMENT_KEYS", "LINK_KEYS", "LINK_KINDS", "UDP_MAX_MTU", "LinkKind", "link_keys"]
+__all__ = [
+    "IMPAIRMENTS",
+    "IMPAIRMENT_KEYS",
+    "LINK_KEYS",
+    "LINK_KINDS",
+    "UDP_MAX_MTU",
+    "LinkKind",
+    "link_keys",
+    "registered_link_kind",
+]
 
 
 #: The impairments of a link (and of an ``impair`` step), in this order.
@@ -224,3 +235,25 @@ LINK_KINDS: dict[str, LinkKind] = {
 def link_keys() -> dict[str, tuple[Check, Any]]:
     """:data:`LINK_KEYS`, with ``kind`` checked against the kinds in :data:`LINK_KINDS` now."""
     return {**LINK_KEYS, "kind": (choice(*LINK_KINDS), "memory")}
+
+
+@contextlib.contextmanager
+def registered_link_kind(kind: LinkKind) -> Iterator[LinkKind]:
+    """Make ``kind = "name"`` a link kind built by ``kind`` for the ``with``
+    block, then forget it (a test's own kind; the package's kinds are rows
+    of :data:`LINK_KINDS`).
+
+    Raises:
+        ValueError: a kind of that name exists already, or the row refuses
+            a key that is not in :data:`LINK_KEYS`.
+    """
+    if kind.name in LINK_KINDS:
+        raise ValueError(f"{kind.name!r} is a link kind already")
+    unknown = sorted(set(kind.refuses) - set(LINK_KEYS))
+    if unknown:
+        raise ValueError(f"link kind {kind.name!r} refuses keys no link has: {', '.join(unknown)}")
+    LINK_KINDS[kind.name] = kind
+    try:
+        yield kind
+    finally:
+        del LINK_KINDS[kind.name]

@@ -135,6 +135,7 @@ __all__ = [
     "PingStep",
     "RouteSpec",
     "Step",
+    "StepLoad",
     "SwitchSpec",
     "SysctlStep",
     "TcpTransferStep",
