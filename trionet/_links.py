@@ -96,7 +96,7 @@ class LinkKind:
     captured: bool = True
     faults: bool = True
 
-    def refused(self, f: Mapping[str, Any], error: ErrorFn) -> None:
+    def check_fields(self, f: Mapping[str, Any], error: ErrorFn) -> None:
         """Rules 3 and 4: raise the first problem of the checked fields ``f``."""
         for key, problem in self.refuses.items():
             value = f[key]

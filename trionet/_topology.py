@@ -467,7 +467,8 @@ class _Loader:
                     raise self.error(
                         path + ("b",), f"a link joins two different nodes; both ends are {json.dumps(a)}"
                     )
-            row.refused(f, lambda key, problem: self.error(path + (key,), problem))
+            # The keys this kind has no use for, and its own checks (trionet._links rules 3, 4).
+            row.check_fields(f, lambda key, problem: self.error(path + (key,), problem))
             for side, node in (("a", a), ("b", b)):
                 if node in switches and f[f"{side}_address"]:
                     raise self.error(
