@@ -16,8 +16,6 @@ link has the link's impairments and ``delay``, but no ``bandwidth`` or
 
 from __future__ import annotations
 
-import errno
-import json
 import os
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
@@ -27,18 +25,15 @@ from typing import Any
 import attrs
 import structlog
 
+from ._checks import did_you_mean
 from ._exceptions import NetError
+from ._links import UDP_MAX_MTU
 from ._toml_lines import KeyPath
 from ._topology import (
     DEFAULT_PORT_BASE,
-    UDP_MAX_MTU,
-    ImpairStep,
     LinkSpec,
-    LinkStep,
-    SysctlStep,
     Topology,
     TopologyError,
-    _did_you_mean,
 )
 
 __all__ = ["BuiltNetwork", "build_network", "check_pcap_names", "check_split"]
@@ -95,11 +90,7 @@ def _net_labels(topo: Topology) -> dict[str, str]:
 def _needs_injector(topo: Topology) -> set[str]:
     # A partition of a memory link without injectors would drop the
     # carrier; a link a step partitions or impairs gets injectors.
-    return {
-        step.link
-        for step in topo.scenario
-        if (isinstance(step, LinkStep) and step.kind in ("partition", "heal")) or isinstance(step, ImpairStep)
-    }
+    return {link for step in topo.scenario for link in step.faulted_links()}
 
 
 def _name_key(topo: Topology, spec: LinkSpec) -> KeyPath:
@@ -121,7 +112,7 @@ def check_pcap_names(topology: Topology, pcap_dir: str | os.PathLike[str]) -> No
         name_max = 255
     for spec in topology.links:
         size = len(os.fsencode(f"{spec.name}.pcap"))
-        if spec.kind != "tap" and size > name_max:
+        if spec.link_kind.captured and size > name_max:
             raise topology.error(
                 _name_key(topology, spec),
                 f"link name too long for a capture file with --pcap ({size} bytes with"
@@ -150,32 +141,6 @@ def check_split(topology: Topology, groups: Iterable[Collection[str]]) -> None:
 
 def _capture_error(topo: Topology, spec: LinkSpec, capture: str, exc: OSError) -> TopologyError:
     return topo.error(("links", spec.index), f"cannot write its capture {capture}: {exc.strerror}")
-
-
-def _netns_exists(name: str) -> bool:
-    # Where `ip netns add` makes it (iproute2's NETNS_RUN_DIR).
-    return any(os.path.exists(os.path.join(d, name)) for d in ("/run/netns", "/var/run/netns"))
-
-
-async def _tap_link(net: Any, topo: Topology, spec: LinkSpec, host: Any) -> Any:
-    # A tap link, its failures (no privilege, a name taken, no namespace)
-    # as TopologyErrors on the link's keys.
-    path: KeyPath = ("links", spec.index)
-    if spec.netns is not None and not _netns_exists(spec.netns):
-        raise topo.error(
-            path + ("netns",),
-            f"no network namespace called {json.dumps(spec.netns)} (make it with: ip netns add {spec.netns})",
-        )
-    address = spec.b_addresses[0] if spec.b_addresses else None
-    try:
-        return await net.tap_link(host, device=spec.device, mtu=spec.mtu, netns=spec.netns, address=address)
-    except NetError as exc:
-        taken = exc.errno in (errno.EINVAL, errno.EBUSY, errno.EEXIST)
-        key = "device" if taken and spec.device is not None else "kind"
-        raise topo.error(path + (key,), exc.strerror or str(exc)) from None
-    except RuntimeError as exc:  # an `ip` command failed: its message says which and why
-        key = "device" if "exists" in str(exc) and spec.device is not None else None
-        raise topo.error(path + ((key,) if key else ()), str(exc)) from None
 
 
 @asynccontextmanager
@@ -224,7 +189,7 @@ async def build_network(
         unknown = sorted(set(only_hosts) - nodes)
         if unknown:
             raise TopologyError(
-                f"no host or switch called {', '.join(unknown)}{_did_you_mean(unknown[0], nodes)}",
+                f"no host or switch called {', '.join(unknown)}{did_you_mean(unknown[0], nodes)}",
                 filename=topo.filename,
             )
         local = frozenset(only_hosts)
@@ -250,7 +215,7 @@ async def build_network(
                 try:
                     host.sysctl(name, value)
                 except NetError as exc:
-                    hint = _did_you_mean(name, [node.name for node in host.sysctls])
+                    hint = did_you_mean(name, [node.name for node in host.sysctls])
                     key = ("hosts", spec.name, "sysctls", name)
                     raise topo.error(key, f"{exc.strerror}{hint}") from None
                 except (TypeError, ValueError) as exc:
@@ -267,21 +232,18 @@ async def build_network(
             impairments = dict(spec.impairments)
             if spec.name in injected and not impairments:
                 impairments["loss"] = 0.0
-            if spec.kind == "tap":
-                link = await _tap_link(net, topo, spec, built.hosts[spec.a])
-                ends[spec.name, 0] = link.ends[0]
-            elif all(here):
-                a, b = (built.hosts.get(n) or net.switches[n] for n in spec.nodes)
-                options: dict[str, Any] = {"kind": spec.kind, "mtu": spec.mtu, "pcap": capture}
-                if spec.kind == "memory":
-                    options |= {"delay": spec.delay, "bandwidth": spec.bandwidth, "queue_len": spec.queue_len}
+            if all(here):
+                kind = spec.link_kind
+                nodes = [built.hosts.get(n) or net.switches[n] for n in spec.nodes]
+                capture = capture if kind.captured else None
                 try:
-                    link = await net.link(a, b, **options, **impairments)
+                    link = await kind.build(net, topo, spec, nodes, pcap=capture, impairments=impairments)
                 except OSError as exc:
                     if capture is None or exc.filename != capture:
                         raise
                     raise _capture_error(topo, spec, capture, exc) from None
-                ends[spec.name, 0], ends[spec.name, 1] = link.ends
+                for side in range(len(spec.nodes)):
+                    ends[spec.name, side] = link.ends[side]
             else:
                 # The other side is in another process: a UDP half link,
                 # on the ports and with the fault seed that side expects.
@@ -311,7 +273,7 @@ async def build_network(
             built.links[spec.name] = link
         for spec in topo.links:
             for side, node, addresses in ((0, spec.a, spec.a_addresses), (1, spec.b, spec.b_addresses)):
-                if node not in built.hosts or (spec.kind == "tap" and side == 1):
+                if node not in built.hosts:  # elsewhere, a switch, or the kernel (None)
                     continue
                 for address in addresses:
                     try:
@@ -331,11 +293,10 @@ async def build_network(
                     built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
                 except (NetError, ValueError) as exc:
                     raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
-        # Scenario sysctls: checked now against a host that has them, so a
+        # What only a running host knows (a scenario sysctl's name), so a
         # typo is a file error before anything runs.
         for step in topo.scenario:
-            if isinstance(step, SysctlStep) and step.host in built.hosts:
-                _check_sysctl(topo, built.hosts[step.host], step)
+            step.check_built(topo, built.hosts)
         log.info(
             "topology_built",
             file=topo.filename,
@@ -344,18 +305,3 @@ async def build_network(
             links=len(built.links),
         )
         yield built
-
-
-def _check_sysctl(topo: Topology, host: Any, step: SysctlStep) -> None:
-    path: KeyPath = ("scenario", step.index)
-    try:
-        node = host.sysctls.node(step.sysctl)
-    except NetError:
-        hint = _did_you_mean(step.sysctl, [n.name for n in host.sysctls])
-        raise topo.error(path + ("name",), f"no sysctl {json.dumps(step.sysctl)}{hint}") from None
-    if node.readonly or node.getter is not None:
-        raise topo.error(path + ("name",), f"sysctl {step.sysctl} is read-only")
-    try:
-        node.check(step.value)
-    except (TypeError, ValueError) as exc:
-        raise topo.error(path + ("value",), str(exc)) from None

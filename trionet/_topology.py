@@ -53,56 +53,14 @@ scenario, the same things :func:`trionet.open_network` builds by hand::
 Sections and keys
 =================
 
-``[network]``: ``seed`` (int), ``description`` (str).
-
-``[hosts.NAME]``: ``ncpus``, ``forwarding`` (bool), ``sysctls`` (a table of
-name = int, str or bool), ``routes`` (an array of tables: ``dest``
-(``"default"``, ``"10.1.0.0/16"`` or a host address), ``gateway`` (on one of
-the host's subnets), ``link`` (pin the route to the host's interface on that
-link; with no gateway it is a link route)). A host needs no keys:
-``[hosts.h3]`` alone is a host.
-
-``[switches.NAME]``: ``aging`` (seconds), ``max_entries``.
-
-``[[links]]``: ``a``, ``b`` (required), ``name``, ``a_address``,
-``b_address``, ``kind``, ``mtu``, ``delay``, ``bandwidth``, ``queue_len``,
-and the impairments ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
-``jitter``, ``rate``. ``kind = "udp"`` is a pair of UDP sockets on
-127.0.0.1 (real datagrams, real time: no ``delay``, ``bandwidth`` or
-``queue_len``; ``mtu`` at most 65493, one frame per datagram).
-``kind = "tap"`` joins host ``a`` to the Linux kernel
-through a TAP device (root only): no ``b``; ``b_address`` is the kernel
-side's address, and ``device`` (a Linux interface name: at most 15 bytes,
-no ``/``, ``:`` or space; ``%d`` is filled in by the kernel) and ``netns``
-(an existing namespace, ``ip netns add``) name the device and the network
-namespace to put it in; no impairments. A topology with a ``udp`` or
-``tap`` link runs in real time (see ``trionet run --virtual``).
-
-``[[scenario]]``: steps, run in order by :func:`trionet._scenario.run_scenario`.
-Every step takes ``step`` (its kind), ``name`` (a label; in a ``sysctl``
-step, the sysctl) and ``timeout`` (seconds of Trio time, default 60; a
-``wait`` gets at least its ``seconds`` plus one). Kinds and their keys:
-
-- ``ping``: ``from``, ``to``, ``count`` (3), ``size`` (56), ``interval``
-  (1.0 s), ``reply_timeout`` (1.0 s), ``min_received`` (default ``count``),
-  ``expect``.
-- ``udp_flood``: ``from``, ``to``, ``port`` (default 9000 + step index),
-  ``count`` (100), ``size`` (512), ``interval`` (0.001 s), ``settle`` (1.0 s
-  to wait for the last datagrams), ``min_received`` (default ``count``),
-  ``expect``.
-- ``tcp_transfer``: ``from``, ``to``, ``port`` (default 5000 + step
-  index), ``bytes`` (1 MB; seeded content), ``expect``.
-- ``sysctl``: ``host``, ``name``, ``value``.
-- ``link_down``, ``link_up`` (carrier), ``partition``, ``heal`` (frames lost
-  silently, carrier up): ``link``.
-- ``impair``: ``link`` and any of the impairments (a link named by a
-  ``partition`` or ``impair`` step is built with fault injectors).
-- ``wait``: ``seconds``.
-
-``expect = "fail"`` turns a step that must fail (a ping across a partition)
-into one whose result is ok when it does fail. ``udp_flood`` and
-``tcp_transfer`` need ``to`` to be an address of a host in the file: a sink
-or server runs there.
+``docs/topology.md`` is the reference: every section and key, and one
+section with an example per link kind and per step kind. The kinds are
+tables: link kinds in :data:`trionet._links.LINK_KINDS` (the keys each
+refuses, and how each is built), step kinds in
+:data:`trionet._steps.STEP_KINDS` (one class per kind: its keys, how it
+loads, runs and reports). This module reads the sections every file has
+(``[network]``, ``[hosts.NAME]``, ``[switches.NAME]``) and asks the kind's
+row about the rest; :class:`StepLoad` is what a step kind's ``load`` gets.
 
 Errors
 ======
@@ -125,24 +83,49 @@ Building a network from a topology, whole or split over processes, is
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ._checks import (
+    ANY,
+    REQUIRED,
+    Bad,
+    Check,
+    boolean,
+    choice,
+    destination,
+    did_you_mean,
+    integer,
+    ipv4,
+    node_name,
+    number,
+    show,
+    string,
+    sysctl_value,
+)
 from ._exceptions import TrionetError
+from ._links import IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
+from ._steps import (
+    COMMON_KEYS,
+    STEP_KINDS,
+    ImpairStep,
+    LinkStep,
+    PingStep,
+    Step,
+    SysctlStep,
+    TcpTransferStep,
+    UdpFloodStep,
+    WaitStep,
+)
 from ._toml_lines import MAX_DEPTH, KeyPath, NestedTooDeep, key_lines
-from .wires._tap import _check_ifname
-from .wires._udp import MAX_UDP_PAYLOAD
-from .wires._endpoint import ETHER_HDR_LEN
 
 __all__ = [
     "HostSpec",
@@ -152,6 +135,7 @@ __all__ = [
     "PingStep",
     "RouteSpec",
     "Step",
+    "StepLoad",
     "SwitchSpec",
     "SysctlStep",
     "TcpTransferStep",
@@ -164,17 +148,7 @@ __all__ = [
 ]
 
 
-IMPAIRMENTS = ("loss", "duplicate", "reorder", "corrupt", "jitter", "rate")
-LINK_KINDS = ("memory", "udp", "tap")
-#: Link kinds whose far end lives in real time (the kernel's sockets, a TAP
-#: device): a topology with one runs on the real clock (``trionet run``).
-REAL_TIME_KINDS = frozenset({"udp", "tap"})
-LINK_STEPS = ("link_down", "link_up", "partition", "heal")
-STEP_KINDS = ("ping", "udp_flood", "tcp_transfer", "sysctl", *LINK_STEPS, "impair", "wait")
 DEFAULT_PORT_BASE = 47000
-#: The largest ``mtu`` of a link carried by UDP (a ``udp`` link, or any link
-#: between two processes of a split run): one frame per IPv4 UDP datagram.
-UDP_MAX_MTU = MAX_UDP_PAYLOAD - ETHER_HDR_LEN
 
 
 
@@ -270,144 +244,14 @@ class LinkSpec:
         return (self.a,) if self.b is None else (self.a, self.b)
 
     @property
-    def real_time(self) -> bool:
-        """Whether the far end lives in real time (a ``udp`` or ``tap`` link)."""
-        return self.kind in REAL_TIME_KINDS
-
-
-@attrs.frozen(kw_only=True)
-class Step:
-    """What every scenario step has.
-
-    Attributes:
-        index: position in the scenario (0-based).
-        kind: the ``step`` value.
-        name: the file's label for it, or None.
-        timeout: seconds of Trio time the step may take.
-        where: ``"file:line: scenario[i]"``, for messages.
-    """
-
-    index: int
-    kind: str
-    name: str | None = None
-    timeout: float = 60.0
-    where: str = ""
+    def link_kind(self) -> LinkKind:
+        """The row of :data:`~trionet._links.LINK_KINDS` for its ``kind``."""
+        return LINK_KINDS[self.kind]
 
     @property
-    def label(self) -> str:
-        return self.name or self._describe()
-
-    def _describe(self) -> str:
-        return self.kind
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        """Nodes whose process runs this step (empty: every process)."""
-        return frozenset()
-
-
-@attrs.frozen(kw_only=True)
-class PingStep(Step):
-    src: str
-    to: str
-    count: int = 3
-    size: int = 56
-    interval: float = 1.0
-    reply_timeout: float = 1.0
-    min_received: int = 3
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"ping {self.src} -> {self.to}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class UdpFloodStep(Step):
-    """``dst_host`` is the host that owns ``to``: its sink counts."""
-
-    src: str
-    to: str
-    dst_host: str
-    port: int
-    count: int = 100
-    size: int = 512
-    interval: float = 0.001
-    settle: float = 1.0
-    min_received: int = 100
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"udp_flood {self.src} -> {self.to}:{self.port}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class TcpTransferStep(Step):
-    """``dst_host`` is the host that owns ``to``: its server hashes what arrives."""
-
-    src: str
-    to: str
-    dst_host: str
-    port: int
-    bytes: int = 1_000_000
-    expect: str = "ok"
-
-    def _describe(self) -> str:
-        return f"tcp_transfer {self.src} -> {self.to}:{self.port} ({self.bytes} bytes)"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.src})
-
-
-@attrs.frozen(kw_only=True)
-class SysctlStep(Step):
-    host: str
-    sysctl: str
-    value: int | str
-
-    def _describe(self) -> str:
-        return f"sysctl {self.host} {self.sysctl}={self.value}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset({self.host})
-
-
-@attrs.frozen(kw_only=True)
-class LinkStep(Step):
-    """``link_down``, ``link_up``, ``partition`` or ``heal``."""
-
-    link: str
-
-    def _describe(self) -> str:
-        return f"{self.kind} {self.link}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset(topology.link(self.link).nodes)
-
-
-@attrs.frozen(kw_only=True)
-class ImpairStep(Step):
-    link: str
-    changes: tuple[tuple[str, float], ...]
-
-    def _describe(self) -> str:
-        changes = " ".join(f"{k}={v:g}" for k, v in self.changes)
-        return f"impair {self.link} {changes}"
-
-    def actors(self, topology: Topology) -> frozenset[str]:
-        return frozenset(topology.link(self.link).nodes)
-
-
-@attrs.frozen(kw_only=True)
-class WaitStep(Step):
-    seconds: float
-
-    def _describe(self) -> str:
-        return f"wait {self.seconds:g} s"
+    def real_time(self) -> bool:
+        """Whether the far end lives in real time (a ``udp`` or ``tap`` link)."""
+        return self.link_kind.real_time
 
 
 @attrs.frozen(kw_only=True)
@@ -477,233 +321,6 @@ def format_key(path: KeyPath) -> str:
     return out
 
 
-def _show(value: Any) -> str:
-    # A value as TOML would write it, for "not ..." in messages.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
-
-
-####################################################################
-# Checks: each returns the value (converted) or raises _Bad(problem)
-####################################################################
-
-
-class _Bad(Exception):
-    pass
-
-
-Check = Callable[[Any], Any]
-_REQUIRED = object()
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
-_LINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.#-]*\Z")
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*\Z", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise _Bad(f"must be an int from {lo} to {hi}, not {_show(v)}")
-        return v
-
-    return check
-
-
-def _number(lo: float, hi: float = math.inf, *, above: bool = False) -> Check:
-    def check(v: Any) -> float:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or v < lo or v > hi or (above and v == lo):
-            if hi == math.inf:
-                rng = f"above {lo:g}" if above else f"at least {lo:g}"
-                raise _Bad(f"must be a finite number {rng}, not {_show(v)}")
-            raise _Bad(f"must be a number from {lo:g} to {hi:g}, not {_show(v)}")
-        return float(v)
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad(f"must be true or false, not {_show(v)}")
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, not {_show(v)}")
-    return v
-
-
-def _name(v: Any) -> str:
-    if not isinstance(v, str) or not _NAME.match(v):
-        raise _Bad(f"must be a name (a letter, then letters, digits, _ or -), not {_show(v)}")
-    return v
-
-
-def _link_name(v: Any) -> str:
-    if not isinstance(v, str) or not _LINK_NAME.match(v):
-        raise _Bad(f"must be a link name (letters, digits, _ . # -), not {_show(v)}")
-    return v
-
-
-def _device(v: Any) -> str:
-    # A TAP device name, as Linux's dev_valid_name() takes it ("%d" allowed).
-    if not isinstance(v, str):
-        raise _Bad(f"must be a string, not {_show(v)}")
-    try:
-        _check_ifname(v)
-    except ValueError as exc:
-        raise _Bad(str(exc)) from None
-    return v
-
-
-def _netns(v: Any) -> str:
-    # A name `ip netns add` takes: a file in /run/netns.
-    if not isinstance(v, str) or not v or v in (".", "..") or "/" in v or "\0" in v:
-        raise _Bad(f"must be a network namespace name (as `ip netns add` takes), not {_show(v)}")
-    return v
-
-
-def _choice(*choices: str) -> Check:
-    def check(v: Any) -> str:
-        if v not in choices:
-            options = ", ".join(json.dumps(c) for c in choices)
-            hint = _did_you_mean(v, choices) if isinstance(v, str) else ""
-            raise _Bad(f"must be one of {options}, not {_show(v)}{hint}")
-        return str(v)
-
-    return check
-
-
-def _interface(v: Any) -> str:
-    if not isinstance(v, str) or "/" not in v:
-        raise _Bad(f'must be an IPv4 address with a prefix length, such as "10.0.0.1/24", not {_show(v)}')
-    try:
-        iface = ipaddress.IPv4Interface(v)
-    except ValueError as exc:
-        raise _Bad(f"not an IPv4 address/prefix: {_show(v)} ({exc})") from None
-    net = iface.network
-    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
-        which = "network" if iface.ip == net.network_address else "broadcast"
-        raise _Bad(f"{v} is the {which} address of its subnet")
-    return str(iface)
-
-
-def _interfaces(v: Any) -> tuple[str, ...]:
-    if isinstance(v, list):
-        out = []
-        for n, item in enumerate(v):
-            try:
-                out.append(_interface(item))
-            except _Bad as exc:
-                raise _Bad(f"[{n}]: {exc}") from None
-        return tuple(out)
-    return (_interface(v),)
-
-
-def _ipv4(v: Any) -> str:
-    try:
-        return str(ipaddress.IPv4Address(v if isinstance(v, str) else ""))
-    except ValueError:
-        raise _Bad(f"must be an IPv4 address such as \"10.0.0.1\", not {_show(v)}") from None
-
-
-def _dest(v: Any) -> str:
-    if v == "default":
-        return "default"
-    if not isinstance(v, str):
-        raise _Bad(f'must be "default" or an IPv4 network such as "10.1.0.0/16", not {_show(v)}')
-    try:
-        return str(ipaddress.IPv4Network(v))
-    except ValueError as exc:
-        raise _Bad(f"not an IPv4 network: {_show(v)} ({exc})") from None
-
-
-def _byte_count(v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10**12:
-        return v
-    if isinstance(v, str):
-        m = _SIZE.match(v)
-        if m:
-            n = int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
-            if 1 <= n <= 10**12:
-                return n
-    raise _Bad(
-        "must be a byte count from 1 to 10**12 (an int, or a string such as"
-        f' "2MB" or "64KiB"), not {_show(v)}'
-    )
-
-
-def _sysctl_value(v: Any) -> int | str:
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, str)):
-        return v
-    raise _Bad(f"a sysctl value must be an int, a string or a boolean, not {_show(v)}")
-
-
-def _did_you_mean(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {json.dumps(close[0])}?" if close else ""
-
-
-_ANY: Check = lambda v: v  # checked later (a reference) or not at all
-_COMMON_KEYS: dict[str, tuple[Check, Any]] = {
-    "step": (_str, _REQUIRED),
-    "name": (_str, None),
-    "timeout": (_number(0, above=True), 60.0),
-}
-_FLOW_KEYS: dict[str, tuple[Check, Any]] = {
-    "from": (_ANY, _REQUIRED),
-    "to": (_ANY, _REQUIRED),
-    "expect": (_choice("ok", "fail"), "ok"),
-}
-_IMPAIRMENT_KEYS: dict[str, tuple[Check, Any]] = {
-    "loss": (_number(0, 1), None),
-    "duplicate": (_number(0, 1), None),
-    "reorder": (_number(0, 1), None),
-    "corrupt": (_number(0, 1), None),
-    "jitter": (_number(0, 3600), None),
-    "rate": (_number(0, above=True), None),
-}
-#: Each step kind's own keys (with _COMMON_KEYS): key -> (check, default).
-_STEP_KEYS: dict[str, dict[str, tuple[Check, Any]]] = {
-    "ping": {
-        **_FLOW_KEYS,
-        "count": (_int(1, 1_000_000), 3),
-        "size": (_int(0, 65499), 56),
-        "interval": (_number(0, 3600), 1.0),
-        "reply_timeout": (_number(0, 3600, above=True), 1.0),
-        "min_received": (_int(0, 1_000_000), None),
-    },
-    "udp_flood": {
-        **_FLOW_KEYS,
-        "port": (_int(1, 65535), None),
-        "count": (_int(1, 10_000_000), 100),
-        "size": (_int(0, 65507), 512),
-        "interval": (_number(0, 3600), 0.001),
-        "settle": (_number(0, 3600), 1.0),
-        "min_received": (_int(0, 10_000_000), None),
-    },
-    "tcp_transfer": {**_FLOW_KEYS, "port": (_int(1, 65535), None), "bytes": (_byte_count, 1_000_000)},
-    "sysctl": {"host": (_ANY, _REQUIRED), "name": (_str, _REQUIRED), "value": (_sysctl_value, _REQUIRED)},
-    **{kind: {"link": (_ANY, _REQUIRED)} for kind in LINK_STEPS},
-    "impair": {"link": (_ANY, _REQUIRED), **_IMPAIRMENT_KEYS},
-    "wait": {"seconds": (_number(0, 86400), _REQUIRED)},
-}
-
-
-def _pick(f: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: f[key] for key in keys}
-
-
 ####################################################################
 # The loader
 ####################################################################
@@ -732,40 +349,40 @@ class _Loader:
 
     def table(self, value: Any, path: KeyPath) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.error(path, f"must be a table, not {_show(value)}")
+            raise self.error(path, f"must be a table, not {show(value)}")
         return value
 
     def fields(
         self, table: dict[str, Any], path: KeyPath, spec: Mapping[str, tuple[Check, Any]]
     ) -> dict[str, Any]:
-        """Check ``table`` against ``spec`` (key -> (check, default or _REQUIRED))."""
+        """Check ``table`` against ``spec`` (key -> (check, default or REQUIRED))."""
         for key in table:
             if key not in spec:
                 raise self.error(
                     path + (key,),
-                    f"unknown key{_did_you_mean(key, spec)} (known: {', '.join(spec)})",
+                    f"unknown key{did_you_mean(key, spec)} (known: {', '.join(spec)})",
                 )
         out: dict[str, Any] = {}
         for key, (check, default) in spec.items():
             if key not in table:
-                if default is _REQUIRED:
+                if default is REQUIRED:
                     raise self.error(path, f"missing key {json.dumps(key)}")
                 out[key] = default
                 continue
             try:
                 out[key] = check(table[key])
-            except _Bad as exc:
+            except Bad as exc:
                 raise self.error(path + (key,), str(exc)) from None
         return out
 
     def names(self, value: Any, path: KeyPath, what: str, known: Collection[str]) -> str:
         # A reference to a node; the message lists what exists.
         if not isinstance(value, str):
-            raise self.error(path, f"must be the name of a {what}, not {_show(value)}")
+            raise self.error(path, f"must be the name of a {what}, not {show(value)}")
         if value not in known:
             listing = ", ".join(sorted(known)) or "none"
             raise self.error(
-                path, f"no {what} called {json.dumps(value)}{_did_you_mean(value, known)} (known: {listing})"
+                path, f"no {what} called {json.dumps(value)}{did_you_mean(value, known)} (known: {listing})"
             )
         return value
 
@@ -776,25 +393,25 @@ class _Loader:
             doc,
             (),
             {
-                "network": (_ANY, {}),
-                "hosts": (_ANY, {}),
-                "switches": (_ANY, {}),
-                "links": (_ANY, []),
-                "scenario": (_ANY, []),
+                "network": (ANY, {}),
+                "hosts": (ANY, {}),
+                "switches": (ANY, {}),
+                "links": (ANY, []),
+                "scenario": (ANY, []),
             },
         )
         network = self.fields(
             self.table(top["network"], ("network",)),
             ("network",),
-            {"seed": (_int(0, 2**64 - 1), None), "description": (_str, "")},
+            {"seed": (integer(0, 2**64 - 1), None), "description": (string, "")},
         )
         hosts_raw = self.table(top["hosts"], ("hosts",))
         switches_raw = self.table(top["switches"], ("switches",))
         for section, raw in (("hosts", hosts_raw), ("switches", switches_raw)):
             for name in raw:
                 try:
-                    _name(name)
-                except _Bad as exc:
+                    node_name(name)
+                except Bad as exc:
                     raise self.error((section, name), str(exc)) from None
         for name in switches_raw:
             if name in hosts_raw:
@@ -817,7 +434,7 @@ class _Loader:
         f = self.fields(
             self.table(raw, path),
             path,
-            {"aging": (_number(0, above=True), 300.0), "max_entries": (_int(1, 1 << 20), 1024)},
+            {"aging": (number(0, above=True), 300.0), "max_entries": (integer(1, 1 << 20), 1024)},
         )
         return SwitchSpec(name=name, **f)
 
@@ -829,41 +446,20 @@ class _Loader:
         names: dict[str, int] = {}
         for index, item in enumerate(raw):
             path: KeyPath = ("links", index)
-            spec: dict[str, tuple[Check, Any]] = {
-                "name": (_link_name, None),
-                "a": (_ANY, _REQUIRED),
-                "b": (_ANY, None),
-                "a_address": (_interfaces, ()),
-                "b_address": (_interfaces, ()),
-                "kind": (_choice(*LINK_KINDS), "memory"),
-                "mtu": (_int(68, 65535), 1500),
-                "delay": (_number(0, 3600), 0.0),
-                "bandwidth": (_number(0, above=True), None),
-                "queue_len": (_int(1, 1 << 20), 1000),
-                **_IMPAIRMENT_KEYS,
-                "device": (_device, None),
-                "netns": (_netns, None),
-            }
-            f = self.fields(self.table(item, path), path, spec)
+            f = self.fields(self.table(item, path), path, link_keys())
             kind = f["kind"]
-            if kind == "tap":
+            row = LINK_KINDS[kind]
+            if row.kernel_end:
                 a = self.names(f["a"], path + ("a",), "host", hosts)
-            else:
-                a = self.names(f["a"], path + ("a",), "host or switch", nodes)
-            if kind == "tap":
                 if f["b"] is not None:
                     raise self.error(
                         path + ("b",),
-                        'a tap link has no "b": its far end is the kernel'
+                        f'a {kind} link has no "b": its far end is the kernel'
                         " (give b_address for the kernel side)",
                     )
-                for key in ("delay", "bandwidth", *IMPAIRMENTS):
-                    if f[key]:
-                        raise self.error(path + (key,), "a tap link takes no delay, bandwidth or impairments")
-                if len(f["b_address"]) > 1:
-                    raise self.error(path + ("b_address",), "the kernel side of a tap link takes one address")
                 b = None
             else:
+                a = self.names(f["a"], path + ("a",), "host or switch", nodes)
                 if f["b"] is None:
                     raise self.error(path, 'missing key "b"')
                 b = self.names(f["b"], path + ("b",), "host or switch", nodes)
@@ -871,21 +467,8 @@ class _Loader:
                     raise self.error(
                         path + ("b",), f"a link joins two different nodes; both ends are {json.dumps(a)}"
                     )
-                for key in ("device", "netns"):
-                    if f[key] is not None:
-                        raise self.error(path + (key,), f'only a tap link takes "{key}"')
-                if kind == "udp":
-                    for key in ("delay", "bandwidth"):
-                        if f[key]:
-                            raise self.error(path + (key,), f"a udp link has no {key} (use jitter or rate)")
-                    if f["queue_len"] != 1000:
-                        raise self.error(path + ("queue_len",), "a udp link has no queue_len")
-                    if f["mtu"] > UDP_MAX_MTU:
-                        raise self.error(
-                            path + ("mtu",),
-                            f"a udp link sends each frame in one UDP datagram: mtu must be"
-                            f" at most {UDP_MAX_MTU}, not {f['mtu']}",
-                        )
+            # The keys this kind has no use for, and its own checks (trionet._links rules 3, 4).
+            row.check_fields(f, lambda key, problem: self.error(path + (key,), problem))
             for side, node in (("a", a), ("b", b)):
                 if node in switches and f[f"{side}_address"]:
                     raise self.error(
@@ -939,18 +522,18 @@ class _Loader:
             self.table(raw, path),
             path,
             {
-                "ncpus": (_int(1, 64), 2),
-                "forwarding": (_bool, False),
-                "sysctls": (_ANY, {}),
-                "routes": (_ANY, []),
+                "ncpus": (integer(1, 64), 2),
+                "forwarding": (boolean, False),
+                "sysctls": (ANY, {}),
+                "routes": (ANY, []),
             },
         )
         sysctls_path = path + ("sysctls",)
         sysctls = []
         for key, value in self.table(f["sysctls"], sysctls_path).items():
             try:
-                sysctls.append((key, _sysctl_value(value)))
-            except _Bad as exc:
+                sysctls.append((key, sysctl_value(value)))
+            except Bad as exc:
                 raise self.error(sysctls_path + (key,), str(exc)) from None
         if not isinstance(f["routes"], list):
             raise self.error(
@@ -966,7 +549,7 @@ class _Loader:
             r = self.fields(
                 self.table(item, rpath),
                 rpath,
-                {"dest": (_dest, _REQUIRED), "gateway": (_ipv4, None), "link": (_str, None)},
+                {"dest": (destination, REQUIRED), "gateway": (ipv4, None), "link": (string, None)},
             )
             if r["dest"] in dests:
                 raise self.error(
@@ -997,10 +580,9 @@ class _Loader:
         )
 
     def scenario(self, raw: Any, topo: Topology) -> tuple[Step, ...]:
+        # Each table's kind is a row of STEP_KINDS: its keys, then its load().
         if not isinstance(raw, list):
             raise self.error(("scenario",), "must be an array of tables ([[scenario]])")
-        hosts = {h.name for h in topo.hosts}
-        links = {spec.name for spec in topo.links}
         owners: dict[str, str] = {}
         for h in topo.hosts:
             for iface in topo.addresses(h.name):
@@ -1013,103 +595,110 @@ class _Loader:
             if "step" not in table:
                 raise self.error(path, f"missing key \"step\" (one of {', '.join(STEP_KINDS)})")
             try:
-                kind = _choice(*STEP_KINDS)(table["step"])
-            except _Bad as exc:
+                kind = choice(*STEP_KINDS)(table["step"])
+            except Bad as exc:
                 raise self.error(path + ("step",), str(exc)) from None
-            f = self.fields(table, path, {**_COMMON_KEYS, **_STEP_KEYS[kind]})
-            base: dict[str, Any] = {"index": index, "kind": kind, "where": self.where(path)}
-            base["timeout"] = f["timeout"]
-            if kind != "sysctl":  # its "name" is the sysctl's
-                base["name"] = f["name"]
-            step: Step
-            if kind in ("ping", "udp_flood", "tcp_transfer"):
-                src = self.names(f["from"], path + ("from",), "host", hosts)
-                need_owner = kind != "ping"
-                to, dst_host = self.target(
-                    f["to"], path + ("to",), hosts, owners, need_owner=need_owner, topo=topo
-                )
-                base |= {"src": src, "to": to, "expect": f["expect"]}
-                if "min_received" in f:
-                    if f["min_received"] is None:
-                        f["min_received"] = f["count"]
-                    elif f["min_received"] > f["count"]:
-                        raise self.error(path + ("min_received",), f"must be at most count ({f['count']})")
-            if kind == "ping":
-                keys = ("count", "size", "interval", "reply_timeout", "min_received")
-                step = PingStep(**base, **_pick(f, *keys))
-            elif kind in ("udp_flood", "tcp_transfer"):
-                assert dst_host is not None
-                proto = "udp" if kind == "udp_flood" else "tcp"
-                port = f["port"] if f["port"] is not None else (9000 if proto == "udp" else 5000) + index
-                # A udp_flood's sink also answers on tcp (for a sender in another process).
-                for p in ("udp", "tcp") if proto == "udp" else ("tcp",):
-                    if (dst_host, p, port) in services:
-                        raise self.error(
-                            path + ("port",),
-                            f"{dst_host} already serves {p} port {port} for"
-                            f" scenario[{services[dst_host, p, port]}]; give another port",
-                        )
-                    services[dst_host, p, port] = index
-                base |= {"dst_host": dst_host, "port": port}
-                if kind == "udp_flood":
-                    keys = ("count", "size", "interval", "settle", "min_received")
-                    step = UdpFloodStep(**base, **_pick(f, *keys))
-                else:
-                    step = TcpTransferStep(**base, bytes=f["bytes"])
-            elif kind == "sysctl":
-                host = self.names(f["host"], path + ("host",), "host", hosts)
-                step = SysctlStep(**base, host=host, sysctl=f["name"], value=f["value"])
-            elif kind in (*LINK_STEPS, "impair"):
-                link = self.names(f["link"], path + ("link",), "link", links)
-                if topo.link(link).kind == "tap" and kind != "link_down" and kind != "link_up":
-                    raise self.error(
-                        path + ("link",), f"{link} is a tap link: it cannot be partitioned or impaired"
-                    )
-                if kind == "impair":
-                    changes = tuple((k, f[k]) for k in IMPAIRMENTS if f[k] is not None)
-                    if not changes:
-                        raise self.error(path, f"an impair step needs at least one of {', '.join(IMPAIRMENTS)}")
-                    step = ImpairStep(**base, link=link, changes=changes)
-                else:
-                    step = LinkStep(**base, link=link)
-            else:  # wait: the default timeout leaves room for the wait
-                if "timeout" not in table:
-                    base["timeout"] = max(f["timeout"], f["seconds"] + 1.0)
-                step = WaitStep(**base, seconds=f["seconds"])
-            steps.append(step)
+            cls = STEP_KINDS[kind]
+            f = self.fields(table, path, {**COMMON_KEYS, **cls.KEYS})
+            steps.append(cls.load(StepLoad(self, topo, index, kind, table, owners, services), f))
         return tuple(steps)
 
-    def target(
-        self,
-        value: Any,
-        path: KeyPath,
-        hosts: set[str],
-        owners: dict[str, str],
-        *,
-        need_owner: bool,
-        topo: Topology,
-    ) -> tuple[str, str | None]:
-        """``to``: an IPv4 address, or a host name meaning its first address."""
+
+@attrs.define(eq=False)
+class StepLoad:
+    """What a step kind's ``load`` gets besides its checked fields (rule 2
+    of :mod:`trionet._steps`): where the step is, and checks of its
+    references whose errors name the file, the line and the key.
+
+    Attributes:
+        topology: the topology so far (hosts, switches and links; no scenario).
+        index: the step's position in the scenario.
+        kind: its ``step`` value.
+    """
+
+    _loader: _Loader
+    topology: Topology
+    index: int
+    kind: str
+    _table: Mapping[str, Any]
+    _owners: Mapping[str, str]  # address -> the host that has it
+    _services: dict[tuple[str, str, int], int]  # (host, protocol, port) -> the step serving it
+
+    @property
+    def path(self) -> KeyPath:
+        return ("scenario", self.index)
+
+    def error(self, key: str | None, problem: str) -> TopologyError:
+        """A :class:`TopologyError` about ``scenario[i].key`` (``None``: the step itself)."""
+        return self._loader.error(self.path + ((key,) if key is not None else ()), problem)
+
+    def given(self, key: str) -> bool:
+        """Whether the file gives ``key`` (rather than leaving its default)."""
+        return key in self._table
+
+    def base(self, f: Mapping[str, Any], *, label: bool = True) -> dict[str, Any]:
+        """The fields every :class:`~trionet._steps.Step` has. ``label=False``
+        when the kind's ``name`` key means something else (a sysctl)."""
+        base: dict[str, Any] = {
+            "index": self.index,
+            "kind": self.kind,
+            "where": self._loader.where(self.path),
+            "timeout": f["timeout"],
+        }
+        if label:
+            base["name"] = f["name"]
+        return base
+
+    def host(self, value: Any, key: str) -> str:
+        """``value`` (at ``key``) names a host of the file."""
+        return self._loader.names(value, self.path + (key,), "host", {h.name for h in self.topology.hosts})
+
+    def link(self, value: Any, key: str, *, faults: bool = False) -> str:
+        """``value`` (at ``key``) names a link; with ``faults``, one whose
+        kind can be partitioned or impaired."""
+        link = self._loader.names(value, self.path + (key,), "link", {spec.name for spec in self.topology.links})
+        spec = self.topology.link(link)
+        if faults and not spec.link_kind.faults:
+            raise self.error(key, f"{link} is a {spec.kind} link: it cannot be partitioned or impaired")
+        return link
+
+    def target(self, value: Any, key: str, *, need_owner: bool) -> tuple[str, str | None]:
+        """``to``: an IPv4 address, or a host name meaning its first address;
+        and the host that has it (None if none does, which ``need_owner``
+        refuses: the receiving side runs there)."""
+        path = self.path + (key,)
+        hosts = {h.name for h in self.topology.hosts}
         if isinstance(value, str) and value in hosts:
-            addresses = topo.addresses(value)
+            addresses = self.topology.addresses(value)
             if not addresses:
-                raise self.error(
+                raise self._loader.error(
                     path, f"host {value} has no address (give one with a_address/b_address on its links)"
                 )
             return str(addresses[0].ip), value
         try:
-            address = _ipv4(value)
-        except _Bad:
-            hint = _did_you_mean(value, hosts) if isinstance(value, str) else ""
-            problem = f"must be an IPv4 address or a host's name, not {_show(value)}{hint}"
-            raise self.error(path, problem) from None
-        owner = owners.get(address)
+            address = ipv4(value)
+        except Bad:
+            hint = did_you_mean(value, hosts) if isinstance(value, str) else ""
+            problem = f"must be an IPv4 address or a host's name, not {show(value)}{hint}"
+            raise self._loader.error(path, problem) from None
+        owner = self._owners.get(address)
         if need_owner and owner is None:
-            raise self.error(
+            raise self._loader.error(
                 path,
                 f"{address} is not an address of a host in this topology (the receiving side runs there)",
             )
         return address, owner
+
+    def serve(self, host: str, protocols: tuple[str, ...], port: int, key: str = "port") -> None:
+        """Claim ``port`` on ``host`` for this step's receiving side, for each protocol."""
+        for p in protocols:
+            if (host, p, port) in self._services:
+                raise self.error(
+                    key,
+                    f"{host} already serves {p} port {port} for"
+                    f" scenario[{self._services[host, p, port]}]; give another port",
+                )
+            self._services[host, p, port] = self.index
 
 
 def loads_topology(text: str, *, filename: str = "<string>") -> Topology:
