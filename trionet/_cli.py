@@ -35,6 +35,7 @@ from . import (
 )
 from ._build import build_network, check_pcap_names
 from ._nodes import WorkerError
+from ._nursery import service_nursery
 from ._scenario import Progress, StepResult, run_scenario
 from ._topology import DEFAULT_PORT_BASE, Topology, TopologyError, load_topology, loads_topology
 from .drivers.lo import Loopback
@@ -304,7 +305,6 @@ async def _stoppable(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     # fn's own exception comes out as itself, not inside a group.
     signum: int | None = None
     run_scope = trio.CancelScope()
-    failure: BaseException | None = None
     result: Any = None
 
     async def watch(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -315,20 +315,10 @@ async def _stoppable(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
                 run_scope.cancel()
                 return
 
-    async with trio.open_nursery() as nursery:
+    async with service_nursery() as nursery:
         await nursery.start(watch)
-        try:
-            with run_scope:
-                result = await fn(*args)
-        except BaseException as exc:
-            failure = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        try:
-            raise failure
-        finally:
-            del failure
+        with run_scope:
+            result = await fn(*args)
     if run_scope.cancelled_caught:
         assert signum is not None
         raise _Stopped(signum)
