@@ -170,6 +170,7 @@ from .tcp import (
 )
 from .errors import LocalProtocolError
 from .tcp_cc import CongestionControl
+from .tcp_rtt import RttEstimator
 from .tcp_values import (
     CLOSE_NEXT as _CLOSE_NEXT,
     DEFAULT_MSS,
@@ -311,12 +312,7 @@ class TcpConnection:
         self._sacked: list[list[int]] = []
         self._high_rxt = iss
         # RTT estimation (RFC 6298).
-        self._srtt: float | None = None
-        self._rttvar = 0.0
-        self._rto = config.initial_rto
-        self._rtt_seq: int | None = None
-        self._rtt_time = 0.0
-        self._rxtshift = 0
+        self._rtt = RttEstimator(config.initial_rto)
         self._syn_timed_out = False
         # Timers: absolute deadlines, None when stopped.
         self._t_rexmt: float | None = None
@@ -386,16 +382,16 @@ class TcpConnection:
 
     @property
     def srtt(self) -> float | None:
-        return self._srtt
+        return self._rtt.srtt
 
     @property
     def rttvar(self) -> float:
-        return self._rttvar
+        return self._rtt.rttvar
 
     @property
     def rto(self) -> float:
         """The current retransmission timeout, backoff included."""
-        return self._rto
+        return self._rtt.rto
 
     @property
     def cwnd(self) -> int | None:
@@ -510,7 +506,7 @@ class TcpConnection:
 
     def statistics(self) -> TcpStatistics:
         """A snapshot of the counters."""
-        return TcpStatistics(**self._stats)
+        return TcpStatistics(**{**self._stats, "rtt_samples": self._rtt.samples})
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work, or ``None``."""
@@ -748,7 +744,7 @@ class TcpConnection:
             self._dupacks = 0
             self._recover = self._snd_max
             self._high_rxt = self._snd_una
-            self._rtt_seq = None  # Karn: what follows are retransmissions
+            self._rtt.timed_seq = None  # Karn: what follows are retransmissions
             self._snd_nxt = self._snd_una
             self._output()
         return self._flush()
@@ -1020,10 +1016,12 @@ class TcpConnection:
         if self._ts_ok and ts is not None and ts[1]:
             rtt = (self._ts_now() - ts[1]) & SEQ_MASK
             if rtt < 0x80000000:
-                self._rtt_sample(rtt / 1000)
-        elif self._rtt_seq is not None and ack > self._rtt_seq:
-            self._rtt_sample(now - self._rtt_time)
-            self._rtt_seq = None
+                self._rtt.sample(rtt / 1000, self.config)
+        else:
+            timer = self._rtt
+            if timer.timed_seq is not None and ack > timer.timed_seq:
+                timer.sample(now - timer.timed_at, self.config)
+                timer.timed_seq = None
         # Release acknowledged bytes (the SYN and FIN take no buffer space).
         data_end = self._sb_base + len(self._sndbuf)
         acked_end = min(ack, data_end)
@@ -1038,7 +1036,7 @@ class TcpConnection:
             self._snd_nxt = ack
         if self._sacked:
             self._sack_prune(ack)
-        self._rxtshift = 0
+        self._rtt.backoffs = 0
         self._stall_since = now if self._snd_max > ack else None
         cc = self._cc
         partial = False
@@ -1078,13 +1076,13 @@ class TcpConnection:
                     if self.tso_max and data_acked > self.smss:
                         # A super-segment stands for the segments it is cut into.
                         segments = -(-data_acked // self.smss)
-                        cc.on_ack(data_acked, flight, now, self._srtt, segments)
+                        cc.on_ack(data_acked, flight, now, self._rtt.srtt, segments)
                     else:
-                        cc.on_ack(data_acked, flight, now, self._srtt)
+                        cc.on_ack(data_acked, flight, now, self._rtt.srtt)
         if self._snd_max == ack:
             self._t_rexmt = None
         elif not partial or not self._partial_seen:
-            self._t_rexmt = now + self._rto
+            self._t_rexmt = now + self._rtt.rto
         if partial:
             self._partial_seen = True
 
@@ -1134,7 +1132,7 @@ class TcpConnection:
         cc.on_congestion(self._snd_max - self._snd_una, self._now)
         self._in_recovery = True
         self._partial_seen = False
-        self._rtt_seq = None
+        self._rtt.timed_seq = None
         if self._sack_ok:
             self._stats["sack_recoveries"] += 1
             cc.cwnd = cc.ssthresh  # (4.2); no inflation: pipe counts instead
@@ -1147,7 +1145,7 @@ class TcpConnection:
         else:
             self._retransmit_at(self._snd_una)
             cc.cwnd = cc.ssthresh + 3 * self.smss
-        self._t_rexmt = self._now + self._rto
+        self._t_rexmt = self._now + self._rtt.rto
 
     ####################################################################
     # The SACK scoreboard (RFC 6675)
@@ -1397,8 +1395,9 @@ class TcpConnection:
     def _establish(self) -> None:
         self._state = _S.FIN_WAIT_1 if self._fin_queued else _S.ESTABLISHED
         self._cc = self.config.congestion_control(self.smss)
-        if self._syn_timed_out and self._srtt is None and self._rto < 3.0:
-            self._rto = 3.0  # RFC 6298 5.7
+        rtt = self._rtt
+        if self._syn_timed_out and rtt.srtt is None and rtt.rto < 3.0:
+            rtt.rto = 3.0  # RFC 6298 5.7
         self._idle_since = self._now
         self._keep_probes = 0
         self._events.append(TcpEvent.CONNECTED)
@@ -1432,23 +1431,10 @@ class TcpConnection:
     # Timers
     ####################################################################
 
-    def _rtt_sample(self, r: float) -> None:
-        # RFC 6298 2.2-2.4.
-        config = self.config
-        self._stats["rtt_samples"] += 1
-        if self._srtt is None:
-            self._srtt = r
-            self._rttvar = r / 2
-        else:
-            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - r)
-            self._srtt = 0.875 * self._srtt + 0.125 * r
-        rto = self._srtt + max(config.clock_granularity, 4 * self._rttvar)
-        self._rto = min(max(rto, config.min_rto), config.max_rto)
-
     def _rexmt_expired(self) -> None:
         st = self._state
         limit = self.config.max_syn_retries if st in (_S.SYN_SENT, _S.SYN_RECEIVED) else self.config.max_retries
-        if self._rxtshift >= limit:
+        if self._rtt.backoffs >= limit:
             self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
             return
         self._stats["timeouts"] += 1
@@ -1456,7 +1442,7 @@ class TcpConnection:
             self._syn_timed_out = True
         cc = self._cc
         if cc is not None and self._snd_max > self._snd_una:
-            if self._rxtshift == 0:
+            if self._rtt.backoffs == 0:
                 cc.on_timeout(self._snd_max - self._snd_una, self._now)
             else:
                 cc.cwnd = self.smss  # ssthresh held (RFC 5681 3.1)
@@ -1468,14 +1454,12 @@ class TcpConnection:
         # follow, which go-back-N then uses to skip what they SACK.
         self._sacked.clear()
         self._high_rxt = self._snd_una
-        self._rxtshift += 1
-        self._rto = min(self._rto * 2, self.config.max_rto)
-        self._rtt_seq = None  # Karn
+        self._rtt.backoff(self.config)  # RFC 6298 5.5; Karn
         self._snd_nxt = self._snd_una  # go-back-N (SYN states: the SYN again)
 
     def _persist_interval(self) -> float:
         config = self.config
-        return min(max(self._rto * (1 << self._persist_shift), config.min_rto), config.max_rto)
+        return min(max(self._rtt.rto * (1 << self._persist_shift), config.min_rto), config.max_rto)
 
     def _persist_expired(self) -> None:
         if self._state in (_S.CLOSED, _S.TIME_WAIT):
@@ -1678,13 +1662,13 @@ class TcpConnection:
                 if self._snd_max > self._iss:
                     self._stats["retransmits"] += 1
                 else:
-                    self._rtt_seq = self._iss
-                    self._rtt_time = now
+                    self._rtt.timed_seq = self._iss
+                    self._rtt.timed_at = now
                 self._emit(self._iss, _SYN | _ACK if st is _S.SYN_RECEIVED else _SYN)
                 self._snd_nxt = self._iss + 1
                 self._snd_max = max(self._snd_max, self._snd_nxt)
                 if self._t_rexmt is None:
-                    self._t_rexmt = now + self._rto
+                    self._t_rexmt = now + self._rtt.rto
                 if self._stall_since is None:
                     self._stall_since = now
             elif self._ack_now and st is _S.SYN_RECEIVED:
@@ -1767,15 +1751,15 @@ class TcpConnection:
                 self._stats["bytes_retransmitted"] += min(length, self._snd_max - nxt)
             else:
                 self._stats["bytes_sent"] += length
-                if length and not self._ts_ok and self._rtt_seq is None:
-                    self._rtt_seq = nxt
-                    self._rtt_time = now
+                if length and not self._ts_ok and self._rtt.timed_seq is None:
+                    self._rtt.timed_seq = nxt
+                    self._rtt.timed_at = now
             self._snd_nxt = nxt + length + fin
             if self._snd_nxt > self._snd_max:
                 self._snd_max = self._snd_nxt
             pipe += length + fin
             if self._t_rexmt is None:
-                self._t_rexmt = now + self._rto
+                self._t_rexmt = now + self._rtt.rto
             if self._stall_since is None:
                 self._stall_since = now
             sent = True
