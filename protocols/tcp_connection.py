@@ -170,6 +170,7 @@ from .tcp import (
 )
 from .errors import LocalProtocolError
 from .tcp_cc import CongestionControl
+from .tcp_reassembly import ReassemblyQueue
 from .tcp_rtt import RttEstimator
 from .tcp_values import (
     CLOSE_NEXT as _CLOSE_NEXT,
@@ -285,8 +286,7 @@ class TcpConnection:
         self._rcv_nxt = 0
         self._rcv_adv = 0  # right edge of the window we advertised
         self._rcvbuf = bytearray()
-        self._ooo: list[list] = []  # [start, bytearray], sorted, disjoint, not touching
-        self._sack_recent: list[int] = []
+        self._ooo = ReassemblyQueue()
         self._rcv_fin: int | None = None
         self._eof = False
         # Options.
@@ -502,11 +502,17 @@ class TcpConnection:
     @property
     def ooo_bytes(self) -> int:
         """Out-of-order bytes held for reassembly."""
-        return sum(len(b) for _, b in self._ooo)
+        return self._ooo.nbytes
 
     def statistics(self) -> TcpStatistics:
         """A snapshot of the counters."""
-        return TcpStatistics(**{**self._stats, "rtt_samples": self._rtt.samples})
+        ooo = self._ooo
+        return TcpStatistics(**{
+            **self._stats,
+            "rtt_samples": self._rtt.samples,
+            "ooo_segments": ooo.segments,
+            "ooo_dropped": ooo.dropped,
+        })
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work, or ``None``."""
@@ -1288,12 +1294,15 @@ class TcpConnection:
         if n > self._rcv_mss:
             self._rcv_mss = min(n, self.config.mss)
         if seq == self._rcv_nxt:
-            gap = bool(self._ooo)
+            ooo = self._ooo
+            gap = bool(ooo.blocks)
             self._rcvbuf += data
             self._rcv_nxt += n
             delivered = n
             if gap:
-                delivered += self._ooo_pull()
+                nxt = ooo.pull(self._rcv_nxt, self._rcvbuf)
+                delivered += nxt - self._rcv_nxt
+                self._rcv_nxt = nxt
                 self._ack_now = True
             self._stats["bytes_received"] += delivered
             self._events.append(TcpEvent.DATA)
@@ -1303,56 +1312,8 @@ class TcpConnection:
             elif self._t_delack is None:
                 self._t_delack = self._now + self.config.delayed_ack
         else:
-            self._ooo_insert(seq, data)
+            self._ooo.insert(seq, data, self.config.max_ooo_blocks)
             self._ack_now = True  # a duplicate ACK at once (RFC 5681 4.2)
-
-    def _ooo_insert(self, s: int, data: memoryview) -> None:
-        blocks = self._ooo
-        e = s + len(data)
-        i = 0
-        while i < len(blocks) and blocks[i][0] + len(blocks[i][1]) < s:
-            i += 1
-        j = i
-        while j < len(blocks) and blocks[j][0] <= e:
-            j += 1
-        if i == j:
-            if len(blocks) >= self.config.max_ooo_blocks:
-                self._stats["ooo_dropped"] += 1
-                return
-            blocks.insert(i, [s, bytearray(data)])
-        else:
-            first_start = blocks[i][0]
-            last_start, last = blocks[j - 1]
-            last_end = last_start + len(last)
-            if j - i == 1 and s >= first_start:
-                if e > last_end:  # extends the block at its end: the common case
-                    last += data[last_end - s :]
-            else:
-                start = min(s, first_start)
-                buf = bytearray(max(e, last_end) - start)
-                buf[s - start : e - start] = data
-                for bs, b in blocks[i:j]:  # held bytes win over new copies
-                    buf[bs - start : bs - start + len(b)] = b
-                blocks[i:j] = [[start, buf]]
-        self._stats["ooo_segments"] += 1
-        recent = self._sack_recent
-        if s in recent:
-            recent.remove(s)
-        recent.insert(0, s)
-        del recent[MAX_SACK_BLOCKS:]
-
-    def _ooo_pull(self) -> int:
-        blocks = self._ooo
-        pulled = 0
-        while blocks and blocks[0][0] <= self._rcv_nxt:
-            start, buf = blocks.pop(0)
-            end = start + len(buf)
-            if end > self._rcv_nxt:
-                self._rcvbuf += memoryview(buf)[self._rcv_nxt - start :]
-                pulled += end - self._rcv_nxt
-                self._rcv_nxt = end
-        self._sack_recent = [s for s in self._sack_recent if s >= self._rcv_nxt]
-        return pulled
 
     def _fin_input(self) -> None:
         self._rcv_nxt += 1
@@ -1525,22 +1486,9 @@ class TcpConnection:
         return (int(self._now * 1000) + self._ts_offset) & SEQ_MASK
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        if not self._sack_ok or not self._ooo:
+        if not self._sack_ok or not self._ooo.blocks:
             return ()
-        limit = 3 if self._ts_ok else MAX_SACK_BLOCKS
-        out: list[tuple[int, int]] = []
-        for s in self._sack_recent:
-            for start, buf in self._ooo:
-                if start <= s < start + len(buf):
-                    block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
-                    if block not in out:
-                        out.append(block)
-                    break
-        for start, buf in self._ooo:  # then any others, lowest first
-            block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
-            if block not in out:
-                out.append(block)
-        return tuple(out[:limit])
+        return self._ooo.sack_blocks(3 if self._ts_ok else MAX_SACK_BLOCKS)
 
     def _window_field(self) -> int:
         """The window to advertise now (scaled field value); moves ``_rcv_adv``."""
@@ -1619,7 +1567,7 @@ class TcpConnection:
 
     def _data_options_len(self) -> int:
         n = _TS_OPTION_LEN if self._ts_ok else 0
-        if self._sack_ok and self._ooo:
+        if self._sack_ok and self._ooo.blocks:
             n += 4 + 8 * len(self._sack_blocks())
         return n
 
