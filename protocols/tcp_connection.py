@@ -154,7 +154,6 @@ RFC 6675 says ``> 2 * SMSS``).
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
 
 import attrs
 
@@ -171,6 +170,7 @@ from .tcp import (
 from .errors import LocalProtocolError
 from .tcp_cc import CongestionControl
 from .tcp_reassembly import ReassemblyQueue
+from .tcp_sack_scoreboard import DUPTHRESH, MAX_SACK_RANGES, SackScoreboard
 from .tcp_rtt import RttEstimator
 from .tcp_values import (
     CLOSE_NEXT as _CLOSE_NEXT,
@@ -205,12 +205,6 @@ __all__ = [
 
 _MAX_WSCALE = 14  # RFC 7323 2.3
 _TS_OPTION_LEN = 12  # NOP NOP kind len tsval tsecr
-#: RFC 6675's DupThresh: duplicate ACKs, or SACKed ranges above a hole, that
-#: declare it lost (with more than ``(DupThresh - 1) * SMSS`` SACKed bytes).
-DUPTHRESH = 3
-#: The most merged SACKed ranges the sender's scoreboard keeps (8 full SACK
-#: options' worth); beyond, the highest range is forgotten (counted).
-MAX_SACK_RANGES = 8 * MAX_SACK_BLOCKS
 
 # The flag bits as ints: per segment, an int's & is C, an IntFlag's Python.
 _SYN = int(TcpFlags.SYN)
@@ -305,12 +299,8 @@ class TcpConnection:
         self._in_recovery = False
         self._recover = iss
         self._partial_seen = False
-        # RFC 6675 sender scoreboard: SACKed [start, end) ranges above
-        # snd_una, sorted, disjoint, not touching, at most MAX_SACK_RANGES;
-        # and HighRxt (exclusive: everything below was retransmitted in this
-        # recovery).
-        self._sacked: list[list[int]] = []
-        self._high_rxt = iss
+        # RFC 6675 sender scoreboard and HighRxt.
+        self._sacks = SackScoreboard(iss)
         # RTT estimation (RFC 6298).
         self._rtt = RttEstimator(config.initial_rto)
         self._syn_timed_out = False
@@ -412,14 +402,14 @@ class TcpConnection:
     @property
     def sacked_ranges(self) -> tuple[tuple[int, int], ...]:
         """The sender's scoreboard: ``(left, right)`` SACKed ranges above ``snd_una`` (32-bit), lowest first."""
-        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacked)
+        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacks.ranges)
 
     @property
     def pipe(self) -> int:
         """RFC 6675 SetPipe(): bytes estimated in the network (with SACK; else the flight size)."""
         if not self._sack_ok:
             return self._snd_max - self._snd_una
-        return self._pipe()
+        return self._sacks.pipe(self._snd_una, self._snd_max, self.smss, self._in_recovery)
 
     @property
     def keepalive_probes_unanswered(self) -> int:
@@ -512,6 +502,8 @@ class TcpConnection:
             "rtt_samples": self._rtt.samples,
             "ooo_segments": ooo.segments,
             "ooo_dropped": ooo.dropped,
+            "sack_blocks_ignored": self._sacks.blocks_ignored,
+            "sack_ranges_dropped": self._sacks.ranges_dropped,
         })
 
     def next_deadline(self) -> float | None:
@@ -749,7 +741,7 @@ class TcpConnection:
             self._in_recovery = False
             self._dupacks = 0
             self._recover = self._snd_max
-            self._high_rxt = self._snd_una
+            self._sacks.high_rxt = self._snd_una
             self._rtt.timed_seq = None  # Karn: what follows are retransmissions
             self._snd_nxt = self._snd_una
             self._output()
@@ -977,7 +969,7 @@ class TcpConnection:
             return False
         window = h.window << self._snd_scale
         blocks = h.options.sack_blocks if self._sack_ok else ()
-        newly_sacked = bool(blocks) and self._sack_update(blocks, ack)
+        newly_sacked = bool(blocks) and self._sacks.update(blocks, snd_una, ack, self._snd_max)
         if ack > snd_una:
             self._ack_received(ack, h)
         elif (
@@ -1040,8 +1032,9 @@ class TcpConnection:
         self._snd_una = ack
         if self._snd_nxt < ack:
             self._snd_nxt = ack
-        if self._sacked:
-            self._sack_prune(ack)
+        sacks = self._sacks
+        if sacks.ranges:
+            sacks.prune(ack)
         self._rtt.backoffs = 0
         self._stall_since = now if self._snd_max > ack else None
         cc = self._cc
@@ -1061,8 +1054,8 @@ class TcpConnection:
                 elif self._sack_ok:
                     # RFC 6675 (B), (C): _output sends what the scoreboard
                     # and pipe allow; no deflation.
-                    sacked = self._sacked
-                    if ack >= self._high_rxt and (not sacked or sacked[0][0] >= self._recover):
+                    sacked = sacks.ranges
+                    if ack >= sacks.high_rxt and (not sacked or sacked[0][0] >= self._recover):
                         # Divergence: nothing SACKed between this partial ACK
                         # and RecoveryPoint, so no hole can ever look lost
                         # (IsLost) and RFC 6675 would wait for the RTO (or a
@@ -1070,7 +1063,7 @@ class TcpConnection:
                         # retransmit its first segment as NewReno does
                         # (RFC 6582 3.2 step 4), once.
                         n = self._retransmit_at(ack, sacked[0][0] if sacked else None)
-                        self._high_rxt = ack + n
+                        sacks.high_rxt = ack + n
                 else:
                     # Partial ACK: retransmit the next hole, deflate.
                     partial = True
@@ -1124,7 +1117,7 @@ class TcpConnection:
         # (RFC 6582 3.2 step 2, BSD) is ``>``: a new segment lost just
         # after a recovery gets a fast retransmit, not a timeout.
         if (
-            (self._dupacks >= DUPTHRESH or self._lost_boundary() > self._snd_una)
+            (self._dupacks >= DUPTHRESH or self._sacks.lost_boundary(self._snd_una, self.smss) > self._snd_una)
             and self._snd_una >= self._recover and self._snd_max > self._snd_una
         ):
             self._enter_recovery()
@@ -1144,9 +1137,10 @@ class TcpConnection:
             cc.cwnd = cc.ssthresh  # (4.2); no inflation: pipe counts instead
             self._snd_nxt = self._snd_max  # holes are chosen from the scoreboard now
             # (4.3) the first hole, whatever pipe says; HighRxt past it.
-            self._high_rxt = self._snd_una
-            for start, end, _ in self._holes():
-                self._high_rxt = start + self._retransmit_at(start, end)
+            self._sacks.high_rxt = self._snd_una
+            sacks = self._sacks
+            for start, end, _ in sacks.holes(self._snd_una, self._snd_max):
+                sacks.high_rxt = start + self._retransmit_at(start, end)
                 break
         else:
             self._retransmit_at(self._snd_una)
@@ -1154,130 +1148,23 @@ class TcpConnection:
         self._t_rexmt = self._now + self._rtt.rto
 
     ####################################################################
-    # The SACK scoreboard (RFC 6675)
+    # SACK-based retransmission (RFC 6675 NextSeg, with tcp_sack_scoreboard)
     ####################################################################
-
-    def _sack_update(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
-        """RFC 6675 Update(): merge received SACK blocks; True if any octet was newly SACKed.
-
-        A block counts only within ``max(ack, snd_una)..snd_max``: one that
-        is empty, reaches beyond what we sent, or lies wholly below the
-        cumulative ACK (a D-SACK, RFC 2883, or an old report) is ignored and
-        counted; one straddling the ACK is cut to it.
-        """
-        una = self._snd_una
-        ref = una & SEQ_MASK
-        lo = max(ack, una)
-        hi = self._snd_max
-        new = False
-        for left, right in blocks:
-            start = una + seq_diff(left, ref)
-            end = una + seq_diff(right, ref)
-            if not (start < end and lo < end <= hi):
-                self._stats["sack_blocks_ignored"] += 1
-                continue
-            new = self._sack_insert(max(start, lo), end) or new
-        return new
-
-    def _sack_insert(self, start: int, end: int) -> bool:
-        sb = self._sacked
-        i = 0
-        while i < len(sb) and sb[i][1] < start:
-            i += 1
-        j = i
-        overlap = 0
-        while j < len(sb) and sb[j][0] <= end:
-            overlap += max(0, min(sb[j][1], end) - max(sb[j][0], start))
-            j += 1
-        if i == j:
-            sb.insert(i, [start, end])
-        else:
-            sb[i:j] = [[min(start, sb[i][0]), max(end, sb[j - 1][1])]]
-        if len(sb) > MAX_SACK_RANGES:
-            # Forget the highest range: the lower ones locate the holes to
-            # fill first, and the receiver reports its newest (usually
-            # highest) block again in every ACK. Forgetting only costs
-            # pipe being overestimated (conservative) or a needless
-            # retransmission.
-            sb.pop()
-            self._stats["sack_ranges_dropped"] += 1
-        return end - start > overlap
-
-    def _sack_prune(self, ack: int) -> None:
-        sb = self._sacked
-        while sb and sb[0][1] <= ack:
-            sb.pop(0)
-        if sb and sb[0][0] < ack:
-            sb[0][0] = ack
-
-    def _holes(self) -> Iterator[tuple[int, int, bool]]:
-        """The un-SACKed ranges in snd_una..snd_max, lowest first, each with "SACKed data lies above"."""
-        prev = self._snd_una
-        for start, end in self._sacked:
-            if start > prev:
-                yield prev, start, True
-            prev = max(prev, end)
-        if prev < self._snd_max:
-            yield prev, self._snd_max, False
-
-    def _lost_boundary(self) -> int:
-        """Un-SACKed octets below this are lost (RFC 6675 IsLost()).
-
-        IsLost(x): DupThresh discontiguous SACKed ranges above x, or more
-        than (DupThresh - 1) * SMSS SACKed bytes above x. Both only fall as x
-        grows, and un-SACKed octets lie between ranges, so the answer is the
-        start of the first range, from the top, at which either holds.
-        """
-        limit = (DUPTHRESH - 1) * self.smss
-        count = nbytes = 0
-        for start, end in reversed(self._sacked):
-            count += 1
-            nbytes += end - start
-            if count >= DUPTHRESH or nbytes > limit:
-                return start
-        return self._snd_una
-
-    def _pipe(self) -> int:
-        """RFC 6675 SetPipe(), by ranges: for each un-SACKed octet, one if not lost, one if retransmitted."""
-        lost = self._lost_boundary()
-        high_rxt = max(self._high_rxt, self._snd_una) if self._in_recovery else self._snd_una
-        pipe = 0
-        for start, end, _ in self._holes():
-            pipe += max(0, end - max(start, lost)) + max(0, min(end, high_rxt) - start)
-        return pipe
-
-    def _next_hole(self, lost: bool) -> tuple[int, int] | None:
-        """RFC 6675 NextSeg() rule 1 (``lost``) or rule 3: the range to retransmit from.
-
-        The lowest un-SACKed range at or above HighRxt with SACKed data above
-        it, which must also be lost for rule 1. (Rule 2, new data, is the
-        ordinary output loop; rule 4, the rescue retransmission, is not
-        implemented.)
-        """
-        high_rxt = max(self._high_rxt, self._snd_una)
-        boundary = self._lost_boundary() if lost else self._snd_max
-        for start, end, sacked_above in self._holes():
-            if not sacked_above:
-                break
-            start = max(start, high_rxt)
-            if start >= end:
-                continue
-            return (start, end) if start < boundary else None
-        return None
 
     def _sack_retransmit(self, lost: bool, pipe: int) -> int:
         """Retransmit holes (rule 1 or 3) while ``cwnd - pipe >= SMSS``; returns the new pipe."""
         cc = self._cc
         assert cc is not None
         smss = self.smss
+        sacks = self._sacks
         while cc.cwnd - pipe >= smss:
-            hole = self._next_hole(lost)
+            hole = sacks.next_hole(lost, self._snd_una, self._snd_max, smss)
             if hole is None:
                 break
             n = self._retransmit_at(*hole)
             if not n:
                 break
-            self._high_rxt = hole[0] + n
+            sacks.high_rxt = hole[0] + n
             pipe += n
         return pipe
 
@@ -1372,7 +1259,7 @@ class TcpConnection:
     def _enter_closed(self) -> None:
         self._state = _S.CLOSED
         self._t_rexmt = self._t_persist = self._t_delack = self._t_2msl = None
-        self._sacked.clear()
+        self._sacks.clear()
         self._stall_since = None
         self._ack_now = False
         self._events.append(TcpEvent.CLOSED)
@@ -1413,8 +1300,8 @@ class TcpConnection:
         # RFC 6675 5.1: the receiver may have reneged; forget what it SACKed
         # (as Linux and BSD effectively do) and rebuild from the ACKs that
         # follow, which go-back-N then uses to skip what they SACK.
-        self._sacked.clear()
-        self._high_rxt = self._snd_una
+        self._sacks.clear()
+        self._sacks.high_rxt = self._snd_una
         self._rtt.backoff(self.config)  # RFC 6298 5.5; Karn
         self._snd_nxt = self._snd_una  # go-back-N (SYN states: the SYN again)
 
@@ -1646,14 +1533,14 @@ class TcpConnection:
         pipe = 0
         if sack_recovery:
             before = len(self._segments)
-            pipe = self._sack_retransmit(True, self._pipe())
+            pipe = self._sack_retransmit(True, self._sacks.pipe(self._snd_una, self._snd_max, smss, True))
             sent = len(self._segments) > before
         while True:
             nxt = self._snd_nxt
             end = data_end
-            if nxt < self._snd_max and self._sacked:
+            if nxt < self._snd_max and self._sacks.ranges:
                 # Go-back-N after a timeout: skip what the peer SACKed since.
-                for start, stop in self._sacked:
+                for start, stop in self._sacks.ranges:
                     if stop <= nxt:
                         continue
                     if start > nxt:
