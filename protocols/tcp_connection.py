@@ -164,12 +164,12 @@ from .tcp_reassembly import ReassemblyQueue
 from .tcp_output import TcpSegmentOutput
 from .tcp_rtt import RttEstimator
 from .tcp_sack_scoreboard import DUPTHRESH, MAX_SACK_RANGES, SackScoreboard
+from .tcp_timers import TcpTimers
 from .tcp_values import (
     CLOSE_NEXT as _CLOSE_NEXT,
     DEFAULT_MSS,
     FIN_ACKED_NEXT as _FIN_ACKED_NEXT,
     FIN_NEXT as _FIN_NEXT,
-    KEEPALIVE_STATES as _KEEPALIVE,
     MIN_MSS,
     RECEIVING as _RECEIVING,
     SENDING as _SENDING,
@@ -223,7 +223,7 @@ def _scale_for(buffer: int) -> int:
 ####################################################################
 
 
-class TcpConnection(TcpSegmentOutput):
+class TcpConnection(TcpTimers, TcpSegmentOutput):
     """One TCP connection's state machine: see the module's theory of operation.
 
     Args:
@@ -497,19 +497,6 @@ class TcpConnection(TcpSegmentOutput):
             "sack_ranges_dropped": self._sacks.ranges_dropped,
         })
 
-    def next_deadline(self) -> float | None:
-        """When :meth:`on_timer` next has work, or ``None``."""
-        best = None
-        for t in (self._t_rexmt, self._t_persist, self._t_delack, self._t_2msl, self._keep_deadline()):
-            if t is not None and (best is None or t < best):
-                best = t
-        ut = self.config.user_timeout
-        if ut is not None and self._stall_since is not None:
-            t = self._stall_since + ut
-            if best is None or t < best:
-                best = t
-        return best
-
     ####################################################################
     # User calls (RFC 9293 3.10.1-3.10.5)
     ####################################################################
@@ -656,50 +643,6 @@ class TcpConnection(TcpSegmentOutput):
             self._enter_closed()
         return self._flush()
 
-    def set_keepalive(
-        self,
-        on: bool,
-        now: float,
-        *,
-        idle: float | None = None,
-        interval: float | None = None,
-        count: int | None = None,
-    ) -> TcpOutput:
-        """Turn keepalive on or off, and optionally change its timing (``SO_KEEPALIVE``,
-        ``TCP_KEEPIDLE``, ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``).
-
-        Replaces :attr:`config` with a copy holding the new values. Turning it
-        on (or changing it while on) starts the idle period afresh at ``now``
-        and forgets unanswered probes, so the first probe comes ``idle``
-        seconds later even if the connection was already idle longer (Linux
-        ``tcp_set_keepalive`` likewise rearms the timer). Allowed in any
-        state; probes are sent only in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2.
-
-        (Replacing :attr:`config` directly works too, but then the idle
-        period counts from the last segment received, as in BSD, so a probe
-        or even the drop may be due at once; and the caller must re-read
-        :meth:`next_deadline`, which this method's output carries.)
-
-        Returns:
-            An output with no segments; its ``deadline`` includes the change.
-
-        Raises:
-            ValueError: ``idle`` or ``interval`` not positive, ``count`` < 1.
-        """
-        self._now = now
-        changes: dict[str, object] = {"keepalive": bool(on)}
-        if idle is not None:
-            changes["keepidle"] = idle
-        if interval is not None:
-            changes["keepintvl"] = interval
-        if count is not None:
-            changes["keepcnt"] = count
-        self.config = attrs.evolve(self.config, **changes)  # the validators check the values
-        if on:
-            self._idle_since = now
-            self._keep_probes = 0
-        return self._flush()
-
     def lower_mss(self, mss: int, now: float) -> TcpOutput:
         """Send no segment longer than ``mss`` bytes of TCP options and
         payload from now on: the path MTU dropped to ``mss + 40`` (path MTU
@@ -736,38 +679,6 @@ class TcpConnection(TcpSegmentOutput):
             self._rtt.timed_seq = None  # Karn: what follows are retransmissions
             self._snd_nxt = self._snd_una
             self._output()
-        return self._flush()
-
-    def on_timer(self, now: float) -> TcpOutput:
-        """Run every timer whose deadline is at or before ``now``.
-
-        Safe to call at any time; it does nothing if nothing is due.
-        """
-        self._now = now
-        if self._t_2msl is not None and now >= self._t_2msl:
-            self._enter_closed()
-            return self._flush()
-        ut = self.config.user_timeout
-        if ut is not None and self._stall_since is not None and now >= self._stall_since + ut:
-            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-            return self._flush()
-        keep = self._keep_deadline()
-        if keep is not None and now >= keep:
-            if self._keep_probes >= self.config.keepcnt:
-                self._stats["keepalive_drops"] += 1
-                self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-                return self._flush()
-            self._keepalive_probe()
-        if self._t_rexmt is not None and now >= self._t_rexmt:
-            self._t_rexmt = None
-            self._rexmt_expired()
-        if self._t_persist is not None and now >= self._t_persist:
-            self._t_persist = None
-            self._persist_expired()
-        if self._t_delack is not None and now >= self._t_delack:
-            self._t_delack = None
-            self._ack_now = True
-        self._output()
         return self._flush()
 
     ####################################################################
@@ -1246,71 +1157,8 @@ class TcpConnection(TcpSegmentOutput):
         self._enter_closed()
 
     ####################################################################
-    # Timers
+    # Rate-limited answers (RFC 5961, Linux tcp_oow_rate_limited)
     ####################################################################
-
-    def _rexmt_expired(self) -> None:
-        st = self._state
-        limit = self.config.max_syn_retries if st in (_S.SYN_SENT, _S.SYN_RECEIVED) else self.config.max_retries
-        if self._rtt.backoffs >= limit:
-            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-            return
-        self._stats["timeouts"] += 1
-        if st in (_S.SYN_SENT, _S.SYN_RECEIVED):
-            self._syn_timed_out = True
-        cc = self._cc
-        if cc is not None and self._snd_max > self._snd_una:
-            if self._rtt.backoffs == 0:
-                cc.on_timeout(self._snd_max - self._snd_una, self._now)
-            else:
-                cc.cwnd = self.smss  # ssthresh held (RFC 5681 3.1)
-            self._in_recovery = False
-            self._dupacks = 0
-            self._recover = self._snd_max  # RFC 6582 4
-        # RFC 6675 5.1: the receiver may have reneged; forget what it SACKed
-        # (as Linux and BSD effectively do) and rebuild from the ACKs that
-        # follow, which go-back-N then uses to skip what they SACK.
-        self._sacks.clear()
-        self._sacks.high_rxt = self._snd_una
-        self._rtt.backoff(self.config)  # RFC 6298 5.5; Karn
-        self._snd_nxt = self._snd_una  # go-back-N (SYN states: the SYN again)
-
-    def _persist_interval(self) -> float:
-        config = self.config
-        return min(max(self._rtt.rto * (1 << self._persist_shift), config.min_rto), config.max_rto)
-
-    def _persist_expired(self) -> None:
-        if self._state in (_S.CLOSED, _S.TIME_WAIT):
-            return
-        if self._snd_wnd == 0:
-            # A window probe: a segment the peer finds outside its window
-            # and must answer with an ACK carrying its window (Linux's
-            # tcp_xmit_probe_skb; BSD sends one byte of data instead).
-            self._stats["window_probes"] += 1
-            self._emit(self._snd_una - 1, _ACK)
-        else:
-            self._output(force=True)
-        self._persist_shift = min(self._persist_shift + 1, 16)
-        self._t_persist = self._now + self._persist_interval()
-
-    def _keep_deadline(self) -> float | None:
-        """The next keepalive probe, or the drop once ``keepcnt`` went unanswered."""
-        config = self.config
-        if not config.keepalive or self._state not in _KEEPALIVE:
-            return None
-        if self._keep_probes:
-            return self._keep_last + config.keepintvl
-        return self._idle_since + config.keepidle
-
-    def _keepalive_probe(self) -> None:
-        # A segment one below snd_una with no data: old to the peer, which
-        # must answer with an ACK (RFC 9293 3.8.4, RFC 1122 4.2.3.6; BSD
-        # tcp_timer_keep sends it with tcp_respond). Sent whatever is in
-        # flight, as BSD does (Linux skips probes while data is outstanding).
-        self._stats["keepalive_probes"] += 1
-        self._keep_probes += 1
-        self._keep_last = self._now
-        self._emit(self._snd_una - 1, _ACK)
 
     def _oow_ack(self) -> None:
         # An ACK for an unacceptable segment, rate-limited (see
