@@ -40,7 +40,7 @@ Bounds: one call sends at most one window's worth of segments
 lists.
 
 DragonFly: ``sys/netinet/tcp_output.c`` (``tcp_output``), ``tcp_subr.c``
-(``tcp_respond``), ``tcp_sack.c`` (``tcp_sack_output``).
+(``tcp_respond``), ``tcp_sack.c`` (``tcp_sack_nextseg``).
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ Work: an insertion is O(blocks) plus copying its bytes (and the held ones
 it merges with, if it does not just extend a block); a pull O(blocks
 delivered) plus their bytes; SACK blocks O(MAX_SACK_BLOCKS * blocks).
 
-DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_reass``), ``tcp_sack.c``
-(``tcp_sack_fill_report``, ``tcp_sack_report_seqinc``).
+DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_reass``), and the SACK
+report of ``tcp_sack.c``.
 """
 
 from __future__ import annotations
