@@ -43,80 +43,48 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
    when we have nothing to send (the server speaks first: SMTP, SSH). No
    loop can follow, since that ACK is acceptable to the peer, which does
    not answer it.
-4. Output is one routine (BSD ``tcp_output``): it sends what the send
-   window (``min(snd_wnd, cwnd)``), Nagle (off with ``nodelay``) and
-   sender-side SWS avoidance allow, a FIN after the last byte once
-   :meth:`~TcpConnection.close` was called, and a pure ACK if one is owed and
-   nothing else carried it. Every segment carries the current ACK, window,
-   timestamps and SACK blocks. With :attr:`~TcpConnection.tso_max` set (the
-   glue's interface segments in hardware, TSO), new data goes out in
-   super-segments of up to that many bytes, which the card cuts into
-   ``smss``-sized segments with the same header (only outside loss recovery,
-   and only when the timestamps are the sole option); in slow start an ACK of
-   a super-segment grows ``cwnd`` as the ACKs of its segments would.
-5. Timers are absolute deadlines (``None`` = stopped): retransmission (RFC
-   6298: SRTT/RTTVAR, ``min_rto``, Karn's rule, doubling backoff, give up
-   after ``max_retries``; go-back-N from ``snd_una`` in slow start after a
-   timeout), persist (zero-window probes: a segment at ``snd_una - 1`` that
-   the peer must ACK; or, with a small non-zero window that SWS avoidance
-   would not fill, a forced send), delayed ACK, TIME_WAIT (2 MSL), the
-   user timeout (RFC 5482: data unacknowledged that long drops the
-   connection), and keepalive (off unless ``keepalive`` or
-   :meth:`~TcpConnection.set_keepalive`; RFC 1122 4.2.3.6, BSD
-   ``tcp_timer_keep``): in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2, after
-   ``keepidle`` seconds without receiving any segment, a probe at
-   ``snd_una - 1`` without data (the peer must ACK it), another every
-   ``keepintvl``, and after ``keepcnt`` unanswered probes a drop with
-   ``ETIMEDOUT``, ``keepidle + keepcnt * keepintvl`` after the last segment
-   received. Any received segment restarts the idle period.
-6. Loss recovery without SACK: three duplicate ACKs (RFC 5681 3.2) trigger a
-   fast retransmit and NewReno fast recovery (RFC 6582): inflate by one SMSS
-   per further duplicate, retransmit at each partial ACK and deflate, leave
-   on an ACK covering ``recover``. The window *policy* (slow start,
-   congestion avoidance, the decrease) is a pluggable
-   :class:`.tcp_cc.CongestionControl`: NewReno by default,
-   :class:`.tcp_cc.Cubic` available.
-7. Loss recovery with SACK (RFC 6675, when both sides agreed to RFC 2018):
-   a scoreboard holds the ranges above ``snd_una`` the peer SACKed (merged;
-   blocks empty, beyond ``snd_max`` or below the cumulative ACK, D-SACKs
-   included, are ignored). An ACK bringing newly SACKed data is a duplicate
-   ACK (RFC 6675's definition; a peer that sends no blocks has RFC 5681's
-   counted). Recovery starts at the third, or earlier once IsLost(snd_una):
-   three SACKed ranges, or more than two SMSS of SACKed bytes, above it; not
-   before the cumulative ACK passed the last RecoveryPoint. On entry
-   ``cwnd = ssthresh`` (the algorithm's decrease) and the first hole is
-   retransmitted; then, on every call, while ``cwnd - pipe >= SMSS``
-   (SetPipe: un-SACKed bytes not lost, plus those retransmitted): lost holes
-   above HighRxt (NextSeg rule 1), new data (rule 2), other holes below SACKed
-   data (rule 3); rule 4 (rescue) is not implemented. A partial ACK with
-   nothing SACKed up to RecoveryPoint retransmits its first segment
-   (Divergence: NewReno's rule, where RFC 6675 would wait for the RTO).
-   Recovery ends on an ACK covering RecoveryPoint (``recover``); ``cwnd``
-   stays at ``ssthresh``. A timeout clears the scoreboard (RFC 6675 5.1: the
-   receiver may have reneged) and goes back to ``snd_una``; ranges SACKed
-   by ACKs after the timeout are skipped by the go-back-N retransmission.
-8. Receiving: in-order data goes to a receive buffer the application drains
-   with :meth:`~TcpConnection.read`; out-of-order data waits in a sorted list
-   of merged blocks, reported with SACK blocks (RFC 2018: the block holding
-   the newest segment first, then the most recently reported ones). ACKs are
-   delayed up to ``delayed_ack`` seconds, except for every second full-sized
-   segment, out-of-order and gap-filling segments, and FINs (RFC 5681 4.2,
-   RFC 9293 3.8.6.3). The window never shrinks and grows only by at least
-   ``min(mss, recv_buffer / 2)`` (receiver SWS avoidance).
+4. Output is one routine (BSD ``tcp_output``), run at the end of every
+   call: it sends what the windows, Nagle and SWS avoidance allow, a FIN
+   after the last byte once :meth:`~TcpConnection.close` was called, and an
+   ACK if one is owed; with :attr:`~TcpConnection.tso_max`, super-segments
+   (:mod:`.tcp_output`, which has the rules).
+5. Timers are absolute deadlines: retransmission (RFC 6298, with Karn's
+   rule and backoff, :mod:`.tcp_rtt`), persist, delayed ACK, TIME_WAIT, the
+   user timeout (RFC 5482) and keepalive (:mod:`.tcp_timers`).
+6. Loss recovery: NewReno (RFC 5681, 6582) without SACK, RFC 6675 with it,
+   the window policy a pluggable :class:`.tcp_cc.CongestionControl`
+   (:mod:`.tcp_recovery`); the SACK scoreboard with IsLost, SetPipe and
+   NextSeg is :mod:`.tcp_sack_scoreboard`.
+7. Receiving: in-order data goes to a receive buffer the application drains
+   with :meth:`~TcpConnection.read`; out-of-order data waits in a
+   :class:`.tcp_reassembly.ReassemblyQueue`, which also orders the SACK
+   blocks. ACKs are delayed up to ``delayed_ack`` seconds, except for every
+   second full-sized segment, out-of-order and gap-filling segments, and
+   FINs (RFC 5681 4.2, RFC 9293 3.8.6.3). The window never shrinks and grows
+   only by at least ``min(mss, recv_buffer / 2)`` (receiver SWS avoidance).
+
+The parts: :class:`TcpConnection` keeps the state, the user calls, the input
+steps in RFC 9293's order and the state changes; it inherits the sender's
+ACK handling (:class:`.tcp_recovery.TcpLossRecovery`), the timers
+(:class:`.tcp_timers.TcpTimers`) and the output routine
+(:class:`.tcp_output.TcpSegmentOutput`), base classes without state of
+their own, so a segment's path is as many calls deep as in one class; and it
+owns a :class:`.tcp_rtt.RttEstimator`, a
+:class:`.tcp_sack_scoreboard.SackScoreboard` and a
+:class:`.tcp_reassembly.ReassemblyQueue`, each with its invariants and
+model-based tests. The values it takes and returns are in :mod:`.tcp_values`.
 
 Bounds: the receive buffer and out-of-order data together hold at most
 ``recv_buffer`` bytes (data is accepted only inside the advertised window,
 which never exceeds the free space), in at most ``max_ooo_blocks`` blocks;
 the send buffer holds at most ``send_buffer`` bytes (:meth:`send` takes what
 fits and says how much); the SACK scoreboard holds at most
-:data:`MAX_SACK_RANGES` (32) merged ranges: beyond, the highest is forgotten
-(counted in ``sack_ranges_dropped``; it costs at worst an unneeded
-retransmission, and the peer reports its newest block again). One call
-returns at most one window's worth of segments (``min(snd_wnd, cwnd)``, or
-``cwnd - pipe`` in SACK recovery, bounded by ``send_buffer``) plus one
-retransmission on entering recovery or on a partial ACK, plus one ACK or
-keepalive probe. Work per segment is O(SACK blocks + out-of-order blocks
-touched + scoreboard ranges) apart from copying its bytes.
+:data:`MAX_SACK_RANGES` (32) merged ranges. One call returns at most one
+window's worth of segments (``min(snd_wnd, cwnd)``, or ``cwnd - pipe`` in
+SACK recovery, bounded by ``send_buffer``) plus one retransmission on
+entering recovery or on a partial ACK, plus one ACK or keepalive probe.
+Work per segment is O(SACK blocks + out-of-order blocks touched +
+scoreboard ranges) apart from copying its bytes.
 
 Every method is total over its documented inputs: :meth:`receive` never
 raises for any header :meth:`.tcp.TcpHeader.parse` can return, whatever the
@@ -141,14 +109,9 @@ Implemented and tested: everything above. Not implemented:
   is accepted (Divergence: RFC 7323 3.2 says SHOULD drop; Linux accepts).
 - A RST in TIME_WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
 
-DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_output.c``,
-``tcp_timer.c`` (``tcp_timer_rexmt``, ``tcp_timer_persist``,
-``tcp_timer_keep``), ``tcp_subr.c`` (``tcp_drop``, ``tcp_close``),
-``tcp_sack.c`` (``tcp_sack_update_scoreboard``, ``update_lostseq``,
-``tcp_sack_compute_pipe``, ``tcp_sack_nextseg``: the same design, SACKed
-blocks and a "lost below" point; it keeps at most 8 blocks and refuses new
-ones when full, and declares loss at ``>= 3 * maxseg`` SACKed bytes where
-RFC 6675 says ``> 2 * SMSS``).
+DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_usrreq.c``
+(the user calls), ``tcp_subr.c`` (``tcp_drop``, ``tcp_close``); the parts
+name theirs.
 """
 
 from __future__ import annotations
@@ -642,44 +605,6 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
             self._send_rst(self._snd_max & SEQ_MASK)
         if st is not _S.CLOSED:
             self._enter_closed()
-        return self._flush()
-
-    def lower_mss(self, mss: int, now: float) -> TcpOutput:
-        """Send no segment longer than ``mss`` bytes of TCP options and
-        payload from now on: the path MTU dropped to ``mss + 40`` (path MTU
-        discovery, RFC 1191; the glue calls it for an ICMP "fragmentation
-        needed" it has matched to this connection).
-
-        Only lowers: an ``mss`` not below the one in use, or a connection
-        not synchronized, changes nothing (before the handshake the peer's
-        MSS is not known yet, and a SYN is small). ``mss`` is raised to
-        :data:`MIN_MSS`. When it lowers, everything sent and not yet
-        acknowledged is sent again at once in segments of the new size,
-        from ``snd_una`` (the segment that drew the ICMP was lost; BSD
-        ``tcp_mtudisc``): a go-back-N that is not a congestion signal, so the
-        window is kept; it ends any loss recovery, and, as after a timeout,
-        duplicate ACKs for what is sent again start no new one until
-        ``snd_una`` passes what was outstanding (RFC 6582's ``recover``).
-
-        Returns:
-            The output (the segments sent again).
-        """
-        self._now = now
-        mss = max(mss, MIN_MSS)
-        if self._state not in _SYNCHRONIZED or mss >= min(self._peer_mss, self.config.mss):
-            return self._flush()
-        self._peer_mss = mss
-        cc = self._cc
-        if cc is not None:
-            cc.smss = self.smss
-        if self._snd_max > self._snd_una:
-            self._in_recovery = False
-            self._dupacks = 0
-            self._recover = self._snd_max
-            self._sacks.high_rxt = self._snd_una
-            self._rtt.timed_seq = None  # Karn: what follows are retransmissions
-            self._snd_nxt = self._snd_una
-            self._output()
         return self._flush()
 
     ####################################################################

@@ -30,7 +30,10 @@ before the split.
    new data goes out in super-segments of up to that many bytes, which the
    card cuts into ``smss``-sized segments with the same header (only
    outside loss recovery, and only when the timestamps are the sole option).
-5. The persist timer runs when something waits to be sent and no
+5. Path MTU: :meth:`~TcpSegmentOutput.lower_mss` lowers the segment size
+   when the glue says the path MTU dropped (BSD ``tcp_mtudisc``) and sends
+   everything unacknowledged again from ``snd_una`` in the new size.
+6. The persist timer runs when something waits to be sent and no
    retransmission will come (a zero or too small window).
 
 Bounds: one call sends at most one window's worth of segments
@@ -46,7 +49,7 @@ DragonFly: ``sys/netinet/tcp_output.c`` (``tcp_output``), ``tcp_subr.c``
 from __future__ import annotations
 
 from .tcp import MAX_SACK_BLOCKS, NO_OPTIONS, SEQ_MASK, TcpFlags, TcpHeader, TcpOptions
-from .tcp_values import TcpOutput, TcpState
+from .tcp_values import MIN_MSS, SYNCHRONIZED, TcpOutput, TcpState
 
 __all__ = ["TcpSegmentOutput"]
 
@@ -62,6 +65,44 @@ _S = TcpState
 
 class TcpSegmentOutput:
     """The output routine of :class:`.tcp_connection.TcpConnection` (a base class without state)."""
+
+    def lower_mss(self, mss: int, now: float) -> TcpOutput:
+        """Send no segment longer than ``mss`` bytes of TCP options and
+        payload from now on: the path MTU dropped to ``mss + 40`` (path MTU
+        discovery, RFC 1191; the glue calls it for an ICMP "fragmentation
+        needed" it has matched to this connection).
+
+        Only lowers: an ``mss`` not below the one in use, or a connection
+        not synchronized, changes nothing (before the handshake the peer's
+        MSS is not known yet, and a SYN is small). ``mss`` is raised to
+        :data:`MIN_MSS`. When it lowers, everything sent and not yet
+        acknowledged is sent again at once in segments of the new size,
+        from ``snd_una`` (the segment that drew the ICMP was lost; BSD
+        ``tcp_mtudisc``): a go-back-N that is not a congestion signal, so the
+        window is kept; it ends any loss recovery, and, as after a timeout,
+        duplicate ACKs for what is sent again start no new one until
+        ``snd_una`` passes what was outstanding (RFC 6582's ``recover``).
+
+        Returns:
+            The output (the segments sent again).
+        """
+        self._now = now
+        mss = max(mss, MIN_MSS)
+        if self._state not in SYNCHRONIZED or mss >= min(self._peer_mss, self.config.mss):
+            return self._flush()
+        self._peer_mss = mss
+        cc = self._cc
+        if cc is not None:
+            cc.smss = self.smss
+        if self._snd_max > self._snd_una:
+            self._in_recovery = False
+            self._dupacks = 0
+            self._recover = self._snd_max
+            self._sacks.high_rxt = self._snd_una
+            self._rtt.timed_seq = None  # Karn: what follows are retransmissions
+            self._snd_nxt = self._snd_una
+            self._output()
+        return self._flush()
 
     def _ts_now(self) -> int:
         return (int(self._now * 1000) + self._ts_offset) & SEQ_MASK
