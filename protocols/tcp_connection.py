@@ -160,7 +160,6 @@ __all__ = [
 ]
 
 _MAX_WSCALE = 14  # RFC 7323 2.3
-_TS_OPTION_LEN = 12  # NOP NOP kind len tsval tsecr
 
 # The flag bits as ints: per segment, an int's & is C, an IntFlag's Python.
 _SYN = int(TcpFlags.SYN)
@@ -324,57 +323,6 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
     def rcv_wnd(self) -> int:
         """The window we last advertised, in bytes from ``rcv_nxt``."""
         return self._rcv_adv - self._rcv_nxt
-
-    @property
-    def srtt(self) -> float | None:
-        return self._rtt.srtt
-
-    @property
-    def rttvar(self) -> float:
-        return self._rtt.rttvar
-
-    @property
-    def rto(self) -> float:
-        """The current retransmission timeout, backoff included."""
-        return self._rtt.rto
-
-    @property
-    def cwnd(self) -> int | None:
-        return self._cc.cwnd if self._cc is not None else None
-
-    @property
-    def ssthresh(self) -> int | None:
-        return self._cc.ssthresh if self._cc is not None else None
-
-    @property
-    def congestion_control(self) -> CongestionControl | None:
-        return self._cc
-
-    @property
-    def in_recovery(self) -> bool:
-        return self._in_recovery
-
-    @property
-    def sacked_ranges(self) -> tuple[tuple[int, int], ...]:
-        """The sender's scoreboard: ``(left, right)`` SACKed ranges above ``snd_una`` (32-bit), lowest first."""
-        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacks.ranges)
-
-    @property
-    def pipe(self) -> int:
-        """RFC 6675 SetPipe(): bytes estimated in the network (with SACK; else the flight size)."""
-        if not self._sack_ok:
-            return self._snd_max - self._snd_una
-        return self._sacks.pipe(self._snd_una, self._snd_max, self.smss, self._in_recovery)
-
-    @property
-    def keepalive_probes_unanswered(self) -> int:
-        """Keepalive probes sent since the last segment received."""
-        return self._keep_probes
-
-    @property
-    def smss(self) -> int:
-        """Payload bytes in a full-sized segment we send (after the timestamps option)."""
-        return min(self._peer_mss, self.config.mss) - (_TS_OPTION_LEN if self._ts_ok else 0)
 
     @property
     def timestamps_enabled(self) -> bool:
@@ -560,18 +508,6 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
             self._window_update()
             self._output()
         return self._flush()
-
-    def _window_update(self) -> None:
-        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): announce a window that
-        # reading opened only when it grew by min(2 * mss, recv_buffer / 2).
-        # Only what the window field can say counts, so with nothing read
-        # since the last announcement this sends nothing.
-        if self._state in _RECEIVING and not self._eof:
-            config = self.config
-            space = min(config.recv_buffer - len(self._rcvbuf), 0xFFFF << self._rcv_scale)
-            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * config.mss, config.recv_buffer // 2):
-                self._ack_now = True
-                self._output()
 
     def close(self, now: float) -> TcpOutput:
         """Half-close: send a FIN after the queued data (``send_eof``).

@@ -49,7 +49,7 @@ DragonFly: ``sys/netinet/tcp_output.c`` (``tcp_output``), ``tcp_subr.c``
 from __future__ import annotations
 
 from .tcp import MAX_SACK_BLOCKS, NO_OPTIONS, SEQ_MASK, TcpFlags, TcpHeader, TcpOptions
-from .tcp_values import MIN_MSS, SYNCHRONIZED, TcpOutput, TcpState
+from .tcp_values import MIN_MSS, RECEIVING, SYNCHRONIZED, TcpOutput, TcpState
 
 __all__ = ["TcpSegmentOutput"]
 
@@ -65,6 +65,23 @@ _S = TcpState
 
 class TcpSegmentOutput:
     """The output routine of :class:`.tcp_connection.TcpConnection` (a base class without state)."""
+
+    @property
+    def smss(self) -> int:
+        """Payload bytes in a full-sized segment we send (after the timestamps option)."""
+        return min(self._peer_mss, self.config.mss) - (_TS_OPTION_LEN if self._ts_ok else 0)
+
+    def _window_update(self) -> None:
+        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): announce a window that
+        # reading opened only when it grew by min(2 * mss, recv_buffer / 2).
+        # Only what the window field can say counts, so with nothing read
+        # since the last announcement this sends nothing.
+        if self._state in RECEIVING and not self._eof:
+            config = self.config
+            space = min(config.recv_buffer - len(self._rcvbuf), 0xFFFF << self._rcv_scale)
+            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * config.mss, config.recv_buffer // 2):
+                self._ack_now = True
+                self._output()
 
     def lower_mss(self, mss: int, now: float) -> TcpOutput:
         """Send no segment longer than ``mss`` bytes of TCP options and

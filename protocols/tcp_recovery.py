@@ -49,6 +49,7 @@ its NewReno and SACK partial-ACK handling).
 from __future__ import annotations
 
 from .tcp import SEQ_MASK, TcpHeader
+from .tcp_cc import CongestionControl
 from .tcp_sack_scoreboard import DUPTHRESH
 from .tcp_values import TcpEvent
 
@@ -57,6 +58,34 @@ __all__ = ["TcpLossRecovery"]
 
 class TcpLossRecovery:
     """The sender's ACK handling of :class:`.tcp_connection.TcpConnection` (a base class without state)."""
+
+    @property
+    def cwnd(self) -> int | None:
+        return self._cc.cwnd if self._cc is not None else None
+
+    @property
+    def ssthresh(self) -> int | None:
+        return self._cc.ssthresh if self._cc is not None else None
+
+    @property
+    def congestion_control(self) -> CongestionControl | None:
+        return self._cc
+
+    @property
+    def in_recovery(self) -> bool:
+        return self._in_recovery
+
+    @property
+    def sacked_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The sender's scoreboard: ``(left, right)`` SACKed ranges above ``snd_una`` (32-bit), lowest first."""
+        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacks.ranges)
+
+    @property
+    def pipe(self) -> int:
+        """RFC 6675 SetPipe(): bytes estimated in the network (with SACK; else the flight size)."""
+        if not self._sack_ok:
+            return self._snd_max - self._snd_una
+        return self._sacks.pipe(self._snd_una, self._snd_max, self.smss, self._in_recovery)
 
     def _ack_received(self, ack: int, h: TcpHeader) -> None:
         """``ack`` acknowledges new data (snd_una < ack <= snd_max)."""

@@ -63,6 +63,24 @@ _S = TcpState
 class TcpTimers:
     """The timers of :class:`.tcp_connection.TcpConnection` (a base class without state)."""
 
+    @property
+    def srtt(self) -> float | None:
+        return self._rtt.srtt
+
+    @property
+    def rttvar(self) -> float:
+        return self._rtt.rttvar
+
+    @property
+    def rto(self) -> float:
+        """The current retransmission timeout, backoff included."""
+        return self._rtt.rto
+
+    @property
+    def keepalive_probes_unanswered(self) -> int:
+        """Keepalive probes sent since the last segment received."""
+        return self._keep_probes
+
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work, or ``None``."""
         best = None
