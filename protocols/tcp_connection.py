@@ -123,8 +123,8 @@ import attrs
 from .tcp import SEQ_MASK, TcpFlags, TcpHeader, seq_diff, seq_lt
 from .errors import LocalProtocolError
 from .tcp_cc import CongestionControl
-from .tcp_reassembly import ReassemblyQueue
 from .tcp_output import TcpSegmentOutput
+from .tcp_reassembly import ReassemblyQueue
 from .tcp_recovery import TcpLossRecovery
 from .tcp_rtt import RttEstimator
 from .tcp_sack_scoreboard import DUPTHRESH, MAX_SACK_RANGES, SackScoreboard
@@ -160,6 +160,10 @@ __all__ = [
 ]
 
 _MAX_WSCALE = 14  # RFC 7323 2.3
+#: TcpStatistics fields counted by the parts, not in ``_stats``.
+_PART_COUNTERS = frozenset(
+    {"rtt_samples", "ooo_segments", "ooo_dropped", "sack_blocks_ignored", "sack_ranges_dropped"}
+)
 
 # The flag bits as ints: per segment, an int's & is C, an IntFlag's Python.
 _SYN = int(TcpFlags.SYN)
@@ -284,7 +288,8 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
         # Output of the current call.
         self._segments: list[tuple[TcpHeader, bytes]] = []
         self._events: list[TcpEvent] = []
-        self._stats = dict.fromkeys(attrs.fields_dict(TcpStatistics), 0)
+        # The counters; the parts keep theirs (see statistics()).
+        self._stats = dict.fromkeys(attrs.fields_dict(TcpStatistics).keys() - _PART_COUNTERS, 0)
 
     ####################################################################
     # Read-only views
@@ -399,15 +404,15 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
 
     def statistics(self) -> TcpStatistics:
         """A snapshot of the counters."""
-        ooo = self._ooo
-        return TcpStatistics(**{
+        ooo, sacks = self._ooo, self._sacks
+        return TcpStatistics(
             **self._stats,
-            "rtt_samples": self._rtt.samples,
-            "ooo_segments": ooo.segments,
-            "ooo_dropped": ooo.dropped,
-            "sack_blocks_ignored": self._sacks.blocks_ignored,
-            "sack_ranges_dropped": self._sacks.ranges_dropped,
-        })
+            rtt_samples=self._rtt.samples,
+            ooo_segments=ooo.segments,
+            ooo_dropped=ooo.dropped,
+            sack_blocks_ignored=sacks.blocks_ignored,
+            sack_ranges_dropped=sacks.ranges_dropped,
+        )
 
     ####################################################################
     # User calls (RFC 9293 3.10.1-3.10.5)
@@ -873,30 +878,3 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
         self._ooo.clear()
         self._events.append(event)
         self._enter_closed()
-
-    ####################################################################
-    # Rate-limited answers (RFC 5961, Linux tcp_oow_rate_limited)
-    ####################################################################
-
-    def _oow_ack(self) -> None:
-        # An ACK for an unacceptable segment, rate-limited (see
-        # TcpConfig.oow_ack_interval; Linux tcp_oow_rate_limited).
-        now = self._now
-        last = self._last_oow_ack
-        if last is not None and now - last < self.config.oow_ack_interval:
-            self._stats["oow_acks_suppressed"] += 1
-            return
-        self._last_oow_ack = now
-        self._ack_now = True
-
-    def _challenge_ack(self) -> None:
-        now = self._now
-        if now - self._chack_second >= 1.0:
-            self._chack_second = now
-            self._chack_count = 0
-        if self._chack_count < self.config.challenge_ack_limit:
-            self._chack_count += 1
-            self._stats["challenge_acks"] += 1
-            self._ack_now = True
-        else:
-            self._stats["challenge_acks_suppressed"] += 1

@@ -33,7 +33,12 @@ before the split.
 5. Path MTU: :meth:`~TcpSegmentOutput.lower_mss` lowers the segment size
    when the glue says the path MTU dropped (BSD ``tcp_mtudisc``) and sends
    everything unacknowledged again from ``snd_una`` in the new size.
-6. The persist timer runs when something waits to be sent and no
+6. Rate limits: an ACK answering a segment that fails the sequence or PAWS
+   check, or acknowledges data not yet sent, is owed at most once per
+   ``oow_ack_interval``; challenge ACKs (RFC 5961) at most
+   ``challenge_ack_limit`` a second. Over the limit, nothing is owed, and
+   the suppression is counted.
+7. The persist timer runs when something waits to be sent and no
    retransmission will come (a zero or too small window).
 
 Bounds: one call sends at most one window's worth of segments
@@ -120,6 +125,33 @@ class TcpSegmentOutput:
             self._snd_nxt = self._snd_una
             self._output()
         return self._flush()
+
+    # ACKs answering unacceptable segments and RFC 5961 challenge ACKs are
+    # owed through these two, which limit their rate.
+
+
+    def _oow_ack(self) -> None:
+        # An ACK for an unacceptable segment, rate-limited (see
+        # TcpConfig.oow_ack_interval; Linux tcp_oow_rate_limited).
+        now = self._now
+        last = self._last_oow_ack
+        if last is not None and now - last < self.config.oow_ack_interval:
+            self._stats["oow_acks_suppressed"] += 1
+            return
+        self._last_oow_ack = now
+        self._ack_now = True
+
+    def _challenge_ack(self) -> None:
+        now = self._now
+        if now - self._chack_second >= 1.0:
+            self._chack_second = now
+            self._chack_count = 0
+        if self._chack_count < self.config.challenge_ack_limit:
+            self._chack_count += 1
+            self._stats["challenge_acks"] += 1
+            self._ack_now = True
+        else:
+            self._stats["challenge_acks_suppressed"] += 1
 
     def _ts_now(self) -> int:
         return (int(self._now * 1000) + self._ts_offset) & SEQ_MASK
