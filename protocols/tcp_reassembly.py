@@ -128,7 +128,7 @@ class ReassemblyQueue:
         return rcv_nxt
 
     def sack_blocks(self, limit: int) -> tuple[tuple[int, int], ...]:
-        """Up to ``limit`` SACK blocks (32-bit edges) in RFC 2018's order (rule 5)."""
+        """Up to ``limit`` SACK blocks (32-bit edges) in RFC 2018's order (the module docstring, point 5)."""
         blocks = self.blocks
         out: list[tuple[int, int]] = []
         for s in self._recent:

@@ -98,7 +98,7 @@ class SackScoreboard:
         self.ranges_dropped = 0
 
     def update(self, blocks: tuple[tuple[int, int], ...], una: int, ack: int, snd_max: int) -> bool:
-        """RFC 6675 Update(): merge the received (32-bit) SACK ``blocks`` (rule 1).
+        """RFC 6675 Update(): merge the received (32-bit) SACK ``blocks``.
 
         Returns:
             Whether any octet was newly SACKed.
@@ -130,7 +130,7 @@ class SackScoreboard:
         else:
             sb[i:j] = [[min(start, sb[i][0]), max(end, sb[j - 1][1])]]
         if len(sb) > MAX_SACK_RANGES:
-            sb.pop()  # the highest (rule 2)
+            sb.pop()  # the highest (see the module docstring, point 2)
             self.ranges_dropped += 1
         return end - start > overlap
 
@@ -157,7 +157,7 @@ class SackScoreboard:
             yield prev, snd_max, False
 
     def lost_boundary(self, una: int, smss: int) -> int:
-        """Un-SACKed octets below this are lost (RFC 6675 IsLost(), rule 4)."""
+        """Un-SACKed octets below this are lost (RFC 6675 IsLost())."""
         limit = (DUPTHRESH - 1) * smss
         count = nbytes = 0
         for start, end in reversed(self.ranges):
@@ -168,7 +168,7 @@ class SackScoreboard:
         return una
 
     def pipe(self, una: int, snd_max: int, smss: int, in_recovery: bool) -> int:
-        """RFC 6675 SetPipe() (rule 5): bytes estimated in the network."""
+        """RFC 6675 SetPipe(): bytes estimated in the network."""
         lost = self.lost_boundary(una, smss)
         high_rxt = max(self.high_rxt, una) if in_recovery else una
         pipe = 0
