@@ -11,8 +11,9 @@ each is an absolute deadline (``None`` = stopped), the earliest of them is
 calls :meth:`~TcpTimers.on_timer` at or after it; that runs every timer due.
 
 1. Retransmission (RFC 6298, with :mod:`.tcp_rtt`): armed at ``now + rto``
-   when something is sent and nothing is outstanding, rearmed by an ACK of
-   new data, stopped when everything is acknowledged. On expiry: give up
+   when something is sent while it is stopped, rearmed by an ACK of new data
+   (in NewReno recovery, by the first partial ACK only), stopped when
+   everything is acknowledged. On expiry: give up
    after ``max_retries`` (``max_syn_retries`` for SYN and SYN-ACK) with
    ``ETIMEDOUT``; else count it, tell the congestion control (the first
    timeout of a series only; later ones set ``cwnd`` to one SMSS), leave loss
