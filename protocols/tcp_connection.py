@@ -43,80 +43,48 @@ deadline, at or after which it calls :meth:`TcpConnection.on_timer`.
    when we have nothing to send (the server speaks first: SMTP, SSH). No
    loop can follow, since that ACK is acceptable to the peer, which does
    not answer it.
-4. Output is one routine (BSD ``tcp_output``): it sends what the send
-   window (``min(snd_wnd, cwnd)``), Nagle (off with ``nodelay``) and
-   sender-side SWS avoidance allow, a FIN after the last byte once
-   :meth:`~TcpConnection.close` was called, and a pure ACK if one is owed and
-   nothing else carried it. Every segment carries the current ACK, window,
-   timestamps and SACK blocks. With :attr:`~TcpConnection.tso_max` set (the
-   glue's interface segments in hardware, TSO), new data goes out in
-   super-segments of up to that many bytes, which the card cuts into
-   ``smss``-sized segments with the same header (only outside loss recovery,
-   and only when the timestamps are the sole option); in slow start an ACK of
-   a super-segment grows ``cwnd`` as the ACKs of its segments would.
-5. Timers are absolute deadlines (``None`` = stopped): retransmission (RFC
-   6298: SRTT/RTTVAR, ``min_rto``, Karn's rule, doubling backoff, give up
-   after ``max_retries``; go-back-N from ``snd_una`` in slow start after a
-   timeout), persist (zero-window probes: a segment at ``snd_una - 1`` that
-   the peer must ACK; or, with a small non-zero window that SWS avoidance
-   would not fill, a forced send), delayed ACK, TIME_WAIT (2 MSL), the
-   user timeout (RFC 5482: data unacknowledged that long drops the
-   connection), and keepalive (off unless ``keepalive`` or
-   :meth:`~TcpConnection.set_keepalive`; RFC 1122 4.2.3.6, BSD
-   ``tcp_timer_keep``): in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2, after
-   ``keepidle`` seconds without receiving any segment, a probe at
-   ``snd_una - 1`` without data (the peer must ACK it), another every
-   ``keepintvl``, and after ``keepcnt`` unanswered probes a drop with
-   ``ETIMEDOUT``, ``keepidle + keepcnt * keepintvl`` after the last segment
-   received. Any received segment restarts the idle period.
-6. Loss recovery without SACK: three duplicate ACKs (RFC 5681 3.2) trigger a
-   fast retransmit and NewReno fast recovery (RFC 6582): inflate by one SMSS
-   per further duplicate, retransmit at each partial ACK and deflate, leave
-   on an ACK covering ``recover``. The window *policy* (slow start,
-   congestion avoidance, the decrease) is a pluggable
-   :class:`.tcp_cc.CongestionControl`: NewReno by default,
-   :class:`.tcp_cc.Cubic` available.
-7. Loss recovery with SACK (RFC 6675, when both sides agreed to RFC 2018):
-   a scoreboard holds the ranges above ``snd_una`` the peer SACKed (merged;
-   blocks empty, beyond ``snd_max`` or below the cumulative ACK, D-SACKs
-   included, are ignored). An ACK bringing newly SACKed data is a duplicate
-   ACK (RFC 6675's definition; a peer that sends no blocks has RFC 5681's
-   counted). Recovery starts at the third, or earlier once IsLost(snd_una):
-   three SACKed ranges, or more than two SMSS of SACKed bytes, above it; not
-   before the cumulative ACK passed the last RecoveryPoint. On entry
-   ``cwnd = ssthresh`` (the algorithm's decrease) and the first hole is
-   retransmitted; then, on every call, while ``cwnd - pipe >= SMSS``
-   (SetPipe: un-SACKed bytes not lost, plus those retransmitted): lost holes
-   above HighRxt (NextSeg rule 1), new data (rule 2), other holes below SACKed
-   data (rule 3); rule 4 (rescue) is not implemented. A partial ACK with
-   nothing SACKed up to RecoveryPoint retransmits its first segment
-   (Divergence: NewReno's rule, where RFC 6675 would wait for the RTO).
-   Recovery ends on an ACK covering RecoveryPoint (``recover``); ``cwnd``
-   stays at ``ssthresh``. A timeout clears the scoreboard (RFC 6675 5.1: the
-   receiver may have reneged) and goes back to ``snd_una``; ranges SACKed
-   by ACKs after the timeout are skipped by the go-back-N retransmission.
-8. Receiving: in-order data goes to a receive buffer the application drains
-   with :meth:`~TcpConnection.read`; out-of-order data waits in a sorted list
-   of merged blocks, reported with SACK blocks (RFC 2018: the block holding
-   the newest segment first, then the most recently reported ones). ACKs are
-   delayed up to ``delayed_ack`` seconds, except for every second full-sized
-   segment, out-of-order and gap-filling segments, and FINs (RFC 5681 4.2,
-   RFC 9293 3.8.6.3). The window never shrinks and grows only by at least
-   ``min(mss, recv_buffer / 2)`` (receiver SWS avoidance).
+4. Output is one routine (BSD ``tcp_output``), run at the end of every
+   call: it sends what the windows, Nagle and SWS avoidance allow, a FIN
+   after the last byte once :meth:`~TcpConnection.close` was called, and an
+   ACK if one is owed; with :attr:`~TcpConnection.tso_max`, super-segments
+   (:mod:`.tcp_output`, which has the rules).
+5. Timers are absolute deadlines: retransmission (RFC 6298, with Karn's
+   rule and backoff, :mod:`.tcp_rtt`), persist, delayed ACK, TIME_WAIT, the
+   user timeout (RFC 5482) and keepalive (:mod:`.tcp_timers`).
+6. Loss recovery: NewReno (RFC 5681, 6582) without SACK, RFC 6675 with it,
+   the window policy a pluggable :class:`.tcp_cc.CongestionControl`
+   (:mod:`.tcp_recovery`); the SACK scoreboard with IsLost, SetPipe and
+   NextSeg is :mod:`.tcp_sack_scoreboard`.
+7. Receiving: in-order data goes to a receive buffer the application drains
+   with :meth:`~TcpConnection.read`; out-of-order data waits in a
+   :class:`.tcp_reassembly.ReassemblyQueue`, which also orders the SACK
+   blocks. ACKs are delayed up to ``delayed_ack`` seconds, except for every
+   second full-sized segment, out-of-order and gap-filling segments, and
+   FINs (RFC 5681 4.2, RFC 9293 3.8.6.3). The window never shrinks and grows
+   only by at least ``min(mss, recv_buffer / 2)`` (receiver SWS avoidance).
+
+The parts: :class:`TcpConnection` keeps the state, the user calls, the input
+steps in RFC 9293's order and the state changes; it inherits the sender's
+ACK handling (:class:`.tcp_recovery.TcpLossRecovery`), the timers
+(:class:`.tcp_timers.TcpTimers`) and the output routine
+(:class:`.tcp_output.TcpSegmentOutput`), base classes without state of
+their own, so a segment's path is as many calls deep as in one class; and it
+owns a :class:`.tcp_rtt.RttEstimator`, a
+:class:`.tcp_sack_scoreboard.SackScoreboard` and a
+:class:`.tcp_reassembly.ReassemblyQueue`, each with its invariants and
+model-based tests. The values it takes and returns are in :mod:`.tcp_values`.
 
 Bounds: the receive buffer and out-of-order data together hold at most
 ``recv_buffer`` bytes (data is accepted only inside the advertised window,
 which never exceeds the free space), in at most ``max_ooo_blocks`` blocks;
 the send buffer holds at most ``send_buffer`` bytes (:meth:`send` takes what
 fits and says how much); the SACK scoreboard holds at most
-:data:`MAX_SACK_RANGES` (32) merged ranges: beyond, the highest is forgotten
-(counted in ``sack_ranges_dropped``; it costs at worst an unneeded
-retransmission, and the peer reports its newest block again). One call
-returns at most one window's worth of segments (``min(snd_wnd, cwnd)``, or
-``cwnd - pipe`` in SACK recovery, bounded by ``send_buffer``) plus one
-retransmission on entering recovery or on a partial ACK, plus one ACK or
-keepalive probe. Work per segment is O(SACK blocks + out-of-order blocks
-touched + scoreboard ranges) apart from copying its bytes.
+:data:`MAX_SACK_RANGES` (32) merged ranges. One call returns at most one
+window's worth of segments (``min(snd_wnd, cwnd)``, or ``cwnd - pipe`` in
+SACK recovery, bounded by ``send_buffer``) plus one retransmission on
+entering recovery or on a partial ACK, plus one ACK or keepalive probe.
+Work per segment is O(SACK blocks + out-of-order blocks touched +
+scoreboard ranges) apart from copying its bytes.
 
 Every method is total over its documented inputs: :meth:`receive` never
 raises for any header :meth:`.tcp.TcpHeader.parse` can return, whatever the
@@ -141,36 +109,41 @@ Implemented and tested: everything above. Not implemented:
   is accepted (Divergence: RFC 7323 3.2 says SHOULD drop; Linux accepts).
 - A RST in TIME_WAIT is ignored (RFC 1337), not obeyed (RFC 9293).
 
-DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_output.c``,
-``tcp_timer.c`` (``tcp_timer_rexmt``, ``tcp_timer_persist``,
-``tcp_timer_keep``), ``tcp_subr.c`` (``tcp_drop``, ``tcp_close``),
-``tcp_sack.c`` (``tcp_sack_update_scoreboard``, ``update_lostseq``,
-``tcp_sack_compute_pipe``, ``tcp_sack_nextseg``: the same design, SACKed
-blocks and a "lost below" point; it keeps at most 8 blocks and refuses new
-ones when full, and declares loss at ``>= 3 * maxseg`` SACKed bytes where
-RFC 6675 says ``> 2 * SMSS``).
+DragonFly: ``sys/netinet/tcp_input.c`` (``tcp_input``), ``tcp_usrreq.c``
+(the user calls), ``tcp_subr.c`` (``tcp_drop``, ``tcp_close``); the parts
+name theirs.
 """
 
 from __future__ import annotations
 
-import enum
 import errno
-from collections.abc import Callable, Iterator
 
 import attrs
 
-from .tcp import (
-    MAX_SACK_BLOCKS,
-    NO_OPTIONS,
-    SEQ_MASK,
-    TcpFlags,
-    TcpHeader,
-    TcpOptions,
-    seq_diff,
-    seq_lt,
-)
+from .tcp import SEQ_MASK, TcpFlags, TcpHeader, seq_diff, seq_lt
 from .errors import LocalProtocolError
-from .tcp_cc import CongestionControl, NewReno
+from .tcp_cc import CongestionControl
+from .tcp_output import TcpSegmentOutput
+from .tcp_reassembly import ReassemblyQueue
+from .tcp_recovery import TcpLossRecovery
+from .tcp_rtt import RttEstimator
+from .tcp_sack_scoreboard import DUPTHRESH, MAX_SACK_RANGES, SackScoreboard
+from .tcp_timers import TcpTimers
+from .tcp_values import (
+    CLOSE_NEXT as _CLOSE_NEXT,
+    DEFAULT_MSS,
+    FIN_ACKED_NEXT as _FIN_ACKED_NEXT,
+    FIN_NEXT as _FIN_NEXT,
+    MIN_MSS,
+    RECEIVING as _RECEIVING,
+    SENDING as _SENDING,
+    SYNCHRONIZED as _SYNCHRONIZED,
+    TcpConfig,
+    TcpEvent,
+    TcpOutput,
+    TcpState,
+    TcpStatistics,
+)
 
 __all__ = [
     "DUPTHRESH",
@@ -186,251 +159,18 @@ __all__ = [
     "is_connection_request",
 ]
 
-#: The smallest peer MSS we accept; smaller ones are raised to it, so every
-#: data segment carries at least 24 bytes even with 40 bytes of options.
-#: (Linux clamps at 48 since CVE-2019-11477 for the same reason.)
-MIN_MSS = 64
-#: RFC 9293 3.7.1: the MSS to assume when the peer's SYN has none (IPv4).
-DEFAULT_MSS = 536
 _MAX_WSCALE = 14  # RFC 7323 2.3
-_TS_OPTION_LEN = 12  # NOP NOP kind len tsval tsecr
-#: RFC 6675's DupThresh: duplicate ACKs, or SACKed ranges above a hole, that
-#: declare it lost (with more than ``(DupThresh - 1) * SMSS`` SACKed bytes).
-DUPTHRESH = 3
-#: The most merged SACKed ranges the sender's scoreboard keeps (8 full SACK
-#: options' worth); beyond, the highest range is forgotten (counted).
-MAX_SACK_RANGES = 8 * MAX_SACK_BLOCKS
+#: TcpStatistics fields counted by the parts, not in ``_stats``.
+_PART_COUNTERS = frozenset(
+    {"rtt_samples", "ooo_segments", "ooo_dropped", "sack_blocks_ignored", "sack_ranges_dropped"}
+)
 
 # The flag bits as ints: per segment, an int's & is C, an IntFlag's Python.
 _SYN = int(TcpFlags.SYN)
 _ACK = int(TcpFlags.ACK)
 _FIN = int(TcpFlags.FIN)
 _RST = int(TcpFlags.RST)
-_PSH = int(TcpFlags.PSH)
-
-
-class TcpState(enum.Enum):
-    """RFC 9293 3.3.2's states (LISTEN lives in the listener, not here)."""
-
-    CLOSED = "CLOSED"
-    SYN_SENT = "SYN_SENT"
-    SYN_RECEIVED = "SYN_RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN_WAIT_1"
-    FIN_WAIT_2 = "FIN_WAIT_2"
-    CLOSE_WAIT = "CLOSE_WAIT"
-    CLOSING = "CLOSING"
-    LAST_ACK = "LAST_ACK"
-    TIME_WAIT = "TIME_WAIT"
-
-
 _S = TcpState
-#: States in which the peer may still send us data.
-_RECEIVING = frozenset({_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2})
-#: States in which the application may still send.
-_SENDING = frozenset({_S.SYN_SENT, _S.SYN_RECEIVED, _S.ESTABLISHED, _S.CLOSE_WAIT})
-#: States with both sequence spaces known.
-_SYNCHRONIZED = frozenset(
-    {_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT, _S.CLOSING, _S.LAST_ACK}
-)
-#: Where close() leads (RFC 9293 3.10.4); SYN_RECEIVED queues the FIN.
-_CLOSE_NEXT = {_S.ESTABLISHED: _S.FIN_WAIT_1, _S.CLOSE_WAIT: _S.LAST_ACK}
-#: Where an in-order FIN leads (RFC 9293 3.10.7.4, eighth step).
-_FIN_NEXT = {
-    _S.ESTABLISHED: _S.CLOSE_WAIT,
-    _S.FIN_WAIT_1: _S.CLOSING,
-    _S.FIN_WAIT_2: _S.TIME_WAIT,
-}
-#: States in which keepalive probes are sent (the others have a FIN
-#: outstanding, so the retransmission timer watches the peer, or are ending).
-_KEEPALIVE = frozenset({_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_2})
-#: Where the ACK of our FIN leads (fifth step).
-_FIN_ACKED_NEXT = {
-    _S.FIN_WAIT_1: _S.FIN_WAIT_2,
-    _S.CLOSING: _S.TIME_WAIT,
-    _S.LAST_ACK: _S.CLOSED,
-}
-
-
-class TcpEvent(enum.Enum):
-    """What happened, for the glue (in :attr:`TcpOutput.events`).
-
-    - ``CONNECTED``: the handshake completed (ESTABLISHED reached).
-    - ``DATA``: new in-order data can be :meth:`~TcpConnection.read`.
-    - ``EOF``: the peer's FIN arrived in order: after the buffered data,
-      reads return ``b""``.
-    - ``WRITABLE``: an ACK freed send-buffer space.
-    - ``RESET``: the peer reset the connection (``error`` is
-      ``ECONNREFUSED`` before it was established, ``ECONNRESET`` after).
-    - ``TIMEOUT``: retransmissions, the user timeout or keepalive probes
-      ran out (``error`` is ``ETIMEDOUT``).
-    - ``CLOSED``: the machine reached CLOSED, for whatever reason (always
-      the last event; the glue frees the connection).
-    """
-
-    CONNECTED = "connected"
-    DATA = "data"
-    EOF = "eof"
-    WRITABLE = "writable"
-    RESET = "reset"
-    TIMEOUT = "timeout"
-    CLOSED = "closed"
-
-
-def _check_cc(instance: object, attribute: object, value: object) -> None:
-    if not callable(value):
-        raise TypeError("congestion_control must be a callable taking smss (a CongestionControl class)")
-
-
-@attrs.frozen(kw_only=True)
-class TcpConfig:
-    """A connection's options (the sysctls and socket options of a BSD TCP).
-
-    Attributes:
-        mss: the MSS we advertise and the largest payload we send.
-        send_buffer, recv_buffer: buffer sizes in bytes (the receive buffer
-            bounds the window; at most 2**30, window scaling's limit).
-        window_scaling, timestamps, sack: offer RFC 7323 window scaling and
-            timestamps and RFC 2018 SACK (each used only if the peer agrees).
-        nodelay: disable Nagle's algorithm (``TCP_NODELAY``).
-        delayed_ack: the delayed-ACK timeout in seconds (0: ACK every
-            segment at once); RFC 9293 allows at most 0.5, 0.2 is usual.
-        min_rto, max_rto, initial_rto: RFC 6298 bounds and initial value.
-        clock_granularity: G in RFC 6298's RTO formula.
-        max_retries: retransmission timeouts of one segment before giving
-            up (BSD ``TCP_MAXRXTSHIFT`` 12).
-        max_syn_retries: the same for SYN and SYN-ACK.
-        msl: the maximum segment lifetime; TIME_WAIT lasts ``2 * msl``.
-        user_timeout: seconds data may stay unacknowledged before the
-            connection is dropped (RFC 5482), or ``None``.
-        challenge_ack_limit: challenge ACKs sent per second at most (RFC
-            5961 10).
-        oow_ack_interval: at most one ACK per this many seconds answers a
-            segment that fails the sequence or PAWS check, or acknowledges
-            data not yet sent (Linux ``tcp_invalid_ratelimit``): without the
-            limit, two ends that disagree on the sequence space, after a
-            blind data injection say, trade such ACKs forever (an ACK storm).
-        max_ooo_blocks: out-of-order blocks held (beyond, new out-of-order
-            segments are dropped and counted).
-        congestion_control: a :class:`.tcp_cc.CongestionControl` subclass
-            (or a callable taking ``smss``).
-        keepalive: send keepalive probes on an idle connection
-            (``SO_KEEPALIVE``; off by default, as in BSD). Change it on a live
-            connection with :meth:`TcpConnection.set_keepalive`.
-        keepidle: seconds without receiving anything before the first probe
-            (``TCP_KEEPIDLE``; BSD's 2 hours).
-        keepintvl: seconds between unanswered probes (``TCP_KEEPINTVL``).
-        keepcnt: unanswered probes before the connection is dropped with
-            ``ETIMEDOUT`` (``TCP_KEEPCNT``); the drop comes
-            ``keepidle + keepcnt * keepintvl`` after the last segment received.
-    """
-
-    mss: int = attrs.field(default=1460, validator=[attrs.validators.ge(MIN_MSS), attrs.validators.le(65495)])
-    send_buffer: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1))
-    recv_buffer: int = attrs.field(
-        default=256 * 1024, validator=[attrs.validators.ge(1), attrs.validators.le(1 << 30)]
-    )
-    window_scaling: bool = True
-    timestamps: bool = True
-    sack: bool = True
-    nodelay: bool = False
-    delayed_ack: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0), attrs.validators.le(0.5)])
-    min_rto: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    max_rto: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
-    initial_rto: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
-    clock_granularity: float = attrs.field(default=0.001, validator=attrs.validators.ge(0))
-    max_retries: int = attrs.field(default=12, validator=attrs.validators.ge(1))
-    max_syn_retries: int = attrs.field(default=6, validator=attrs.validators.ge(1))
-    msl: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
-    user_timeout: float | None = None
-    challenge_ack_limit: int = attrs.field(default=10, validator=attrs.validators.ge(1))
-    oow_ack_interval: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    max_ooo_blocks: int = attrs.field(default=32, validator=attrs.validators.ge(1))
-    congestion_control: Callable[[int], CongestionControl] = attrs.field(default=NewReno, validator=_check_cc)
-    keepalive: bool = False
-    keepidle: float = attrs.field(default=7200.0, validator=attrs.validators.gt(0))
-    keepintvl: float = attrs.field(default=75.0, validator=attrs.validators.gt(0))
-    keepcnt: int = attrs.field(default=8, validator=attrs.validators.ge(1))
-
-
-@attrs.frozen
-class TcpOutput:
-    """What one call asks of the glue.
-
-    Attributes:
-        segments: ``(header, payload)`` pairs to send, in order.
-        events: what happened, in order.
-        deadline: when to call :meth:`TcpConnection.on_timer` next, or
-            ``None`` with no timer running.
-        data: the bytes :meth:`TcpConnection.read` returned.
-        accepted: the bytes :meth:`TcpConnection.send` took.
-    """
-
-    segments: tuple[tuple[TcpHeader, bytes], ...] = ()
-    events: tuple[TcpEvent, ...] = ()
-    deadline: float | None = None
-    data: bytes = b""
-    accepted: int = 0
-
-
-@attrs.frozen
-class TcpStatistics:
-    """Counters of one connection.
-
-    Attributes:
-        segments_sent, segments_received: all segments.
-        bytes_sent: new payload bytes sent (not retransmissions).
-        bytes_retransmitted: payload bytes sent again.
-        bytes_received: payload bytes delivered in order.
-        retransmits: segments sent again (timeouts, fast and partial-ACK
-            retransmits, go-back-N, holes chosen from the SACK scoreboard).
-        fast_retransmits: fast retransmits (entries into loss recovery, NewReno
-            or SACK-based).
-        sack_recoveries: of those, entries into SACK-based recovery (RFC 6675).
-        sack_blocks_ignored: received SACK blocks not used: empty, beyond
-            ``snd_max``, or wholly below the cumulative ACK (D-SACK included).
-        sack_ranges_dropped: SACKed ranges forgotten because the scoreboard
-            was full (the highest range goes).
-        timeouts: retransmission-timer expirations.
-        dup_acks: duplicate ACKs received (RFC 5681 definition).
-        rtt_samples: RTT measurements taken.
-        unacceptable: segments failing the sequence check (answered with an ACK).
-        paws_dropped: segments dropped by PAWS.
-        challenge_acks: challenge ACKs sent (RFC 5961).
-        challenge_acks_suppressed: challenge ACKs not sent, over the limit.
-        oow_acks_suppressed: ACKs for unacceptable segments not sent, within
-            ``oow_ack_interval`` of the last one.
-        ooo_segments: out-of-order segments queued.
-        ooo_dropped: out-of-order segments dropped (block limit).
-        window_probes: zero-window probes sent.
-        keepalive_probes: keepalive probes sent.
-        keepalive_drops: connections dropped because keepalive probes went
-            unanswered (0 or 1).
-    """
-
-    segments_sent: int = 0
-    segments_received: int = 0
-    bytes_sent: int = 0
-    bytes_retransmitted: int = 0
-    bytes_received: int = 0
-    retransmits: int = 0
-    fast_retransmits: int = 0
-    timeouts: int = 0
-    dup_acks: int = 0
-    rtt_samples: int = 0
-    unacceptable: int = 0
-    paws_dropped: int = 0
-    challenge_acks: int = 0
-    challenge_acks_suppressed: int = 0
-    oow_acks_suppressed: int = 0
-    ooo_segments: int = 0
-    ooo_dropped: int = 0
-    window_probes: int = 0
-    sack_recoveries: int = 0
-    sack_blocks_ignored: int = 0
-    sack_ranges_dropped: int = 0
-    keepalive_probes: int = 0
-    keepalive_drops: int = 0
 
 
 def is_connection_request(header: TcpHeader) -> bool:
@@ -450,7 +190,7 @@ def _scale_for(buffer: int) -> int:
 ####################################################################
 
 
-class TcpConnection:
+class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
     """One TCP connection's state machine: see the module's theory of operation.
 
     Args:
@@ -498,8 +238,7 @@ class TcpConnection:
         self._rcv_nxt = 0
         self._rcv_adv = 0  # right edge of the window we advertised
         self._rcvbuf = bytearray()
-        self._ooo: list[list] = []  # [start, bytearray], sorted, disjoint, not touching
-        self._sack_recent: list[int] = []
+        self._ooo = ReassemblyQueue()
         self._rcv_fin: int | None = None
         self._eof = False
         # Options.
@@ -518,19 +257,10 @@ class TcpConnection:
         self._in_recovery = False
         self._recover = iss
         self._partial_seen = False
-        # RFC 6675 sender scoreboard: SACKed [start, end) ranges above
-        # snd_una, sorted, disjoint, not touching, at most MAX_SACK_RANGES;
-        # and HighRxt (exclusive: everything below was retransmitted in this
-        # recovery).
-        self._sacked: list[list[int]] = []
-        self._high_rxt = iss
+        # RFC 6675 sender scoreboard and HighRxt.
+        self._sacks = SackScoreboard(iss)
         # RTT estimation (RFC 6298).
-        self._srtt: float | None = None
-        self._rttvar = 0.0
-        self._rto = config.initial_rto
-        self._rtt_seq: int | None = None
-        self._rtt_time = 0.0
-        self._rxtshift = 0
+        self._rtt = RttEstimator(config.initial_rto)
         self._syn_timed_out = False
         # Timers: absolute deadlines, None when stopped.
         self._t_rexmt: float | None = None
@@ -558,7 +288,8 @@ class TcpConnection:
         # Output of the current call.
         self._segments: list[tuple[TcpHeader, bytes]] = []
         self._events: list[TcpEvent] = []
-        self._stats = dict.fromkeys(attrs.fields_dict(TcpStatistics), 0)
+        # The counters; the parts keep theirs (see statistics()).
+        self._stats = dict.fromkeys(attrs.fields_dict(TcpStatistics).keys() - _PART_COUNTERS, 0)
 
     ####################################################################
     # Read-only views
@@ -597,57 +328,6 @@ class TcpConnection:
     def rcv_wnd(self) -> int:
         """The window we last advertised, in bytes from ``rcv_nxt``."""
         return self._rcv_adv - self._rcv_nxt
-
-    @property
-    def srtt(self) -> float | None:
-        return self._srtt
-
-    @property
-    def rttvar(self) -> float:
-        return self._rttvar
-
-    @property
-    def rto(self) -> float:
-        """The current retransmission timeout, backoff included."""
-        return self._rto
-
-    @property
-    def cwnd(self) -> int | None:
-        return self._cc.cwnd if self._cc is not None else None
-
-    @property
-    def ssthresh(self) -> int | None:
-        return self._cc.ssthresh if self._cc is not None else None
-
-    @property
-    def congestion_control(self) -> CongestionControl | None:
-        return self._cc
-
-    @property
-    def in_recovery(self) -> bool:
-        return self._in_recovery
-
-    @property
-    def sacked_ranges(self) -> tuple[tuple[int, int], ...]:
-        """The sender's scoreboard: ``(left, right)`` SACKed ranges above ``snd_una`` (32-bit), lowest first."""
-        return tuple((s & SEQ_MASK, e & SEQ_MASK) for s, e in self._sacked)
-
-    @property
-    def pipe(self) -> int:
-        """RFC 6675 SetPipe(): bytes estimated in the network (with SACK; else the flight size)."""
-        if not self._sack_ok:
-            return self._snd_max - self._snd_una
-        return self._pipe()
-
-    @property
-    def keepalive_probes_unanswered(self) -> int:
-        """Keepalive probes sent since the last segment received."""
-        return self._keep_probes
-
-    @property
-    def smss(self) -> int:
-        """Payload bytes in a full-sized segment we send (after the timestamps option)."""
-        return min(self._peer_mss, self.config.mss) - (_TS_OPTION_LEN if self._ts_ok else 0)
 
     @property
     def timestamps_enabled(self) -> bool:
@@ -720,24 +400,19 @@ class TcpConnection:
     @property
     def ooo_bytes(self) -> int:
         """Out-of-order bytes held for reassembly."""
-        return sum(len(b) for _, b in self._ooo)
+        return self._ooo.nbytes
 
     def statistics(self) -> TcpStatistics:
         """A snapshot of the counters."""
-        return TcpStatistics(**self._stats)
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`on_timer` next has work, or ``None``."""
-        best = None
-        for t in (self._t_rexmt, self._t_persist, self._t_delack, self._t_2msl, self._keep_deadline()):
-            if t is not None and (best is None or t < best):
-                best = t
-        ut = self.config.user_timeout
-        if ut is not None and self._stall_since is not None:
-            t = self._stall_since + ut
-            if best is None or t < best:
-                best = t
-        return best
+        ooo, sacks = self._ooo, self._sacks
+        return TcpStatistics(
+            **self._stats,
+            rtt_samples=self._rtt.samples,
+            ooo_segments=ooo.segments,
+            ooo_dropped=ooo.dropped,
+            sack_blocks_ignored=sacks.blocks_ignored,
+            sack_ranges_dropped=sacks.ranges_dropped,
+        )
 
     ####################################################################
     # User calls (RFC 9293 3.10.1-3.10.5)
@@ -839,18 +514,6 @@ class TcpConnection:
             self._output()
         return self._flush()
 
-    def _window_update(self) -> None:
-        # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): announce a window that
-        # reading opened only when it grew by min(2 * mss, recv_buffer / 2).
-        # Only what the window field can say counts, so with nothing read
-        # since the last announcement this sends nothing.
-        if self._state in _RECEIVING and not self._eof:
-            config = self.config
-            space = min(config.recv_buffer - len(self._rcvbuf), 0xFFFF << self._rcv_scale)
-            if space - (self._rcv_adv - self._rcv_nxt) >= min(2 * config.mss, config.recv_buffer // 2):
-                self._ack_now = True
-                self._output()
-
     def close(self, now: float) -> TcpOutput:
         """Half-close: send a FIN after the queued data (``send_eof``).
 
@@ -883,120 +546,6 @@ class TcpConnection:
             self._send_rst(self._snd_max & SEQ_MASK)
         if st is not _S.CLOSED:
             self._enter_closed()
-        return self._flush()
-
-    def set_keepalive(
-        self,
-        on: bool,
-        now: float,
-        *,
-        idle: float | None = None,
-        interval: float | None = None,
-        count: int | None = None,
-    ) -> TcpOutput:
-        """Turn keepalive on or off, and optionally change its timing (``SO_KEEPALIVE``,
-        ``TCP_KEEPIDLE``, ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``).
-
-        Replaces :attr:`config` with a copy holding the new values. Turning it
-        on (or changing it while on) starts the idle period afresh at ``now``
-        and forgets unanswered probes, so the first probe comes ``idle``
-        seconds later even if the connection was already idle longer (Linux
-        ``tcp_set_keepalive`` likewise rearms the timer). Allowed in any
-        state; probes are sent only in ESTABLISHED, CLOSE_WAIT and FIN_WAIT_2.
-
-        (Replacing :attr:`config` directly works too, but then the idle
-        period counts from the last segment received, as in BSD, so a probe
-        or even the drop may be due at once; and the caller must re-read
-        :meth:`next_deadline`, which this method's output carries.)
-
-        Returns:
-            An output with no segments; its ``deadline`` includes the change.
-
-        Raises:
-            ValueError: ``idle`` or ``interval`` not positive, ``count`` < 1.
-        """
-        self._now = now
-        changes: dict[str, object] = {"keepalive": bool(on)}
-        if idle is not None:
-            changes["keepidle"] = idle
-        if interval is not None:
-            changes["keepintvl"] = interval
-        if count is not None:
-            changes["keepcnt"] = count
-        self.config = attrs.evolve(self.config, **changes)  # the validators check the values
-        if on:
-            self._idle_since = now
-            self._keep_probes = 0
-        return self._flush()
-
-    def lower_mss(self, mss: int, now: float) -> TcpOutput:
-        """Send no segment longer than ``mss`` bytes of TCP options and
-        payload from now on: the path MTU dropped to ``mss + 40`` (path MTU
-        discovery, RFC 1191; the glue calls it for an ICMP "fragmentation
-        needed" it has matched to this connection).
-
-        Only lowers: an ``mss`` not below the one in use, or a connection
-        not synchronized, changes nothing (before the handshake the peer's
-        MSS is not known yet, and a SYN is small). ``mss`` is raised to
-        :data:`MIN_MSS`. When it lowers, everything sent and not yet
-        acknowledged is sent again at once in segments of the new size,
-        from ``snd_una`` (the segment that drew the ICMP was lost; BSD
-        ``tcp_mtudisc``): a go-back-N that is not a congestion signal, so the
-        window is kept; it ends any loss recovery, and, as after a timeout,
-        duplicate ACKs for what is sent again start no new one until
-        ``snd_una`` passes what was outstanding (RFC 6582's ``recover``).
-
-        Returns:
-            The output (the segments sent again).
-        """
-        self._now = now
-        mss = max(mss, MIN_MSS)
-        if self._state not in _SYNCHRONIZED or mss >= min(self._peer_mss, self.config.mss):
-            return self._flush()
-        self._peer_mss = mss
-        cc = self._cc
-        if cc is not None:
-            cc.smss = self.smss
-        if self._snd_max > self._snd_una:
-            self._in_recovery = False
-            self._dupacks = 0
-            self._recover = self._snd_max
-            self._high_rxt = self._snd_una
-            self._rtt_seq = None  # Karn: what follows are retransmissions
-            self._snd_nxt = self._snd_una
-            self._output()
-        return self._flush()
-
-    def on_timer(self, now: float) -> TcpOutput:
-        """Run every timer whose deadline is at or before ``now``.
-
-        Safe to call at any time; it does nothing if nothing is due.
-        """
-        self._now = now
-        if self._t_2msl is not None and now >= self._t_2msl:
-            self._enter_closed()
-            return self._flush()
-        ut = self.config.user_timeout
-        if ut is not None and self._stall_since is not None and now >= self._stall_since + ut:
-            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-            return self._flush()
-        keep = self._keep_deadline()
-        if keep is not None and now >= keep:
-            if self._keep_probes >= self.config.keepcnt:
-                self._stats["keepalive_drops"] += 1
-                self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-                return self._flush()
-            self._keepalive_probe()
-        if self._t_rexmt is not None and now >= self._t_rexmt:
-            self._t_rexmt = None
-            self._rexmt_expired()
-        if self._t_persist is not None and now >= self._t_persist:
-            self._t_persist = None
-            self._persist_expired()
-        if self._t_delack is not None and now >= self._t_delack:
-            self._t_delack = None
-            self._ack_now = True
-        self._output()
         return self._flush()
 
     ####################################################################
@@ -1189,7 +738,7 @@ class TcpConnection:
             return False
         window = h.window << self._snd_scale
         blocks = h.options.sack_blocks if self._sack_ok else ()
-        newly_sacked = bool(blocks) and self._sack_update(blocks, ack)
+        newly_sacked = bool(blocks) and self._sacks.update(blocks, snd_una, ack, self._snd_max)
         if ack > snd_una:
             self._ack_received(ack, h)
         elif (
@@ -1223,274 +772,6 @@ class TcpConnection:
                 self._state = nxt
         return True
 
-    def _ack_received(self, ack: int, h: TcpHeader) -> None:
-        """``ack`` acknowledges new data (snd_una < ack <= snd_max)."""
-        now = self._now
-        snd_una = self._snd_una
-        acked = ack - snd_una
-        flight = self._snd_max - snd_una
-        # RTT (RFC 6298 with RFC 7323 timestamps, or one timed segment: Karn).
-        ts = h.options.timestamps
-        if self._ts_ok and ts is not None and ts[1]:
-            rtt = (self._ts_now() - ts[1]) & SEQ_MASK
-            if rtt < 0x80000000:
-                self._rtt_sample(rtt / 1000)
-        elif self._rtt_seq is not None and ack > self._rtt_seq:
-            self._rtt_sample(now - self._rtt_time)
-            self._rtt_seq = None
-        # Release acknowledged bytes (the SYN and FIN take no buffer space).
-        data_end = self._sb_base + len(self._sndbuf)
-        acked_end = min(ack, data_end)
-        data_acked = 0
-        if acked_end > self._sb_base:
-            data_acked = acked_end - self._sb_base
-            del self._sndbuf[:data_acked]
-            self._sb_base = acked_end
-            self._events.append(TcpEvent.WRITABLE)
-        self._snd_una = ack
-        if self._snd_nxt < ack:
-            self._snd_nxt = ack
-        if self._sacked:
-            self._sack_prune(ack)
-        self._rxtshift = 0
-        self._stall_since = now if self._snd_max > ack else None
-        cc = self._cc
-        partial = False
-        if cc is not None:
-            if self._in_recovery:
-                smss = self.smss
-                if ack >= self._recover:
-                    # Full ACK (RFC 6582 3.2 step 3, option 1). With SACK,
-                    # cwnd stays at ssthresh, set on entry (RFC 6675 (A)),
-                    # and pipe kept the flight within it: no burst follows.
-                    if not self._sack_ok:
-                        cc.cwnd = min(cc.ssthresh, max(self._snd_max - ack, smss) + smss)
-                    self._in_recovery = False
-                    self._dupacks = 0
-                    cc.on_recovery_exit(now)
-                elif self._sack_ok:
-                    # RFC 6675 (B), (C): _output sends what the scoreboard
-                    # and pipe allow; no deflation.
-                    sacked = self._sacked
-                    if ack >= self._high_rxt and (not sacked or sacked[0][0] >= self._recover):
-                        # Divergence: nothing SACKed between this partial ACK
-                        # and RecoveryPoint, so no hole can ever look lost
-                        # (IsLost) and RFC 6675 would wait for the RTO (or a
-                        # rule-4 rescue). The data there was sent an RTT ago:
-                        # retransmit its first segment as NewReno does
-                        # (RFC 6582 3.2 step 4), once.
-                        n = self._retransmit_at(ack, sacked[0][0] if sacked else None)
-                        self._high_rxt = ack + n
-                else:
-                    # Partial ACK: retransmit the next hole, deflate.
-                    partial = True
-                    self._retransmit_at(ack)
-                    cc.cwnd = max(cc.cwnd - acked + (smss if acked >= smss else 0), smss)
-            else:
-                self._dupacks = 0
-                if data_acked:
-                    if self.tso_max and data_acked > self.smss:
-                        # A super-segment stands for the segments it is cut into.
-                        segments = -(-data_acked // self.smss)
-                        cc.on_ack(data_acked, flight, now, self._srtt, segments)
-                    else:
-                        cc.on_ack(data_acked, flight, now, self._srtt)
-        if self._snd_max == ack:
-            self._t_rexmt = None
-        elif not partial or not self._partial_seen:
-            self._t_rexmt = now + self._rto
-        if partial:
-            self._partial_seen = True
-
-    def _dup_ack(self, with_sack: bool) -> None:
-        """A duplicate ACK by RFC 5681's definition; ``with_sack``: it carried SACK blocks."""
-        self._stats["dup_acks"] += 1
-        cc = self._cc
-        if cc is None:
-            return
-        if self._sack_ok:
-            # RFC 6675 counts ACKs bringing new SACK information instead
-            # (_sack_dup_ack), which a duplicated ACK never does. A peer that
-            # agreed to SACK but sends no blocks still has its duplicate
-            # ACKs counted, so that it gets a fast retransmit.
-            if not with_sack:
-                self._sack_dup_ack()
-            return
-        self._dupacks += 1
-        if self._in_recovery:
-            cc.cwnd += self.smss
-        elif self._dupacks == DUPTHRESH and self._snd_una > self._recover:
-            self._enter_recovery()
-
-    def _sack_dup_ack(self) -> None:
-        """RFC 6675 5: a duplicate ACK outside recovery; enter it at DupThresh or if IsLost(snd_una)."""
-        if self._cc is None or self._in_recovery:
-            return
-        self._dupacks += 1
-        # Not before the cumulative ACK reached RecoveryPoint, the last
-        # octet sent when the last recovery or timeout began (RFC 6675 5.1:
-        # "HighACK is greater than or equal to" it). ``_recover`` is one past
-        # it, so this is ``>=`` where NewReno's "covers more than recover"
-        # (RFC 6582 3.2 step 2, BSD) is ``>``: a new segment lost just
-        # after a recovery gets a fast retransmit, not a timeout.
-        if (
-            (self._dupacks >= DUPTHRESH or self._lost_boundary() > self._snd_una)
-            and self._snd_una >= self._recover and self._snd_max > self._snd_una
-        ):
-            self._enter_recovery()
-
-    def _enter_recovery(self) -> None:
-        """Fast retransmit and enter loss recovery (RFC 5681 3.2, RFC 6582 3.2 step 2, RFC 6675 5 step 4)."""
-        cc = self._cc
-        assert cc is not None
-        self._stats["fast_retransmits"] += 1
-        self._recover = self._snd_max  # RecoveryPoint
-        cc.on_congestion(self._snd_max - self._snd_una, self._now)
-        self._in_recovery = True
-        self._partial_seen = False
-        self._rtt_seq = None
-        if self._sack_ok:
-            self._stats["sack_recoveries"] += 1
-            cc.cwnd = cc.ssthresh  # (4.2); no inflation: pipe counts instead
-            self._snd_nxt = self._snd_max  # holes are chosen from the scoreboard now
-            # (4.3) the first hole, whatever pipe says; HighRxt past it.
-            self._high_rxt = self._snd_una
-            for start, end, _ in self._holes():
-                self._high_rxt = start + self._retransmit_at(start, end)
-                break
-        else:
-            self._retransmit_at(self._snd_una)
-            cc.cwnd = cc.ssthresh + 3 * self.smss
-        self._t_rexmt = self._now + self._rto
-
-    ####################################################################
-    # The SACK scoreboard (RFC 6675)
-    ####################################################################
-
-    def _sack_update(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
-        """RFC 6675 Update(): merge received SACK blocks; True if any octet was newly SACKed.
-
-        A block counts only within ``max(ack, snd_una)..snd_max``: one that
-        is empty, reaches beyond what we sent, or lies wholly below the
-        cumulative ACK (a D-SACK, RFC 2883, or an old report) is ignored and
-        counted; one straddling the ACK is cut to it.
-        """
-        una = self._snd_una
-        ref = una & SEQ_MASK
-        lo = max(ack, una)
-        hi = self._snd_max
-        new = False
-        for left, right in blocks:
-            start = una + seq_diff(left, ref)
-            end = una + seq_diff(right, ref)
-            if not (start < end and lo < end <= hi):
-                self._stats["sack_blocks_ignored"] += 1
-                continue
-            new = self._sack_insert(max(start, lo), end) or new
-        return new
-
-    def _sack_insert(self, start: int, end: int) -> bool:
-        sb = self._sacked
-        i = 0
-        while i < len(sb) and sb[i][1] < start:
-            i += 1
-        j = i
-        overlap = 0
-        while j < len(sb) and sb[j][0] <= end:
-            overlap += max(0, min(sb[j][1], end) - max(sb[j][0], start))
-            j += 1
-        if i == j:
-            sb.insert(i, [start, end])
-        else:
-            sb[i:j] = [[min(start, sb[i][0]), max(end, sb[j - 1][1])]]
-        if len(sb) > MAX_SACK_RANGES:
-            # Forget the highest range: the lower ones locate the holes to
-            # fill first, and the receiver reports its newest (usually
-            # highest) block again in every ACK. Forgetting only costs
-            # pipe being overestimated (conservative) or a needless
-            # retransmission.
-            sb.pop()
-            self._stats["sack_ranges_dropped"] += 1
-        return end - start > overlap
-
-    def _sack_prune(self, ack: int) -> None:
-        sb = self._sacked
-        while sb and sb[0][1] <= ack:
-            sb.pop(0)
-        if sb and sb[0][0] < ack:
-            sb[0][0] = ack
-
-    def _holes(self) -> Iterator[tuple[int, int, bool]]:
-        """The un-SACKed ranges in snd_una..snd_max, lowest first, each with "SACKed data lies above"."""
-        prev = self._snd_una
-        for start, end in self._sacked:
-            if start > prev:
-                yield prev, start, True
-            prev = max(prev, end)
-        if prev < self._snd_max:
-            yield prev, self._snd_max, False
-
-    def _lost_boundary(self) -> int:
-        """Un-SACKed octets below this are lost (RFC 6675 IsLost()).
-
-        IsLost(x): DupThresh discontiguous SACKed ranges above x, or more
-        than (DupThresh - 1) * SMSS SACKed bytes above x. Both only fall as x
-        grows, and un-SACKed octets lie between ranges, so the answer is the
-        start of the first range, from the top, at which either holds.
-        """
-        limit = (DUPTHRESH - 1) * self.smss
-        count = nbytes = 0
-        for start, end in reversed(self._sacked):
-            count += 1
-            nbytes += end - start
-            if count >= DUPTHRESH or nbytes > limit:
-                return start
-        return self._snd_una
-
-    def _pipe(self) -> int:
-        """RFC 6675 SetPipe(), by ranges: for each un-SACKed octet, one if not lost, one if retransmitted."""
-        lost = self._lost_boundary()
-        high_rxt = max(self._high_rxt, self._snd_una) if self._in_recovery else self._snd_una
-        pipe = 0
-        for start, end, _ in self._holes():
-            pipe += max(0, end - max(start, lost)) + max(0, min(end, high_rxt) - start)
-        return pipe
-
-    def _next_hole(self, lost: bool) -> tuple[int, int] | None:
-        """RFC 6675 NextSeg() rule 1 (``lost``) or rule 3: the range to retransmit from.
-
-        The lowest un-SACKed range at or above HighRxt with SACKed data above
-        it, which must also be lost for rule 1. (Rule 2, new data, is the
-        ordinary output loop; rule 4, the rescue retransmission, is not
-        implemented.)
-        """
-        high_rxt = max(self._high_rxt, self._snd_una)
-        boundary = self._lost_boundary() if lost else self._snd_max
-        for start, end, sacked_above in self._holes():
-            if not sacked_above:
-                break
-            start = max(start, high_rxt)
-            if start >= end:
-                continue
-            return (start, end) if start < boundary else None
-        return None
-
-    def _sack_retransmit(self, lost: bool, pipe: int) -> int:
-        """Retransmit holes (rule 1 or 3) while ``cwnd - pipe >= SMSS``; returns the new pipe."""
-        cc = self._cc
-        assert cc is not None
-        smss = self.smss
-        while cc.cwnd - pipe >= smss:
-            hole = self._next_hole(lost)
-            if hole is None:
-                break
-            n = self._retransmit_at(*hole)
-            if not n:
-                break
-            self._high_rxt = hole[0] + n
-            pipe += n
-        return pipe
-
     ####################################################################
     # Receiving data
     ####################################################################
@@ -1504,12 +785,15 @@ class TcpConnection:
         if n > self._rcv_mss:
             self._rcv_mss = min(n, self.config.mss)
         if seq == self._rcv_nxt:
-            gap = bool(self._ooo)
+            ooo = self._ooo
+            gap = bool(ooo.blocks)
             self._rcvbuf += data
             self._rcv_nxt += n
             delivered = n
             if gap:
-                delivered += self._ooo_pull()
+                nxt = ooo.pull(self._rcv_nxt, self._rcvbuf)
+                delivered += nxt - self._rcv_nxt
+                self._rcv_nxt = nxt
                 self._ack_now = True
             self._stats["bytes_received"] += delivered
             self._events.append(TcpEvent.DATA)
@@ -1519,56 +803,8 @@ class TcpConnection:
             elif self._t_delack is None:
                 self._t_delack = self._now + self.config.delayed_ack
         else:
-            self._ooo_insert(seq, data)
+            self._ooo.insert(seq, data, self.config.max_ooo_blocks)
             self._ack_now = True  # a duplicate ACK at once (RFC 5681 4.2)
-
-    def _ooo_insert(self, s: int, data: memoryview) -> None:
-        blocks = self._ooo
-        e = s + len(data)
-        i = 0
-        while i < len(blocks) and blocks[i][0] + len(blocks[i][1]) < s:
-            i += 1
-        j = i
-        while j < len(blocks) and blocks[j][0] <= e:
-            j += 1
-        if i == j:
-            if len(blocks) >= self.config.max_ooo_blocks:
-                self._stats["ooo_dropped"] += 1
-                return
-            blocks.insert(i, [s, bytearray(data)])
-        else:
-            first_start = blocks[i][0]
-            last_start, last = blocks[j - 1]
-            last_end = last_start + len(last)
-            if j - i == 1 and s >= first_start:
-                if e > last_end:  # extends the block at its end: the common case
-                    last += data[last_end - s :]
-            else:
-                start = min(s, first_start)
-                buf = bytearray(max(e, last_end) - start)
-                buf[s - start : e - start] = data
-                for bs, b in blocks[i:j]:  # held bytes win over new copies
-                    buf[bs - start : bs - start + len(b)] = b
-                blocks[i:j] = [[start, buf]]
-        self._stats["ooo_segments"] += 1
-        recent = self._sack_recent
-        if s in recent:
-            recent.remove(s)
-        recent.insert(0, s)
-        del recent[MAX_SACK_BLOCKS:]
-
-    def _ooo_pull(self) -> int:
-        blocks = self._ooo
-        pulled = 0
-        while blocks and blocks[0][0] <= self._rcv_nxt:
-            start, buf = blocks.pop(0)
-            end = start + len(buf)
-            if end > self._rcv_nxt:
-                self._rcvbuf += memoryview(buf)[self._rcv_nxt - start :]
-                pulled += end - self._rcv_nxt
-                self._rcv_nxt = end
-        self._sack_recent = [s for s in self._sack_recent if s >= self._rcv_nxt]
-        return pulled
 
     def _fin_input(self) -> None:
         self._rcv_nxt += 1
@@ -1611,8 +847,9 @@ class TcpConnection:
     def _establish(self) -> None:
         self._state = _S.FIN_WAIT_1 if self._fin_queued else _S.ESTABLISHED
         self._cc = self.config.congestion_control(self.smss)
-        if self._syn_timed_out and self._srtt is None and self._rto < 3.0:
-            self._rto = 3.0  # RFC 6298 5.7
+        rtt = self._rtt
+        if self._syn_timed_out and rtt.srtt is None and rtt.rto < 3.0:
+            rtt.rto = 3.0  # RFC 6298 5.7
         self._idle_since = self._now
         self._keep_probes = 0
         self._events.append(TcpEvent.CONNECTED)
@@ -1626,7 +863,7 @@ class TcpConnection:
     def _enter_closed(self) -> None:
         self._state = _S.CLOSED
         self._t_rexmt = self._t_persist = self._t_delack = self._t_2msl = None
-        self._sacked.clear()
+        self._sacks.clear()
         self._stall_since = None
         self._ack_now = False
         self._events.append(TcpEvent.CLOSED)
@@ -1641,376 +878,3 @@ class TcpConnection:
         self._ooo.clear()
         self._events.append(event)
         self._enter_closed()
-
-    ####################################################################
-    # Timers
-    ####################################################################
-
-    def _rtt_sample(self, r: float) -> None:
-        # RFC 6298 2.2-2.4.
-        config = self.config
-        self._stats["rtt_samples"] += 1
-        if self._srtt is None:
-            self._srtt = r
-            self._rttvar = r / 2
-        else:
-            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - r)
-            self._srtt = 0.875 * self._srtt + 0.125 * r
-        rto = self._srtt + max(config.clock_granularity, 4 * self._rttvar)
-        self._rto = min(max(rto, config.min_rto), config.max_rto)
-
-    def _rexmt_expired(self) -> None:
-        st = self._state
-        limit = self.config.max_syn_retries if st in (_S.SYN_SENT, _S.SYN_RECEIVED) else self.config.max_retries
-        if self._rxtshift >= limit:
-            self._drop(errno.ETIMEDOUT, TcpEvent.TIMEOUT)
-            return
-        self._stats["timeouts"] += 1
-        if st in (_S.SYN_SENT, _S.SYN_RECEIVED):
-            self._syn_timed_out = True
-        cc = self._cc
-        if cc is not None and self._snd_max > self._snd_una:
-            if self._rxtshift == 0:
-                cc.on_timeout(self._snd_max - self._snd_una, self._now)
-            else:
-                cc.cwnd = self.smss  # ssthresh held (RFC 5681 3.1)
-            self._in_recovery = False
-            self._dupacks = 0
-            self._recover = self._snd_max  # RFC 6582 4
-        # RFC 6675 5.1: the receiver may have reneged; forget what it SACKed
-        # (as Linux and BSD effectively do) and rebuild from the ACKs that
-        # follow, which go-back-N then uses to skip what they SACK.
-        self._sacked.clear()
-        self._high_rxt = self._snd_una
-        self._rxtshift += 1
-        self._rto = min(self._rto * 2, self.config.max_rto)
-        self._rtt_seq = None  # Karn
-        self._snd_nxt = self._snd_una  # go-back-N (SYN states: the SYN again)
-
-    def _persist_interval(self) -> float:
-        config = self.config
-        return min(max(self._rto * (1 << self._persist_shift), config.min_rto), config.max_rto)
-
-    def _persist_expired(self) -> None:
-        if self._state in (_S.CLOSED, _S.TIME_WAIT):
-            return
-        if self._snd_wnd == 0:
-            # A window probe: a segment the peer finds outside its window
-            # and must answer with an ACK carrying its window (Linux's
-            # tcp_xmit_probe_skb; BSD sends one byte of data instead).
-            self._stats["window_probes"] += 1
-            self._emit(self._snd_una - 1, _ACK)
-        else:
-            self._output(force=True)
-        self._persist_shift = min(self._persist_shift + 1, 16)
-        self._t_persist = self._now + self._persist_interval()
-
-    def _keep_deadline(self) -> float | None:
-        """The next keepalive probe, or the drop once ``keepcnt`` went unanswered."""
-        config = self.config
-        if not config.keepalive or self._state not in _KEEPALIVE:
-            return None
-        if self._keep_probes:
-            return self._keep_last + config.keepintvl
-        return self._idle_since + config.keepidle
-
-    def _keepalive_probe(self) -> None:
-        # A segment one below snd_una with no data: old to the peer, which
-        # must answer with an ACK (RFC 9293 3.8.4, RFC 1122 4.2.3.6; BSD
-        # tcp_timer_keep sends it with tcp_respond). Sent whatever is in
-        # flight, as BSD does (Linux skips probes while data is outstanding).
-        self._stats["keepalive_probes"] += 1
-        self._keep_probes += 1
-        self._keep_last = self._now
-        self._emit(self._snd_una - 1, _ACK)
-
-    def _oow_ack(self) -> None:
-        # An ACK for an unacceptable segment, rate-limited (see
-        # TcpConfig.oow_ack_interval; Linux tcp_oow_rate_limited).
-        now = self._now
-        last = self._last_oow_ack
-        if last is not None and now - last < self.config.oow_ack_interval:
-            self._stats["oow_acks_suppressed"] += 1
-            return
-        self._last_oow_ack = now
-        self._ack_now = True
-
-    def _challenge_ack(self) -> None:
-        now = self._now
-        if now - self._chack_second >= 1.0:
-            self._chack_second = now
-            self._chack_count = 0
-        if self._chack_count < self.config.challenge_ack_limit:
-            self._chack_count += 1
-            self._stats["challenge_acks"] += 1
-            self._ack_now = True
-        else:
-            self._stats["challenge_acks_suppressed"] += 1
-
-    ####################################################################
-    # Output
-    ####################################################################
-
-    def _ts_now(self) -> int:
-        return (int(self._now * 1000) + self._ts_offset) & SEQ_MASK
-
-    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        if not self._sack_ok or not self._ooo:
-            return ()
-        limit = 3 if self._ts_ok else MAX_SACK_BLOCKS
-        out: list[tuple[int, int]] = []
-        for s in self._sack_recent:
-            for start, buf in self._ooo:
-                if start <= s < start + len(buf):
-                    block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
-                    if block not in out:
-                        out.append(block)
-                    break
-        for start, buf in self._ooo:  # then any others, lowest first
-            block = (start & SEQ_MASK, (start + len(buf)) & SEQ_MASK)
-            if block not in out:
-                out.append(block)
-        return tuple(out[:limit])
-
-    def _window_field(self) -> int:
-        """The window to advertise now (scaled field value); moves ``_rcv_adv``."""
-        config = self.config
-        space = config.recv_buffer - len(self._rcvbuf)
-        cur = max(self._rcv_adv - self._rcv_nxt, 0)
-        win = space if space - cur >= min(config.recv_buffer // 2, config.mss) else cur
-        scale = self._rcv_scale
-        field = min(win >> scale, 0xFFFF)
-        adv = self._rcv_nxt + (field << scale)
-        if adv > self._rcv_adv:
-            self._rcv_adv = adv
-        return field
-
-    def _emit(
-        self,
-        seq: int,
-        flags: int,
-        payload: bytes = b"",
-        *,
-        ack: int | None = None,
-    ) -> None:
-        """Append one segment; with ACK, it carries rcv_nxt, the window and our options (a RST: none)."""
-        window = 0
-        opts = None
-        if flags & _RST:
-            header = TcpHeader(
-                self.local_port, self.remote_port, seq & SEQ_MASK, ack or 0, flags
-            )
-            self._segments.append((header, b""))
-            self._stats["segments_sent"] += 1
-            return
-        if flags & _SYN:
-            config = self.config
-            window = min(config.recv_buffer, 0xFFFF)
-            passive = self._state is _S.SYN_RECEIVED and self._opened_passively
-            if passive:
-                opts = TcpOptions(
-                    mss=config.mss,
-                    wscale=self._rcv_scale if self._wscale_ok else None,
-                    sack_permitted=self._sack_ok,
-                    timestamps=(self._ts_now(), self._ts_recent) if self._ts_ok else None,
-                )
-            else:
-                opts = TcpOptions(
-                    mss=config.mss,
-                    wscale=self._rcv_scale if config.window_scaling else None,
-                    sack_permitted=config.sack,
-                    timestamps=(self._ts_now(), self._ts_recent if flags & _ACK else 0) if config.timestamps else None,
-                )
-        elif flags & _ACK:
-            window = self._window_field()
-            if self._ts_ok or self._sack_ok:
-                opts = TcpOptions(
-                    sack_blocks=self._sack_blocks(),
-                    timestamps=(self._ts_now(), self._ts_recent) if self._ts_ok else None,
-                )
-        if flags & _ACK:
-            if ack is None:
-                ack = self._rcv_nxt & SEQ_MASK
-                self._last_ack_sent = self._rcv_nxt
-                self._ack_now = False
-                self._t_delack = None
-                self._rcv_unacked = 0
-        elif ack is None:
-            ack = 0
-        header = TcpHeader(
-            self.local_port, self.remote_port, seq & SEQ_MASK, ack, flags, window, 0,
-            opts if opts is not None else NO_OPTIONS,
-        )
-        self._segments.append((header, payload))
-        self._stats["segments_sent"] += 1
-
-    def _send_rst(self, seq: int) -> None:
-        self._emit(seq, _RST)
-
-    def _data_options_len(self) -> int:
-        n = _TS_OPTION_LEN if self._ts_ok else 0
-        if self._sack_ok and self._ooo:
-            n += 4 + 8 * len(self._sack_blocks())
-        return n
-
-    @property
-    def _plain_options_len(self) -> int:
-        # The options of a data segment without SACK blocks: what ``smss``
-        # leaves room for.
-        return _TS_OPTION_LEN if self._ts_ok else 0
-
-    def _retransmit_at(self, seq: int, end: int | None = None) -> int:
-        """Send one segment from ``seq`` (< snd_max, below ``end`` if given) again, window permitting or not.
-
-        Returns:
-            The sequence space it covers (payload, plus one for a FIN), 0 if
-            nothing was sent.
-        """
-        data_end = self._sb_base + len(self._sndbuf)
-        maxseg = min(self._peer_mss, self.config.mss) - self._data_options_len()
-        length = max(0, min(data_end - seq, maxseg))
-        if end is not None:
-            length = max(0, min(length, end - seq))
-        fin = (
-            self._fin_queued and seq + length == data_end and self._snd_max > data_end
-            and (end is None or end > data_end)
-        )
-        if not length and not fin:
-            return 0
-        off = seq - self._sb_base
-        flags = _ACK | (_FIN if fin else 0) | (_PSH if length and seq + length == data_end else 0)
-        self._emit(seq, flags, bytes(self._sndbuf[off : off + length]))
-        self._stats["retransmits"] += 1
-        self._stats["bytes_retransmitted"] += length
-        return length + fin
-
-    def _output(self, *, force: bool = False) -> None:
-        st = self._state
-        now = self._now
-        if st is _S.SYN_SENT or st is _S.SYN_RECEIVED:
-            if self._snd_nxt == self._iss:
-                if self._snd_max > self._iss:
-                    self._stats["retransmits"] += 1
-                else:
-                    self._rtt_seq = self._iss
-                    self._rtt_time = now
-                self._emit(self._iss, _SYN | _ACK if st is _S.SYN_RECEIVED else _SYN)
-                self._snd_nxt = self._iss + 1
-                self._snd_max = max(self._snd_max, self._snd_nxt)
-                if self._t_rexmt is None:
-                    self._t_rexmt = now + self._rto
-                if self._stall_since is None:
-                    self._stall_since = now
-            elif self._ack_now and st is _S.SYN_RECEIVED:
-                self._emit(self._snd_max, _ACK)
-            self._ack_now = False
-            return
-        if st is _S.CLOSED:
-            self._ack_now = False
-            return
-        if st is _S.TIME_WAIT:
-            if self._ack_now:
-                self._emit(self._snd_max, _ACK)
-            return
-        cc = self._cc
-        assert cc is not None
-        sndbuf = self._sndbuf
-        sb_base = self._sb_base
-        data_end = sb_base + len(sndbuf)
-        fin_queued = self._fin_queued
-        nodelay = self.config.nodelay
-        sent = False
-        # SACK-based recovery (RFC 6675 NextSeg): lost holes first (rule 1),
-        # then new data (rule 2, the loop below), then holes not yet deemed
-        # lost (rule 3), each while cwnd - pipe >= SMSS.
-        sack_recovery = self._in_recovery and self._sack_ok
-        smss = self.smss
-        pipe = 0
-        if sack_recovery:
-            before = len(self._segments)
-            pipe = self._sack_retransmit(True, self._pipe())
-            sent = len(self._segments) > before
-        while True:
-            nxt = self._snd_nxt
-            end = data_end
-            if nxt < self._snd_max and self._sacked:
-                # Go-back-N after a timeout: skip what the peer SACKed since.
-                for start, stop in self._sacked:
-                    if stop <= nxt:
-                        continue
-                    if start > nxt:
-                        end = min(end, start)
-                        break
-                    nxt = stop
-                self._snd_nxt = nxt
-            if nxt > data_end:
-                break  # the FIN is out and nothing below it needs sending
-            avail = end - nxt
-            if sack_recovery:
-                room = cc.cwnd - pipe
-                usable = min(self._snd_una + self._snd_wnd - nxt, room) if room >= smss else 0
-            else:
-                usable = self._snd_una + min(self._snd_wnd, cc.cwnd) - nxt
-            options_len = self._data_options_len()
-            maxseg = min(self._peer_mss, self.config.mss) - options_len
-            # TSO: the card cuts a super-segment into MSS-sized ones, so one
-            # may carry up to tso_max bytes; only with the timestamps as its
-            # only option (SACK blocks vary per segment), never in recovery.
-            limit = maxseg
-            if self.tso_max > maxseg and options_len == self._plain_options_len and not sack_recovery:
-                limit = self.tso_max
-            length = max(0, min(avail, usable, limit))
-            fin = fin_queued and nxt + length == data_end
-            if length:
-                ok = (
-                    length >= maxseg
-                    or nxt < self._snd_max  # a retransmission (go-back-N)
-                    or (length == avail and (nodelay or fin or self._snd_max == self._snd_una))
-                    or (self._max_sndwnd and length >= self._max_sndwnd // 2)
-                    or force
-                )
-            else:
-                ok = fin
-            if not ok:
-                break
-            flags = _ACK | (_FIN if fin else 0) | (_PSH if length and nxt + length == data_end else 0)
-            off = nxt - sb_base
-            self._emit(nxt, flags, bytes(sndbuf[off : off + length]))
-            if nxt < self._snd_max:
-                self._stats["retransmits"] += 1
-                self._stats["bytes_retransmitted"] += min(length, self._snd_max - nxt)
-            else:
-                self._stats["bytes_sent"] += length
-                if length and not self._ts_ok and self._rtt_seq is None:
-                    self._rtt_seq = nxt
-                    self._rtt_time = now
-            self._snd_nxt = nxt + length + fin
-            if self._snd_nxt > self._snd_max:
-                self._snd_max = self._snd_nxt
-            pipe += length + fin
-            if self._t_rexmt is None:
-                self._t_rexmt = now + self._rto
-            if self._stall_since is None:
-                self._stall_since = now
-            sent = True
-            if fin or force:
-                break
-        if sack_recovery:
-            before = len(self._segments)
-            pipe = self._sack_retransmit(False, pipe)
-            sent = sent or len(self._segments) > before
-        if not sent and self._ack_now:
-            self._emit(self._snd_max, _ACK)
-        # Persist: something waits to be sent and no retransmission will come.
-        waiting = self._snd_nxt < data_end or (fin_queued and self._snd_nxt == data_end)
-        if self._t_rexmt is not None or not waiting:
-            self._t_persist = None
-            self._persist_shift = 0
-        elif self._t_persist is None:
-            self._t_persist = now + self._persist_interval()
-
-    def _flush(self, *, data: bytes = b"", accepted: int = 0) -> TcpOutput:
-        out = TcpOutput(tuple(self._segments), tuple(self._events), self.next_deadline(), data, accepted)
-        self._segments.clear()
-        self._events.clear()
-        return out

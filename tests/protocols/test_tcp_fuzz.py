@@ -43,9 +43,9 @@ def check(conn: TcpConnection, out: TcpOutput) -> None:
     assert conn._snd_una - 1 <= conn._sb_base <= conn._snd_una + 1
     assert conn.buffered <= conn.config.send_buffer
     assert conn.readable + conn.ooo_bytes <= conn.config.recv_buffer
-    assert len(conn._ooo) <= conn.config.max_ooo_blocks
+    assert len(conn._ooo.blocks) <= conn.config.max_ooo_blocks
     prev_end = conn._rcv_nxt
-    for start, buf in conn._ooo:
+    for start, buf in conn._ooo.blocks:
         assert start > prev_end and buf
         prev_end = start + len(buf)
     if conn.state not in (TcpState.SYN_SENT, TcpState.CLOSED):

@@ -332,7 +332,7 @@ def test_random_sack_blocks_at_a_sender_in_recovery_keep_the_invariants(script: 
             check(conn, out)
         una, nxt, mx = conn._snd_una, conn._snd_nxt, conn._snd_max
         assert una <= nxt <= mx
-        ranges = conn._sacked
+        ranges = conn._sacks.ranges
         assert len(ranges) <= MAX_SACK_RANGES
         prev = una
         for start, end in ranges:
