@@ -318,7 +318,7 @@ async def timed(fn: Callable[[], Awaitable[float]]) -> float:
 GROUPS = (
     ("trio scheduler", ("trio/_core", "outcome/", "sniffio", "trio/_highlevel", "trio/_timeouts")),
     ("socket calls (TcpStream, messages to netisr)", ("_net/_tcp_socket.py", "_kern/_msgport.py")),
-    ("TCP machine (tcp_connection, tcp_cc)", ("protocols/tcp_connection.py", "protocols/tcp_cc.py")),
+    ("TCP machine (protocols/tcp_*.py)", ("protocols/tcp_",)),
     ("TCP header, options, checksum", ("protocols/tcp.py", "protocols/checksum.py")),
     ("TCP glue (input, pcb, output)", ("_net/_tcp.py",)),
     ("IP", ("_net/_ip.py", "protocols/ipv4.py", "protocols/flowhash.py", "_net/_route.py")),
