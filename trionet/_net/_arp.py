@@ -36,7 +36,6 @@ import trio
 
 from .._exceptions import NetError
 from ..protocols.arp import ARPOP_REQUEST, ArpCache, ArpPacket
-from ..protocols.errors import RemoteProtocolError
 from ..protocols.ethernet import BROADCAST as ETHER_BROADCAST
 from ..protocols.ethernet import ETHERTYPE_ARP, ETHERTYPE_IP
 from ._ether import _ZERO_MAC, Mbuf, ether_output
@@ -161,11 +160,10 @@ class Arp(ProtoLayer):
         """An ARP packet from ``m.rcvif`` (netisr handler)."""
         ifp = m.rcvif
         self._received += 1
-        try:
-            pkt, _ = ArpPacket.parse(m.data)
-        except RemoteProtocolError as exc:
-            self.drops[exc.reason] += 1
+        parsed = self._parse(ArpPacket.parse, m.data)
+        if parsed is None:
             return
+        pkt, _ = parsed
         my_ips = frozenset(ia.addr for ia in ifp.addrs)
         result = self.cache.input(pkt, trio.current_time(), my_ips=my_ips, my_mac=ifp.lladdr)
         if result.ignored is not None:

@@ -8,10 +8,11 @@ rules for filling it live here, once:
 1. Input counts the packet, then parses its header with the protocol's
    ``parse``; a :class:`~trionet.protocols.errors.RemoteProtocolError`
    counts ``drops[exc.reason]`` (``"truncated"``, ``"bad_checksum"``...)
-   and drops the packet: a bad packet is data, not a crash. The ``try``,
-   the parse and the count are written inline in each input, on purpose:
-   it is the per-packet path, and a shared function would cost a Python
-   call per packet (a ``try`` costs nothing until something is raised).
+   and drops the packet: a bad packet is data, not a crash. On the
+   per-datagram path (IP, ICMP, UDP, TCP) the ``try``, the parse and the
+   count are written inline, on purpose: a shared function would cost a
+   Python call per packet (a ``try`` costs nothing until something is
+   raised). Inputs off that path (ARP's) use :meth:`ProtoLayer._parse`.
 2. A packet lost because output refused it counts
    ``{prefix}_{errno name}`` (``output_enobufs``, ``reply_enetunreach``):
    :meth:`ProtoLayer._count_errno`.
@@ -26,6 +27,12 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..protocols.errors import RemoteProtocolError
+
+T = TypeVar("T")
 
 __all__ = ["ProtoLayer"]
 
@@ -50,3 +57,12 @@ class ProtoLayer:
     def _count_errno(self, prefix: str, exc: OSError) -> None:
         # Rule 2: `prefix` says what was refused ("output", "reply", "error").
         self.drops[f"{prefix}_{errno.errorcode.get(exc.errno, exc.errno)}".lower()] += 1
+
+    def _parse(self, parse: Callable[[Any], T], data: Any) -> T | None:
+        # Rule 1 as a call, for inputs off the per-datagram path: parse(data),
+        # or None with drops[reason] counted.
+        try:
+            return parse(data)
+        except RemoteProtocolError as exc:
+            self.drops[exc.reason] += 1
+            return None
