@@ -1,4 +1,6 @@
-"""SACK-based loss recovery (RFC 6675): the scoreboard, IsLost, pipe and NextSeg, segment by segment.
+"""Loss recovery (protocols/tcp_recovery.py): duplicate ACKs, fast retransmit and
+NewReno (RFC 5681, 6582), and SACK-based recovery (RFC 6675: the scoreboard,
+IsLost, pipe and NextSeg), segment by segment.
 
 The sender has a flight of full segments numbered from 0 (``seg(i)`` is the
 sequence number of segment ``i``); the test plays the receiver, sending the
@@ -389,3 +391,81 @@ def test_sack_retransmits_no_more_than_newreno_at_five_percent_loss() -> None:
             assert (stats.sack_recoveries > 0) is sack_on
             totals[sack_on] += stats.bytes_retransmitted
     assert 0 < totals[True] <= totals[False]
+
+
+####################################################################
+# Duplicate ACKs and NewReno (RFC 5681, 6582)
+####################################################################
+
+
+def _loss_setup(config: TcpConfig | None = None) -> tuple[TcpConnection, Peer, int]:
+    conn, peer = established(config or TcpConfig(timestamps=False, sack=False))
+    conn.congestion_control.cwnd = 20 * 1460
+    out = conn.send(bytes(18 * 1460), 0.0)
+    assert len(out.segments) == 18
+    return conn, peer, ISS + 1
+
+
+def test_fast_retransmit_after_three_duplicate_acks() -> None:
+    conn, peer, base = _loss_setup()
+    flight = 18 * 1460
+    assert peer.seg(ACK, ack=base).segments == ()
+    assert peer.seg(ACK, ack=base).segments == ()
+    out = peer.seg(ACK, ack=base)
+    (h, p), = out.segments
+    assert h.seq == base and len(p) == 1460  # the first unacknowledged segment
+    assert conn.in_recovery
+    assert conn.ssthresh == flight // 2
+    assert conn.cwnd == flight // 2 + 3 * 1460
+    stats = conn.statistics()
+    assert (stats.dup_acks, stats.fast_retransmits) == (3, 1)
+
+
+def test_window_updates_and_data_are_not_duplicate_acks() -> None:
+    conn, peer, base = _loss_setup()
+    peer.seg(ACK, ack=base, window=60000)
+    peer.seg(ACK, b"data", ack=base, window=60000)
+    peer.seg(ACK, ack=base, window=60001)
+    assert conn.statistics().dup_acks == 0
+
+
+def test_newreno_partial_ack_retransmits_the_next_hole_and_full_ack_ends_recovery() -> None:
+    conn, peer, base = _loss_setup()
+    for _ in range(3):
+        peer.seg(ACK, ack=base)
+    assert conn.in_recovery
+    ssthresh = conn.ssthresh
+    # Segments 0 and 5 were lost: the retransmission of 0 brings a partial
+    # ACK up to segment 5.
+    cwnd = conn.cwnd
+    out = peer.seg(ACK, ack=base + 5 * 1460)
+    first = out.segments[0]
+    assert first[0].seq == base + 5 * 1460 and len(first[1]) == 1460
+    assert conn.in_recovery
+    assert conn.cwnd == cwnd - 5 * 1460 + 1460  # deflated, one SMSS added back
+    # The full ACK: everything up to "recover" (all 18 segments).
+    out = peer.seg(ACK, ack=base + 18 * 1460)
+    assert not conn.in_recovery
+    assert conn.cwnd == min(ssthresh, 1460 + 1460)
+
+
+def test_dup_acks_below_recover_do_not_start_a_second_recovery() -> None:
+    conn, peer, base = _loss_setup()
+    conn.on_timer(1.0)  # a timeout first: recover = snd_max
+    assert conn.cwnd == 1460
+    for _ in range(4):
+        peer.seg(ACK, ack=base)
+    assert not conn.in_recovery
+    assert conn.statistics().fast_retransmits == 0
+
+
+def test_timeout_falls_back_to_one_segment_and_goes_back_n() -> None:
+    conn, peer, base = _loss_setup()
+    out = conn.on_timer(1.0)
+    (h, p), = out.segments
+    assert h.seq == base and len(p) == 1460
+    assert conn.cwnd == 1460 and conn.ssthresh == 18 * 1460 // 2
+    # The ACK covers more than the retransmission (the rest had arrived):
+    # sending resumes from the ACK, in slow start.
+    out = peer.seg(ACK, ack=base + 10 * 1460)
+    assert [h.seq for h, _ in out.segments] == [base + 10 * 1460, base + 11 * 1460]

@@ -1,4 +1,6 @@
-"""Keepalive (RFC 1122 4.2.3.6, BSD tcp_timer_keep): probes on an idle connection, in virtual time."""
+"""The connection's timers (protocols/tcp_timers.py), in virtual time: keepalive
+(RFC 1122 4.2.3.6, BSD tcp_timer_keep), retransmission with RFC 6298's RTO and
+Karn's rule, the persist timer, and the user timeout (RFC 5482)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from trionet.protocols.tcp import SEQ_MASK
 from trionet.protocols.tcp_connection import TcpConfig, TcpConnection, TcpEvent, TcpOutput, TcpState
 
 from tcp_pair import Pair
-from test_tcp_connection import ACK, FIN, PLAIN, RST, established, only
+from test_tcp_connection import ACK, FIN, ISS, LPORT, PLAIN, PSH, RPORT, RST, SYN, Peer, established, only
 
 KEEP = TcpConfig(
     timestamps=False, sack=False, window_scaling=False, keepalive=True, keepidle=100.0, keepintvl=10.0, keepcnt=3
@@ -216,3 +218,137 @@ def test_the_drop_comes_exactly_idle_plus_count_intervals_after_the_last_segment
     assert closed_at == pytest.approx(last + 100.0 + 3 * 10.0)
     assert conn.error == errno.ETIMEDOUT
     assert conn.next_deadline() is None
+
+
+####################################################################
+# Retransmission (RFC 6298), persist, user timeout
+####################################################################
+
+
+def test_a_zero_window_is_probed_with_backoff_until_it_opens() -> None:
+    conn, peer = established(window=0)
+    out = conn.send(b"x" * 100, 0.0)
+    assert out.segments == ()
+    assert out.deadline == 1.0  # persist timer, at the RTO
+    probes = []
+    t = 1.0
+    for _ in range(4):
+        out = conn.on_timer(t)
+        (probe, data), = out.segments
+        assert (probe.seq, probe.flags, data) == (ISS, ACK, b"")  # snd_una - 1
+        probes.append(t)
+        # The peer answers a probe with its (still zero) window.
+        peer.now = t
+        assert peer.seg(ACK, ack=ISS + 1, window=0).segments == ()
+        t = out.deadline
+    assert probes == [1.0, 3.0, 7.0, 15.0]
+    assert conn.statistics().window_probes == 4
+    peer.now = t
+    out = peer.seg(ACK, ack=ISS + 1, window=1000)  # the window opens
+    assert [p for _, p in out.segments] == [b"x" * 100]
+
+
+def test_a_small_window_is_filled_by_the_persist_timer() -> None:
+    # Sender SWS avoidance: 100 bytes of window against 1000 waiting bytes
+    # and a peer that once offered 65535: wait; the persist timer forces it.
+    conn, peer = established()
+    peer.seg(ACK, ack=ISS + 1, window=100)
+    assert conn.send(bytes(1000), 0.0).segments == ()
+    out = conn.on_timer(1.0)
+    assert [len(p) for _, p in out.segments] == [100]
+
+
+def test_retransmission_timer_backs_off_exponentially_and_times_out() -> None:
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, max_retries=4))
+    out = conn.send(b"hello", 0.0)
+    assert out.deadline == 1.0
+    times = []
+    while out.deadline is not None:
+        t = out.deadline
+        out = conn.on_timer(t)
+        times.append((t, [(h.flags, p) for h, p in out.segments]))
+    assert times == [
+        (1.0, [(ACK | PSH, b"hello")]),
+        (3.0, [(ACK | PSH, b"hello")]),
+        (7.0, [(ACK | PSH, b"hello")]),
+        (15.0, [(ACK | PSH, b"hello")]),
+        (31.0, [(RST, b"")]),
+    ]
+    assert out.events == (TcpEvent.TIMEOUT, TcpEvent.CLOSED)
+    assert conn.error == errno.ETIMEDOUT
+    assert conn.statistics().timeouts == 4
+
+
+def test_max_rto_caps_the_backoff() -> None:
+    conn, _ = established(TcpConfig(timestamps=False, sack=False, max_rto=3.0))
+    out = conn.send(b"x", 0.0)
+    gaps = []
+    for _ in range(4):
+        t = out.deadline
+        out = conn.on_timer(t)
+        gaps.append(out.deadline - t)
+    assert gaps == [2.0, 3.0, 3.0, 3.0]
+
+
+def test_rto_follows_rfc6298_and_is_at_least_min_rto() -> None:
+    # The SYN's round trip is the first sample: 0.1 s.
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, nodelay=True), now=0.1)
+    assert (conn.srtt, conn.rttvar) == (pytest.approx(0.1), pytest.approx(0.05))
+    assert conn.rto == 1.0  # 0.1 + 4 * 0.05 is below the minimum
+    conn.send(b"b", 0.1)
+    peer.now = 2.1  # a 2 s sample
+    peer.seg(ACK, ack=ISS + 2)
+    assert conn.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 2.0)
+    assert conn.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 1.9)
+    assert conn.rto == pytest.approx(conn.srtt + 4 * conn.rttvar)
+
+
+def test_min_rto_is_configurable() -> None:
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, min_rto=0.2))
+    conn.send(b"a", 0.0)
+    peer.now = 0.01
+    out = peer.seg(ACK, ack=ISS + 2)
+    assert conn.rto == pytest.approx(0.2)
+
+
+def test_karns_rule_no_sample_from_a_retransmitted_segment() -> None:
+    conn = TcpConnection(LPORT, RPORT, iss=ISS, config=TcpConfig(timestamps=False, sack=False))
+    conn.connect(0.0)
+    conn.on_timer(1.0)  # the SYN again
+    peer = Peer(conn)
+    peer.now = 1.1
+    peer.seg(SYN | ACK, ack=ISS + 1)
+    assert conn.srtt is None  # which SYN does the SYN-ACK answer? No sample.
+    assert conn.rto == 3.0  # RFC 6298 5.7: at least 3 s after a SYN timed out
+    conn.send(b"a", 2.0)
+    conn.on_timer(5.0)  # retransmitted; RTO backed off to 6
+    assert conn.rto == 6.0
+    peer.now = 5.5
+    peer.seg(ACK, ack=ISS + 2)
+    assert conn.srtt is None  # ambiguous again
+    assert conn.rto == 6.0  # the backed-off RTO stays until a sample
+    conn.send(b"b", 6.0)
+    peer.now = 6.3
+    peer.seg(ACK, ack=ISS + 3)
+    assert conn.srtt == pytest.approx(0.3)
+    assert conn.rto == 1.0
+
+
+def test_an_ack_of_new_data_restarts_the_timer() -> None:
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, nodelay=True))
+    conn.send(b"a" * 1000, 0.0)
+    conn.send(b"b" * 1000, 0.5)
+    peer.now = 0.8
+    out = peer.seg(ACK, ack=ISS + 1001)
+    assert out.deadline == pytest.approx(0.8 + conn.rto)
+
+
+def test_user_timeout_drops_a_connection_whose_data_stays_unacknowledged() -> None:
+    conn, peer = established(TcpConfig(timestamps=False, sack=False, user_timeout=5.0))
+    out = conn.send(b"x", 0.0)
+    while out.deadline is not None and out.deadline < 5.0:
+        out = conn.on_timer(out.deadline)
+    assert out.deadline == 5.0
+    out = conn.on_timer(5.0)
+    assert out.events == (TcpEvent.TIMEOUT, TcpEvent.CLOSED)
+    assert conn.error == errno.ETIMEDOUT
