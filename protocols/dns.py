@@ -9,7 +9,8 @@ lengths of the four section tuples, never stored) and the sections, as
 reads one whole message; :meth:`Message.emit` writes one, compressing names
 unless told not to, and truncating for UDP when given a ``limit``. Nothing
 here sends, receives, caches or decides what to answer: the server and the
-resolver are glue on top (:func:`make_query`, :func:`make_response`).
+resolver are glue on top (:func:`make_query`, :func:`make_response`,
+:func:`formerr_response`).
 
 Rules:
 
@@ -120,6 +121,7 @@ __all__ = [
     "ResourceRecord",
     "SoaRdata",
     "TcpDeframer",
+    "formerr_response",
     "make_query",
     "make_response",
     "reverse_name",
@@ -724,12 +726,12 @@ class Message:
     """
 
     id: int = attrs.field(default=0, validator=_uint(16))
-    qr: bool = False
+    qr: bool = attrs.field(default=False, converter=bool)
     opcode: int = attrs.field(default=Opcode.QUERY, converter=_named(Opcode, 4))
-    aa: bool = False
-    tc: bool = False
-    rd: bool = False
-    ra: bool = False
+    aa: bool = attrs.field(default=False, converter=bool)
+    tc: bool = attrs.field(default=False, converter=bool)
+    rd: bool = attrs.field(default=False, converter=bool)
+    ra: bool = attrs.field(default=False, converter=bool)
     z: int = attrs.field(default=0, validator=_uint(3))
     rcode: int = attrs.field(default=Rcode.NOERROR, converter=_named(Rcode, 4))
     questions: tuple[Question, ...] = attrs.field(default=(), converter=tuple)
@@ -900,6 +902,23 @@ def make_response(
         answers=answers,
         authorities=authorities,
         additionals=additionals,
+    )
+
+
+def formerr_response(data: bytes | bytearray | memoryview) -> Message | None:
+    """The answer to a query that :meth:`Message.parse` refused: a header
+    with its id, opcode and RD, QR set, rcode FORMERR, and no sections (the
+    question could not be read; BIND answers the same way). ``None`` if
+    ``data`` has no header or is itself a response, which must never be
+    answered.
+    """
+    if len(data) < 12:
+        return None
+    ident, flags = struct.unpack_from("!HH", data)
+    if flags & 0x8000:
+        return None
+    return Message(
+        id=ident, qr=True, opcode=(flags >> 11) & 0xF, rd=bool(flags & 0x0100), rcode=Rcode.FORMERR
     )
 
 

@@ -31,6 +31,7 @@ from trionet.protocols.dns import (
     RRType,
     SoaRdata,
     TcpDeframer,
+    formerr_response,
     make_query,
     make_response,
     reverse_name,
@@ -394,6 +395,21 @@ def test_make_response_copies_the_query() -> None:
     assert Message.parse(response.emit()) == response
     with pytest.raises(ValueError):
         make_response(response)
+
+
+def test_formerr_response_to_a_query_that_does_not_parse() -> None:
+    bad = QUERY[:20]
+    response = formerr_response(bad)
+    assert response == Message(id=0x1234, qr=True, rd=True, rcode=Rcode.FORMERR)
+    assert response.emit() == bytes.fromhex("1234 8101 0000 0000 0000 0000".replace(" ", ""))
+    assert formerr_response(QUERY[:11]) is None
+    assert formerr_response(RESPONSE[:20]) is None  # never answer a response
+
+
+def test_header_flags_are_booleans() -> None:
+    msg = Message(qr=2, aa=1)  # type: ignore[arg-type]
+    assert msg.qr is True and msg.aa is True
+    assert Message.parse(msg.emit()) == msg
 
 
 @pytest.mark.parametrize("address", ["10.0.2.1", b"\x0a\x00\x02\x01", 0x0A000201])
