@@ -360,22 +360,49 @@ def _to_name(value: Name | str) -> Name:
 ####
 
 
-def _read_name(data: bytes, pos: int) -> tuple[Name, int]:
+#: The names already read in a message, by offset: the labels of the name
+#: that starts there, its wire length and the pointers it follows.
+_Suffixes = dict[int, tuple[tuple[bytes, ...], int, int]]
+
+
+def _read_name(data: bytes, pos: int, memo: _Suffixes) -> tuple[Name, int]:
     """The name at ``pos`` and the offset just after it (after its first
-    pointer, if it has one). Module docstring, rule 2."""
+    pointer, if it has one). Module docstring, rule 2.
+
+    ``memo`` holds the suffixes read so far in this message, so a pointer to
+    one costs one look-up instead of a walk: without it, a 64 KiB message of
+    names each pointing at the end of a chain of :data:`MAX_POINTERS`
+    pointers takes ~100 times as long. A suffix is looked up only where a
+    pointer lands, and every suffix stored was read under a rule at least as
+    strict as the one that applies there (its own run started at or before
+    it), so the memo changes the work and never the result.
+    """
     n = len(data)
     labels: list[bytes] = []
     wire = 1
     hops = 0
     run_start = pos  # a pointer must point strictly before this
     after = -1
+    starts: list[tuple[int, int, int, int]] = []  # (offset, labels, wire, hops) before each step
     while True:
+        if pos == run_start and pos in memo:
+            suffix, suffix_wire, suffix_hops = memo[pos]
+            wire += suffix_wire - 1
+            if wire > MAX_NAME_LEN:
+                raise RemoteProtocolError("name_too_long", f"more than 255 bytes at offset {pos}")
+            hops += suffix_hops
+            if hops > MAX_POINTERS:
+                raise RemoteProtocolError("too_many_pointers", f"more than {MAX_POINTERS} in one name")
+            labels += suffix
+            break
         if pos >= n:
             raise RemoteProtocolError("truncated_name", f"at offset {pos}")
         b = data[pos]
         if b == 0:
             pos += 1
             break
+        if pos < 0x4000:
+            starts.append((pos, len(labels), wire, hops))
         kind = b & 0xC0
         if kind == 0:
             end = pos + 1 + b
@@ -403,7 +430,10 @@ def _read_name(data: bytes, pos: int) -> tuple[Name, int]:
             pos = run_start = target
         else:
             raise RemoteProtocolError("bad_label_type", f"label type {b >> 6:#04b} at offset {pos}")
-    return Name(tuple(labels)), (after if after >= 0 else pos)
+    whole = tuple(labels)
+    for offset, index, wire_before, hops_before in starts:
+        memo[offset] = (whole[index:], wire - wire_before + 1, hops - hops_before)
+    return Name(whole), (after if after >= 0 else pos)
 
 
 class _Writer:
@@ -467,7 +497,7 @@ class ARdata:
     address: bytes = attrs.field(converter=_to_ipv4, repr=_fmt_ip)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int) -> ARdata:
+    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> ARdata:
         if end - pos != 4:
             raise RemoteProtocolError("bad_rdata", f"A rdata of {end - pos} bytes, need 4")
         return cls(data[pos:end])
@@ -485,8 +515,8 @@ class _NameRdata:
     name: Name = attrs.field(converter=_to_name)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int) -> Any:
-        name, pos = _read_name(data, pos)
+    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> Any:
+        name, pos = _read_name(data, pos, memo)
         _exact(pos, end, cls.rtype)
         return cls(name)
 
@@ -529,11 +559,11 @@ class MxRdata:
     exchange: Name = attrs.field(converter=_to_name)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int) -> MxRdata:
+    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> MxRdata:
         if end - pos < 3:
             raise RemoteProtocolError("bad_rdata", f"MX rdata of {end - pos} bytes")
         (preference,) = _U16.unpack_from(data, pos)
-        name, pos = _read_name(data, pos + 2)
+        name, pos = _read_name(data, pos + 2, memo)
         _exact(pos, end, cls.rtype)
         return cls(preference, name)
 
@@ -563,9 +593,9 @@ class SoaRdata:
     minimum: int = attrs.field(default=0, validator=_uint(32))
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int) -> SoaRdata:
-        mname, pos = _read_name(data, pos)
-        rname, pos = _read_name(data, pos)
+    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> SoaRdata:
+        mname, pos = _read_name(data, pos, memo)
+        rname, pos = _read_name(data, pos, memo)
         if pos + 20 != end:
             raise RemoteProtocolError("bad_rdata", "SOA rdata does not fill its length")
         serial, refresh, retry, expire, minimum = _SOATAIL.unpack_from(data, pos)
@@ -684,8 +714,8 @@ class ResourceRecord:
         _U16.pack_into(buf, at + 8, length)
 
 
-def _read_record(data: bytes, pos: int) -> tuple[ResourceRecord, int]:
-    name, pos = _read_name(data, pos)
+def _read_record(data: bytes, pos: int, memo: _Suffixes) -> tuple[ResourceRecord, int]:
+    name, pos = _read_name(data, pos, memo)
     if pos + 10 > len(data):
         raise RemoteProtocolError("truncated_record", f"at offset {pos}")
     rtype, rclass, ttl, length = _RRTAIL.unpack_from(data, pos)
@@ -697,7 +727,7 @@ def _read_record(data: bytes, pos: int) -> tuple[ResourceRecord, int]:
     if kind is None or (rtype == RRType.A and rclass != RRClass.IN):
         rdata: Rdata = OpaqueRdata(rtype, data[pos:end])
     else:
-        rdata = kind._parse(data, pos, end)
+        rdata = kind._parse(data, pos, end, memo)
     return ResourceRecord(name, rdata, ttl, rclass), end
 
 
@@ -767,9 +797,10 @@ class Message:
         ident, flags, qdcount, ancount, nscount, arcount = _HDR.unpack_from(data)
         tc = bool(flags & 0x0200)
         pos = 12
+        memo: _Suffixes = {}
         questions = []
         for _ in range(qdcount):
-            name, pos = _read_name(data, pos)
+            name, pos = _read_name(data, pos, memo)
             if pos + 4 > n:
                 raise RemoteProtocolError("truncated_question", f"at offset {pos}")
             qtype, qclass = _QTAIL.unpack_from(data, pos)
@@ -780,7 +811,7 @@ class Message:
             for _ in range(count):
                 if tc and pos == n:
                     break  # the leniency for truncated messages
-                record, pos = _read_record(data, pos)
+                record, pos = _read_record(data, pos, memo)
                 section.append(record)
         if pos != n:
             raise RemoteProtocolError("trailing_data", f"{n - pos} bytes after the last record")

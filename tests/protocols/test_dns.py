@@ -280,6 +280,90 @@ def test_pointer_chains_are_bounded() -> None:
     assert _reason(chain(MAX_POINTERS + 1)) == "too_many_pointers"
 
 
+def test_many_names_through_one_long_chain() -> None:
+    # 64 KiB of questions, each a pointer to the end of a chain of 126
+    # pointers: every one is read (through the parser's memo of suffixes).
+    body = b"\x01a\x00\x00\x01\x00\x01"
+    offsets = [12]
+    for _ in range(MAX_POINTERS - 1):
+        offsets.append(12 + len(body))
+        body += struct.pack("!H", 0xC000 | offsets[-2]) + b"\x00\x01\x00\x01"
+    count = MAX_POINTERS
+    while len(body) < 65000:
+        body += struct.pack("!H", 0xC000 | offsets[-1]) + b"\x00\x01\x00\x01"
+        count += 1
+    msg = Message.parse(struct.pack("!HHHHHH", 0, 0, count, 0, 0, 0) + body)
+    assert len(msg.questions) == count and {q.name for q in msg.questions} == {Name((b"a",))}
+    # One pointer more on top of the chain is one too many, memo or not.
+    body += struct.pack("!H", 0xC000 | (12 + len(body) - 6)) + b"\x00\x01\x00\x01"
+    assert _reason(struct.pack("!HHHHHH", 0, 0, count + 1, 0, 0, 0) + body) == "too_many_pointers"
+
+
+def _reference_questions(data: bytes, count: int) -> list[Name] | None:
+    """The question names of ``data`` read the slow, obvious way (a walk per
+    name, no memo), or None where the message is refused."""
+    pos = 12
+    out = []
+    for _ in range(count):
+        labels, wire, hops, run, p, after = [], 1, 0, pos, pos, -1
+        while True:
+            if p >= len(data):
+                return None
+            b = data[p]
+            if b == 0:
+                p += 1
+                break
+            if b < 0x40:
+                wire += 1 + b
+                if p + 1 + b > len(data) or wire > 255:
+                    return None
+                labels.append(data[p + 1 : p + 1 + b])
+                p += 1 + b
+            elif b >= 0xC0 and p + 1 < len(data):
+                target = (b & 0x3F) << 8 | data[p + 1]
+                hops += 1
+                if target >= run or hops > MAX_POINTERS:
+                    return None
+                after = p + 2 if after < 0 else after
+                p = run = target
+            else:
+                return None
+        pos = (after if after >= 0 else p) + 4
+        if pos > len(data):
+            return None
+        out.append(Name(tuple(labels)))
+    return out if pos == len(data) else None
+
+
+@st.composite
+def pointer_mazes(draw: st.DrawFn) -> bytes:
+    """Question sections of labels and pointers to earlier offsets (often to
+    label starts, sometimes into the middle of things)."""
+    count = draw(st.integers(1, 8))
+    body = bytearray()
+    for _ in range(count):
+        for _ in range(draw(st.integers(0, 4))):
+            label = draw(st.binary(min_size=1, max_size=draw(st.sampled_from([3, 63]))))
+            body += bytes([len(label)]) + label
+        if draw(st.booleans()) and body:
+            target = draw(st.integers(0, 12 + len(body) - 1))
+            body += struct.pack("!H", 0xC000 | target)
+        else:
+            body.append(0)
+        body += b"\x00\x01\x00\x01"
+    return struct.pack("!HHHHHH", 0, 0, count, 0, 0, 0) + bytes(body)
+
+
+@settings(max_examples=400)
+@given(pointer_mazes())
+def test_names_agree_with_a_plain_walk(data: bytes) -> None:
+    try:
+        ours: list[Name] | None = [q.name for q in Message.parse(data).questions]
+    except RemoteProtocolError:
+        ours = None
+    assert ours == _reference_questions(data, data[5])
+
+
 def test_names_longer_than_255_bytes_are_refused_even_through_pointers() -> None:
     label = b"\x3f" + b"x" * 63
     first = label * 3 + b"\x3dyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\x00"  # 255 bytes
