@@ -75,14 +75,21 @@ sections make sense together (a query with answers, a response without a
 question). Those are the glue's decisions.
 
 Bounds: a message is at most 65535 bytes (a TCP frame; UDP's payload is
-smaller). Parsing makes one pass, plus at most 255 bytes of labels and
-:data:`MAX_POINTERS` jumps per name, so its work is linear in the message
-times a constant. :class:`TcpDeframer` holds less than one message
-(``max_size`` plus 2 bytes) between calls.
+smaller). Parsing makes one pass over the message; a name costs at most its
+255 bytes of labels and :data:`MAX_POINTERS` jumps, and a jump onto a suffix
+already read costs one look-up (the parser keeps a memo of suffixes by
+offset for the message), so many names sharing one long pointer chain cost
+no more than one. :class:`TcpDeframer` holds less than one message
+(``max_size`` plus 2 bytes) between calls. Emitting keeps one table entry
+per name suffix written in the first 16 KiB.
 
-DragonFly: none (the kernel has no DNS; ``lib/libc/resolv`` is the
-resolver's side). Prior art: BIND's ``lib/dns/name.c`` (pointer rule),
-dnspython's ``dns.message`` (value model).
+DragonFly: the kernel has no DNS; the C counterpart is the libc resolver's
+``lib/libc/resolv/ns_name.c`` (``ns_name_unpack``, ``ns_name_compress``).
+Divergence: ``ns_name_unpack`` catches loops by counting the bytes it has
+checked against the message length; here pointers must go strictly
+backwards, BIND's rule (``lib/dns/name.c``, ``dns_name_fromwire``), which
+refuses them at the first bad pointer. Prior art: dnspython's
+``dns.message`` (the value model).
 """
 
 from __future__ import annotations
@@ -146,7 +153,7 @@ _U16 = struct.Struct("!H")
 
 
 class RRType(enum.IntEnum):
-    """Record types (RFC 1035 3.2.2, 3.2.3; AAAA RFC 3596; OPT RFC 6891).
+    """Record types (RFC 1035 3.2.2, 3.2.3; AAAA RFC 3596; SRV RFC 2782; OPT RFC 6891).
     Only some are parsed (module docstring, rule 4); any 16-bit value is a
     legal type, kept as a plain ``int`` when it has no name here."""
 
@@ -165,7 +172,7 @@ class RRType(enum.IntEnum):
 
 
 class RRClass(enum.IntEnum):
-    """Classes (RFC 1035 3.2.4, 3.2.5)."""
+    """Classes (RFC 1035 3.2.4, 3.2.5; NONE RFC 2136)."""
 
     IN = 1
     CH = 3

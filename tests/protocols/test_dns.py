@@ -835,3 +835,19 @@ def test_scapy_compression_of_a_response_parses() -> None:
     assert msg.answers[1] == ResourceRecord("web.example.com", ARdata("192.0.2.7"), ttl=30)
     assert msg.authorities[0].rdata == NsRdata("ns1.example.com")
     assert msg.additionals[0].rdata == ARdata("192.0.2.53")
+
+
+#### Messages over a TCP stream
+
+
+@settings(max_examples=60)
+@given(st.lists(messages, min_size=1, max_size=4), st.data())
+def test_messages_through_a_chunked_tcp_stream(msgs: list[Message], data: st.DataObject) -> None:
+    stream = b"".join(tcp_frame(m.emit()) for m in msgs)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    deframer = TcpDeframer()
+    out: list[Message] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+        out += map(Message.parse, deframer.feed(stream[start:end]))
+    assert out == msgs
+    deframer.eof()
