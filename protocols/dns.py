@@ -84,11 +84,14 @@ no more than one. :class:`TcpDeframer` holds less than one message
 per name suffix written in the first 16 KiB.
 
 DragonFly: the kernel has no DNS; the C counterpart is the libc resolver's
-``lib/libc/resolv/ns_name.c`` (``ns_name_unpack``, ``ns_name_compress``).
+``lib/libc/nameser/ns_name.c`` (``ns_name_unpack``, ``ns_name_compress``).
 Divergence: ``ns_name_unpack`` catches loops by counting the bytes it has
 checked against the message length; here pointers must go strictly
 backwards, BIND's rule (``lib/dns/name.c``, ``dns_name_fromwire``), which
-refuses them at the first bad pointer. Prior art: dnspython's
+refuses them at the first bad pointer. Divergence: ``dn_find`` compresses
+a suffix that matches ignoring case, so the case of a later name is lost;
+here suffixes match byte for byte, so a parse returns the names emitted
+(rule 3). Prior art: dnspython's
 ``dns.message`` (the value model).
 """
 
