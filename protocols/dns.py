@@ -91,8 +91,7 @@ backwards, BIND's rule (``lib/dns/name.c``, ``dns_name_fromwire``), which
 refuses them at the first bad pointer. Divergence: ``dn_find`` compresses
 a suffix that matches ignoring case, so the case of a later name is lost;
 here suffixes match byte for byte, so a parse returns the names emitted
-(rule 3). Prior art: dnspython's
-``dns.message`` (the value model).
+(rule 3). Prior art: dnspython's ``dns.message`` (the value model).
 """
 
 from __future__ import annotations
