@@ -87,6 +87,41 @@ def test_deconstruct_and_construct_a_compressed_response() -> None:
     assert Message.parse(response.emit(compress=False)) == response
 
 
+# RFC 1035 4.1.4's example, as a question section: F.ISI.ARPA at 12,
+# FOO.F.ISI.ARPA as FOO and a pointer to it, ARPA as a pointer into the
+# first name, and the root.
+RFC1035_NAMES = (
+    bytes.fromhex("0000 0000 0004 0000 0000 0000".replace(" ", ""))
+    + b"\x01F\x03ISI\x04ARPA\x00" + b"\x00\x01\x00\x01"
+    + b"\x03FOO\xc0\x0c" + b"\x00\x01\x00\x01"
+    + b"\xc0\x12" + b"\x00\x01\x00\x01"
+    + b"\x00" + b"\x00\x01\x00\x01"
+)  # fmt: skip
+
+
+def test_the_rfc_1035_compression_example() -> None:
+    names = ["F.ISI.ARPA", "FOO.F.ISI.ARPA", "ARPA", "."]
+    msg = Message(questions=[Question(name, RRType.A) for name in names])
+    assert Message.parse(RFC1035_NAMES) == msg
+    assert msg.emit() == RFC1035_NAMES
+
+
+def test_names_in_rdata_are_compressed() -> None:
+    soa = SoaRdata(mname="ns.example.com", rname="hostmaster.example.com", serial=1)
+    msg = Message(
+        answers=[
+            ResourceRecord("example.com", soa),
+            ResourceRecord("example.com", MxRdata(10, "mail.example.com")),
+            ResourceRecord("www.example.com", CnameRdata("example.com")),
+        ]
+    )
+    data = msg.emit()
+    assert data.count(b"example") == 1  # every later "example.com" is a pointer
+    assert Message.parse(data) == msg
+    assert Message.parse(msg.emit(compress=False)) == msg
+    assert len(msg.emit(compress=False)) - len(data) == 6 * (13 - 2)  # six pointers
+
+
 def test_header_flags_and_enums() -> None:
     msg = Message.parse(bytes.fromhex("ffff fff5 0000 0000 0000 0000".replace(" ", "")))
     assert (msg.id, msg.qr, msg.opcode, msg.aa, msg.tc, msg.rd, msg.ra, msg.z, msg.rcode) == (
