@@ -687,6 +687,7 @@ class ResourceRecord:
         rclass: a :class:`RRClass` or any 16-bit value; IN by default.
 
     Raises:
+        TypeError: ``rdata`` is not one of the classes above.
         ValueError: :class:`OpaqueRdata` of a type this module parses (it
             would not come back equal from a round trip), or :class:`ARdata`
             outside class IN.
@@ -698,6 +699,8 @@ class ResourceRecord:
     rclass: int = attrs.field(default=RRClass.IN, converter=_named(RRClass, 16))
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.rdata, (OpaqueRdata, *_RDATA.values())):
+            raise TypeError(f"rdata must be one of the Rdata classes, got {self.rdata!r}")
         rtype, in_class = self.rdata.rtype, self.rclass == RRClass.IN
         if isinstance(self.rdata, OpaqueRdata):
             if rtype in _RDATA and (rtype != RRType.A or in_class):

@@ -169,6 +169,8 @@ def test_message_refuses_out_of_range_fields(kwargs: dict[str, int]) -> None:
 def test_bad_record_fields_are_refused() -> None:
     with pytest.raises(ValueError):
         ResourceRecord("x", ARdata("1.2.3.4"), ttl=2**32)
+    with pytest.raises(TypeError):
+        ResourceRecord("x", "1.2.3.4")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ARdata(b"\x01\x02\x03")
     with pytest.raises(ValueError):
