@@ -157,13 +157,28 @@ class UdpSocket:
         self._udp._bind(self, addr, port)
 
     def connect(self, address: Address) -> None:
-        """Set the default destination and accept datagrams only from it."""
+        """Set the default destination and accept datagrams only from it.
+
+        A socket not bound to an address gets the source its route to
+        ``address`` gives (then :meth:`getsockname` shows it), as BSD's
+        ``in_pcbconnect`` does; without a route it stays on 0.0.0.0.
+        """
         self._check_open()
         addr, port = _addr(address)
         if port == 0:
             raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
+        udp = self._udp
         if self._local is None:
-            self._udp._bind(self, ANY, 0)
+            udp._bind(self, ANY, 0)
+        local = self._local
+        assert local is not None
+        if local[0] == ANY and addr != BROADCAST and addr not in udp._broadcasts:
+            try:
+                _, _, src = udp.ip.route(addr)
+            except NetError:
+                pass
+            else:
+                self._local = (src, local[1])  # DragonFly: in_pcbladdr()
         self._remote = (addr, port)
 
     def getsockname(self) -> Address:
