@@ -278,6 +278,11 @@ async def test_socket_calls_outside_as_current_raise(autojump_clock: trio.testin
             trio.socket.socket()
         with pytest.raises(RuntimeError, match="as_current"):
             await trio.open_tcp_stream("h2", 80)
+        # A numeric address: the socket is made in open_tcp_stream's nursery.
+        with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="as_current"), flatten_subgroups=True):
+            await trio.open_tcp_stream("127.0.0.1", 80)
+        with pytest.raises(RuntimeError, match="as_current"):
+            await trio.open_tcp_listeners(0)
         with pytest.raises(RuntimeError, match="as_current"):
             await trio.socket.getaddrinfo("h2", 80)
     # Leaving open_network puts Trio's own socket factory back.
@@ -382,3 +387,72 @@ async def test_udp_and_accept_cancelled_at_every_checkpoint(autojump_clock: trio
         assert tsock.fileno() == -1
         client.close()
         server.close()
+
+
+####################################################################
+# One user program, on the real loopback and on trionet
+####################################################################
+
+
+async def _user_program() -> list[object]:
+    """A small Trio program as a user writes it: nothing trionet in it.
+    Returns a transcript of what it saw."""
+    transcript: list[object] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        request = b""
+        while chunk := await stream.receive_some(4):
+            request += chunk
+        await stream.send_all(b"echo:" + request)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        transcript.append(stream.socket.getpeername() == ("127.0.0.1", port))
+        await stream.send_all(b"hello, world")
+        await stream.send_eof()
+        reply = b""
+        while chunk := await stream.receive_some():
+            reply += chunk
+        transcript.append(reply)
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+    # A port nobody listens on: refused.
+    probe = trio.socket.socket()
+    await probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    try:
+        await trio.open_tcp_stream("127.0.0.1", closed_port)
+    except OSError as exc:
+        transcript.append(type(exc).__name__)
+
+    # UDP through trio.socket.
+    with trio.socket.socket(type=stdlib_socket.SOCK_DGRAM) as a, trio.socket.socket(
+        type=stdlib_socket.SOCK_DGRAM
+    ) as b:
+        await a.bind(("127.0.0.1", 0))
+        await b.connect(a.getsockname())
+        await b.send(b"datagram")
+        data, sender = await a.recvfrom(100)
+        transcript.append((data, sender == b.getsockname()))
+    return transcript
+
+
+EXPECTED = [True, b"echo:hello, world", "OSError", (b"datagram", True)]
+
+
+@pytest.mark.integration
+async def test_user_program_on_the_real_loopback() -> None:
+    with trio.fail_after(10):
+        assert await _user_program() == EXPECTED
+
+
+async def test_user_program_on_trionet_gives_the_same_result(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=12, trio_sockets=True) as net:
+        host = await net.add_host("solo")
+        with host.as_current():
+            assert await _user_program() == EXPECTED
