@@ -250,6 +250,13 @@ class TrioSocket(trio.socket.SocketType):
         if self._closed:
             raise _oserror(errno.EBADF, "the socket is closed")
 
+    @property
+    def _sock(self) -> TrioSocket:
+        # anyio's Trio backend reads Trio's private ``_sock`` (the stdlib
+        # socket) for its extra attributes (family, getsockname,
+        # getpeername); this socket answers those itself.
+        return self
+
     # -- options ---------------------------------------------------------
 
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
@@ -598,7 +605,7 @@ class _UdpSocket(TrioSocket):
 
     def __init__(self, host: Host) -> None:
         super().__init__(host, SOCK_DGRAM)
-        self._sock: UdpSocket = host.udp_socket()
+        self._udp: UdpSocket = host.udp_socket()
 
     @property
     def did_shutdown_SHUT_WR(self) -> bool:  # noqa: N802 (trio's name)
@@ -606,13 +613,13 @@ class _UdpSocket(TrioSocket):
 
     def _setopt(self, key: tuple[int, int], value: int) -> bool:
         if key == _SO_BROADCAST:
-            self._sock.broadcast = bool(value)
+            self._udp.broadcast = bool(value)
             return True
         return False
 
     def _getopt(self, key: tuple[int, int]) -> int | None:
         if key == _SO_BROADCAST:
-            return int(self._sock.broadcast)
+            return int(self._udp.broadcast)
         if key == _SO_ACCEPTCONN:
             return 0
         return super()._getopt(key)
@@ -620,7 +627,7 @@ class _UdpSocket(TrioSocket):
     def getsockname(self) -> tuple[str, int]:
         """The bound ``(address, port)`` (``("0.0.0.0", 0)`` if not bound)."""
         self._check_open()
-        return self._sock.getsockname()
+        return self._udp.getsockname()
 
     def getpeername(self) -> tuple[str, int]:
         """The connected ``(address, port)``.
@@ -629,7 +636,7 @@ class _UdpSocket(TrioSocket):
             OSError: ``ENOTCONN``, ``EBADF``.
         """
         self._check_open()
-        return self._sock.getpeername()
+        return self._udp.getpeername()
 
     async def bind(self, address: Any) -> None:
         """Bind to ``(address, port)``; port 0 picks an ephemeral one.
@@ -642,7 +649,7 @@ class _UdpSocket(TrioSocket):
         host, port = await _resolve(address, local=True)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        self._sock.bind((host, port))
+        self._udp.bind((host, port))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def connect(self, address: Any) -> None:
@@ -653,7 +660,7 @@ class _UdpSocket(TrioSocket):
         host, port = await _resolve(address, local=False)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        self._sock.connect((host, port))
+        self._udp.connect((host, port))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def listen(self, backlog: int = 128) -> None:
@@ -682,7 +689,7 @@ class _UdpSocket(TrioSocket):
         host, port = await _resolve(address, local=False)
         data = bytes(data)
         with _translated():
-            await self._sock.sendto(data, (host, port))
+            await self._udp.sendto(data, (host, port))
         return len(data)
 
     async def send(self, data: Any, flags: int = 0) -> int:
@@ -692,7 +699,7 @@ class _UdpSocket(TrioSocket):
         self._check_open()
         data = bytes(data)
         with _translated():
-            await self._sock.send(data)
+            await self._udp.send(data)
         return len(data)
 
     async def wait_writable(self) -> None:
@@ -720,12 +727,12 @@ class _UdpSocket(TrioSocket):
         with _translated():
             while True:
                 try:
-                    data, address = self._sock.recvfrom_nowait(peek=bool(flags & MSG_PEEK))
+                    data, address = self._udp.recvfrom_nowait(peek=bool(flags & MSG_PEEK))
                     break
                 except trio.WouldBlock:
                     if flags & MSG_DONTWAIT:
                         raise _oserror(errno.EAGAIN) from None
-                await self._sock.wait_readable()
+                await self._udp.wait_readable()
                 parked = True
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -754,7 +761,7 @@ class _UdpSocket(TrioSocket):
 
     def is_readable(self) -> bool:
         """Whether ``recvfrom`` would return without waiting."""
-        return self._closed or self._sock.is_readable()
+        return self._closed or self._udp.is_readable()
 
     def shutdown(self, how: int) -> None:
         raise _oserror(errno.ENOTCONN, "a UDP socket has no connection to shut down")
@@ -763,7 +770,7 @@ class _UdpSocket(TrioSocket):
         """Close the socket; a task in ``recvfrom`` gets ``EBADF``. Idempotent."""
         if not self._closed:
             self._closed = True
-            self._sock.close()
+            self._udp.close()
 
 
 ####################################################################
