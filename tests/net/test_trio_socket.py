@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import socket as stdlib_socket
+import ssl
+from pathlib import Path
 from functools import partial
 
 import pytest
@@ -66,6 +68,56 @@ async def test_serve_tcp_and_open_tcp_stream_by_host_name(autojump_clock: trio.t
         # The server's socket lived on h2, the client's on h1.
         assert h2.inet.tcp.statistics().accepts == 1
         assert h1.inet.tcp.statistics().connects == 1
+
+
+# A self-signed certificate for "h2" (EC P-256, valid until 2126), made with
+# openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes
+#   -days 36500 -subj /CN=h2 -addext subjectAltName=DNS:h2
+H2_CERT = """\
+-----BEGIN CERTIFICATE-----
+MIIBfzCCASagAwIBAgIUdcNO3gJEp9mnN92NrLC0aCJIl3cwCgYIKoZIzj0EAwIw
+DTELMAkGA1UEAwwCaDIwIBcNMjYxMjA3MDMwMjU4WhgPMjEyNjExMTMwMzAyNTha
+MA0xCzAJBgNVBAMMAmgyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECKXiiOMq
+FkEV01OLoO3nub5eeONno+Gw1hjrPp/izgufzVksb/pA4Pc9L5WVxDYRuVHK59MH
+ZyoIoXAiOc2S7KNiMGAwHQYDVR0OBBYEFM8j1dUIs6BtvZ+JyUyJb38iPvNbMB8G
+A1UdIwQYMBaAFM8j1dUIs6BtvZ+JyUyJb38iPvNbMA8GA1UdEwEB/wQFMAMBAf8w
+DQYDVR0RBAYwBIICaDIwCgYIKoZIzj0EAwIDRwAwRAIgKFDR+bjZNfn4iv5XBuDi
+q0oVmc/XQ/WbgOrKsR7MV+ACICGlpLgZe3n5y70RK40lwBiiCMouBo+Vwx4cU+gs
+5AVR
+-----END CERTIFICATE-----
+"""
+H2_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgDO6fhw7TYh83XQhP
+CTHmnWj73vnSIJ9NtO0HdthOpNehRANCAAQIpeKI4yoWQRXTU4ug7ee5vl5442ej
+4bDWGOs+n+LOC5/NWSxv+kDg9z0vlZXENhG5Ucrn0wdnKgihcCI5zZLs
+-----END PRIVATE KEY-----
+"""
+
+
+async def test_open_ssl_over_tcp_stream_by_host_name(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    (tmp_path / "cert.pem").write_text(H2_CERT)
+    (tmp_path / "key.pem").write_text(H2_KEY)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client_ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+
+    async def tls_upper(stream: trio.SocketStream) -> None:
+        await _echo_upper(trio.SSLStream(stream, server_ctx, server_side=True))
+
+    async with trionet.open_network(seed=13) as net:
+        h1, h2 = await _net(net, loss=0.02)
+        async with trio.open_nursery() as nursery:
+            with h2.as_current():
+                await nursery.start(trio.serve_tcp, tls_upper, 443)
+            with h1.as_current():
+                stream = await trio.open_ssl_over_tcp_stream("h2", 443, ssl_context=client_ctx)
+                await stream.send_all(b"secret")
+                assert await stream.receive_some() == b"SECRET"
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def test_tasks_started_inside_as_current_keep_their_host(autojump_clock: trio.testing.MockClock) -> None:
@@ -224,6 +276,7 @@ async def test_errors_are_the_kernels(autojump_clock: trio.testing.MockClock) ->
                 trio.socket.socket(stdlib_socket.AF_INET6)
             assert info.value.errno == errno.EAFNOSUPPORT
             sock = trio.socket.socket()
+            assert (sock.family, sock.type, sock.proto) == (stdlib_socket.AF_INET, stdlib_socket.SOCK_STREAM, 0)
             with pytest.raises(OSError) as info:
                 sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVBUF, 4096)
             assert info.value.errno == errno.ENOPROTOOPT
@@ -379,6 +432,25 @@ async def test_udp_and_accept_cancelled_at_every_checkpoint(autojump_clock: trio
         assert got == sent
         out = await cancel_after(1, partial(server.recvfrom, 100))
         assert out.cancelled
+        # bind and a UDP connect: cancelled, the socket is as it was.
+        for make in (
+            partial(trio.socket.socket, type=stdlib_socket.SOCK_DGRAM),
+            trio.socket.socket,
+        ):
+            for k, done in each_checkpoint():
+                with h1.as_current():
+                    sock = make()
+                out = await cancel_after(k, partial(sock.bind, (A, 4000)))
+                assert sock.getsockname() == (("0.0.0.0", 0) if out.cancelled else (A, 4000))
+                if sock.type == stdlib_socket.SOCK_DGRAM:
+                    out = await cancel_after(k, partial(sock.connect, (B, 53)))
+                    if out.cancelled:
+                        with pytest.raises(OSError):
+                            sock.getpeername()
+                    else:
+                        assert sock.getpeername() == (B, 53)
+                sock.close()
+                done(out)
         # Connect cancelled: the socket is closed, as Trio's is.
         with h1.as_current():
             tsock = trio.socket.socket()

@@ -204,10 +204,11 @@ class TrioSocket(trio.socket.SocketType):
     ``MSG_DONTWAIT``. See the module's rules for errors and cancellation.
     """
 
-    def __init__(self, host: Host, type: int) -> None:
+    def __init__(self, host: Host, type: int, proto: int = 0) -> None:
         super().__init__()
         self._host = host
         self._type = type
+        self._proto = proto
         self._fd = next(_fds)
         self._opts = dict(_STORED)
         self._closed = False
@@ -224,7 +225,8 @@ class TrioSocket(trio.socket.SocketType):
 
     @property
     def proto(self) -> int:
-        return _stdlib_socket.IPPROTO_TCP if self._type == SOCK_STREAM else _stdlib_socket.IPPROTO_UDP
+        # As the stdlib's: the number given to socket() (0 by default).
+        return self._proto
 
     @property
     def host(self) -> Host:
@@ -319,8 +321,8 @@ class _TcpSocket(TrioSocket):
     """``SOCK_STREAM``: before ``listen``/``connect`` only an address; then a
     :class:`TcpListener` or a :class:`TcpStream` of the stack."""
 
-    def __init__(self, host: Host, stream: TcpStream | None = None) -> None:
-        super().__init__(host, SOCK_STREAM)
+    def __init__(self, host: Host, stream: TcpStream | None = None, proto: int = 0) -> None:
+        super().__init__(host, SOCK_STREAM, proto)
         self._bound: tuple[str, int] | None = None
         self._stream = stream
         self._listener: TcpListener | None = None
@@ -436,7 +438,7 @@ class _TcpSocket(TrioSocket):
             raise _oserror(errno.EINVAL, "the socket is not listening")
         with _translated():
             stream = await self._listener.accept()
-        sock = _TcpSocket(self._host, stream)
+        sock = _TcpSocket(self._host, stream, self._proto)
         return sock, stream.getpeername()
 
     async def connect(self, address: Any) -> None:
@@ -603,8 +605,8 @@ class _TcpSocket(TrioSocket):
 class _UdpSocket(TrioSocket):
     """``SOCK_DGRAM``: a stack :class:`UdpSocket`."""
 
-    def __init__(self, host: Host) -> None:
-        super().__init__(host, SOCK_DGRAM)
+    def __init__(self, host: Host, proto: int = 0) -> None:
+        super().__init__(host, SOCK_DGRAM, proto)
         self._udp: UdpSocket = host.udp_socket()
 
     @property
@@ -818,11 +820,11 @@ class TrioSocketFactory(trio.abc.SocketFactory):
             if proto not in (0, _stdlib_socket.IPPROTO_TCP):
                 raise _oserror(errno.EPROTONOSUPPORT, f"protocol {proto} for SOCK_STREAM")
             host._check_open()
-            return _TcpSocket(host)
+            return _TcpSocket(host, proto=proto)
         if kind == SOCK_DGRAM:
             if proto not in (0, _stdlib_socket.IPPROTO_UDP):
                 raise _oserror(errno.EPROTONOSUPPORT, f"protocol {proto} for SOCK_DGRAM")
-            return _UdpSocket(host)
+            return _UdpSocket(host, proto)
         raise _oserror(errno.ESOCKTNOSUPPORT, f"socket type {type!r} is not supported")
 
 
