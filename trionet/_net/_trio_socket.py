@@ -39,9 +39,9 @@ Rules:
 *Divergence:* ``recv(..., MSG_DONTWAIT)`` raises :class:`BlockingIOError`
 when nothing is there, as the flag asks; Trio's own socket waits anyway
 (its sockets are non-blocking, and it retries on ``EAGAIN``). A TCP
-``bind`` records the address; ``EADDRINUSE`` comes from ``listen`` or
-``connect``, not from ``bind``, and ``getsockname()`` reports port 0 until
-then.
+``bind`` reserves the port against listeners and other bound sockets only
+(``SO_REUSEADDR`` is kept but not consulted); a connection in
+``TIME_WAIT`` does not block it.
 
 DragonFly: ``sys/kern/uipc_syscalls.c`` (``kern_socket``, ``kern_bind``,
 ``kern_listen``, ``kern_accept``, ``kern_connect``), ``uipc_socket.c``
@@ -330,6 +330,7 @@ class _TcpSocket(TrioSocket):
         self._keepalive = 0
         self._shut_wr = False
         self._connecting = False
+        self._reserved: tuple[bytes, int] | None = None  # Tcp.bind's, until listen/connect
 
     @property
     def did_shutdown_SHUT_WR(self) -> bool:  # noqa: N802 (trio's name)
@@ -390,24 +391,32 @@ class _TcpSocket(TrioSocket):
     # -- setting up ------------------------------------------------------
 
     async def bind(self, address: Any) -> None:
-        """Choose the local address and port (port 0: an ephemeral one,
-        picked at ``listen`` or ``connect``).
+        """Take the local address and port (port 0: an ephemeral one, which
+        ``getsockname()`` then shows).
 
         Cancellation: if cancelled, the socket is not bound.
 
         Raises:
-            OSError: ``EADDRNOTAVAIL`` (not this host's address), ``EINVAL``
-                (already bound), ``EBADF``.
+            OSError: ``EADDRINUSE`` (a listener or another bound socket
+                has the port), ``EADDRNOTAVAIL`` (not this host's
+                address), ``EINVAL`` (already bound), ``EBADF``.
         """
         host, port = await _resolve(address, local=True)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         if self._bound is not None or self._stream is not None or self._listener is not None:
             raise _oserror(errno.EINVAL, "the socket is already bound")
-        if host != "0.0.0.0" and inet_aton(host) not in self._host.inet.local_addrs:
-            raise _oserror(errno.EADDRNOTAVAIL, f"{host} is not an address of {self._host.name}")
+        laddr = inet_aton(host)
+        port = self._host.inet.tcp.bind(laddr, port)
+        self._reserved = (laddr, port)
         self._bound = (host, port)
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _release(self) -> None:
+        # The listener or connection counts the port now (or nobody does).
+        if self._reserved is not None:
+            self._host.inet.tcp.unbind(*self._reserved)
+            self._reserved = None
 
     def listen(self, backlog: int = 128) -> None:
         """Start listening on the bound address (port 0 if not bound).
@@ -421,7 +430,10 @@ class _TcpSocket(TrioSocket):
         if self._listener is not None:
             return
         host, port = self._bound or ("0.0.0.0", 0)
+        # (Tcp.listen does not see the socket's own reservation; a failed
+        # listen keeps it, as listen(2) keeps the binding.)
         self._listener = listen_nowait(self._host.inet.tcp, port, host=host, backlog=backlog)
+        self._release()
 
     async def accept(self) -> tuple[_TcpSocket, tuple[str, int]]:
         """Wait for a connection; return a new socket and the peer's address.
@@ -463,6 +475,8 @@ class _TcpSocket(TrioSocket):
             local = None
         self._connecting = True
         try:
+            # (The connection counts the port on its own; a failed connect
+            # keeps the socket's reservation, as connect(2) keeps the binding.)
             stream = await open_tcp_stream(
                 self._host.inet.tcp, host, port, local_address=local, local_port=lport
             )
@@ -475,6 +489,7 @@ class _TcpSocket(TrioSocket):
             stream.close()
             raise _oserror(errno.EBADF, "the socket was closed while connecting")
         self._stream = stream
+        self._release()
         self._apply_options()
 
     # -- data ------------------------------------------------------------
@@ -596,6 +611,7 @@ class _TcpSocket(TrioSocket):
         if self._closed:
             return
         self._closed = True
+        self._release()
         if self._stream is not None:
             self._stream.close()
         if self._listener is not None:
