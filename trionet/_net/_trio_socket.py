@@ -36,9 +36,11 @@ Rules:
 4. ``fileno()`` is a number no real descriptor has (from 1 << 20 up), and
    -1 once closed; nothing may select on it.
 
-*Divergence:* ``recv(..., MSG_DONTWAIT)`` raises :class:`BlockingIOError`
-when nothing is there, as the flag asks; Trio's own socket waits anyway
-(its sockets are non-blocking, and it retries on ``EAGAIN``). A TCP
+*Divergence:* ``recv``/``recvfrom``/``send`` with ``MSG_DONTWAIT`` raise
+:class:`BlockingIOError` instead of waiting, as the flag asks; Trio's own
+socket waits anyway (its sockets are non-blocking already, and it retries
+on ``EAGAIN``). Accepted ``send`` flags: ``MSG_NOSIGNAL``,
+``MSG_DONTWAIT``; any other flag is ``EOPNOTSUPP``. A TCP
 ``bind`` reserves the port against listeners and other bound sockets only
 (``SO_REUSEADDR`` is kept but not consulted); a connection in
 ``TIME_WAIT`` does not block it.
