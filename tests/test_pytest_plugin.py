@@ -61,7 +61,7 @@ def test_the_plugin_is_registered_and_defines_no_trio_fixtures(pytester: pytest.
     result.stdout.fnmatch_lines(
         ["*- fixtures defined from trionet.testing._pytest_plugin -*", "trionet_seed -- *"]
     )
-    result.stdout.fnmatch_lines(["trionet_network -- *", "trionet_host -- *"])
+    result.stdout.fnmatch_lines(["trionet_network -- *", "trionet_host -- *", "trionet_sockets -- *"])
     # pytest-trio's own fixtures stay pytest-trio's, and trio mode is not forced.
     for name in ("mock_clock", "autojump_clock", "nursery", "trio_mode"):
         assert not hasattr(plugin, name)
@@ -104,6 +104,52 @@ async def test_network_calls_work_from_any_task(autojump_clock, trionet_network)
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=3)
+
+
+def test_trionet_sockets_runs_unmodified_trio_code_on_two_hosts(pytester: pytest.Pytester) -> None:
+    # The code under test: plain Trio, as a user's application has it.
+    pytester.makepyfile(
+        app="""
+import trio
+
+
+async def upper_server(stream):
+    async for chunk in stream:
+        await stream.send_all(chunk.upper())
+
+
+async def ask(host, port, text):
+    async with await trio.open_tcp_stream(host, port) as stream:
+        await stream.send_all(text)
+        return await stream.receive_some()
+"""
+    )
+    pytester.makepyfile(
+        TWO_HOSTS
+        + """
+import trio
+
+import app
+
+
+async def test_client_and_server(autojump_clock, trionet_sockets) -> None:
+    h1, h2 = await two_hosts(trionet_sockets, delay=0.005, loss=0.05)
+    async with trio.open_nursery() as nursery:
+        with h2.as_current():
+            await nursery.start(trio.serve_tcp, app.upper_server, 8000)
+        with h1.as_current():
+            assert await app.ask("h2", 8000, b"over trionet") == b"OVER TRIONET"
+        nursery.cancel_scope.cancel()
+
+
+async def test_outside_as_current_nothing_reaches_the_real_network(trionet_sockets) -> None:
+    # (trio.open_tcp_stream makes its sockets in a nursery: a group.)
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="as_current"), flatten_subgroups=True):
+        await app.ask("127.0.0.1", 8000, b"x")
+"""
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
 
 
 def test_fixtures_work_in_trio_mode_without_markers(pytester: pytest.Pytester) -> None:

@@ -54,6 +54,7 @@ import trio
 
 from ._net._host import Host, open_host
 from ._net._if import IfIoctl, Ifnet
+from ._net._trio_socket import TrioResolver, TrioSocketFactory
 from .wires import MemoryWire
 from .wires._endpoint import service_nursery
 
@@ -203,6 +204,9 @@ class Network:
         pcap_dir: when set (a directory), every later :meth:`link` made
             without ``pcap=`` records to ``{pcap_dir}/{link name}.pcap``:
             the hook the pytest plugin's ``--trionet-pcap`` uses.
+        etc_hosts: name -> IPv4 address, ``/etc/hosts`` for every host of
+            the network (looked up before the host names; see
+            :meth:`resolve`).
 
     Once :func:`open_network` has exited, adding or removing anything raises
     :exc:`trio.ClosedResourceError`, and so does every call that acts on
@@ -220,6 +224,8 @@ class Network:
         self._host_owned: dict[str, _Owned] = {}
         self._invariants = invariants
         self._closed = False
+        self.etc_hosts: dict[str, str] = {}
+        self._installed: tuple[Any, Any, Any, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Network seed={self.seed} hosts={len(self.hosts)} links={len(self.links)}>"
@@ -227,6 +233,79 @@ class Network:
     def rng(self, label: str) -> random.Random:
         """A :class:`random.Random` for ``label``, derived from the network's seed."""
         return random.Random(derive_seed(self.seed, label))
+
+    def resolve(self, name: str) -> str | None:
+        """The IPv4 address ``name`` stands for in this network, or ``None``.
+
+        :attr:`etc_hosts` first, then ``localhost`` (127.0.0.1), then a
+        host's name: its first address outside 127/8 (in the order
+        ``ifconfig`` set them). Names compare case-insensitively.
+        """
+        key = name.rstrip(".").lower()
+        for entry, address in self.etc_hosts.items():
+            if entry.lower() == key:
+                return address
+        if key == "localhost":
+            return "127.0.0.1"
+        for host_name, host in self.hosts.items():
+            if host_name.lower() == key:
+                for addr in host.inet.local_addrs:
+                    if addr[0] != 127:
+                        return ".".join(map(str, addr))
+                return None
+        return None
+
+    def _reverse(self, address: str) -> str | None:
+        for entry, addr in self.etc_hosts.items():
+            if addr == address:
+                return entry
+        for host_name, host in self.hosts.items():
+            if any(".".join(map(str, a)) == address for a in host.inet.local_addrs if a[0] != 127):
+                return host_name
+        return None
+
+    def install_trio_sockets(self, *, passthrough: bool = False) -> None:
+        """Make ``trio.socket`` (and so ``trio.open_tcp_stream``,
+        ``trio.serve_tcp``, ``getaddrinfo``...) use this network for the rest
+        of the run, or until the network shuts down (then the previous
+        factory and resolver come back).
+
+        Which host a call uses is the task's :meth:`Host.as_current
+        <trionet.Host.as_current>`. Names resolve through :meth:`resolve`
+        (unknown: ``socket.gaierror(EAI_NONAME)``; numeric addresses never
+        reach it).
+
+        Args:
+            passthrough: outside any ``as_current()``, let socket calls and
+                lookups reach the real kernel; by default they raise
+                :class:`RuntimeError`, so a test cannot leak to the real
+                network by mistake.
+
+        Raises:
+            RuntimeError: already installed by this network.
+            trio.ClosedResourceError: the network is shut down.
+        """
+        self._check_open()
+        if self._installed is not None:
+            raise RuntimeError("this network's trio sockets are installed already")
+        factory = TrioSocketFactory(passthrough=passthrough)
+        resolver = TrioResolver(self.resolve, self._reverse, passthrough=passthrough)
+        old_factory = trio.socket.set_custom_socket_factory(factory)
+        old_resolver = trio.socket.set_custom_hostname_resolver(resolver)
+        self._installed = (factory, resolver, old_factory, old_resolver)
+
+    def _uninstall_trio_sockets(self) -> None:
+        if self._installed is None:
+            return
+        factory, resolver, old_factory, old_resolver = self._installed
+        self._installed = None
+        # Only if nobody replaced ours meanwhile.
+        current = trio.socket.set_custom_socket_factory(old_factory)
+        if current is not factory:
+            trio.socket.set_custom_socket_factory(current)
+        current = trio.socket.set_custom_hostname_resolver(old_resolver)
+        if current is not resolver:
+            trio.socket.set_custom_hostname_resolver(current)
 
     def _check_open(self) -> None:
         # Every method that builds or removes (add_*, *link, remove_*)
@@ -530,21 +609,28 @@ class Network:
 
 
 @asynccontextmanager
-async def open_network(*, seed: int = 0, invariants: bool = True) -> AsyncIterator[Network]:
+async def open_network(
+    *, seed: int = 0, invariants: bool = True, trio_sockets: bool = False
+) -> AsyncIterator[Network]:
     """Build and run a topology; leaving the block tears all of it down.
 
     Args:
         seed: every random choice in the network derives from it.
         invariants: run every host with kernel assertions on.
+        trio_sockets: call :meth:`Network.install_trio_sockets` (without
+            passthrough) for the network's lifetime.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, not {seed!r}")
     # service_nursery: the body's own exception comes out, not a group.
     async with service_nursery() as nursery:
         net = Network(seed, nursery, invariants)
+        if trio_sockets:
+            net.install_trio_sockets()
         try:
             yield net
         finally:
+            net._uninstall_trio_sockets()
             net._closed = True
             with trio.move_on_after(TEARDOWN_TIMEOUT) as scope:
                 scope.shield = True

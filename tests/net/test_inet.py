@@ -385,3 +385,39 @@ async def test_the_protocol_switch_hands_datagrams_to_input_and_icmp_errors_to_c
         await trio.sleep(1)
         assert received == [(addr1, b"second")]
         assert len(errors) == 1
+
+
+async def test_udp_calls_that_do_not_wait_and_connect_picks_the_source(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with routed() as n:
+        server = n["h2"].udp_socket()
+        server.bind(("10.0.3.2", 7))
+        client = n["h1"].udp_socket()
+        with pytest.raises(trionet.NetError) as info:
+            client.getpeername()
+        assert info.value.errno == errno.ENOTCONN
+        client.connect(("10.0.3.2", 7))
+        # BSD in_pcbconnect: the route's source, not 0.0.0.0.
+        assert client.getsockname()[0] == "10.0.1.2"
+        assert client.getpeername() == ("10.0.3.2", 7)
+        assert not server.is_readable()
+        with pytest.raises(trio.WouldBlock):
+            server.recvfrom_nowait()
+        await client.send(b"one")
+        await client.send(b"two")
+        with trio.fail_after(5):
+            await server.wait_readable()
+        assert server.is_readable()
+        assert server.recvfrom_nowait(peek=True) == (b"one", client.getsockname())
+        assert server.recvfrom_nowait() == (b"one", client.getsockname())
+        with trio.fail_after(5):
+            await server.wait_readable()
+        assert server.recvfrom_nowait()[0] == b"two"
+        server.close()
+        assert server.is_readable()  # closed: a read would not wait (it raises)
+        with pytest.raises(trio.ClosedResourceError):
+            server.recvfrom_nowait()
+        with pytest.raises(trio.ClosedResourceError):
+            await server.wait_readable()
+        client.close()

@@ -54,3 +54,39 @@ async def test_check_half_closeable_stream(autojump_clock: trio.testing.MockCloc
             return client, server
 
         await trio.testing.check_half_closeable_stream(stream_maker, clogged_stream_maker)
+
+
+async def test_calls_that_do_not_wait(autojump_clock: trio.testing.MockClock) -> None:
+    # The socket layer's building blocks (trionet.TrioSocket's send, recv,
+    # shutdown, close): send_nowait returns a count, receive_some_nowait can
+    # peek, is_readable never waits.
+    async with trionet.open_network(seed=2) as net:
+        a, b = await _pair(net, **{"net.inet.tcp.sendspace": 16384})
+        client, server = await _connected(a, b)
+        assert client.send_nowait(b"") == 0
+        assert client.send_nowait(b"x" * 100000) == 16384  # what fits
+        with pytest.raises(trio.WouldBlock):
+            client.send_nowait(b"y")
+        assert not server.is_readable()
+        with pytest.raises(trio.WouldBlock):
+            server.receive_some_nowait()
+        await server.wait_readable()
+        assert server.is_readable()
+        first = server.receive_some_nowait(10, peek=True)
+        assert first == b"x" * 10
+        assert server.receive_some_nowait(10) == first
+        got = 10
+        while got < 16384:
+            await server.wait_readable()
+            got += len(server.receive_some_nowait())
+        client.send_eof_nowait()
+        client.send_eof_nowait()  # idempotent
+        await server.wait_readable()
+        assert server.receive_some_nowait() == b""
+        with pytest.raises(trio.ClosedResourceError):
+            client.send_nowait(b"z")
+        client.close()
+        assert client.is_readable()  # closed: a read would not wait (it raises)
+        with pytest.raises(trio.ClosedResourceError):
+            client.receive_some_nowait()
+        await server.aclose()

@@ -27,7 +27,7 @@ import errno
 import ipaddress
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, overload
 
 import attrs
@@ -49,6 +49,7 @@ from ._inet import Inet
 from ._route import Route, RouteRow, RouteTable, parse_network
 from ._tcp import NetstatRow
 from ._tcp_socket import TcpListener, TcpStream, open_tcp_listeners, open_tcp_stream, serve_tcp
+from ._trio_socket import host_context
 from ._udp import UdpSocket
 
 __all__ = ["Host", "PollStatistics", "open_host"]
@@ -678,6 +679,21 @@ class Host(Kernel):
         return await self.inet.icmp.ping(
             dst, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df
         )
+
+    def as_current(self) -> AbstractContextManager[Host]:
+        """``with host.as_current():`` makes ``trio.socket`` use this host:
+        ``trio.socket.socket``, ``trio.open_tcp_stream``,
+        ``trio.serve_tcp``, ``trio.open_tcp_listeners``,
+        ``trio.open_ssl_over_tcp_stream`` and ``trio.socket.getaddrinfo``,
+        in this task and in every task started inside the block (Trio copies
+        the spawning task's context into a new task).
+
+        It takes effect once trionet's socket factory and resolver are
+        installed for the run (:meth:`Network.install_trio_sockets
+        <trionet.Network.install_trio_sockets>`). Blocks nest; the inner
+        host wins.
+        """
+        return host_context(self)
 
     def udp_socket(self) -> UdpSocket:
         """A new, unbound UDP socket on this host.

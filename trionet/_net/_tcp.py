@@ -492,6 +492,7 @@ class Tcp(ProtoLayer):
         self._pcbs: dict[tuple[bytes, int, bytes, int], TcpPcb] = {}
         self._listeners: dict[tuple[bytes, int], TcpListen] = {}
         self._ports: Counter[int] = Counter()
+        self._bound: Counter[tuple[bytes, int]] = Counter()  # bind() without listen/connect yet
         self._configs: dict[tuple[int, bool], TcpConfig] = {}
         self._config_generation = -1
         self._ephemeral_ports = EphemeralPorts()
@@ -618,6 +619,42 @@ class Tcp(ProtoLayer):
             pcb.listener = None
             self.syncache -= 1
         pcb.callout.stop()
+
+    def bind(self, laddr: bytes, lport: int) -> int:
+        """Reserve ``laddr:lport`` for a socket that will listen or connect
+        (the socket layer's ``bind``); port 0 picks an ephemeral one.
+        Returns the port. The reservation holds until :meth:`unbind`; a
+        listener or connection made on it counts the port on its own.
+
+        Raises:
+            NetError: ``EADDRINUSE`` (a listener or another reservation on
+                that port and address, or a wildcard), ``EADDRNOTAVAIL``
+                (not this host's address).
+
+        DragonFly: ``in_pcbbind`` (``sys/netinet/in_pcb.c``).
+        """
+        if laddr != ANY and laddr not in self._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+        if lport == 0:
+            lport = self.ephemeral()
+        for (addr, port) in [*self._listeners, *self._bound]:
+            if port == lport and (addr == laddr or ANY in (addr, laddr)):
+                raise NetError(errno.EADDRINUSE, f"TCP port {lport} is in use")
+        self._bound[(laddr, lport)] += 1
+        self._ports[lport] += 1
+        return lport
+
+    def unbind(self, laddr: bytes, lport: int) -> None:
+        """Release a reservation of :meth:`bind`."""
+        key = (laddr, lport)
+        if self._bound[key] <= 0:
+            raise ValueError(f"{inet_ntoa(laddr)}:{lport} is not reserved")
+        self._bound[key] -= 1
+        if not self._bound[key]:
+            del self._bound[key]
+        self._ports[lport] -= 1
+        if not self._ports[lport]:
+            del self._ports[lport]
 
     def listen(self, laddr: bytes, lport: int, backlog: int) -> TcpListen:
         """Open a listener (``bind`` + ``listen``); port 0 picks an ephemeral one.

@@ -66,7 +66,7 @@ from ._tcp import ANY, TcpListen, TcpPcb, abort_pcb
 if TYPE_CHECKING:
     from ._tcp import Tcp
 
-__all__ = ["TcpListener", "TcpStream", "open_tcp_listeners", "open_tcp_stream", "serve_tcp"]
+__all__ = ["TcpListener", "TcpStream", "listen_nowait", "open_tcp_listeners", "open_tcp_stream", "serve_tcp"]
 
 #: What ``receive_some()`` without ``max_bytes`` returns at most.
 DEFAULT_RECEIVE_SIZE = 65536
@@ -275,6 +275,47 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 await pcb.lot.park()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Put as much of ``data`` as fits into the send buffer, without
+        waiting; return how many bytes went in (at least one: an empty
+        ``data`` returns 0). The socket layer's ``send``
+        (:class:`~trionet.TrioSocket`) is built on it.
+
+        Raises:
+            trio.WouldBlock: the send buffer is full (nothing was taken).
+            trio.BrokenResourceError: the connection was reset or timed out.
+            trio.ClosedResourceError: after :meth:`aclose` or :meth:`send_eof`.
+            trio.BusyResourceError: another task is in :meth:`send_all`.
+        """
+        with self._send_conflict:
+            self._check_sendable()
+            pcb = self._pcb
+            buf = pcb.sndbuf
+            with memoryview(data) as view:
+                view = view.cast("B")
+                if not len(view):
+                    return 0
+                n = min(pcb.peek().config.send_buffer - len(buf), len(view))
+                if n <= 0:
+                    raise trio.WouldBlock
+                buf += view[:n]
+            pcb.kick()
+            return n
+
+    def send_eof_nowait(self) -> None:
+        """:meth:`send_eof` without the checkpoint (``shutdown(SHUT_WR)``):
+        a FIN follows the data sent so far. Idempotent.
+
+        Raises:
+            trio.ClosedResourceError: after :meth:`aclose`.
+            trio.BusyResourceError: another task is sending.
+        """
+        with self._send_conflict:
+            self._check_closed()
+            if not self._eof_sent:
+                self._eof_sent = True
+                self._pcb.post(_shutdown)
+
     async def send_eof(self) -> None:
         """Half-close: a FIN follows the data sent so far. Idempotent.
 
@@ -338,6 +379,82 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
+    def receive_some_nowait(self, max_bytes: int | None = None, *, peek: bool = False) -> bytes:
+        """:meth:`receive_some` without waiting: up to ``max_bytes`` bytes
+        that are already here, or ``b""`` at the end of the stream. With
+        ``peek=True`` the bytes stay in the receive buffer (``MSG_PEEK``).
+
+        Raises:
+            trio.WouldBlock: no data yet and the stream is not at its end.
+            trio.BrokenResourceError: the connection was reset or timed out.
+            trio.ClosedResourceError: after :meth:`aclose`.
+            trio.BusyResourceError: another task is receiving.
+            ValueError, TypeError: ``max_bytes`` is not a positive int.
+        """
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        else:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+        with self._recv_conflict:
+            self._check_closed()
+            pcb = self._pcb
+            buf = pcb.rcvbuf
+            if buf:
+                data = bytes(buf[:max_bytes])
+                if not peek:
+                    del buf[:max_bytes]
+                    pcb.kick()
+                return data
+            if pcb.error is not None:
+                raise self._broken()
+            if pcb.peek().at_eof or pcb.detached:
+                return b""
+            raise trio.WouldBlock
+
+    def is_readable(self) -> bool:
+        """Whether :meth:`receive_some` would return without waiting: data
+        is here, the peer has finished or reset, or the stream is closed
+        (then it raises). Does not wait (httpx asks it of idle pooled
+        connections)."""
+        pcb = self._pcb
+        return bool(
+            self._closed
+            or pcb.rcvbuf
+            or pcb.error is not None
+            or pcb.detached
+            or pcb.peek().at_eof
+        )
+
+    async def wait_readable(self) -> None:
+        """Return when :meth:`is_readable` is true.
+
+        Cancellation: nothing to undo; the stream is unchanged.
+
+        Raises:
+            trio.ClosedResourceError: after :meth:`aclose` (also while waiting).
+            trio.BusyResourceError: another task is receiving.
+        """
+        with self._recv_conflict:
+            self._check_closed()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            parked = False
+            while not self.is_readable():
+                await self._pcb.lot.park()
+                parked = True
+            self._check_closed()
+            if not parked:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def close(self) -> None:
+        """:meth:`aclose` without the checkpoint (the socket layer's sync
+        ``close``). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._pcb.post(_close, self._send_broken)
+            self._pcb.wake()
+
     async def aclose(self) -> None:
         """Close the stream (FIN; RST if received data was left unread or a
         send_all was cancelled part-way).
@@ -345,10 +462,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         Cancellation: closes even if cancelled; tasks blocked on this stream
         get :class:`trio.ClosedResourceError`. Idempotent.
         """
-        if not self._closed:
-            self._closed = True
-            self._pcb.post(_close, self._send_broken)
-            self._pcb.wake()
+        self.close()
         await trio.lowlevel.checkpoint()
 
 
@@ -400,9 +514,19 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return stream
 
+    def is_readable(self) -> bool:
+        """Whether :meth:`accept` would return without waiting (a connection
+        is queued, or the listener is closed and it raises)."""
+        return bool(self._lst.closed or self._lst.queue)
+
+    def close(self) -> None:
+        """:meth:`aclose` without the checkpoint (the socket layer's sync
+        ``close``). Idempotent."""
+        self._tcp.unlisten(self._lst)
+
     async def aclose(self) -> None:
         """Stop listening. Idempotent; closes even if cancelled."""
-        self._tcp.unlisten(self._lst)
+        self.close()
         await trio.lowlevel.checkpoint()
 
 
@@ -412,7 +536,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
 
 
 async def open_tcp_stream(
-    tcp: Tcp, address: str, port: int, *, local_address: str | None = None
+    tcp: Tcp, address: str, port: int, *, local_address: str | None = None, local_port: int = 0
 ) -> TcpStream:
     """Connect to ``address:port``; see :meth:`Host.open_tcp_stream`.
 
@@ -425,7 +549,8 @@ async def open_tcp_stream(
         raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
     laddr = inet_aton(local_address) if local_address is not None else None
     await trio.lowlevel.checkpoint_if_cancelled()
-    pcb = tcp.connect_pcb(faddr, port, laddr, 0)  # (TCP_NODELAY: Tcp.config)
+    check_port(local_port)
+    pcb = tcp.connect_pcb(faddr, port, laddr, local_port)  # (TCP_NODELAY: Tcp.config)
     pcb.post(_connect)
     try:
         while not pcb.connected and pcb.error is None and not pcb.detached:
@@ -439,17 +564,25 @@ async def open_tcp_stream(
     return TcpStream(pcb)
 
 
-async def open_tcp_listeners(
+def listen_nowait(
     tcp: Tcp, port: int, *, host: str | None = None, backlog: int | None = None
-) -> list[TcpListener]:
-    """Listen on ``port``; see :meth:`Host.open_tcp_listeners`."""
+) -> TcpListener:
+    """Listen on ``port`` without a checkpoint (the socket layer's sync
+    ``listen``); see :meth:`Host.open_tcp_listeners`."""
     check_port(port)
     laddr = ANY if host in (None, "", "0.0.0.0") else inet_aton(host)  # type: ignore[arg-type]
     if backlog is not None:
         backlog = operator.index(backlog)
-    lst = tcp.listen(laddr, port, backlog if backlog is not None else 0xFFFF)
+    return TcpListener(tcp, tcp.listen(laddr, port, backlog if backlog is not None else 0xFFFF))
+
+
+async def open_tcp_listeners(
+    tcp: Tcp, port: int, *, host: str | None = None, backlog: int | None = None
+) -> list[TcpListener]:
+    """Listen on ``port``; see :meth:`Host.open_tcp_listeners`."""
+    listener = listen_nowait(tcp, port, host=host, backlog=backlog)
     await trio.lowlevel.checkpoint()
-    return [TcpListener(tcp, lst)]
+    return [listener]
 
 
 async def serve_tcp(

@@ -157,18 +157,43 @@ class UdpSocket:
         self._udp._bind(self, addr, port)
 
     def connect(self, address: Address) -> None:
-        """Set the default destination and accept datagrams only from it."""
+        """Set the default destination and accept datagrams only from it.
+
+        A socket not bound to an address gets the source its route to
+        ``address`` gives (then :meth:`getsockname` shows it), as BSD's
+        ``in_pcbconnect`` does; without a route it stays on 0.0.0.0.
+        """
         self._check_open()
         addr, port = _addr(address)
         if port == 0:
             raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
+        udp = self._udp
         if self._local is None:
-            self._udp._bind(self, ANY, 0)
+            udp._bind(self, ANY, 0)
+        local = self._local
+        assert local is not None
+        if local[0] == ANY and addr != BROADCAST and addr not in udp._broadcasts:
+            try:
+                _, _, src = udp.ip.route(addr)
+            except NetError:
+                pass
+            else:
+                self._local = (src, local[1])  # DragonFly: in_pcbladdr()
         self._remote = (addr, port)
 
     def getsockname(self) -> Address:
         """The bound ``(addr, port)`` (``("0.0.0.0", 0)`` if not bound)."""
         return _str(*self._local) if self._local else ("0.0.0.0", 0)
+
+    def getpeername(self) -> Address:
+        """The connected ``(addr, port)``.
+
+        Raises:
+            NetError: ``ENOTCONN`` (not connected).
+        """
+        if self._remote is None:
+            raise NetError(errno.ENOTCONN, "the socket is not connected")
+        return _str(*self._remote)
 
     async def sendto(self, data: bytes, address: Address) -> None:
         """Send one datagram to ``address``.
@@ -262,6 +287,64 @@ class UdpSocket:
         cancellation)."""
         data, _ = await self._take()
         return data
+
+    def recvfrom_nowait(self, *, peek: bool = False) -> tuple[bytes, Address]:
+        """:meth:`recvfrom` without waiting: the next datagram and its
+        sender. With ``peek=True`` it stays queued (``MSG_PEEK``).
+
+        Raises:
+            trio.WouldBlock: no datagram is queued.
+            NetError: as :meth:`recvfrom`.
+            trio.ClosedResourceError: after ``close``.
+            trio.BusyResourceError: another task is in :meth:`recvfrom`.
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this socket")
+        self._check_open()
+        queue = self._queue
+        if queue:
+            if peek:
+                data, (addr, port) = queue[0]
+            else:
+                data, (addr, port) = queue.popleft()
+                self._queued_bytes -= len(data)
+            return data, _str(addr, port)
+        self._check_error()
+        raise trio.WouldBlock
+
+    def is_readable(self) -> bool:
+        """Whether :meth:`recvfrom` would return without waiting: a datagram
+        or an error is queued, or the socket is closed (then it raises)."""
+        return bool(self._closed or self._queue or self._error is not None)
+
+    async def wait_readable(self) -> None:
+        """Return when :meth:`is_readable` is true.
+
+        Cancellation: nothing to undo; the socket is unchanged.
+
+        Raises:
+            trio.ClosedResourceError: after ``close`` (also while waiting).
+            trio.BusyResourceError: another task is receiving.
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this socket")
+        self._receiving = True
+        try:
+            self._check_open()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            parked = False
+            while not self.is_readable():
+                self._sleeping = True
+                try:
+                    await self._lot.park()
+                finally:
+                    self._sleeping = False
+                parked = True
+            self._check_open()
+        finally:
+            self._receiving = False
+        if not parked:  # a park is a checkpoint already
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _take(self) -> tuple[bytes, tuple[bytes, int]]:
         # recvfrom's body; the sender's address stays raw.

@@ -12,6 +12,13 @@ Fixtures (async, so test-scoped; the test must be a Trio test, through
 - ``trionet_host``: a host named ``"host"`` added to ``trionet_network``,
   with ``lo0`` up at 127.0.0.1/8: enough for a client and a server over
   loopback. Add more hosts (and links to it) through ``trionet_network``.
+- ``trionet_sockets``: ``trionet_network`` with trionet's ``trio.socket``
+  factory and resolver installed (:meth:`trionet.Network.install_trio_sockets`),
+  so unmodified code (``trio.open_tcp_stream``, ``trio.serve_tcp``,
+  ``trio.socket``) runs on whichever host a ``with host.as_current():``
+  block names, and every host is reachable by name. Outside such a block a
+  socket call raises :class:`RuntimeError` instead of reaching the real
+  network.
 - ``trionet_seed``: the test's seed as an int (a sync fixture), for a test
   that builds its networks itself with ``trionet.open_network(seed=...)``.
 
@@ -298,3 +305,13 @@ async def trionet_network(_trionet_test: _Test) -> AsyncIterator[trionet.Network
 async def trionet_host(trionet_network: trionet.Network) -> trionet.Host:
     """A host named ``"host"`` in ``trionet_network``, ``lo0`` up at 127.0.0.1/8."""
     return await trionet_network.add_host(HOST_NAME)
+
+
+@pytest.fixture
+async def trionet_sockets(trionet_network: trionet.Network) -> trionet.Network:
+    """``trionet_network`` with ``trio.socket`` (and so ``trio.open_tcp_stream``,
+    ``trio.serve_tcp``, ``getaddrinfo``...) going to its hosts: the one a
+    ``with host.as_current():`` block names. Without passthrough: a socket
+    call outside such a block raises :class:`RuntimeError`."""
+    trionet_network.install_trio_sockets()
+    return trionet_network
