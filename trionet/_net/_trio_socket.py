@@ -76,9 +76,13 @@ AF_INET = _stdlib_socket.AF_INET
 SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 _TYPE_FLAGS = getattr(_stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(_stdlib_socket, "SOCK_CLOEXEC", 0)
-MSG_PEEK = _stdlib_socket.MSG_PEEK
-MSG_DONTWAIT = getattr(_stdlib_socket, "MSG_DONTWAIT", 0x40)
-MSG_NOSIGNAL = getattr(_stdlib_socket, "MSG_NOSIGNAL", 0)
+# Plain ints: the socket module's are IntFlag members, whose & and | are
+# Python calls (per send and recv).
+MSG_PEEK = int(_stdlib_socket.MSG_PEEK)
+MSG_DONTWAIT = int(getattr(_stdlib_socket, "MSG_DONTWAIT", 0x40))
+MSG_NOSIGNAL = int(getattr(_stdlib_socket, "MSG_NOSIGNAL", 0))
+_SEND_FLAGS = MSG_NOSIGNAL | MSG_DONTWAIT
+_RECV_FLAGS = MSG_PEEK | MSG_DONTWAIT
 SOL_SOCKET = _stdlib_socket.SOL_SOCKET
 IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
 IPPROTO_IP = _stdlib_socket.IPPROTO_IP
@@ -143,18 +147,30 @@ def _oserror(err: int, text: str | None = None) -> OSError:
     return NetError(err, text)
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Rule 2: the stack's Trio errors as the kernel's OSErrors."""
-    try:
-        yield
-    except trio.ClosedResourceError as exc:
-        raise _oserror(errno.EBADF, "the socket is closed") from exc
-    except trio.BrokenResourceError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, OSError):
-            raise cause from None
-        raise _oserror(errno.EPIPE, str(exc)) from exc
+class _Translated:
+    """Rule 2: the stack's Trio errors as the kernel's OSErrors (``with
+    _translated:``; a class rather than a generator, as it wraps every send
+    and recv: two calls instead of six)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, trio.ClosedResourceError):
+            raise _oserror(errno.EBADF, "the socket is closed") from exc
+        if isinstance(exc, trio.BrokenResourceError):
+            cause = exc.__cause__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise _oserror(errno.EPIPE, str(exc)) from exc
+        return False
+
+
+_translated = _Translated()
 
 
 def _check_flags(flags: int, allowed: int) -> None:
@@ -450,7 +466,7 @@ class _TcpSocket(TrioSocket):
         if self._listener is None:
             await trio.lowlevel.checkpoint()
             raise _oserror(errno.EINVAL, "the socket is not listening")
-        with _translated():
+        with _translated:
             stream = await self._listener.accept()
         sock = _TcpSocket(self._host, stream, self._proto)
         return sock, stream.getpeername()
@@ -512,11 +528,14 @@ class _TcpSocket(TrioSocket):
             OSError: ``EPIPE`` (after ``shutdown(SHUT_WR)``),
                 ``ECONNRESET``/``ETIMEDOUT`` (broken), ``ENOTCONN``, ``EBADF``.
         """
-        _check_flags(flags, MSG_NOSIGNAL | MSG_DONTWAIT)
-        stream = self._connected()
+        if flags:
+            _check_flags(flags, _SEND_FLAGS)
+        stream = self._stream
+        if stream is None or self._closed:  # (_connected, inline: per call)
+            stream = self._connected()
         await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
-        with _translated():
+        with _translated:
             while True:
                 if self._shut_wr:
                     raise _oserror(errno.EPIPE, "the socket was shut down for writing")
@@ -538,7 +557,7 @@ class _TcpSocket(TrioSocket):
         Cancellation: nothing to undo.
         """
         stream = self._connected()
-        with _translated():
+        with _translated:
             await stream.wait_send_all_might_not_block()
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -552,11 +571,14 @@ class _TcpSocket(TrioSocket):
             OSError: ``ECONNRESET``/``ETIMEDOUT`` (broken), ``ENOTCONN``,
                 ``EBADF`` (also when closed while waiting), ``EAGAIN``.
         """
-        _check_flags(flags, MSG_PEEK | MSG_DONTWAIT)
-        stream = self._connected()
+        if flags:
+            _check_flags(flags, _RECV_FLAGS)
+        stream = self._stream
+        if stream is None or self._closed:  # (_connected, inline: per call)
+            stream = self._connected()
         await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
-        with _translated():
+        with _translated:
             if bufsize == 0:
                 data = b""
             else:
@@ -603,7 +625,7 @@ class _TcpSocket(TrioSocket):
             raise _oserror(errno.EINVAL, f"bad shutdown how {how!r}")
         if how != _stdlib_socket.SHUT_RD:
             self._shut_wr = True
-            with _translated():
+            with _translated:
                 stream.send_eof_nowait()
 
     def close(self) -> None:
@@ -704,21 +726,23 @@ class _UdpSocket(TrioSocket):
             flags, address = args
         else:
             raise TypeError("sendto(data[, flags], address)")
-        _check_flags(flags, MSG_NOSIGNAL | MSG_DONTWAIT)
+        if flags:
+            _check_flags(flags, _SEND_FLAGS)
         self._check_open()
         host, port = await _resolve(address, local=False)
         data = bytes(data)
-        with _translated():
+        with _translated:
             await self._udp.sendto(data, (host, port))
         return len(data)
 
     async def send(self, data: Any, flags: int = 0) -> int:
         """Send one datagram to the connected address; return its length
         (cancellation as :meth:`sendto`)."""
-        _check_flags(flags, MSG_NOSIGNAL | MSG_DONTWAIT)
+        if flags:
+            _check_flags(flags, _SEND_FLAGS)
         self._check_open()
         data = bytes(data)
-        with _translated():
+        with _translated:
             await self._udp.send(data)
         return len(data)
 
@@ -740,11 +764,12 @@ class _UdpSocket(TrioSocket):
                 connected socket), ``EBADF`` (also when closed while
                 waiting), ``EAGAIN``.
         """
-        _check_flags(flags, MSG_PEEK | MSG_DONTWAIT)
+        if flags:
+            _check_flags(flags, _RECV_FLAGS)
         self._check_open()
         await trio.lowlevel.checkpoint_if_cancelled()
         parked = False
-        with _translated():
+        with _translated:
             while True:
                 try:
                     data, address = self._udp.recvfrom_nowait(peek=bool(flags & MSG_PEEK))
