@@ -34,7 +34,7 @@ from trionet.wires import UdpWire
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SCRIPTS = ("shared_irq.py", "custom_driver.py", "linux_peer.py")
+SCRIPTS = ("shared_irq.py", "custom_driver.py", "linux_peer.py", "unmodified_app.py")
 
 
 def load(name: str) -> ModuleType:
@@ -104,7 +104,10 @@ def test_example_uses_only_public_names(name: str) -> None:
             assert module in public or module.startswith("trionet.drivers."), module
             assert not any(part.startswith("_") for part in module.split(".")), module
         else:
-            assert top in sys.stdlib_module_names or top in {"trio", "structlog"}, module
+            # The standard library, Trio, structlog, or an example beside it.
+            assert top in sys.stdlib_module_names or top in {"trio", "structlog"} or (
+                EXAMPLES / f"{top}.py"
+            ).is_file(), module
 
 
 ####################################################################
@@ -208,6 +211,48 @@ async def test_virtual_time_example_runs_as_a_script(name: str) -> None:
     assert done.returncode == 0, done.stderr.decode()
     assert b"Traceback" not in done.stderr
     assert b"replies" in done.stdout
+
+
+####################################################################
+# unmodified_app.py
+####################################################################
+
+
+def test_the_app_under_test_imports_nothing_from_trionet() -> None:
+    modules = imported_modules((EXAMPLES / "uppercase_app.py").read_text())
+    assert modules, "uppercase_app.py imports nothing at all?"
+    for module in modules:
+        top = module.split(".")[0]
+        assert top in sys.stdlib_module_names or top == "trio", module
+
+
+async def test_unmodified_app_runs_as_a_script() -> None:
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [sys.executable, str(EXAMPLES / "unmodified_app.py")],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+    output = done.stdout.decode()
+    assert "60 lines answered in upper case, in order: ok" in output
+    assert re.search(r"the link lost [1-9]\d* frames", output), output
+
+
+@pytest.mark.integration
+async def test_the_app_and_its_test_pass_on_the_real_loopback() -> None:
+    # The same code against the kernel, as the app's own suite would run it
+    # (127.0.0.1 only, an ephemeral port).
+    app = load("uppercase_app.py")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(app.serve, 0, "127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            summary = await app.check_app("127.0.0.1", port)
+            nursery.cancel_scope.cancel()
+    assert summary == "60 lines answered in upper case, in order"
 
 
 ####################################################################
