@@ -104,8 +104,14 @@ def test_imports_follow_the_layout(directory: str, path: Path) -> None:
     sub = path.parent.relative_to(ROOT / directory).parts
     package = ".".join([package, *sub])
     # A benchmark is a script: it may import its directory's private helper
-    # modules (benchmarks/_counting.py), which follow the same rule.
-    siblings = {p.stem for p in path.parent.glob("_*.py")} if directory == "benchmarks" else set()
+    # modules (benchmarks/_counting.py); an example may import another example
+    # beside it (unmodified_app.py runs uppercase_app.py). Both follow the
+    # same rule themselves.
+    siblings: set[str] = set()
+    if directory == "benchmarks":
+        siblings = {p.stem for p in path.parent.glob("_*.py")}
+    elif directory == "examples":
+        siblings = {p.stem for p in path.parent.glob("*.py")} - {path.stem}
     bad = [
         n
         for n in _imports(path, package)
