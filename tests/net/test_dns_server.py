@@ -182,3 +182,60 @@ async def test_zone_names_and_errors() -> None:
         trionet.DnsZone({"www": "10.0.2.300"})
     with pytest.raises(TypeError):
         trionet.DnsZone(["www"])  # type: ignore[arg-type]
+
+
+async def test_bad_input_is_counted_and_never_stops_the_server(autojump_clock: trio.testing.MockClock) -> None:
+    # Random bytes, mutated queries, many long questions, another opcode,
+    # a silent TCP connection: each answered or dropped, and a good query
+    # after them is still answered.
+    import random
+
+    rng = random.Random(16)
+    good = dns.make_query(1, "www.lab", dns.RRType.A).emit()
+    long_name = ".".join(["a" * 63] * 3)
+    many = dns.Message(id=2, questions=[dns.Question(long_name, 1)] * 10).emit()
+    notify = dns.Message(id=3, opcode=dns.Opcode.NOTIFY, questions=[dns.Question(long_name, 6)] * 5).emit()
+    payloads = [many, notify]
+    for _ in range(300):
+        if rng.random() < 0.5:
+            payloads.append(rng.randbytes(rng.randrange(0, 80)))
+        else:
+            mutated = bytearray(good)
+            for _ in range(rng.randrange(1, 4)):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            payloads.append(bytes(mutated[: rng.randrange(len(mutated) + 1)]))
+    answered = 0
+    async with trionet.open_network(seed=1) as net:
+        ns1, client = await _net(net)
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(ns1.serve_dns, ZONE)
+            idle = await client.open_tcp_stream(NS, 53)
+            with client.udp_socket() as udp:
+                for payload in payloads:
+                    await udp.sendto(payload, (NS, 53))
+                    await trio.sleep(0.05)  # more than the link's 20 ms round trip (virtual time)
+                    while udp.is_readable():
+                        data, _ = await udp.recvfrom()
+                        assert len(data) <= 512
+                        dns.Message.parse(data)  # every answer is well formed
+                        answered += 1
+            for payload in payloads[:50]:
+                stream = await client.open_tcp_stream(NS, 53)
+                async with stream:
+                    # Framed when a frame can hold it; else bytes that break the framing.
+                    await stream.send_all(dns.tcp_frame(payload) if len(payload) >= 12 else payload)
+                    await stream.send_eof()
+                    with trio.fail_after(30):
+                        while await stream.receive_some():
+                            pass
+            with trio.fail_after(30):
+                assert await idle.receive_some() == b""  # closed after 10 s of silence
+            await idle.aclose()
+            assert await client.resolve("www.lab") == ["10.0.2.2"]
+            nursery.cancel_scope.cancel()
+        stats = server.statistics()
+        assert stats.drops > 0 and stats.errors > 0
+        assert answered > 100
+        assert stats.tcp_queries > 0
+        assert stats.queries - stats.tcp_queries - 1 == answered  # 1: the last resolve
+        assert stats.queries - stats.tcp_queries - 1 + stats.drops >= len(payloads)

@@ -32,7 +32,9 @@ Server rules:
    no EDNS) with TC set when an answer went; the same query over TCP gets
    the whole answer (RFC 1035 4.2.1, RFC 7766). Over TCP each connection is
    read with a :class:`~trionet.protocols.dns.TcpDeframer` and answered in
-   order; a framing error closes it (a counted drop).
+   order; a framing error closes it (a counted drop), and so does
+   :data:`TCP_IDLE_TIMEOUT` seconds of silence. At most 64 connections are
+   served at once; more wait in the listen queue.
 4. Bad input is data: it is counted and the server goes on.
 
 Resolver rules:
@@ -86,6 +88,9 @@ RESOLVER_ATTEMPTS = 2
 _MAX_TCP_QUERY = 512
 #: Concurrent TCP connections the server serves; more wait in the backlog.
 _MAX_TCP_CONNECTIONS = 64
+#: Seconds a TCP connection may stay silent before the server closes it
+#: (RFC 7766 6.2.3 recommends a few seconds; BIND's default is 30).
+TCP_IDLE_TIMEOUT = 10.0
 
 
 ####################################################################
@@ -280,10 +285,12 @@ class DnsServer:
         return response
 
     def _respond(self, query: dns.Message) -> dns.Message:
+        # Refusals of the whole message carry no question: copying many
+        # long ones back could outgrow 512 bytes (emit would refuse).
         if query.opcode != dns.Opcode.QUERY:
-            return dns.make_response(query, rcode=dns.Rcode.NOTIMP, aa=False)
+            return attrs.evolve(dns.make_response(query, rcode=dns.Rcode.NOTIMP, aa=False), questions=())
         if len(query.questions) != 1:
-            return dns.make_response(query, rcode=dns.Rcode.FORMERR, aa=False)
+            return attrs.evolve(dns.make_response(query, rcode=dns.Rcode.FORMERR, aa=False), questions=())
         question = query.questions[0]
         if question.qclass not in (dns.RRClass.IN, dns.RRClass.ANY):
             return dns.make_response(query, rcode=dns.Rcode.REFUSED, aa=False)
@@ -368,16 +375,17 @@ class DnsServer:
         try:
             async with stream:
                 while True:
-                    chunk = await stream.receive_some()
-                    if not chunk:
+                    chunk = b""
+                    with trio.move_on_after(TCP_IDLE_TIMEOUT):
+                        chunk = await stream.receive_some()
+                    if not chunk:  # EOF, or idle too long (RFC 7766 6.2.3)
                         deframer.eof()
                         return
                     for data in deframer.feed(chunk):
-                        self._tcp_queries += 1
                         response = self.answer(data, transport="tcp")
                         if response is None:
-                            self._tcp_queries -= 1
                             continue
+                        self._tcp_queries += 1
                         await stream.send_all(dns.tcp_frame(response.emit()))
         except RemoteProtocolError as exc:
             self._drop(exc.reason, "tcp")
