@@ -7,6 +7,7 @@ it under ``host.as_current()``."""
 from __future__ import annotations
 
 import socket as stdlib_socket
+from functools import partial
 
 import pytest
 import trio
@@ -239,3 +240,26 @@ async def test_bad_input_is_counted_and_never_stops_the_server(autojump_clock: t
         assert stats.tcp_queries > 0
         assert stats.queries - stats.tcp_queries - 1 == answered  # 1: the last resolve
         assert stats.queries - stats.tcp_queries - 1 + stats.drops >= len(payloads)
+
+
+async def test_a_cancelled_resolve_leaves_no_socket(autojump_clock: trio.testing.MockClock) -> None:
+    # Cancelled at each of its checkpoints in turn (UDP, then TCP for the
+    # truncated answer): no UDP port stays bound, and the next call works.
+    from cancel_points import cancel_after, each_checkpoint
+
+    async with trionet.open_network(seed=1) as net:
+        ns1, client = await _net(net)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ns1.serve_dns, ZONE)
+            runs = 0
+            for k, done in each_checkpoint():
+                out = await cancel_after(k, partial(client.resolve, "big.lab"))
+                assert client.inet.udp._ports == {}
+                if not out.cancelled:
+                    assert len(out.result) == 40
+                done(out)
+                runs += 1
+            assert runs > 5
+            await trio.sleep(300)  # the cancelled connections finish closing
+            assert client.netstat() == []
+            nursery.cancel_scope.cancel()
