@@ -7,7 +7,7 @@ import struct
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scapy.all import raw
 from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRRMX, DNSRRSOA
@@ -850,9 +850,21 @@ def test_our_messages_decode_in_scapy(msg: Message, compress: bool) -> None:
 def test_scapy_messages_parse_to_the_same_fields(msg: Message, compress: bool) -> None:
     packet = _scapy(msg)
     if compress:
+        plain = packet
         packet = packet.compress()
+        # scapy 2.8's compress() can point a name at a suffix that is not
+        # its own: after the question "0.example.com", a record "0." comes
+        # out as "0" + a pointer to "example.com", which scapy itself reads
+        # back as "0.example.com". Only what scapy reads back as it meant
+        # can test our parser.
+        assume(_owner_names(DNS(raw(packet))) == _owner_names(DNS(raw(plain))))
     data = raw(packet)
     assert Message.parse(data) == msg
+
+
+def _owner_names(packet: DNS) -> list[bytes]:
+    sections = (packet.qd, packet.an, packet.ns, packet.ar)
+    return [getattr(r, "qname", None) or r.rrname for section in sections for r in section]
 
 
 def test_scapy_compression_of_a_response_parses() -> None:
@@ -888,3 +900,4 @@ def test_messages_through_a_chunked_tcp_stream(msgs: list[Message], data: st.Dat
         out += map(Message.parse, deframer.feed(stream[start:end]))
     assert out == msgs
     deframer.eof()
+
