@@ -901,3 +901,20 @@ def test_messages_through_a_chunked_tcp_stream(msgs: list[Message], data: st.Dat
     assert out == msgs
     deframer.eof()
 
+
+def test_a_name_starting_where_an_earlier_pointer_walked_ends_in_the_right_place() -> None:
+    # Found by test_names_agree_with_a_plain_walk: the third question points
+    # into the second's type field and walks on through its own bytes, over
+    # offset 39, where the fourth question starts; the memo of suffixes must
+    # not end the fourth name's walk at its own start (the parse then lost
+    # the name's length and refused the message as trailing data).
+    data = bytes.fromhex(
+        "000000000004000000000000"  # header: 4 questions
+        "00" "00010001"  # root
+        "00" "00010001"  # root
+        "030f0000" "0100" "0100" "020000" "c013" "00010001"  # labels, then a pointer to offset 19
+        "0100" "00" "00010001"  # offset 39: "\\x00"
+    )
+    names = [q.name for q in Message.parse(data).questions]
+    assert names == _reference_questions(data, 4)
+    assert names[3] == Name((b"\x00",))
