@@ -394,7 +394,11 @@ def _read_name(data: bytes, pos: int, memo: _Suffixes) -> tuple[Name, int]:
     after = -1
     starts: list[tuple[int, int, int, int]] = []  # (offset, labels, wire, hops) before each step
     while True:
-        if pos == run_start and pos in memo:
+        # Only where a pointer landed (after >= 0): a memo hit ends the walk
+        # without reading the bytes, so at the name's own start it would
+        # leave the offset after the name unknown (a later name can start
+        # on bytes an earlier pointer walked through).
+        if after >= 0 and pos == run_start and pos in memo:
             suffix, suffix_wire, suffix_hops = memo[pos]
             wire += suffix_wire - 1
             if wire > MAX_NAME_LEN:

@@ -158,6 +158,23 @@ BROKEN = [
      ['must be one of "memory", "udp", "tap", not "mem"; did you mean "memory"?']),
     ("partition of a tap link", TAP + '[[scenario]]\nstep = "partition"\nlink = "h1-kernel"\n', "7: scenario[0].link",
      ["h1-kernel is a tap link: it cannot be partitioned or impaired"]),
+    ("dns zone address", BASE.replace("ncpus = 2", 'dns = { zone = { "www" = "10.0.2.300" } }'),
+     '2: hosts.h1.dns.zone.www', ["must be an IPv4 address"]),
+    ("dns zone name twice", BASE.replace("ncpus = 2", 'dns = { zone = { "www" = "10.0.2.2", "WWW" = "10.0.2.3" } }'),
+     '2: hosts.h1.dns.zone.WWW', ["listed twice"]),
+    ("dns zone name outside origin",
+     BASE.replace("ncpus = 2", 'dns = { origin = "lab", zone = { "www.other." = "10.0.2.2" } }'),
+     '2: hosts.h1.dns.zone."www.other."', ["outside the zone's origin lab"]),
+    ("dns zone empty address list", BASE.replace("ncpus = 2", 'dns = { zone = { "www" = [] } }'),
+     '2: hosts.h1.dns.zone.www', ["non-empty array"]),
+    ("dns without zone", BASE.replace("ncpus = 2", 'dns = { origin = "lab" }'),
+     '2: hosts.h1.dns', ['missing key "zone"']),
+    ("dns key typo", BASE.replace("ncpus = 2", 'dns = { zone = {}, orgin = "lab" }'),
+     '2: hosts.h1.dns.orgin', ['did you mean "origin"']),
+    ("dns bad origin", BASE.replace("ncpus = 2", 'dns = { zone = {}, origin = "a..b" }'),
+     '2: hosts.h1.dns.origin', ["empty label"]),
+    ("resolver not an address", BASE.replace("ncpus = 2", 'resolver = "ns1"'),
+     '2: hosts.h1.resolver', ["must be an IPv4 address"]),
     ("inline tables 400 deep", BASE.replace("ncpus = 2", "x = " + "{ a = " * 400 + "1" + " }" * 400),
      "2: hosts.h1.x", ["nested more than 32"]),
     ("arrays 400 deep", BASE.replace("ncpus = 2", "x = " + "[" * 400 + "1" + "]" * 400),
@@ -218,6 +235,23 @@ async def test_build_makes_hosts_links_addresses_routes_and_sysctls(
         result = await built.hosts["h1"].ping("10.0.3.2", count=1)
         assert result.received == 1
         assert set(built.links) == {"h1-r1", "r1-h2", "r1-h3"}
+
+
+async def test_build_serves_dns_and_points_resolvers_at_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    text = BASE.replace(
+        "ncpus = 2",
+        'dns = { origin = "lab", ttl = 60, zone = { "www" = "10.0.2.2", "db" = ["10.0.2.3", "10.0.2.4"] } }',
+    ).replace("[hosts.h2]", '[hosts.h2]\nresolver = "10.0.0.1"')
+    topo = loads_topology(text)
+    assert topo.host("h1").dns is not None and topo.host("h1").dns.ttl == 60
+    assert topo.host("h2").resolver == "10.0.0.1"
+    async with build_network(topo, seed=1) as built:
+        h2 = built.hosts["h2"]
+        assert h2.resolver == "10.0.0.1"
+        assert await h2.resolve("db.lab") == ["10.0.2.3", "10.0.2.4"]
+        assert built.dns_servers["h1"].statistics().answers == 1
 
 
 async def test_pcap_dir_gets_one_capture_per_link(
@@ -285,3 +319,12 @@ async def test_a_run_replays_from_its_seed(autojump_clock: trio.testing.MockCloc
     for a, b in zip(first, second, strict=True):
         assert dict(a.timing) == pytest.approx(dict(b.timing))
     assert first[1].outcome["sha256"] != other[1].outcome["sha256"]  # content derives from the seed
+
+
+async def test_the_names_example_of_the_docs_resolves(autojump_clock: trio.testing.MockClock) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "topology.md").read_text()
+    section = doc[doc.index("## Names") : doc.index("## Link kinds")]
+    example = section[section.index("```toml\n") + 8 : section.index("```\n", section.index("```toml"))]
+    topo = loads_topology(example, filename="docs/topology.md (names)")
+    async with build_network(topo, seed=1) as built:
+        assert await built.hosts["client"].resolve("www.lab") == ["10.0.2.2"]

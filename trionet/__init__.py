@@ -15,6 +15,7 @@ from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
 from ._net._arp import ArpLayerStatistics
+from ._net._dns import DnsServer, DnsServerStatistics, DnsZone
 from ._net._icmp import IcmpStatistics, PingError, PingResult
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
 from ._net._ip import IpStatistics
@@ -32,6 +33,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ArpLayerStatistics",
+    "DnsServer",
+    "DnsServerStatistics",
+    "DnsZone",
     "Host",
     "IfCap",
     "IfFlags",

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from ._checks import did_you_mean
 from ._exceptions import NetError
@@ -63,6 +64,8 @@ class BuiltNetwork:
     local: frozenset[str]
     hosts: dict[str, Any] = attrs.field(factory=dict)
     links: dict[str, Any] = attrs.field(factory=dict)
+    #: host name -> its :class:`~trionet.DnsServer` (``[hosts.NAME] dns``).
+    dns_servers: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def split(self) -> bool:
@@ -293,6 +296,9 @@ async def build_network(
                     built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
                 except (NetError, ValueError) as exc:
                     raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
+        for spec in topo.hosts:
+            if spec.name in built.hosts and spec.resolver is not None:
+                built.hosts[spec.name].resolver = spec.resolver
         # What only a running host knows (a scenario sysctl's name), so a
         # typo is a file error before anything runs.
         for step in topo.scenario:
@@ -304,4 +310,12 @@ async def build_network(
             hosts=len(built.hosts),
             links=len(built.links),
         )
-        yield built
+        # The DNS servers ([hosts.NAME] dns) run for the whole block, in a
+        # nursery of their own: stopped before the network tears the hosts down.
+        async with trio.open_nursery() as servers:
+            for spec in topo.hosts:
+                if spec.name in built.hosts and spec.dns is not None:
+                    host = built.hosts[spec.name]
+                    built.dns_servers[spec.name] = await servers.start(host.serve_dns, spec.dns)
+            yield built
+            servers.cancel_scope.cancel()

@@ -113,6 +113,7 @@ from ._checks import (
 )
 from ._exceptions import TrionetError
 from ._links import IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
+from ._net._dns import DnsZone
 from ._steps import (
     COMMON_KEYS,
     STEP_KINDS,
@@ -199,13 +200,16 @@ class RouteSpec:
 
 @attrs.frozen(kw_only=True)
 class HostSpec:
-    """A host: CPUs, sysctls (in file order), routes."""
+    """A host: CPUs, sysctls (in file order), routes, its DNS zone (served
+    by :meth:`Host.serve_dns <trionet.Host.serve_dns>`) and resolver."""
 
     name: str
     ncpus: int = 2
     forwarding: bool = False
     sysctls: tuple[tuple[str, int | str], ...] = ()
     routes: tuple[RouteSpec, ...] = ()
+    dns: DnsZone | None = None
+    resolver: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -526,8 +530,11 @@ class _Loader:
                 "forwarding": (boolean, False),
                 "sysctls": (ANY, {}),
                 "routes": (ANY, []),
+                "dns": (ANY, None),
+                "resolver": (ipv4, None),
             },
         )
+        zone = None if f["dns"] is None else self.dns_zone(f["dns"], path + ("dns",))
         sysctls_path = path + ("sysctls",)
         sysctls = []
         for key, value in self.table(f["sysctls"], sysctls_path).items():
@@ -577,7 +584,34 @@ class _Loader:
             forwarding=f["forwarding"],
             sysctls=tuple(sysctls),
             routes=tuple(routes),
+            dns=zone,
+            resolver=f["resolver"],
         )
+
+    def dns_zone(self, raw: Any, path: KeyPath) -> DnsZone:
+        # dns = { zone = { "www" = "10.0.2.2", "db" = ["10.0.2.3", ...] },
+        #         origin = "lab", ttl = 300 }
+        f = self.fields(
+            self.table(raw, path),
+            path,
+            {"zone": (ANY, REQUIRED), "origin": (string, "."), "ttl": (integer(0, 2**31 - 1), 300)},
+        )
+        zpath = path + ("zone",)
+        try:
+            DnsZone({}, origin=f["origin"])
+        except ValueError as exc:
+            raise self.error(path + ("origin",), str(exc)) from None
+        records: dict[str, list[str]] = {}
+        for name, value in self.table(f["zone"], zpath).items():
+            items = value if isinstance(value, list) else [value]
+            try:
+                if not items:
+                    raise Bad("must be an address or a non-empty array of addresses")
+                records[name] = [ipv4(item) for item in items]
+                DnsZone({**records}, origin=f["origin"])  # a bad name, or one listed twice
+            except (Bad, ValueError) as exc:
+                raise self.error(zpath + (name,), str(exc)) from None
+        return DnsZone(records, origin=f["origin"], ttl=f["ttl"])
 
     def scenario(self, raw: Any, topo: Topology) -> tuple[Step, ...]:
         # Each table's kind is a row of STEP_KINDS: its keys, then its load().

@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, overload
 
@@ -39,6 +39,9 @@ from .._kern._callout import Callout
 from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
 from ..protocols.ethernet import ETHER_ADDR_LEN
+from ..protocols.dns import DNS_PORT
+from ._dns import DnsServer, DnsZone
+from ._dns import resolve as dns_resolve
 from ._driver import Driver
 from ._ether import ether_input
 from ._if import IFF_CANTCHANGE, IfCap, IfFlags, IfIoctl, Ifnet, PollCmd
@@ -117,6 +120,12 @@ class Host(Kernel):
     #: The Internet layer; it owns the address tables (``inet.local_addrs``,
     #: ``inet.broadcasts``).
     inet: Inet = attrs.field(init=False)
+    #: The DNS server this host asks (an IPv4 address, ``resolv.conf``'s
+    #: ``nameserver``), or ``None``: :meth:`resolve`, and
+    #: ``trio.socket.getaddrinfo`` under :meth:`as_current` for names the
+    #: network's table does not have.
+    resolver: str | None = attrs.field(default=None, init=False)
+    _dns_rng: Any = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -773,6 +782,48 @@ class Host(Kernel):
             handler_nursery=handler_nursery,
             task_status=task_status,
         )
+
+    async def serve_dns(
+        self,
+        zone: DnsZone | Mapping[str, Any],
+        *,
+        port: int = DNS_PORT,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve ``zone`` over DNS (RFC 1035) on UDP and TCP ``port`` of
+        every address of this host, until cancelled; ``nursery.start``
+        returns the :class:`~trionet.DnsServer` (its ``statistics()``).
+        What it answers: :mod:`trionet._net._dns`'s rules.
+
+        Args:
+            zone: a :class:`~trionet.DnsZone`, or a mapping name ->
+                address(es), taken as ``DnsZone(zone)`` (names under the root).
+
+        Cancellation: the server's sockets are closed.
+
+        Raises:
+            OSError: ``EADDRINUSE`` (the port is taken).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        if not isinstance(zone, DnsZone):
+            zone = DnsZone(zone)
+        await DnsServer(self, zone, port).serve(task_status=task_status)
+
+    async def resolve(self, name: str) -> list[str]:
+        """The IPv4 addresses of ``name`` from the DNS server
+        :attr:`resolver` (UDP, retried; TCP if the answer is truncated).
+
+        Cancellation: nothing remains (the query's sockets are closed).
+
+        Raises:
+            socket.gaierror: ``EAI_NONAME`` (NXDOMAIN, or no address),
+                ``EAI_AGAIN`` (no resolver, no answer in time, SERVFAIL or
+                REFUSED), ``EAI_FAIL`` (another error).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        return await dns_resolve(self, name)
 
     def netstat(self) -> list[NetstatRow]:
         """``netstat -an -p tcp``: listeners and connections with their

@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from .._exceptions import NetError
+from ._dns import resolve as dns_resolve
+from ._dns import resolve_ptr
 from ._inaddr import check_port, inet_aton
 from ._tcp_socket import TcpListener, TcpStream, listen_nowait, open_tcp_stream
 from ._udp import UdpSocket
@@ -874,7 +876,12 @@ class TrioSocketFactory(trio.abc.SocketFactory):
 class TrioResolver(trio.abc.HostnameResolver):
     """Answers ``trio.socket.getaddrinfo`` for names (numeric addresses
     never reach a resolver) from a table: ``lookup(name)`` returns an IPv4
-    address or ``None`` (``socket.gaierror(EAI_NONAME)``).
+    address or ``None``; then, if the current host has a
+    :attr:`~trionet.Host.resolver`, from that DNS server (its first
+    address; its errors are the ``socket.gaierror`` of
+    :meth:`Host.resolve <trionet.Host.resolve>`), else
+    ``socket.gaierror(EAI_NONAME)``. ``getnameinfo`` asks the DNS server
+    for a PTR record the same way.
 
     Args:
         lookup: name -> address (the network's hosts and
@@ -904,10 +911,14 @@ class TrioResolver(trio.abc.HostnameResolver):
         proto: int = 0,
         flags: int = 0,
     ) -> list[Any]:
-        """``socket.getaddrinfo`` over the table (a checkpoint).
+        """``socket.getaddrinfo`` over the table, then DNS (a checkpoint).
+
+        Cancellation: a DNS query in flight is abandoned (its socket closed).
 
         Raises:
-            socket.gaierror: ``EAI_NONAME`` for an unknown name; what
+            socket.gaierror: ``EAI_NONAME`` for an unknown name
+                (NXDOMAIN from DNS), ``EAI_AGAIN`` (the DNS server did not
+                answer in time); what
                 ``socket.getaddrinfo`` raises for the numeric answer
                 (``EAI_ADDRFAMILY`` when asked for IPv6 only...).
         """
@@ -921,6 +932,9 @@ class TrioResolver(trio.abc.HostnameResolver):
             raise _no_host("trio.socket.getaddrinfo()")
         name = host.decode("ascii") if isinstance(host, bytes) else host
         address = self._lookup(name.rstrip(".").lower()) if name else None
+        on = current_host.get()
+        if address is None and name and on is not None and on.resolver is not None:
+            address = (await dns_resolve(on, name))[0]
         if address is None:
             raise _stdlib_socket.gaierror(_stdlib_socket.EAI_NONAME, "Name or service not known")
         if family == 0:
@@ -939,6 +953,9 @@ class TrioResolver(trio.abc.HostnameResolver):
         await trio.lowlevel.checkpoint()
         address, port = sockaddr[0], sockaddr[1]
         name = None if flags & _stdlib_socket.NI_NUMERICHOST else self._reverse(address)
+        on = current_host.get()
+        if name is None and not flags & _stdlib_socket.NI_NUMERICHOST and on is not None and on.resolver:
+            name = await resolve_ptr(on, address)
         if name is None:
             if flags & _stdlib_socket.NI_NAMEREQD:
                 raise _stdlib_socket.gaierror(_stdlib_socket.EAI_NONAME, "Name or service not known")

@@ -26,6 +26,7 @@ PACKAGES = {
     "tcpdump": "tcpdump",
     "ethtool": "ethtool",
     "sysctl": "procps",
+    "getent": "libc-bin",
     "qemu-system-x86_64": "qemu-system-x86",
     "chromium": "chromium",
 }
