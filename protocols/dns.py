@@ -105,6 +105,7 @@ from typing import Any, ClassVar, Union
 
 import attrs
 
+from .dns_name import MAX_LABEL_LEN, MAX_NAME_LEN, MAX_POINTERS, Name, NameWriter, Suffixes, read_name, to_name
 from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -141,10 +142,6 @@ __all__ = [
 DNS_PORT = 53
 #: The largest DNS message over UDP without EDNS (RFC 1035 2.3.4, 4.2.1).
 UDP_LIMIT = 512
-MAX_LABEL_LEN = 63
-MAX_NAME_LEN = 255
-#: Compression pointers followed in one name before the parse gives up.
-MAX_POINTERS = 127
 _MAX_MESSAGE = 0xFFFF
 
 _HDR = struct.Struct("!HHHHHH")
@@ -230,252 +227,6 @@ def _uint(bits: int) -> Any:
 
 
 ####
-#### Names
-####
-
-
-def _check_labels(labels: Any) -> tuple[bytes, ...]:
-    out = tuple(bytes(label) for label in labels)
-    wire = 1
-    for label in out:
-        if not 1 <= len(label) <= MAX_LABEL_LEN:
-            raise ValueError(f"a label is 1..63 bytes, got {len(label)}: {label!r}")
-        wire += 1 + len(label)
-    if wire > MAX_NAME_LEN:
-        raise ValueError(f"a name is at most 255 bytes on the wire, got {wire}")
-    return out
-
-
-def _label_text(label: bytes) -> str:
-    out = []
-    for b in label:
-        if b in b".\\":
-            out.append("\\" + chr(b))
-        elif 0x21 <= b <= 0x7E:
-            out.append(chr(b))
-        else:
-            out.append(f"\\{b:03d}")
-    return "".join(out)
-
-
-@attrs.frozen
-class Name:
-    """A domain name: its labels, most specific first, without the root's
-    empty label. Always absolute (the wire has no relative names).
-
-    Equality and hashing are exact (byte for byte, case included); compare
-    names for lookups with :meth:`matches` or key tables with :meth:`lower`.
-
-    ``str(name)`` is the text form, without a final dot (the root is
-    ``"."``), with ``.`` and ``\\`` in labels escaped as ``\\.`` and ``\\\\``,
-    and bytes outside printable ASCII as ``\\DDD``; :meth:`from_text` reads
-    it back.
-
-    Attributes:
-        labels: the labels, each 1..63 bytes; the name is at most 255 bytes
-            on the wire.
-
-    Raises:
-        ValueError: a label is empty or longer than 63 bytes, or the name
-            longer than 255 bytes.
-    """
-
-    labels: tuple[bytes, ...] = attrs.field(default=(), converter=_check_labels)
-
-    @classmethod
-    def from_text(cls, text: str) -> Name:
-        """The name written ``text`` (``"www.example.com"``, with or without the
-        final dot; ``""`` or ``"."`` for the root). Escapes: ``\\.``, ``\\\\``
-        (any ``\\X`` is X) and ``\\DDD`` (a decimal byte). Only ASCII: encode
-        internationalised names with IDNA first.
-
-        Raises:
-            ValueError: an empty label (``"a..b"``), a bad escape, a
-                non-ASCII character, or a label or name too long.
-        """
-        if text in ("", "."):
-            return cls(())
-        labels: list[bytes] = []
-        label = bytearray()
-        i, n = 0, len(text)
-        while i < n:
-            c = text[i]
-            if c == "\\":
-                digits = text[i + 1 : i + 4]
-                if len(digits) == 3 and digits.isdigit() and digits.isascii():
-                    if int(digits) > 255:
-                        raise ValueError(f"bad escape \\{digits} in {text!r}")
-                    label.append(int(digits))
-                    i += 4
-                    continue
-                if i + 1 >= n:
-                    raise ValueError(f"a name cannot end in a backslash: {text!r}")
-                c = text[i + 1]
-                i += 1
-            elif c == ".":
-                if not label:
-                    raise ValueError(f"empty label in {text!r}")
-                labels.append(bytes(label))
-                label.clear()
-                i += 1
-                continue
-            if not c.isascii():
-                raise ValueError(f"names are ASCII (use IDNA for {text!r})")
-            label.append(ord(c))
-            i += 1
-        if label:
-            labels.append(bytes(label))
-        return cls(tuple(labels))
-
-    def __str__(self) -> str:
-        return ".".join(map(_label_text, self.labels)) if self.labels else "."
-
-    @property
-    def wire_length(self) -> int:
-        """The uncompressed wire length, the final 0 included (1..255)."""
-        return 1 + sum(1 + len(label) for label in self.labels)
-
-    def lower(self) -> Name:
-        """This name with ASCII letters lowered (RFC 4343): a key for tables."""
-        return Name(tuple(label.lower() for label in self.labels))
-
-    def matches(self, other: Name | str) -> bool:
-        """Whether ``other`` is the same name, ignoring ASCII case (RFC 4343)."""
-        other = _to_name(other)
-        return len(self.labels) == len(other.labels) and all(
-            a.lower() == b.lower() for a, b in zip(self.labels, other.labels)
-        )
-
-    def is_subdomain_of(self, other: Name | str) -> bool:
-        """Whether this name is ``other`` or below it, ignoring ASCII case
-        (``www.example.com`` is a subdomain of ``example.com`` and of the root)."""
-        other = _to_name(other)
-        k = len(other.labels)
-        if k > len(self.labels):
-            return False
-        return all(a.lower() == b.lower() for a, b in zip(self.labels[len(self.labels) - k :], other.labels))
-
-
-def _to_name(value: Name | str) -> Name:
-    if isinstance(value, Name):
-        return value
-    if isinstance(value, str):
-        return Name.from_text(value)
-    raise TypeError(f"a name is a Name or a str, got {value!r}")
-
-
-####
-#### Wire helpers
-####
-
-
-#: The names already read in a message, by offset: the labels of the name
-#: that starts there, its wire length and the pointers it follows.
-_Suffixes = dict[int, tuple[tuple[bytes, ...], int, int]]
-
-
-def _read_name(data: bytes, pos: int, memo: _Suffixes) -> tuple[Name, int]:
-    """The name at ``pos`` and the offset just after it (after its first
-    pointer, if it has one). Module docstring, rule 2.
-
-    ``memo`` holds the suffixes read so far in this message, so a pointer to
-    one costs one look-up instead of a walk: without it, a 64 KiB message of
-    names each pointing at the end of a chain of :data:`MAX_POINTERS`
-    pointers takes ~100 times as long. A suffix is looked up only where a
-    pointer lands, and every suffix stored was read under a rule at least as
-    strict as the one that applies there (its own run started at or before
-    it), so the memo changes the work and never the result.
-    """
-    n = len(data)
-    labels: list[bytes] = []
-    wire = 1
-    hops = 0
-    run_start = pos  # a pointer must point strictly before this
-    after = -1
-    starts: list[tuple[int, int, int, int]] = []  # (offset, labels, wire, hops) before each step
-    while True:
-        # Only where a pointer landed (after >= 0): a memo hit ends the walk
-        # without reading the bytes, so at the name's own start it would
-        # leave the offset after the name unknown (a later name can start
-        # on bytes an earlier pointer walked through).
-        if after >= 0 and pos == run_start and pos in memo:
-            suffix, suffix_wire, suffix_hops = memo[pos]
-            wire += suffix_wire - 1
-            if wire > MAX_NAME_LEN:
-                raise RemoteProtocolError("name_too_long", f"more than 255 bytes at offset {pos}")
-            hops += suffix_hops
-            if hops > MAX_POINTERS:
-                raise RemoteProtocolError("too_many_pointers", f"more than {MAX_POINTERS} in one name")
-            labels += suffix
-            break
-        if pos >= n:
-            raise RemoteProtocolError("truncated_name", f"at offset {pos}")
-        b = data[pos]
-        if b == 0:
-            pos += 1
-            break
-        if pos < 0x4000:
-            starts.append((pos, len(labels), wire, hops))
-        kind = b & 0xC0
-        if kind == 0:
-            end = pos + 1 + b
-            if end > n:
-                raise RemoteProtocolError("truncated_name", f"label of {b} bytes at offset {pos}")
-            wire += 1 + b
-            if wire > MAX_NAME_LEN:
-                raise RemoteProtocolError("name_too_long", f"more than 255 bytes at offset {pos}")
-            labels.append(data[pos + 1 : end])
-            pos = end
-        elif kind == 0xC0:
-            if pos + 1 >= n:
-                raise RemoteProtocolError("truncated_name", f"half a pointer at offset {pos}")
-            target = ((b & 0x3F) << 8) | data[pos + 1]
-            if target >= run_start:
-                raise RemoteProtocolError(
-                    "bad_pointer",
-                    f"pointer at offset {pos} to {target}, not before {run_start} (forward, self or loop)",
-                )
-            hops += 1
-            if hops > MAX_POINTERS:
-                raise RemoteProtocolError("too_many_pointers", f"more than {MAX_POINTERS} in one name")
-            if after < 0:
-                after = pos + 2
-            pos = run_start = target
-        else:
-            raise RemoteProtocolError("bad_label_type", f"label type {b >> 6:#04b} at offset {pos}")
-    whole = tuple(labels)
-    for offset, index, wire_before, hops_before in starts:
-        memo[offset] = (whole[index:], wire - wire_before + 1, hops - hops_before)
-    return Name(whole), (after if after >= 0 else pos)
-
-
-class _Writer:
-    """A growing message and, when compressing, the offsets of the name
-    suffixes written so far (module docstring, rule 3)."""
-
-    __slots__ = ("buf", "table")
-
-    def __init__(self, compress: bool) -> None:
-        self.buf = bytearray()
-        self.table: dict[tuple[bytes, ...], int] | None = {} if compress else None
-
-    def name(self, name: Name) -> None:
-        labels, buf, table = name.labels, self.buf, self.table
-        for i in range(len(labels)):
-            if table is not None:
-                suffix = labels[i:]
-                offset = table.get(suffix)
-                if offset is not None:
-                    buf += _U16.pack(0xC000 | offset)
-                    return
-                if len(buf) < 0x4000:
-                    table[suffix] = len(buf)
-            buf.append(len(labels[i]))
-            buf += labels[i]
-        buf.append(0)
-
-
-####
 #### Record data
 ####
 
@@ -510,12 +261,12 @@ class ARdata:
     address: bytes = attrs.field(converter=_to_ipv4, repr=_fmt_ip)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> ARdata:
+    def _parse(cls, data: bytes, pos: int, end: int, memo: Suffixes) -> ARdata:
         if end - pos != 4:
             raise RemoteProtocolError("bad_rdata", f"A rdata of {end - pos} bytes, need 4")
         return cls(data[pos:end])
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.buf += self.address
 
 
@@ -525,15 +276,15 @@ class _NameRdata:
     are unrelated types, so ``NsRdata(n) != PtrRdata(n)``)."""
 
     rtype: ClassVar[int]
-    name: Name = attrs.field(converter=_to_name)
+    name: Name = attrs.field(converter=to_name)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> Any:
-        name, pos = _read_name(data, pos, memo)
+    def _parse(cls, data: bytes, pos: int, end: int, memo: Suffixes) -> Any:
+        name, pos = read_name(data, pos, memo)
         _exact(pos, end, cls.rtype)
         return cls(name)
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.name(self.name)
 
 
@@ -569,18 +320,18 @@ class MxRdata:
 
     rtype: ClassVar[int] = RRType.MX
     preference: int = attrs.field(validator=_uint(16))
-    exchange: Name = attrs.field(converter=_to_name)
+    exchange: Name = attrs.field(converter=to_name)
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> MxRdata:
+    def _parse(cls, data: bytes, pos: int, end: int, memo: Suffixes) -> MxRdata:
         if end - pos < 3:
             raise RemoteProtocolError("bad_rdata", f"MX rdata of {end - pos} bytes")
         (preference,) = _U16.unpack_from(data, pos)
-        name, pos = _read_name(data, pos + 2, memo)
+        name, pos = read_name(data, pos + 2, memo)
         _exact(pos, end, cls.rtype)
         return cls(preference, name)
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.buf += _U16.pack(self.preference)
         w.name(self.exchange)
 
@@ -597,8 +348,8 @@ class SoaRdata:
     """
 
     rtype: ClassVar[int] = RRType.SOA
-    mname: Name = attrs.field(converter=_to_name)
-    rname: Name = attrs.field(converter=_to_name)
+    mname: Name = attrs.field(converter=to_name)
+    rname: Name = attrs.field(converter=to_name)
     serial: int = attrs.field(default=0, validator=_uint(32))
     refresh: int = attrs.field(default=0, validator=_uint(32))
     retry: int = attrs.field(default=0, validator=_uint(32))
@@ -606,9 +357,9 @@ class SoaRdata:
     minimum: int = attrs.field(default=0, validator=_uint(32))
 
     @classmethod
-    def _parse(cls, data: bytes, pos: int, end: int, memo: _Suffixes) -> SoaRdata:
-        mname, pos = _read_name(data, pos, memo)
-        rname, pos = _read_name(data, pos, memo)
+    def _parse(cls, data: bytes, pos: int, end: int, memo: Suffixes) -> SoaRdata:
+        mname, pos = read_name(data, pos, memo)
+        rname, pos = read_name(data, pos, memo)
         if pos + 20 != end:
             raise RemoteProtocolError("bad_rdata", "SOA rdata does not fill its length")
         serial, refresh, retry, expire, minimum = _SOATAIL.unpack_from(data, pos)
@@ -622,7 +373,7 @@ class SoaRdata:
             minimum=minimum,
         )
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.name(self.mname)
         w.name(self.rname)
         w.buf += _SOATAIL.pack(self.serial, self.refresh, self.retry, self.expire, self.minimum)
@@ -650,7 +401,7 @@ class OpaqueRdata:
     rtype: int = attrs.field(converter=_named(RRType, 16))
     data: bytes = attrs.field(converter=bytes, repr=_fmt_hex)
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.buf += self.data
 
 
@@ -672,7 +423,7 @@ class Question:
         qclass: a :class:`RRClass` or any 16-bit value; IN by default.
     """
 
-    name: Name = attrs.field(converter=_to_name)
+    name: Name = attrs.field(converter=to_name)
     qtype: int = attrs.field(converter=_named(RRType, 16))
     qclass: int = attrs.field(default=RRClass.IN, converter=_named(RRClass, 16))
 
@@ -697,7 +448,7 @@ class ResourceRecord:
             outside class IN.
     """
 
-    name: Name = attrs.field(converter=_to_name)
+    name: Name = attrs.field(converter=to_name)
     rdata: Rdata
     ttl: int = attrs.field(default=0, validator=_uint(32))
     rclass: int = attrs.field(default=RRClass.IN, converter=_named(RRClass, 16))
@@ -718,7 +469,7 @@ class ResourceRecord:
         """The record's type, from its data."""
         return self.rdata.rtype
 
-    def _emit(self, w: _Writer) -> None:
+    def _emit(self, w: NameWriter) -> None:
         w.name(self.name)
         buf = w.buf
         at = len(buf)
@@ -730,8 +481,8 @@ class ResourceRecord:
         _U16.pack_into(buf, at + 8, length)
 
 
-def _read_record(data: bytes, pos: int, memo: _Suffixes) -> tuple[ResourceRecord, int]:
-    name, pos = _read_name(data, pos, memo)
+def _read_record(data: bytes, pos: int, memo: Suffixes) -> tuple[ResourceRecord, int]:
+    name, pos = read_name(data, pos, memo)
     if pos + 10 > len(data):
         raise RemoteProtocolError("truncated_record", f"at offset {pos}")
     rtype, rclass, ttl, length = _RRTAIL.unpack_from(data, pos)
@@ -813,10 +564,10 @@ class Message:
         ident, flags, qdcount, ancount, nscount, arcount = _HDR.unpack_from(data)
         tc = bool(flags & 0x0200)
         pos = 12
-        memo: _Suffixes = {}
+        memo: Suffixes = {}
         questions = []
         for _ in range(qdcount):
-            name, pos = _read_name(data, pos, memo)
+            name, pos = read_name(data, pos, memo)
             if pos + 4 > n:
                 raise RemoteProtocolError("truncated_question", f"at offset {pos}")
             qtype, qclass = _QTAIL.unpack_from(data, pos)
@@ -869,7 +620,7 @@ class Message:
         counts = (len(self.questions), len(self.answers), len(self.authorities), len(self.additionals))
         if max(counts) > 0xFFFF:
             raise ValueError(f"a section holds at most 65535 entries, got {counts}")
-        w = _Writer(compress)
+        w = NameWriter(compress)
         buf = w.buf
         buf += _HDR.pack(self.id, self._flags(self.tc), *counts)
         for q in self.questions:
@@ -993,7 +744,7 @@ def reverse_name_to_address(name: Name | str) -> bytes | None:
     zeros) under ``in-addr.arpa`` (a shorter name is a reverse zone, not an
     address).
     """
-    labels = _to_name(name).labels
+    labels = to_name(name).labels
     if len(labels) != 6 or tuple(label.lower() for label in labels[4:]) != _IN_ADDR_ARPA:
         return None
     octets = []
