@@ -320,12 +320,16 @@ class ArpCache:
 
     def lookup(self, ip: bytes) -> bytes | None:
         """The MAC to send to ``ip`` now, if the cache knows it: a static
-        entry's or a reachable entry's; ``None``: call :meth:`resolve`.
+        entry's or a reachable entry's (an address is never both:
+        :meth:`add_static` replaces a dynamic entry, input never makes one
+        for a static address); ``None``: call :meth:`resolve`.
 
-        The per-packet fast path: no allocation and no clock. A reachable
-        entry is not checked against ``now``: the glue runs :meth:`expire` at
-        :meth:`next_deadline`, so an entry outlives its expiry by a scheduling
-        delay at most (BSD's ``arpresolve`` compares whole seconds).
+        The per-packet fast path: no allocation, no clock, no side effects.
+        A reachable entry is not checked against ``now``: the glue runs
+        :meth:`expire` at :meth:`next_deadline`, so an entry outlives its
+        expiry by a scheduling delay at most (BSD's ``arpresolve`` compares
+        whole seconds); one past its age that :meth:`expire` has not removed
+        yet is still returned.
         """
         entry = self._reachable.get(ip)
         if entry is not None:
@@ -527,18 +531,6 @@ class ArpCache:
             return False
         self._stats["pending_dropped"] += len(waiting.pending)
         return True
-
-    def lookup(self, ip: bytes) -> bytes | None:
-        """The MAC known for ``ip`` (static or reachable), without side effects.
-
-        An entry past its age that :meth:`expire` has not removed yet is still
-        returned.
-        """
-        mac = self._static.get(ip)
-        if mac is not None:
-            return mac
-        entry = self._reachable.get(ip)
-        return None if entry is None else entry.mac
 
     def entries(self) -> list[ArpEntryRow]:
         """The table, sorted by address (``arp -an``)."""

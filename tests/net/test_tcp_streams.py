@@ -3,7 +3,6 @@ errors a Trio user expects."""
 
 from __future__ import annotations
 
-import errno
 
 import pytest
 import trio

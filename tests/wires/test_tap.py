@@ -27,7 +27,7 @@ import trionet
 from trionet import Host, Ifnet
 from trionet._net._arp import Arp
 from trionet.drivers.vnic import Vnic
-from trionet.lowlevel import ETHER_BROADCAST, ETHERTYPE_ARP, Mbuf, ifq_dispatch
+from trionet.lowlevel import ETHER_BROADCAST, Mbuf, ifq_dispatch
 from trionet.testing import linux_peer_unavailable
 from trionet.wires import TapWire, TapWireStatistics
 

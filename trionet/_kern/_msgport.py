@@ -45,7 +45,6 @@ DragonFly: ``sys/kern/lwkt_msgport.c``, ``netmsg_service_loop`` in
 from __future__ import annotations
 
 import inspect
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
