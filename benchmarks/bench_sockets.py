@@ -46,7 +46,6 @@ import os
 import platform
 import random
 import statistics
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
@@ -55,52 +54,14 @@ import trio.testing
 
 import trionet
 from _counting import Counts, Meter, count_each, exact_scheduling
+from _transfer import CHUNK, bulk
 
-CHUNK = 65536
 A, B = "10.0.0.1", "10.0.0.2"
 MTU = 65535
 CONTENDERS = ("direct", "socket")
 LABELS = {"direct": "trionet streams (host.open_tcp_stream)", "socket": "trio.open_tcp_stream over trionet"}
-#: No transfer may run longer than this (seconds).
-DEADLINE = 300
 
 Pair = tuple[trio.abc.HalfCloseableStream, trio.abc.HalfCloseableStream]
-
-
-async def bulk(pair: Pair, total: int, check: bytes | None = None, meter: Meter | None = None) -> float:
-    """Seconds to move ``total`` bytes (or ``check``, verified) through ``pair``."""
-    client, server = pair
-    meter = meter if meter is not None else Meter()
-    chunk = bytes(CHUNK)
-    got = 0
-    received = bytearray()
-
-    async def receiver() -> None:
-        nonlocal got
-        while data := await server.receive_some(CHUNK):
-            got += len(data)
-            if check is not None:
-                received.extend(data)
-        meter.stop()
-
-    with trio.fail_after(DEADLINE):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receiver)
-            meter.start()
-            t0 = time.perf_counter()
-            if check is not None:
-                await client.send_all(check)
-            else:
-                sent = 0
-                while sent < total:
-                    await client.send_all(chunk)
-                    sent += CHUNK
-            await client.send_eof()
-        elapsed = time.perf_counter() - t0
-    want = len(check) if check is not None else -(-total // CHUNK) * CHUNK
-    if got != want or (check is not None and bytes(received) != check):
-        raise SystemExit(f"transfer check failed: {got} of {want} bytes")
-    return elapsed
 
 
 async def open_pair(net: trionet.Network, name: str, port: int) -> tuple[Pair, Callable[[], Awaitable[None]]]:
@@ -139,9 +100,9 @@ async def network() -> AsyncIterator[trionet.Network]:
 
 async def one_transfer(net: trionet.Network, name: str, port: int, total: int,
                        check: bytes | None = None, meter: Meter | None = None) -> float:
-    pair, close = await open_pair(net, name, port)
+    (client, server), close = await open_pair(net, name, port)
     try:
-        return await bulk(pair, total, check=check, meter=meter)
+        return await bulk(client, server, total, check, meter)
     finally:
         with trio.move_on_after(5):
             await close()

@@ -100,8 +100,8 @@ import trio.testing
 
 import trionet
 from _counting import Counts, Meter, count_each, exact_scheduling
+from _transfer import CHUNK, DEADLINE, bulk
 
-CHUNK = 65536
 LOOPBACK = "127.0.0.1"
 A, B = "10.0.0.1", "10.0.0.2"
 MTUS = (1500, 9000, 65535)
@@ -114,61 +114,11 @@ CONTENDERS = ("kernel", *(f"mtu{m}" for m in MTUS), "polling", "udp")
 REAL_TIME = ("kernel", "udp")
 #: Connections trionet may leave in TIME_WAIT (of 16384 ephemeral ports).
 PORT_BUDGET = 12000
-#: No transfer or connection loop may run longer than this (seconds).
-DEADLINE = 300
 
 
 ####################################################################
 # The two measurements, on any pair of streams
 ####################################################################
-
-
-async def bulk(client: trio.abc.HalfCloseableStream, server: trio.abc.HalfCloseableStream,
-               total: int, check: bytes | None = None, meter: Meter | None = None) -> float:
-    """Seconds to move ``total`` bytes from ``client`` to ``server``.
-
-    With ``check``, sends those bytes instead (any length) and verifies them.
-    ``meter`` is started before the first ``send_all`` and stopped at the
-    receiver's end of file.
-    """
-    meter = meter if meter is not None else Meter()
-    chunk = bytes(CHUNK)
-    got = 0
-    received = bytearray()
-
-    async def receiver() -> None:
-        nonlocal got
-        while True:
-            data = await server.receive_some(CHUNK)
-            if not data:
-                return
-            got += len(data)
-            if check is not None:
-                received.extend(data)
-
-    with trio.fail_after(DEADLINE):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receiver)
-            await trio.testing.wait_all_tasks_blocked()  # the receiver is waiting
-            meter.start()
-            t0 = time.perf_counter()
-            if check is not None:
-                for i in range(0, len(check), CHUNK):
-                    await client.send_all(check[i : i + CHUNK])
-            else:
-                for _ in range(total // CHUNK):
-                    await client.send_all(chunk)
-                if total % CHUNK:
-                    await client.send_all(chunk[: total % CHUNK])
-            await client.send_eof()
-    elapsed = time.perf_counter() - t0
-    meter.stop()
-    want = len(check) if check is not None else total
-    if got != want:
-        raise SystemExit(f"received {got} bytes, sent {want}")
-    if check is not None and received != check:
-        raise SystemExit("the bytes received differ from the bytes sent")
-    return elapsed
 
 
 async def churn(connect: Callable[[], Awaitable[Any]], listener: trio.abc.Listener[Any], n: int) -> float:
