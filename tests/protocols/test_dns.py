@@ -618,22 +618,31 @@ records = st.one_of(
 )
 questions = st.builds(Question, names, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
 sections = st.lists(records, max_size=4)
-messages = st.builds(
-    Message,
-    id=st.integers(0, 0xFFFF),
-    qr=st.booleans(),
-    opcode=st.integers(0, 15),
-    aa=st.booleans(),
-    tc=st.booleans(),
-    rd=st.booleans(),
-    ra=st.booleans(),
-    z=st.integers(0, 7),
-    rcode=st.integers(0, 15),
-    questions=st.lists(questions, max_size=3),
-    answers=sections,
-    authorities=sections,
-    additionals=sections,
-)
+
+
+def message_strategy(
+    questions: st.SearchStrategy[list[Question]], sections: st.SearchStrategy[list[ResourceRecord]]
+) -> st.SearchStrategy[Message]:
+    """Messages with every header field drawn, from these questions and sections."""
+    return st.builds(
+        Message,
+        id=st.integers(0, 0xFFFF),
+        qr=st.booleans(),
+        opcode=st.integers(0, 15),
+        aa=st.booleans(),
+        tc=st.booleans(),
+        rd=st.booleans(),
+        ra=st.booleans(),
+        z=st.integers(0, 7),
+        rcode=st.integers(0, 15),
+        questions=questions,
+        answers=sections,
+        authorities=sections,
+        additionals=sections,
+    )
+
+
+messages = message_strategy(st.lists(questions, max_size=3), sections)
 
 
 @settings(max_examples=300)
@@ -688,21 +697,8 @@ scapy_rdatas = st.one_of(
 )
 scapy_records = st.builds(ResourceRecord, text_names, scapy_rdatas, u32)
 scapy_sections = st.lists(scapy_records, max_size=3)
-scapy_messages = st.builds(
-    Message,
-    id=st.integers(0, 0xFFFF),
-    qr=st.booleans(),
-    opcode=st.integers(0, 15),
-    aa=st.booleans(),
-    tc=st.booleans(),
-    rd=st.booleans(),
-    ra=st.booleans(),
-    z=st.integers(0, 7),
-    rcode=st.integers(0, 15),
-    questions=st.lists(st.builds(Question, text_names, st.integers(0, 0xFFFF), st.just(1)), max_size=2),
-    answers=scapy_sections,
-    authorities=scapy_sections,
-    additionals=scapy_sections,
+scapy_messages = message_strategy(
+    st.lists(st.builds(Question, text_names, st.integers(0, 0xFFFF), st.just(1)), max_size=2), scapy_sections
 )
 
 
