@@ -50,10 +50,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 import trio
-import trio.testing
 
 import trionet
-from _counting import Counts, Meter, count_each, exact_scheduling
+from _counting import Counts, Meter, count_each, loadavg, run_virtual
 from _transfer import CHUNK, bulk
 
 A, B = "10.0.0.1", "10.0.0.2"
@@ -139,13 +138,7 @@ def count_contender(name: str, total: int) -> Counts:
             await one_transfer(net, name, 9002, total, meter=calls)
         return Counts.of(wakeups, calls, total / CHUNK, True)
 
-    gc.collect()
-    gc.disable()
-    try:
-        with exact_scheduling(0):
-            return trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
-    finally:
-        gc.enable()
+    return run_virtual(run, counted=True)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -158,7 +151,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"python:  {platform.python_implementation()} {platform.python_version()}")
     print(f"trio:    {trio.__version__}   trionet: {trionet.__version__}   invariants: on")
     print(f"platform: {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"load average {loadavg()}")
     print()
     print(f"bulk TCP between two trionet hosts (MemoryWire, MTU {MTU}), {args.megabytes} MB per contender per "
           f"round in send_all() of {CHUNK} bytes; {args.rounds} rounds; byte counts checked, 1 MiB content checked")
