@@ -55,8 +55,8 @@ import trio
 from ._net._host import Host, open_host
 from ._net._if import IfIoctl, Ifnet
 from ._net._trio_socket import TrioResolver, TrioSocketFactory
+from ._nursery import service_nursery
 from .wires import MemoryWire
-from .wires._endpoint import service_nursery
 
 __all__ = ["Link", "Network", "open_network"]
 

@@ -49,7 +49,6 @@ from typing import Any
 
 import attrs
 
-from .._nursery import service_nursery  # for the wires (WireLifecycle)
 from ..protocols.ethernet import ETHER_HDR_LEN
 from ..protocols.offload import PendingFrame
 

@@ -102,8 +102,9 @@ import attrs
 import structlog
 import trio
 
+from .._nursery import service_nursery
 from ..protocols.offload import complete, wire_frames
-from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, EndpointWrapper, WireEndpoint, WireLifecycle, service_nursery
+from ._endpoint import ETHER_HDR_LEN, EndpointStatistics, EndpointWrapper, WireEndpoint, WireLifecycle
 
 __all__ = ["FaultInjector", "FaultStatistics"]
 

@@ -59,15 +59,9 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
+from .._nursery import service_nursery
 from ..protocols.offload import PendingFrame, segment
-from ._endpoint import (
-    ETHER_HDR_LEN,
-    MAX_INSTANT_HOPS,
-    CountingEndpoint,
-    WireLifecycle,
-    hops,
-    service_nursery,
-)
+from ._endpoint import ETHER_HDR_LEN, MAX_INSTANT_HOPS, CountingEndpoint, WireLifecycle, hops
 
 __all__ = ["MemoryWire", "MemoryWireEndpoint", "MemoryWireStatistics"]
 

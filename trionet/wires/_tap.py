@@ -76,8 +76,9 @@ import structlog
 import trio
 
 from .._exceptions import NetError
+from .._nursery import service_nursery
 from ..protocols.offload import complete, wire_frames
-from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle, service_nursery
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle
 
 try:  # Not on Windows; the module must still import there (trionet.wires does).
     import fcntl

@@ -106,8 +106,9 @@ import attrs
 import structlog
 import trio
 
+from .._nursery import service_nursery
 from ..protocols.offload import complete, wire_frames
-from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle, service_nursery
+from ._endpoint import ETHER_HDR_LEN, CountingEndpoint, EndpointStatistics, WireLifecycle
 
 __all__ = ["UdpWire", "UdpWireStatistics", "open_udp_wire_pair"]
 
