@@ -85,9 +85,9 @@ def exact_scheduling(seed: int) -> Iterator[None]:
         run._ALLOW_DETERMINISTIC_SCHEDULING = before
 
 
-def run_virtual(fn: Callable[..., Any], *args: Any, counted: bool = False) -> Any:
+def run_virtual(fn: Callable[..., Any], *args: Any, counted: bool = False, seed: int = 0) -> Any:
     """``trio.run(fn, *args)`` in virtual time (``MockClock(autojump_threshold=0)``)
-    after a collection, with Trio's scheduler seeded.
+    after a collection, with Trio's scheduler seeded with ``seed``.
 
     A counted run (``counted``) goes in Trio's exact order
     (:func:`exact_scheduling`) and without the collector: when a collection
@@ -95,8 +95,8 @@ def run_virtual(fn: Callable[..., Any], *args: Any, counted: bool = False) -> An
     wake a task.
     """
     gc.collect()
-    seed_trio_scheduler(0)
-    order = exact_scheduling(0) if counted else contextlib.nullcontext()
+    seed_trio_scheduler(seed)
+    order = exact_scheduling(seed) if counted else contextlib.nullcontext()
     if counted:
         gc.disable()
     try:

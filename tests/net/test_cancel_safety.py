@@ -59,6 +59,25 @@ async def _read_to_eof(stream: trionet.TcpStream) -> bytes:
 ####################################################################
 
 
+async def _stuffed(net: trionet.Network, pre: bytes) -> tuple[trionet.TcpStream, trionet.TcpStream]:
+    """A connected pair whose client has sent ``pre``, nobody reading yet."""
+    client, server = await _connected(*await _pair(net))
+    await client.send_all(pre)
+    await trio.sleep(1)
+    return client, server
+
+
+async def _read_later(stream: trionet.TcpStream, into: bytearray) -> None:
+    """From 2 s on, read ``stream`` to its end into ``into``; a reset ends
+    it with ``b"<reset>"``."""
+    await trio.sleep(2)
+    try:
+        while chunk := await stream.receive_some():
+            into.extend(chunk)
+    except trio.BrokenResourceError:
+        into.extend(b"<reset>")
+
+
 async def test_a_cancelled_receive_some_leaves_the_buffered_bytes(autojump_clock: trio.testing.MockClock) -> None:
     """The issue's new user: 5 bytes buffered, a receive_some cancelled at
     once, then a read to EOF returns every byte."""
@@ -111,21 +130,10 @@ async def test_send_all_cancelled_at_each_checkpoint(autojump_clock: trio.testin
     kinds = set()
     for k, done in each_checkpoint():
         async with trionet.open_network(seed=1) as net:
-            client, server = await _connected(*await _pair(net))
-            await client.send_all(pre)  # nobody reads yet
-            await trio.sleep(1)
+            client, server = await _stuffed(net, pre)
             received = bytearray()
             async with trio.open_nursery() as nursery:
-
-                async def read() -> None:
-                    await trio.sleep(2)
-                    try:
-                        while chunk := await server.receive_some():
-                            received.extend(chunk)
-                    except trio.BrokenResourceError:
-                        received.extend(b"<reset>")
-
-                nursery.start_soon(read)
+                nursery.start_soon(_read_later, server, received)
                 outcome = await cancel_after(k, partial(client.send_all, data))
                 broken = outcome.cancelled and client._send_broken
                 if broken:
@@ -144,6 +152,33 @@ async def test_send_all_cancelled_at_each_checkpoint(autojump_clock: trio.testin
                 assert bytes(received) == pre + (b"" if outcome.cancelled else data) + tail, k
         done(outcome)
     assert kinds == {"cancelled", "broken", "sent"}
+
+
+@pytest.mark.parametrize("room", [3 * SPACE, 1000, 0], ids=["space", "some", "full"])
+async def test_send_some_cancelled_at_each_checkpoint(autojump_clock: trio.testing.MockClock, room: int) -> None:
+    """send_some (the socket layer's send) either took its bytes and says
+    how many, or was cancelled and took none: never a part. ``room``: what
+    the send buffer has free when it starts (1000: some, but less than the
+    half buffer it waits for)."""
+    rng = random.Random(2)
+    pre = rng.randbytes(max(0, 2 * SPACE - room))
+    data = rng.randbytes(SPACE // 2)
+    tail = rng.randbytes(1000)
+    kinds = set()
+    for k, done in each_checkpoint():
+        async with trionet.open_network(seed=1) as net:
+            client, server = await _stuffed(net, pre)
+            received = bytearray()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_read_later, server, received)
+                outcome = await cancel_after(k, partial(client.send_some, data))
+                sent = b"" if outcome.cancelled else data[: outcome.result]
+                await client.send_all(tail)
+                await client.send_eof()
+            kinds.add("cancelled" if outcome.cancelled else "sent")
+            assert bytes(received) == pre + sent + tail, k
+        done(outcome)
+    assert kinds == {"cancelled", "sent"}
 
 
 async def test_accept_cancelled_at_each_checkpoint_takes_no_connection(

@@ -89,3 +89,50 @@ async def test_calls_that_do_not_wait(autojump_clock: trio.testing.MockClock) ->
         with pytest.raises(trio.ClosedResourceError):
             client.receive_some_nowait()
         await server.aclose()
+
+
+async def test_send_some_puts_in_whole_pieces(autojump_clock: trio.testing.MockClock) -> None:
+    # send_some (the socket layer's send) takes what fits, but first waits
+    # until min(len(data), half the send buffer) fits: a small write goes in
+    # whole, a large one in pieces of at least half the buffer.
+    space = 16384
+    async with trionet.open_network(seed=3) as net:
+        a, b = await _pair(net, **{"net.inet.tcp.sendspace": space, "net.inet.tcp.recvspace": space})
+        client, server = await _connected(a, b)
+        assert await client.send_some(b"") == 0
+        assert await client.send_some(b"x" * 100000) == space  # all the room there is
+        await client.send_all(b"x" * space)  # the peer's window takes the first
+        await trio.sleep(1)
+        got = 0
+
+        async def read(n: int) -> None:
+            nonlocal got
+            while got < n:
+                got += len(await server.receive_some(min(1000, n - got)))
+            await trio.sleep(1)  # the window update, the segments, their ACKs
+
+        def send_q() -> int:
+            (row,) = [row for row in a.netstat() if row.state == "ESTABLISHED"]
+            return row.send_q
+
+        assert send_q() == space
+        await read(4000)  # a window update: some room, not 6000 bytes of it
+        assert 0 < space - send_q() < 6000
+        with trio.move_on_after(5) as scope:
+            await client.send_some(b"y" * 6000)
+        assert scope.cancelled_caught
+        assert 0 < space - send_q() < 6000  # the cancelled call took nothing
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read, 12000)
+            assert await client.send_some(b"y" * 6000) == 6000  # whole, once 6000 fit
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read, 3 * space)
+            n = await client.send_some(b"z" * 100000)
+        assert space // 2 <= n <= space  # at least half the buffer, never a sliver
+        client.send_eof_nowait()
+        with pytest.raises(trio.ClosedResourceError):
+            await client.send_some(b"after eof")
+        while await server.receive_some():
+            pass
+        await client.aclose()
+        await server.aclose()

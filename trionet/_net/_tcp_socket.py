@@ -258,6 +258,53 @@ class TcpStream(trio.abc.HalfCloseableStream):
             if not parked:  # a park is a checkpoint already
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def send_some(self, data: bytes | bytearray | memoryview) -> int:
+        """Put as much of ``data`` as fits into the send buffer and return
+        how many bytes went in (an empty ``data`` returns 0); the socket
+        layer's ``send`` (:class:`~trionet.TrioSocket`) is built on it.
+
+        It first waits until ``min(len(data), send_buffer // 2)`` bytes fit,
+        so data up to half the send buffer goes in whole and a larger one in
+        pieces of at least half the buffer, never a sliver: a caller that
+        loops until all is sent (Trio's ``SocketStream.send_all``) wakes
+        once per piece rather than once per freed segment (Linux likewise
+        wakes a writer only once a third of the buffer is free).
+
+        Cancellation: if cancelled, nothing was sent (the bytes go in in one
+        step, after the last wait).
+
+        Raises:
+            trio.BrokenResourceError: the connection was reset or timed out,
+                or an earlier send_all was cancelled part-way.
+            trio.ClosedResourceError: after :meth:`aclose` (also while
+                waiting) or :meth:`send_eof`.
+            trio.BusyResourceError: another task is sending.
+        """
+        with self._send_conflict:
+            self._check_sendable()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            pcb = self._pcb
+            limit = pcb.peek().config.send_buffer
+            buf = pcb.sndbuf
+            with memoryview(data) as view:
+                view = view.cast("B")
+                size = len(view)
+                parked = False
+                want = min(size, max(limit // 2, 1))  # (see the docstring)
+                while True:
+                    n = min(limit - len(buf), size)
+                    if n >= want:
+                        break
+                    await pcb.lot.park()
+                    parked = True
+                    self._check_sendable()
+                if n > 0:
+                    buf += view[:n]
+                    pcb.kick()
+            if not parked:  # a park is a checkpoint already
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return max(n, 0)
+
     async def wait_send_all_might_not_block(self) -> None:
         """Return when the send buffer has room (or the connection is broken).
 

@@ -40,8 +40,10 @@ Rules:
 :class:`BlockingIOError` instead of waiting, as the flag asks; Trio's own
 socket waits anyway (its sockets are non-blocking already, and it retries
 on ``EAGAIN``). Accepted ``send`` flags: ``MSG_NOSIGNAL``,
-``MSG_DONTWAIT``; any other flag is ``EOPNOTSUPP``. A TCP
-``bind`` reserves the port against listeners and other bound sockets only
+``MSG_DONTWAIT``; any other flag is ``EOPNOTSUPP``. A TCP ``send``
+without flags waits until ``min(len(data), send buffer // 2)`` bytes fit
+where Trio's takes any room there is (:meth:`TcpStream.send_some` says
+why). A TCP ``bind`` reserves the port against listeners and other bound sockets only
 (``SO_REUSEADDR`` is kept but not consulted); a connection in
 ``TIME_WAIT`` does not block it.
 
@@ -149,10 +151,24 @@ def _oserror(err: int, text: str | None = None) -> OSError:
     return NetError(err, text)
 
 
+def _raise_translated(exc: BaseException) -> NoReturn:
+    """Rule 2: raise the kernel's OSError for one of the stack's Trio errors."""
+    if isinstance(exc, trio.ClosedResourceError):
+        raise _oserror(errno.EBADF, "the socket is closed") from exc
+    cause = exc.__cause__
+    if isinstance(cause, OSError):
+        raise cause from None
+    raise _oserror(errno.EPIPE, str(exc)) from exc
+
+
+#: What the stack raises that rule 2 turns into an OSError.
+_STREAM_ERRORS = (trio.ClosedResourceError, trio.BrokenResourceError)
+
+
 class _Translated:
-    """Rule 2: the stack's Trio errors as the kernel's OSErrors (``with
-    _translated:``; a class rather than a generator, as it wraps every send
-    and recv: two calls instead of six)."""
+    """Rule 2 as ``with _translated:`` (the calls a program makes once; the
+    per-packet ones catch :data:`_STREAM_ERRORS` themselves, which costs no
+    call)."""
 
     __slots__ = ()
 
@@ -160,15 +176,8 @@ class _Translated:
         return None
 
     def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, trio.ClosedResourceError):
-            raise _oserror(errno.EBADF, "the socket is closed") from exc
-        if isinstance(exc, trio.BrokenResourceError):
-            cause = exc.__cause__
-            if isinstance(cause, OSError):
-                raise cause from None
-            raise _oserror(errno.EPIPE, str(exc)) from exc
+        if isinstance(exc, _STREAM_ERRORS):
+            _raise_translated(exc)
         return False
 
 
@@ -223,6 +232,11 @@ class TrioSocket(trio.socket.SocketType):
     ``OSError(ENOPROTOOPT)``. ``recv`` flags: ``MSG_PEEK``,
     ``MSG_DONTWAIT``. See the module's rules for errors and cancellation.
     """
+
+    #: Whether ``shutdown(SHUT_WR)`` (or ``SHUT_RDWR``) was called: a plain
+    #: attribute rather than trio's property, as ``SocketStream.send_all``
+    #: reads it on every call.
+    did_shutdown_SHUT_WR: bool = False  # noqa: N815 (trio's name)
 
     def __init__(self, host: Host, type: int, proto: int = 0) -> None:
         super().__init__()
@@ -348,13 +362,8 @@ class _TcpSocket(TrioSocket):
         self._listener: TcpListener | None = None
         self._nodelay = 1
         self._keepalive = 0
-        self._shut_wr = False
         self._connecting = False
         self._reserved: tuple[bytes, int] | None = None  # Tcp.bind's, until listen/connect
-
-    @property
-    def did_shutdown_SHUT_WR(self) -> bool:  # noqa: N802 (trio's name)
-        return self._shut_wr
 
     def _setopt(self, key: tuple[int, int], value: int) -> bool:
         if key == _TCP_NODELAY:
@@ -521,37 +530,35 @@ class _TcpSocket(TrioSocket):
         return self._stream
 
     async def send(self, data: Any, flags: int = 0) -> int:
-        """Send what fits of ``data`` (waiting for room if none); return
-        the number of bytes sent.
+        """Send what fits of ``data``, once ``min(len(data), send buffer // 2)``
+        bytes fit (:meth:`TcpStream.send_some`); return the number sent.
+        ``MSG_DONTWAIT`` takes any room there is, or raises ``EAGAIN``.
 
         Cancellation: if cancelled, nothing was sent.
 
         Raises:
             OSError: ``EPIPE`` (after ``shutdown(SHUT_WR)``),
-                ``ECONNRESET``/``ETIMEDOUT`` (broken), ``ENOTCONN``, ``EBADF``.
+                ``ECONNRESET``/``ETIMEDOUT`` (broken), ``ENOTCONN``, ``EBADF``,
+                ``EAGAIN`` (``MSG_DONTWAIT`` and no room).
         """
-        if flags:
-            _check_flags(flags, _SEND_FLAGS)
         stream = self._stream
         if stream is None or self._closed:  # (_connected, inline: per call)
             stream = self._connected()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        parked = False
-        with _translated:
-            while True:
-                if self._shut_wr:
-                    raise _oserror(errno.EPIPE, "the socket was shut down for writing")
-                try:
-                    n = stream.send_nowait(data)
-                    break
-                except trio.WouldBlock:
-                    if flags & MSG_DONTWAIT:
-                        raise _oserror(errno.EAGAIN) from None
-                await stream.wait_send_all_might_not_block()
-                parked = True
-        if not parked:
+        try:
+            if not flags:
+                return await stream.send_some(data)
+            _check_flags(flags, _SEND_FLAGS)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                n = stream.send_nowait(data)
+            except trio.WouldBlock:
+                raise _oserror(errno.EAGAIN) from None
             await trio.lowlevel.cancel_shielded_checkpoint()
-        return n
+            return n
+        except _STREAM_ERRORS as exc:
+            if self.did_shutdown_SHUT_WR and not self._closed:
+                raise _oserror(errno.EPIPE, "the socket was shut down for writing") from None
+            _raise_translated(exc)
 
     async def wait_writable(self) -> None:
         """Return when ``send`` would not wait.
@@ -573,14 +580,15 @@ class _TcpSocket(TrioSocket):
             OSError: ``ECONNRESET``/``ETIMEDOUT`` (broken), ``ENOTCONN``,
                 ``EBADF`` (also when closed while waiting), ``EAGAIN``.
         """
-        if flags:
-            _check_flags(flags, _RECV_FLAGS)
         stream = self._stream
         if stream is None or self._closed:  # (_connected, inline: per call)
             stream = self._connected()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        parked = False
-        with _translated:
+        try:
+            if not flags and bufsize:
+                return await stream.receive_some(bufsize)
+            _check_flags(flags, _RECV_FLAGS)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            parked = False
             if bufsize == 0:
                 data = b""
             else:
@@ -593,9 +601,11 @@ class _TcpSocket(TrioSocket):
                             raise _oserror(errno.EAGAIN) from None
                     await stream.wait_readable()
                     parked = True
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        return data
+            if not parked:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        except _STREAM_ERRORS as exc:
+            _raise_translated(exc)
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """:meth:`recv` into ``buffer``; returns the count (same errors and cancellation)."""
@@ -626,7 +636,7 @@ class _TcpSocket(TrioSocket):
         if how not in (_stdlib_socket.SHUT_RD, _stdlib_socket.SHUT_WR, _stdlib_socket.SHUT_RDWR):
             raise _oserror(errno.EINVAL, f"bad shutdown how {how!r}")
         if how != _stdlib_socket.SHUT_RD:
-            self._shut_wr = True
+            self.did_shutdown_SHUT_WR = True
             with _translated:
                 stream.send_eof_nowait()
 
@@ -650,10 +660,6 @@ class _UdpSocket(TrioSocket):
     def __init__(self, host: Host, proto: int = 0) -> None:
         super().__init__(host, SOCK_DGRAM, proto)
         self._udp: UdpSocket = host.udp_socket()
-
-    @property
-    def did_shutdown_SHUT_WR(self) -> bool:  # noqa: N802 (trio's name)
-        return False
 
     def _setopt(self, key: tuple[int, int], value: int) -> bool:
         if key == _SO_BROADCAST:
