@@ -714,8 +714,11 @@ class HostAutoconf:
         elif valid != 0:
             if len(self._prefixes) < self.max_prefixes:
                 self._prefixes[key] = _until(now, valid)
-                new[key] = None
                 stats["prefixes_added"] += 1
+                if key in removed:
+                    del removed[key]  # removed and added again by one advertisement
+                else:
+                    new[key] = None
             else:
                 stats["prefixes_ignored"] += 1
 
@@ -939,12 +942,13 @@ class RouterAdvertiserStatistics:
     Attributes:
         advertisements: multicast advertisements :meth:`~RouterAdvertiser.expire`
             returned (all kinds).
-        solicited: of those, scheduled early to answer a solicitation.
+        solicited: of those, ones that answered at least one solicitation.
         final: of those, final ones (router lifetime 0) after
             :meth:`~RouterAdvertiser.stop`.
         solicitations: solicitations received while advertising.
         solicitations_coalesced: of those, answered by an advertisement
-            already scheduled.
+            already scheduled (by an earlier solicitation, or the periodic
+            timer when it was due sooner).
         solicitations_ignored: solicitations received while not advertising.
     """
 
