@@ -5,12 +5,20 @@ is only ever touched by one protocol thread; fragments, other protocols and
 UDP multicast or broadcast all go to CPU 0. The hash is an XOR of addresses
 and ports, so it is the same in both directions of a flow.
 
+IPv6 packets hash the same way (:func:`ipv6_flow_hash`), each 128-bit address
+folded to 32 bits by XOR of its four words first. Only a TCP or UDP header
+right after the fixed header is hashed; a packet with extension headers
+(fragments included), ICMPv6, and UDP to a multicast group go to CPU 0.
+
 DragonFly: ``INP_MPORT_HASH`` and ``ip_mport`` in ``sys/netinet/ip_demux.c``.
+Divergence: DragonFly runs all IPv6 TCP on CPU 0's protocol thread
+(``tcp6_addrport`` in ``sys/netinet6/ip6_demux.c``); we spread IPv6 flows as
+we spread IPv4 ones.
 """
 
 from __future__ import annotations
 
-__all__ = ["IPPROTO_TCP", "IPPROTO_UDP", "ipv4_flow_hash", "tuple_hash"]
+__all__ = ["IPPROTO_TCP", "IPPROTO_UDP", "ipv4_flow_hash", "ipv6_flow_hash", "tuple_hash"]
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -54,4 +62,41 @@ def ipv4_flow_hash(packet: bytes | bytearray | memoryview) -> int:
         (packet[ihl] << 8) | packet[ihl + 1],
         daddr,
         (packet[ihl + 2] << 8) | packet[ihl + 3],
+    )
+
+
+def ipv6_flow_hash(packet: bytes | bytearray | memoryview) -> int:
+    """The flow hash of an IPv6 packet (starting at its IPv6 header).
+
+    Returns:
+        :func:`tuple_hash` of the two addresses, each folded to 32 bits by
+        XOR of its four words, and the ports, for a packet whose fixed
+        header names TCP or UDP directly (and, for UDP, whose destination is
+        not multicast); 0 for everything else: extension headers (fragments
+        included), other protocols, and packets too short or malformed to
+        tell, which IPv6 input will examine and drop on CPU 0. Never raises
+        for any bytes.
+    """
+    n = len(packet)
+    if n < 44 or packet[0] >> 4 != 6:
+        return 0
+    proto = packet[6]
+    if proto != IPPROTO_TCP and proto != IPPROTO_UDP:
+        return 0
+    plen = (packet[4] << 8) | packet[5]
+    if plen < 4 or 40 + plen > n:
+        return 0
+    if proto == IPPROTO_UDP and packet[24] == 0xFF:  # multicast destination
+        return 0
+    src = int.from_bytes(packet[8:24], "big")
+    dst = int.from_bytes(packet[24:40], "big")
+    src ^= src >> 64
+    src ^= src >> 32
+    dst ^= dst >> 64
+    dst ^= dst >> 32
+    return tuple_hash(
+        src & 0xFFFFFFFF,
+        (packet[40] << 8) | packet[41],
+        dst & 0xFFFFFFFF,
+        (packet[42] << 8) | packet[43],
     )
