@@ -30,7 +30,9 @@ flags only.
    ``_NA_RULES``); :meth:`~NeighborCache.lladdr_input` sections 7.2.3, 6.2.6,
    6.3.4 and 8.3 (a link-layer address option in an NS, RS, RA or Redirect);
    :meth:`~NeighborCache.confirm` section 7.3.1 (upper-layer confirmation).
-   Completing an INCOMPLETE entry releases its packets, in order. Each entry
+   Completing an INCOMPLETE entry releases its packets, in order; one that
+   completes STALE goes on to DELAY, since those packets are sent to a STALE
+   entry (7.3.3; Appendix C's table stops at STALE). Each entry
    carries the IsRouter flag; ``router_lost`` says it fell from True to
    False, for the glue to drop that default router (7.2.5, last paragraph).
 4. :meth:`~NeighborCache.expire` does the timed work: an INCOMPLETE entry
