@@ -322,7 +322,7 @@ class TcpHeader:
 
         Args:
             data: the whole IP payload, starting at the TCP header.
-            src, dst: the IPv4 source and destination (4 bytes each), for the
+            src, dst: the source and destination (4 bytes each for IPv4, 16 for IPv6), for the
                 pseudo-header.
             verify: ``False`` skips the checksum (the receiving card
                 verified it: :data:`.offload.CSUM_DATA_VALID`).
@@ -361,23 +361,23 @@ class TcpHeader:
 
         Args:
             payload: the data.
-            src, dst: the IPv4 addresses the segment will carry (4 bytes
+            src, dst: the addresses the segment will carry (4 or 16 bytes
                 each), for the checksum's pseudo-header.
             checksum: ``False`` leaves the checksum field 0 for the network
                 card to fill in (:mod:`.offload`).
 
         Raises:
             ValueError: a field is out of range, the options do not fit in 40
-                bytes, the segment would not fit in an IPv4 datagram, or an
-                address is not 4 bytes.
+                bytes, the segment would not fit in an IPv4 datagram, or the
+                addresses are not two IPv4 or two IPv6 ones.
         """
         opts = self.options.emit() if self.options is not NO_OPTIONS else b""
         hlen = 20 + len(opts)
         total = hlen + len(payload)
         if total > 65535 - 20:
             raise ValueError(f"a TCP segment over IPv4 is at most 65515 bytes, this one {total}")
-        if len(src) != 4 or len(dst) != 4:
-            raise ValueError("src and dst must be 4-byte IPv4 addresses")
+        if len(src) not in (4, 16) or len(dst) != len(src):
+            raise ValueError("src and dst must be two IPv4 (4-byte) or two IPv6 (16-byte) addresses")
         try:
             header = _HDR.pack(
                 self.sport, self.dport, self.seq, self.ack, (hlen >> 2) << 4, int(self.flags),

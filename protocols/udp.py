@@ -115,7 +115,7 @@ class UdpHeader:
 
         Args:
             data: the IP payload, starting at the UDP header.
-            src, dst: the IPv4 source and destination (4 bytes each), for the
+            src, dst: the source and destination (4 bytes each for IPv4, 16 for IPv6), for the
                 pseudo-header.
             verify: ``False`` skips the checksum (the receiving card
                 verified it: :data:`.offload.CSUM_DATA_VALID`).
@@ -149,7 +149,7 @@ class UdpHeader:
 
         Raises:
             ValueError: the datagram would exceed 65535 bytes, a port is out of
-                range, or an address is not 4 bytes.
+                range, or the addresses are not two IPv4 or two IPv6 ones.
         """
         length = 8 + len(payload)
         sport, dport = self.sport, self.dport
@@ -159,8 +159,8 @@ class UdpHeader:
             raise ValueError(f"ports must be 0..65535, got {sport} and {dport}")
         csum = 0
         if checksum:
-            if len(src) != 4 or len(dst) != 4:
-                raise ValueError("src and dst must be 4-byte IPv4 addresses")
+            if len(src) not in (4, 16) or len(dst) != len(src):
+                raise ValueError("src and dst must be two IPv4 (4-byte) or two IPv6 (16-byte) addresses")
             initial = _pseudo(src, dst, length) + sport + dport + length
             csum = ~ones_complement_sum(payload, initial) & 0xFFFF or 0xFFFF
         return _HDR.pack(sport, dport, length, csum) + payload

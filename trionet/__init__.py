@@ -13,12 +13,15 @@ from ._kern._netisr import NetisrStatistics
 from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
-from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, LinkState
+from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, In6Addr, In6Flags, LinkState
 from ._net._arp import ArpLayerStatistics
 from ._net._dns import DnsServer, DnsServerStatistics, DnsZone
 from ._net._icmp import IcmpStatistics, PingError, PingResult
+from ._net._icmp6 import Icmp6Statistics
 from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_netstat_i
 from ._net._ip import IpStatistics
+from ._net._ip6 import Ip6Statistics
+from ._net._nd6 import Nd6LayerStatistics, NdpRow, format_ndp
 from ._net._route import RouteRow, format_netstat_r
 from ._net._tcp import NetstatRow, TcpLayerStatistics, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
@@ -42,13 +45,19 @@ __all__ = [
     "IfIoctl",
     "IfStatistics",
     "IcmpStatistics",
+    "Icmp6Statistics",
     "IfconfigRow",
     "Ifnet",
     "IntrState",
+    "In6Addr",
+    "In6Flags",
     "IpStatistics",
+    "Ip6Statistics",
     "KernelPanic",
     "Link",
     "LinkState",
+    "Nd6LayerStatistics",
+    "NdpRow",
     "NetError",
     "NetisrStatistics",
     "NetstatIRow",
@@ -79,6 +88,7 @@ __all__ = [
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",
+    "format_ndp",
     "format_netstat_r",
     "format_ps",
     "format_sysctl",

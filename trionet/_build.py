@@ -204,6 +204,11 @@ async def build_network(
     labels = _net_labels(topo)
     injected = _needs_injector(topo)
 
+    # Any IPv6 in the file enables IPv6 on every interface at ifup, so that
+    # hosts without an IPv6 address of their own autoconfigure from routers.
+    uses_ipv6 = any(
+        ":" in address for spec in topo.links for address in (*spec.a_addresses, *spec.b_addresses)
+    ) or any(spec.rtadvd for spec in topo.hosts)
     async with open_network(seed=seed, invariants=invariants) as net:
         built = BuiltNetwork(topo, net, seed, local)
         for spec in topo.hosts:
@@ -214,6 +219,9 @@ async def build_network(
             settings = list(spec.sysctls)
             if spec.forwarding:
                 settings.append(("net.inet.ip.forwarding", 1))
+                settings.append(("net.inet6.ip6.forwarding", 1))
+            if uses_ipv6:
+                settings.insert(0, ("net.inet6.ip6.auto_linklocal", 1))
             for name, value in settings:
                 try:
                     host.sysctl(name, value)
@@ -296,6 +304,15 @@ async def build_network(
                     built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
                 except (NetError, ValueError) as exc:
                     raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
+            for n, advert in enumerate(spec.rtadvd):
+                lspec = topo.link(advert.link)
+                ifname = ends[advert.link, 0 if lspec.a == spec.name else 1].name
+                try:
+                    built.hosts[spec.name].rtadvd(
+                        ifname, prefix=advert.prefixes, mtu=advert.mtu, router_lifetime=advert.router_lifetime
+                    )
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "rtadvd", n), str(exc)) from None
         for spec in topo.hosts:
             if spec.name in built.hosts and spec.resolver is not None:
                 built.hosts[spec.name].resolver = spec.resolver

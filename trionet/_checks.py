@@ -135,7 +135,18 @@ def choice(*choices: str) -> Check:
 
 def interface(v: Any) -> str:
     if not isinstance(v, str) or "/" not in v:
-        raise Bad(f'must be an IPv4 address with a prefix length, such as "10.0.0.1/24", not {show(v)}')
+        raise Bad(
+            'must be an address with a prefix length, such as "10.0.0.1/24" or "fd00::1/64", '
+            f"not {show(v)}"
+        )
+    if ":" in v:
+        try:
+            iface6 = ipaddress.IPv6Interface(v)
+        except ValueError as exc:
+            raise Bad(f"not an IPv6 address/prefix: {show(v)} ({exc})") from None
+        if iface6.ip.is_multicast or iface6.ip.is_unspecified:
+            raise Bad(f"{v} cannot be an interface address (multicast or unspecified)")
+        return str(iface6)
     try:
         iface = ipaddress.IPv4Interface(v)
     except ValueError as exc:
@@ -166,15 +177,23 @@ def ipv4(v: Any) -> str:
         raise Bad(f"must be an IPv4 address such as \"10.0.0.1\", not {show(v)}") from None
 
 
+def ip_address(v: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(v if isinstance(v, str) else ""))
+    except ValueError:
+        raise Bad(f'must be an IP address such as "10.0.0.1" or "fd00::1", not {show(v)}') from None
+
+
 def destination(v: Any) -> str:
     if v == "default":
         return "default"
     if not isinstance(v, str):
-        raise Bad(f'must be "default" or an IPv4 network such as "10.1.0.0/16", not {show(v)}')
+        raise Bad(f'must be "default", "::/0" or a network such as "10.1.0.0/16" or "fd00:1::/64", not {show(v)}')
     try:
-        return str(ipaddress.IPv4Network(v))
+        return str(ipaddress.ip_network(v))
     except ValueError as exc:
-        raise Bad(f"not an IPv4 network: {show(v)} ({exc})") from None
+        family = "IPv6" if ":" in v else "IPv4"
+        raise Bad(f"not an {family} network: {show(v)} ({exc})") from None
 
 
 def byte_count(v: Any) -> int:

@@ -250,7 +250,7 @@ class Network:
         for host_name, host in self.hosts.items():
             if host_name.lower() == key:
                 for addr in host.inet.local_addrs:
-                    if addr[0] != 127:
+                    if len(addr) == 4 and addr[0] != 127:  # (IPv6 ones share the table)
                         return ".".join(map(str, addr))
                 return None
         return None
@@ -260,7 +260,7 @@ class Network:
             if addr == address:
                 return entry
         for host_name, host in self.hosts.items():
-            if any(".".join(map(str, a)) == address for a in host.inet.local_addrs if a[0] != 127):
+            if any(".".join(map(str, a)) == address for a in host.inet.local_addrs if len(a) == 4 and a[0] != 127):
                 return host_name
         return None
 

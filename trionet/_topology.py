@@ -104,6 +104,7 @@ from ._checks import (
     destination,
     did_you_mean,
     integer,
+    ip_address,
     ipv4,
     node_name,
     number,
@@ -199,9 +200,21 @@ class RouteSpec:
 
 
 @attrs.frozen(kw_only=True)
+class RtadvdSpec:
+    """Router advertisements a host sends on one of its links
+    (:meth:`Host.rtadvd <trionet.Host.rtadvd>`)."""
+
+    link: str
+    prefixes: tuple[str, ...]
+    mtu: int | None = None
+    router_lifetime: int = 1800
+
+
+@attrs.frozen(kw_only=True)
 class HostSpec:
     """A host: CPUs, sysctls (in file order), routes, its DNS zone (served
-    by :meth:`Host.serve_dns <trionet.Host.serve_dns>`) and resolver."""
+    by :meth:`Host.serve_dns <trionet.Host.serve_dns>`), resolver, and the
+    router advertisements it sends."""
 
     name: str
     ncpus: int = 2
@@ -210,6 +223,7 @@ class HostSpec:
     routes: tuple[RouteSpec, ...] = ()
     dns: DnsZone | None = None
     resolver: str | None = None
+    rtadvd: tuple[RtadvdSpec, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -299,14 +313,14 @@ class Topology:
         """Host and switch names, hosts first."""
         return tuple(h.name for h in self.hosts) + tuple(s.name for s in self.switches)
 
-    def addresses(self, host: str) -> list[ipaddress.IPv4Interface]:
-        """The host's interface addresses, in file order."""
-        found = []
+    def addresses(self, host: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+        """The host's interface addresses (either family), in file order."""
+        found: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
         for spec in self.links:
             if spec.a == host:
-                found += [ipaddress.IPv4Interface(a) for a in spec.a_addresses]
+                found += [ipaddress.ip_interface(a) for a in spec.a_addresses]
             if spec.b == host:
-                found += [ipaddress.IPv4Interface(a) for a in spec.b_addresses]
+                found += [ipaddress.ip_interface(a) for a in spec.b_addresses]
         return found
 
 
@@ -512,7 +526,7 @@ class _Loader:
                 if node is None:
                     continue
                 for address in addresses:
-                    ip = str(ipaddress.IPv4Interface(address).ip)
+                    ip = str(ipaddress.ip_interface(address).ip)
                     here: KeyPath = ("links", spec.index, f"{side}_address")
                     if (node, ip) in seen:
                         first = format_key(seen[node, ip])
@@ -532,6 +546,7 @@ class _Loader:
                 "routes": (ANY, []),
                 "dns": (ANY, None),
                 "resolver": (ipv4, None),
+                "rtadvd": (ANY, []),
             },
         )
         zone = None if f["dns"] is None else self.dns_zone(f["dns"], path + ("dns",))
@@ -556,7 +571,7 @@ class _Loader:
             r = self.fields(
                 self.table(item, rpath),
                 rpath,
-                {"dest": (destination, REQUIRED), "gateway": (ipv4, None), "link": (string, None)},
+                {"dest": (destination, REQUIRED), "gateway": (ip_address, None), "link": (string, None)},
             )
             if r["dest"] in dests:
                 raise self.error(
@@ -568,8 +583,12 @@ class _Loader:
             elif r["gateway"] is None:
                 raise self.error(rpath, 'a route needs a "gateway", or a "link" for a link route')
             else:
-                gw = ipaddress.IPv4Address(r["gateway"])
-                if not any(gw in net for net in subnets):
+                gw = ipaddress.ip_address(r["gateway"])
+                if (gw.version == 6) != (":" in r["dest"]) and r["dest"] != "default":
+                    raise self.error(rpath + ("gateway",), f"gateway {gw} is not of the family of {r['dest']}")
+                if gw.version == 6 and gw.is_link_local:
+                    raise self.error(rpath + ("gateway",), f"gateway {gw} is link-local: give a global or ULA one")
+                if not any(gw.version == net.version and gw in net for net in subnets):
                     have = ", ".join(str(s) for s in subnets) or "none"
                     raise self.error(
                         rpath + ("gateway",),
@@ -578,12 +597,47 @@ class _Loader:
             routes.append(
                 RouteSpec(dest=r["dest"], gateway=r["gateway"], link=r["link"], where=self.where(rpath))
             )
+        if not isinstance(f["rtadvd"], list):
+            raise self.error(
+                path + ("rtadvd",),
+                'must be an array of tables, such as [ { link = "r-h", prefix = "fd00:1::/64" } ]',
+            )
+        adverts = []
+        for n, item in enumerate(f["rtadvd"]):
+            apath = path + ("rtadvd", n)
+            a = self.fields(
+                self.table(item, apath),
+                apath,
+                {
+                    "link": (string, REQUIRED),
+                    "prefix": (ANY, REQUIRED),
+                    "mtu": (integer(1280, 65535), None),
+                    "router_lifetime": (integer(0, 9000), 1800),
+                },
+            )
+            self.names(a["link"], apath + ("link",), "link of this host", own_links)
+            prefixes = a["prefix"] if isinstance(a["prefix"], list) else [a["prefix"]]
+            for prefix in prefixes:
+                try:
+                    network = ipaddress.IPv6Network(prefix if isinstance(prefix, str) else "")
+                except ValueError:
+                    raise self.error(
+                        apath + ("prefix",), f'must be an IPv6 prefix such as "fd00:1::/64", not {show(prefix)}'
+                    ) from None
+                if network.prefixlen != 64:
+                    raise self.error(apath + ("prefix",), f"{network} is not a /64: hosts autoconfigure only from /64s")
+            adverts.append(
+                RtadvdSpec(
+                    link=a["link"], prefixes=tuple(prefixes), mtu=a["mtu"], router_lifetime=a["router_lifetime"]
+                )
+            )
         return HostSpec(
             name=name,
             ncpus=f["ncpus"],
             forwarding=f["forwarding"],
             sysctls=tuple(sysctls),
             routes=tuple(routes),
+            rtadvd=tuple(adverts),
             dns=zone,
             resolver=f["resolver"],
         )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, overload
 
@@ -38,6 +38,7 @@ from .._exceptions import NetError
 from .._kern._callout import Callout
 from .._kern._host import Kernel, open_kernel
 from .._kern._msgport import NetMsg
+from ..protocols import addrconf6
 from ..protocols.ethernet import ETHER_ADDR_LEN
 from ..protocols.dns import DNS_PORT
 from ._dns import DnsServer, DnsZone
@@ -49,6 +50,8 @@ from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
 from ._inet import Inet
+from ._inet6 import Inet6
+from ._nd6 import NdpRow
 from ._route import Route, RouteRow, RouteTable, parse_network
 from ._tcp import NetstatRow
 from ._tcp_socket import TcpListener, TcpStream, open_tcp_listeners, open_tcp_stream, serve_tcp
@@ -117,9 +120,13 @@ class Host(Kernel):
     _watchdog_busy: int = attrs.field(default=0, init=False)
     _pollctx: dict[int, _PollCtx] = attrs.field(factory=dict, init=False)
     routes: RouteTable = attrs.field(factory=RouteTable, init=False)
+    #: The IPv6 routes.
+    routes6: RouteTable = attrs.field(factory=lambda: RouteTable(bits=128), init=False)
     #: The Internet layer; it owns the address tables (``inet.local_addrs``,
     #: ``inet.broadcasts``).
     inet: Inet = attrs.field(init=False)
+    #: The IPv6 layer (its addresses share ``inet.local_addrs``).
+    inet6: Inet6 = attrs.field(init=False)
     #: The DNS server this host asks (an IPv4 address, ``resolv.conf``'s
     #: ``nameserver``), or ``None``: :meth:`resolve`, and
     #: ``trio.socket.getaddrinfo`` under :meth:`as_current` for names the
@@ -130,6 +137,9 @@ class Host(Kernel):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.inet = Inet(self)
+        self.inet6 = Inet6(self, self.inet.local_addrs)
+        self.inet.udp.attach6(self.inet6.ip6, self.inet6.icmp6)
+        self.inet.tcp.attach6(self.inet6.ip6, self.inet6.icmp6)
         add = self.sysctls.add
         add(
             SCHEDONLY,
@@ -282,7 +292,9 @@ class Host(Kernel):
         ifp.attached = False
         del self._ifnets[ifp.name]
         self.inet.if_detached(ifp)
+        self.inet6.if_detached(ifp)
         self.routes.delete_interface(ifp)
+        self.routes6.delete_interface(ifp)
         if ifp.flags & IfFlags.POLLING:
             self._poll_remove(ifp)
             ifp.flags &= ~IfFlags.POLLING
@@ -414,6 +426,10 @@ class Host(Kernel):
             ifp.flags &= ~IfFlags.PPROMISC
             await self.ifpromisc(ifp, False)
         await self._driver_ioctl(ifp, IfIoctl.SIOCSIFFLAGS, ifp.flags)
+        if new & IfFlags.UP and not old & IfFlags.UP:
+            self.inet6.if_up(ifp)  # DragonFly: in6_if_up, from if_up
+        elif old & IfFlags.UP and not new & IfFlags.UP:
+            self.inet6.if_down(ifp)
 
     async def _if_down(self, ifp: Ifnet) -> None:
         # DragonFly if_down: clear UP, purge the send queue, then wait until
@@ -618,7 +634,7 @@ class Host(Kernel):
     def ifconfig(
         self, ifname: str | None = None, address: str | None = None, *, delete: bool = False
     ) -> list[IfconfigRow] | IfconfigRow:
-        """``ifconfig``: list interfaces, or show one, or set or delete an IPv4 address.
+        """``ifconfig``: list interfaces, or show one, or set or delete an address.
 
         - ``ifconfig()``: a list of rows, one per interface (``ifconfig -a``).
         - ``ifconfig("vnic0")``: that interface's row (an :class:`IfconfigRow`).
@@ -627,6 +643,11 @@ class Host(Kernel):
           announce it with a gratuitous ARP if the interface is running;
           returns the interface's row afterwards.
         - ``ifconfig("vnic0", "10.0.0.1/24", delete=True)``: remove both.
+        - ``ifconfig("vnic0", "fd00::1/64")``: add an IPv6 address and the
+          connected route of its prefix; on a running interface it is
+          tentative until duplicate address detection passes (about a
+          second; ``ifconfig`` shows ``tentative``). ``delete=True``
+          removes it.
 
         Format rows with ``format_ifconfig`` (a list; ``[row]`` for one).
 
@@ -634,7 +655,8 @@ class Host(Kernel):
             NetError: ``ENXIO`` (no such interface), ``EEXIST`` (the
                 address is already on this host), ``EADDRNOTAVAIL``
                 (deleting an address the interface does not have).
-            ValueError: for an address that is not ``a.b.c.d/len``.
+            ValueError: for an address that is not ``a.b.c.d/len`` or an
+                IPv6 ``addr/len``.
             TypeError: for an address that is not a str.
             trio.ClosedResourceError: setting or deleting an address once
                 the host is shut down.
@@ -648,6 +670,16 @@ class Host(Kernel):
             raise TypeError(f"address must be a str such as '10.0.0.1/24', not {address!r}")
         self._check_open()
         ifp = self.ifunit(ifname)
+        if ":" in address:
+            try:
+                iface6 = ipaddress.IPv6Interface(address)
+            except ValueError as exc:
+                raise ValueError(f"not an IPv6 address/prefix: {address!r} ({exc})") from None
+            if delete:
+                self.inet6.in6_delete(ifp, iface6.ip.packed)
+            else:
+                self.inet6.in6_add(ifp, iface6.ip.packed, iface6.network.prefixlen)
+            return ifconfig_row(ifp)
         try:
             iface = ipaddress.IPv4Interface(address)
         except ValueError as exc:
@@ -669,7 +701,9 @@ class Host(Kernel):
         interval: float = 1.0,
         df: bool = False,
     ) -> PingResult:
-        """``ping``: send ``count`` ICMP echo requests to ``address``.
+        """``ping``: send ``count`` ICMP echo requests to ``address``; an
+        IPv6 address (``"fd00::2"``, ``"fe80::1%vnic0"``) sends ICMPv6 ones
+        (``ttl`` is then the hop limit).
 
         Requests go out ``interval`` seconds apart whatever comes back, as
         BSD ``ping`` does; a reply counts if it arrives within ``timeout``
@@ -684,10 +718,79 @@ class Host(Kernel):
             trio.ClosedResourceError: if the host is shut down.
         """
         self._check_open()
+        if isinstance(address, str) and ":" in address:
+            dst6, ifp = self._scoped6(address)
+            return await self.inet6.icmp6.ping(
+                dst6, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df, ifp=ifp
+            )
         dst = ipaddress.IPv4Address(address).packed
         return await self.inet.icmp.ping(
             dst, count=count, size=size, ttl=ttl, timeout=timeout, interval=interval, df=df
         )
+
+    def _scoped6(self, address: str) -> tuple[bytes, Ifnet | None]:
+        # "fe80::1%vnic0" -> (16 bytes, vnic0); "fd00::1" -> (16 bytes, None).
+        text, _, zone = address.partition("%")
+        try:
+            addr = ipaddress.IPv6Address(text).packed
+        except ValueError as exc:
+            raise ValueError(f"not an IPv6 address: {address!r} ({exc})") from None
+        return addr, self.ifunit(zone) if zone else None
+
+    def rtadvd(
+        self,
+        ifname: str,
+        *,
+        prefix: str | Sequence[str],
+        router_lifetime: int = 1800,
+        valid_lifetime: int = 2592000,
+        preferred_lifetime: int = 604800,
+        mtu: int | None = None,
+        min_interval: float = 200.0,
+        max_interval: float = 600.0,
+    ) -> None:
+        """Send router advertisements on ``ifname`` (``rtadvd``): the
+        ``prefix`` (or prefixes, ``"fd00:1::/64"``) for hosts to
+        autoconfigure from, this host as their default router for
+        ``router_lifetime`` seconds (0: not a default router), and ``mtu``
+        when given. Advertisements go out every ``min_interval`` to
+        ``max_interval`` seconds (the first three sooner) and in answer to
+        router solicitations. Hosts act on them only with
+        ``net.inet6.ip6.accept_rtadv`` 1 and forwarding off; the router
+        itself should have ``net.inet6.ip6.forwarding`` 1.
+
+        Raises:
+            ValueError: a bad prefix or interval (the message says which).
+            NetError: ``ENXIO`` (no such interface).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        ifp = self.ifunit(ifname)
+        prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
+        options = []
+        for text in prefixes:
+            try:
+                network = ipaddress.IPv6Network(text)
+            except ValueError as exc:
+                raise ValueError(f"not an IPv6 prefix: {text!r} ({exc})") from None
+            options.append(
+                addrconf6.PrefixOption(
+                    network.network_address.packed, network.prefixlen, True, True, valid_lifetime, preferred_lifetime
+                )
+            )
+        config = addrconf6.RaConfig(
+            prefixes=tuple(options),
+            min_interval=min_interval,
+            max_interval=max_interval,
+            router_lifetime=router_lifetime,
+            mtu=mtu,
+        )
+        self.inet6.nd6.rtadvd(ifp, config)
+        log.info("rtadvd_started", host=self.name, ifname=ifname, prefixes=prefixes)
+
+    def ndp(self) -> list[NdpRow]:
+        """``ndp -an``: the IPv6 neighbour caches (format with ``format_ndp``)."""
+        return self.inet6.nd6.ndp_rows()
 
     def as_current(self) -> AbstractContextManager[Host]:
         """``with host.as_current():`` makes ``trio.socket`` use this host:
@@ -831,7 +934,11 @@ class Host(Kernel):
         return self.inet.tcp.netstat()
 
     def route_add(self, dest: str, gateway: str | None = None, *, ifname: str | None = None) -> None:
-        """``route add``: a route to ``dest`` (``"10.1.0.0/16"``, ``"default"``).
+        """``route add``: a route to ``dest`` (``"10.1.0.0/16"``, ``"default"``,
+        or IPv6: ``"fd00:2::/64"``, with an IPv6 ``gateway``, which may be
+        link-local with its interface, ``"fe80::1%vnic0"``; an IPv6
+        ``"default"`` needs an IPv6 gateway or ``ifname`` and a ``:`` in
+        ``dest``, so write ``"::/0"``).
 
         Args:
             gateway: the next hop; it must be on a connected subnet (its
@@ -847,18 +954,28 @@ class Host(Kernel):
             trio.ClosedResourceError: if the host is shut down.
         """
         self._check_open()
-        network = parse_network(dest)
-        gw = ipaddress.IPv4Address(gateway).packed if gateway is not None else None
+        inet6 = (isinstance(dest, str) and ":" in dest) or (isinstance(gateway, str) and ":" in gateway)
+        network = parse_network(dest, inet6=inet6)
+        table = self.routes6 if inet6 else self.routes
+        zone_ifp = None
+        if gateway is None:
+            gw = None
+        elif inet6:
+            gw, zone_ifp = self._scoped6(gateway)
+        else:
+            gw = ipaddress.IPv4Address(gateway).packed
         if ifname is not None:
             ifp = self.ifunit(ifname)
+        elif zone_ifp is not None:
+            ifp = zone_ifp
         elif gw is not None:
-            via = self.routes.lookup(gw)
+            via = table.lookup(gw)
             if via is None or via.gateway is not None:
                 raise NetError(errno.ENETUNREACH, f"gateway {gateway} is not on a connected subnet")
             ifp = via.ifp
         else:
             raise ValueError("route_add needs a gateway or an ifname")
-        self.routes.add(Route(network, gw, ifp, static=True))
+        table.add(Route(network, gw, ifp, static=True))
         log.info("route_added", host=self.name, dest=str(network), gateway=gateway, ifname=ifp.name)
 
     def route_delete(self, dest: str) -> None:
@@ -869,11 +986,13 @@ class Host(Kernel):
             trio.ClosedResourceError: if the host is shut down.
         """
         self._check_open()
-        self.routes.delete(parse_network(dest))
+        network = parse_network(dest)
+        (self.routes6 if network.version == 6 else self.routes).delete(network)
 
     def netstat_r(self) -> list[RouteRow]:
-        """``netstat -rn``: the routes (format with ``format_netstat_r``)."""
-        return self.routes.rows()
+        """``netstat -rn``: the IPv4 routes, then the IPv6 ones (format with
+        ``format_netstat_r``)."""
+        return self.routes.rows() + self.routes6.rows()
 
     def netstat_i(self) -> list[NetstatIRow]:
         """``netstat -i``: one row per interface (format with ``format_netstat_i``)."""

@@ -176,6 +176,45 @@ class InAddr:
         return f"{ipaddress.IPv4Address(self.addr)}/{self.network.prefixlen}"
 
 
+class In6Flags(enum.IntFlag):
+    """``ia6_flags``: an IPv6 address's state (``ifconfig`` prints them)."""
+
+    TENTATIVE = 0x02  #: DAD is running: not used as a source, not answered
+    DUPLICATED = 0x04  #: DAD found another node with it: never used
+    DEPRECATED = 0x10  #: its preferred lifetime ran out: kept, not chosen
+    AUTOCONF = 0x40  #: made by SLAAC from a router advertisement
+
+
+@attrs.define(eq=False)
+class In6Addr:
+    """An IPv6 address on an interface (``struct in6_ifaddr``).
+
+    Mutable: DAD and router advertisements change ``flags`` and the
+    lifetimes while it exists.
+
+    Attributes:
+        addr: the 16-byte address.
+        prefixlen: its prefix length.
+        flags: :class:`In6Flags`.
+        valid_until, preferred_until: the Trio times its valid and preferred
+            lifetimes end (``inf``: forever; a manual address's).
+    """
+
+    addr: bytes
+    prefixlen: int
+    flags: In6Flags = In6Flags(0)
+    valid_until: float = float("inf")
+    preferred_until: float = float("inf")
+
+    @property
+    def usable(self) -> bool:
+        """Whether it may be a source or answer: not tentative nor duplicated."""
+        return not self.flags & (In6Flags.TENTATIVE | In6Flags.DUPLICATED)
+
+    def __str__(self) -> str:
+        return f"{ipaddress.IPv6Address(self.addr)}/{self.prefixlen}"
+
+
 @attrs.define(eq=False)
 class IfData:
     """The live counters of an interface (``struct if_data``).
@@ -260,6 +299,7 @@ class Ifnet:
         amcount: all-multicast references (``if_amcount``).
         multiaddrs: multicast group address -> reference count.
         addrs: the IPv4 addresses (:class:`InAddr`), first is primary.
+        addrs6: the IPv6 addresses (:class:`In6Addr`), the link-local first.
         in_detach: set while ``if_detach`` runs; ``ioctl`` refuses then.
         attached: True from attach until detach completes.
 
@@ -289,6 +329,7 @@ class Ifnet:
     amcount: int = 0
     multiaddrs: dict[bytes, int] = attrs.field(factory=dict)
     addrs: list[InAddr] = attrs.field(factory=list)
+    addrs6: list[In6Addr] = attrs.field(factory=list)
     in_detach: bool = False
     attached: bool = False
     #: The interface's input routine (set at attach by the link type).

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._if import IfCap, IfFlags, LinkState, format_flags
+from ._if import IfCap, IfFlags, In6Flags, LinkState, format_flags
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -38,6 +38,9 @@ class IfconfigRow:
     sndq_maxlen: int
     inet: tuple[str, ...] = ()
     capenable: IfCap = IfCap(0)
+    #: IPv6 addresses as ``"fe80::1/64"``, with their state flags
+    #: (``"tentative"``, ``"duplicated"``, ``"deprecated"``, ``"autoconf"``).
+    inet6: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @attrs.frozen
@@ -76,7 +79,12 @@ def ifconfig_row(ifp: Ifnet) -> IfconfigRow:
         ifp.snd.maxlen,
         tuple(str(a) for a in ifp.addrs),
         IfCap(ifp.capenable),
+        tuple((str(a), _in6_flag_names(a.flags)) for a in ifp.addrs6),
     )
+
+
+def _in6_flag_names(flags: In6Flags) -> tuple[str, ...]:
+    return tuple(f.name.lower() for f in In6Flags if f in flags and f.name)  # type: ignore[union-attr]
 
 
 def netstat_i_row(ifp: Ifnet) -> NetstatIRow:
@@ -119,6 +127,11 @@ def format_ifconfig(rows: list[IfconfigRow]) -> str:
                 f"\tinet {net.ip} netmask 0x{int(net.netmask):08x} "
                 f"broadcast {net.network.broadcast_address}"
             )
+        for inet6, flags in r.inet6:
+            net6 = ipaddress.IPv6Interface(inet6)
+            scope = f"%{r.name}" if net6.ip.is_link_local else ""
+            extra = "".join(f" {f}" for f in flags)
+            lines.append(f"\tinet6 {net6.ip}{scope} prefixlen {net6.network.prefixlen}{extra}")
         if r.lladdr:
             lines.append(f"\tether {_mac(r.lladdr)}")
         lines.append(f"\tstatus: {_STATUS[r.link_state]}")

@@ -1,4 +1,5 @@
-"""IPv4 addresses and ports as sockets take them: ``"10.0.0.1"`` <-> 4 bytes.
+"""Addresses and ports as sockets take them: ``"10.0.0.1"`` <-> 4 bytes,
+``"fd00::1"`` <-> 16 bytes.
 
 Shared by UDP and TCP sockets. Both conversions are cached: a socket talks to
 few addresses, and parsing one costs more than the rest of UDP output.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-__all__ = ["check_port", "inet_aton", "inet_ntoa"]
+__all__ = ["check_port", "inet_aton", "inet_ntoa", "inet_ntop", "inet_pton"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -40,3 +41,24 @@ def check_port(port: object) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
     return port
+
+
+@functools.lru_cache(maxsize=1024)
+def inet_pton(host: str) -> bytes:
+    """An IPv4 address -> 4 bytes, an IPv6 one -> 16 (no ``%zone``).
+
+    Raises:
+        ValueError: neither.
+    """
+    if ":" not in host:
+        return inet_aton(host)
+    try:
+        return ipaddress.IPv6Address(host).packed
+    except ValueError as exc:
+        raise ValueError(f"not an IPv6 address: {host!r} ({exc})") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def inet_ntop(addr: bytes) -> str:
+    """4 or 16 bytes -> the address's text."""
+    return str(ipaddress.IPv4Address(addr) if len(addr) == 4 else ipaddress.IPv6Address(addr))

@@ -1,6 +1,7 @@
-"""The IPv4 routing table: longest-prefix match, connected and static routes.
+"""The routing tables: longest-prefix match, connected and static routes.
 
-A host keeps one :class:`RouteTable`. Routes are ``(destination network,
+A host keeps one :class:`RouteTable` per family (``host.routes`` for IPv4,
+``host.routes6`` for IPv6, made with ``RouteTable(bits=128)``). Routes are ``(destination network,
 gateway or None, interface)``; a route without a gateway is *connected*: its
 destination is on the interface's link. Setting an address on an interface
 adds the connected route of its subnet; removing the address removes it.
@@ -55,52 +56,62 @@ class Route:
     """One route.
 
     Attributes:
-        network: the destination (``0.0.0.0/0`` is the default route).
-        gateway: the next hop's 4-byte address, or None for a connected route.
+        network: the destination (``0.0.0.0/0`` or ``::/0`` is the default route).
+        gateway: the next hop's address (4 or 16 bytes), or None for a
+            connected route.
         ifp: the interface to send on.
         static: added by ``route_add`` (not by an address).
+        autoconf: learned from a router advertisement (IPv6 default
+            routers and on-link prefixes).
     """
 
-    network: ipaddress.IPv4Network
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
     gateway: bytes | None
     ifp: Ifnet = attrs.field(repr=lambda i: i.name)
     static: bool = False
+    autoconf: bool = False
 
     @property
     def flags(self) -> str:
-        """``netstat -r`` flags: U (up), G (gateway), H (host route), S (static), C (connected)."""
+        """``netstat -r`` flags: U (up), G (gateway), H (host route), S
+        (static), C (connected), 1 (learned from a router advertisement)."""
         f = "U"
         if self.gateway is not None:
             f += "G"
-        if self.network.prefixlen == 32:
+        if self.network.prefixlen == self.network.max_prefixlen:
             f += "H"
-        f += "S" if self.static else "C"
+        f += "S" if self.static else "1" if self.autoconf else "C"
         return f
 
 
 @attrs.frozen
 class RouteRow:
-    """One route as ``netstat -r`` shows it."""
+    """One route as ``netstat -r`` shows it (``family``: ``"inet"`` or ``"inet6"``)."""
 
     destination: str
     gateway: str
     flags: str
     netif: str
     mtu: int
+    family: str = "inet"
 
 
-def parse_network(dest: str) -> ipaddress.IPv4Network:
-    """``"10.0.0.0/24"``, ``"10.0.0.1"`` (a host route) or ``"default"``.
+def parse_network(dest: str, *, inet6: bool = False) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``"10.0.0.0/24"``, ``"10.0.0.1"`` (a host route), ``"default"``, or
+    with ``inet6`` (or a ``:`` in ``dest``) ``"fd00:1::/64"``, ``"fd00::1"``,
+    ``"default"`` (``::/0``).
 
     Raises:
         ValueError: for anything else, or host bits set.
     """
+    inet6 = inet6 or (isinstance(dest, str) and ":" in dest)
     if dest == "default":
-        return ipaddress.IPv4Network("0.0.0.0/0")
+        return ipaddress.IPv6Network("::/0") if inet6 else ipaddress.IPv4Network("0.0.0.0/0")
     try:
-        return ipaddress.IPv4Network(dest)
+        return ipaddress.IPv6Network(dest) if inet6 else ipaddress.IPv4Network(dest)
     except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError) as exc:
-        raise ValueError(f"not an IPv4 network: {dest!r} ({exc})") from None
+        family = "IPv6" if inet6 else "IPv4"
+        raise ValueError(f"not an {family} network: {dest!r} ({exc})") from None
 
 
 class RouteCache:
@@ -131,13 +142,20 @@ class RouteCache:
 
 
 class RouteTable:
-    """A host's IPv4 routes (see the module docstring).
+    """A host's routes of one family (see the module docstring).
+
+    Args:
+        bits: the address size, 32 (IPv4) or 128 (IPv6).
 
     Attributes:
         generation: bumped by every change and by :meth:`invalidate`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, bits: int = 32) -> None:
+        if bits not in (32, 128):
+            raise ValueError(f"bits must be 32 or 128, not {bits!r}")
+        self.bits = bits
+        self._all = (1 << bits) - 1
         # prefix length -> network address (int) -> route
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []  # present prefix lengths, longest first
@@ -168,7 +186,7 @@ class RouteTable:
         table[key] = route
         self.generation += 1
 
-    def delete(self, network: ipaddress.IPv4Network) -> Route:
+    def delete(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Route:
         """Remove and return the route to ``network``.
 
         Raises:
@@ -194,11 +212,13 @@ class RouteTable:
         return gone
 
     def lookup(self, dst: bytes) -> Route | None:
-        """The longest-prefix match for the 4-byte address ``dst``, or None."""
+        """The longest-prefix match for the address ``dst`` (4 or 16 bytes,
+        as the table's ``bits``), or None."""
         addr = int.from_bytes(dst, "big")
         by_len = self._by_len
+        bits, full = self.bits, self._all
         for plen in self._lens:
-            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+            mask = (full << (bits - plen)) & full
             route = by_len[plen].get(addr & mask)
             if route is not None:
                 return route
@@ -215,19 +235,33 @@ class RouteTable:
     def rows(self) -> list[RouteRow]:
         """``netstat -r`` rows."""
         rows = []
+        family = "inet" if self.bits == 32 else "inet6"
         for r in self.routes():
             dest = "default" if r.network.prefixlen == 0 else str(r.network)
-            if r.network.prefixlen == 32:
+            if r.network.prefixlen == self.bits:
                 dest = str(r.network.network_address)
-            gw = str(ipaddress.IPv4Address(r.gateway)) if r.gateway else f"link#{r.ifp.index}"
-            rows.append(RouteRow(dest, gw, r.flags, r.ifp.name, r.ifp.mtu))
+            if r.gateway:
+                gw = str(ipaddress.ip_address(r.gateway))
+                if self.bits == 128 and ipaddress.IPv6Address(r.gateway).is_link_local:
+                    gw += f"%{r.ifp.name}"
+            else:
+                gw = f"link#{r.ifp.index}"
+            rows.append(RouteRow(dest, gw, r.flags, r.ifp.name, r.ifp.mtu, family))
         return rows
 
 
 def format_netstat_r(rows: list[RouteRow]) -> str:
-    """Format rows in the layout of ``netstat -rn`` (the Internet table)."""
-    lines = ["Routing tables", "", "Internet:"]
-    lines.append(f"{'Destination':<20} {'Gateway':<18} {'Flags':<6} {'Netif':<8} {'Mtu':>5}")
-    for r in rows:
-        lines.append(f"{r.destination:<20} {r.gateway:<18} {r.flags:<6} {r.netif:<8} {r.mtu:>5}")
+    """Format rows in the layout of ``netstat -rn``: the Internet table, then
+    the Internet6 one if there are IPv6 routes."""
+    lines = ["Routing tables"]
+    for family, title, width in (("inet", "Internet:", 20), ("inet6", "Internet6:", 28)):
+        these = [r for r in rows if r.family == family]
+        if family == "inet6" and not these:
+            continue
+        lines += ["", title]
+        lines.append(f"{'Destination':<{width}} {'Gateway':<{width - 2}} {'Flags':<6} {'Netif':<8} {'Mtu':>5}")
+        for r in these:
+            lines.append(
+                f"{r.destination:<{width}} {r.gateway:<{width - 2}} {r.flags:<6} {r.netif:<8} {r.mtu:>5}"
+            )
     return "\n".join(lines) + "\n"

@@ -117,6 +117,7 @@ from trio.lowlevel import ParkingLot, current_task
 from .._exceptions import KernelPanic, NetError
 from .._kern._msgport import NetMsg
 from ..protocols import icmp as icmp_proto
+from ..protocols import icmpv6 as icmp6_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.flowhash import tuple_hash
 from ..protocols.tcp import (
@@ -140,7 +141,7 @@ from ..protocols.tcp_connection import (
 )
 
 from ._if import IfCap
-from ._inaddr import inet_ntoa
+from ._inaddr import inet_ntop
 from ._layer import ProtoLayer
 from ._ports import EphemeralPorts
 from ._route import RouteCache
@@ -148,6 +149,7 @@ from ._route import RouteCache
 if TYPE_CHECKING:
     from ._if import Ifnet
     from ._ip import Ip
+    from ._ip6 import Ip6
 
 __all__ = ["NetstatRow", "Tcp", "TcpLayerStatistics", "TcpListen", "TcpPcb", "format_netstat"]
 
@@ -155,6 +157,7 @@ log = structlog.get_logger(__name__)
 
 IPPROTO_TCP = 6
 ANY = bytes(4)
+ANY6 = bytes(16)
 CONGESTION_CONTROLS = {"newreno": NewReno, "cubic": Cubic}
 #: The most payload a TSO super-segment carries: one IPv4 datagram's worth,
 #: headers with the largest TCP options included.
@@ -187,6 +190,28 @@ ICMP_ERRORS: dict[tuple[int, int | None], tuple[int, bool]] = {
     (icmp_proto.TIME_EXCEEDED, None): (errno.EHOSTUNREACH, False),
     (icmp_proto.PARAM_PROBLEM, None): (errno.ENOPROTOOPT, False),
 }
+
+#: ICMPv6 errors as the ICMP ones :data:`ICMP_ERRORS` maps (RFC 4443's
+#: codes to RFC 792's: port unreachable is hard, the other unreachables,
+#: time exceeded and parameter problems soft).
+ICMP6_AS_ICMP: dict[tuple[int, int | None], tuple[int, int]] = {
+    (icmp6_proto.DST_UNREACH, icmp6_proto.UNREACH_NOPORT): (icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT),
+    (icmp6_proto.DST_UNREACH, None): (icmp_proto.DEST_UNREACH, 1),  # host unreachable
+    (icmp6_proto.TIME_EXCEEDED, None): (icmp_proto.TIME_EXCEEDED, 0),
+    (icmp6_proto.PARAM_PROB, None): (icmp_proto.PARAM_PROBLEM, 0),
+}
+
+
+def fold_address(addr: bytes) -> int:
+    """An address as the integer the flow hash takes: a 4-byte one as is, a
+    16-byte one folded to 32 bits by XOR of its words (as
+    ``protocols.flowhash.ipv6_flow_hash`` does, so a connection lives on the
+    protocol thread its packets hash to)."""
+    value = int.from_bytes(addr, "big")
+    if len(addr) == 16:
+        value = (value >> 96) ^ (value >> 64) ^ (value >> 32) ^ value
+        value &= 0xFFFFFFFF
+    return value
 
 
 @attrs.frozen
@@ -327,9 +352,7 @@ class TcpPcb:
         self.tcp = tcp
         self.laddr, self.lport, self.faddr, self.fport = laddr, lport, faddr, fport
         self.key = (laddr, lport, faddr, fport)
-        self.cpu = tuple_hash(
-            int.from_bytes(laddr, "big"), lport, int.from_bytes(faddr, "big"), fport
-        ) % host.ncpus
+        self.cpu = tuple_hash(fold_address(laddr), lport, fold_address(faddr), fport) % host.ncpus
         self.port = host.port("netisr", self.cpu)
         self.callout = host.callout(self.cpu, thread="netisr")
         self._conn = conn
@@ -348,12 +371,12 @@ class TcpPcb:
         # of up to TSO_MAX bytes (a later route change to an interface
         # without it costs a software cut in IP output, nothing more).
         try:
-            ifp, _, _ = tcp.ip.route_cached(self.ro, faddr, laddr)
+            ifp, _, _ = tcp.ip_for(faddr).route_cached(self.ro, faddr, laddr)
         except NetError:
             pass
         else:
-            if int(ifp.capenable) & _TSO_TXCSUM == _TSO_TXCSUM:
-                conn.tso_max = TSO_MAX
+            if len(faddr) == 4 and int(ifp.capenable) & _TSO_TXCSUM == _TSO_TXCSUM:
+                conn.tso_max = TSO_MAX  # (no TSO for IPv6 yet)
         self.df = bool(host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
         self._mtu_posted = False
         self.orphan = False
@@ -362,7 +385,7 @@ class TcpPcb:
 
     def __repr__(self) -> str:
         return (
-            f"<TcpPcb {inet_ntoa(self.laddr)}:{self.lport} {inet_ntoa(self.faddr)}:{self.fport} "
+            f"<TcpPcb {inet_ntop(self.laddr)}:{self.lport} {inet_ntop(self.faddr)}:{self.fport} "
             f"{self._conn.state.name} netisr {self.cpu}>"
         )
 
@@ -476,6 +499,9 @@ class TcpListen:
         self.lot = ParkingLot()
         self.closed = False
         self.entries: set[TcpPcb] = set()  # SYN cache entries
+        #: Its keys in the listener table: (0.0.0.0, port) and, for a
+        #: dual-stack listener, (::, port) too.
+        self.keys: list[tuple[bytes, int]] = [(laddr, lport)]
 
 
 class Tcp(ProtoLayer):
@@ -529,6 +555,7 @@ class Tcp(ProtoLayer):
             description="Send segments with DF and learn the path MTU from ICMP (new connections)",
         )
         ip.protocols[IPPROTO_TCP] = (self.input, self.ctlinput)
+        self.ip6: Any = None  # set by attach6
 
     ####################################################################
     # Configuration
@@ -580,11 +607,29 @@ class Tcp(ProtoLayer):
         )
 
     def _mtu_for(self, faddr: bytes, laddr: bytes) -> int:
-        # The MTU of the interface a passive connection's segments leave by.
+        # The MTU of the interface a passive connection's segments leave by,
+        # as an IPv4 MTU: less 20 for IPv6's larger header (see ip_mtu).
         try:
-            return self.ip.route(faddr, src=laddr)[0].mtu
+            return self.ip_mtu(faddr, self.ip_for(faddr).route(faddr, src=laddr)[0])
         except NetError:
             return DEFAULT_MTU
+
+    def ip_for(self, addr: bytes) -> Any:
+        """The IP layer for ``addr``'s family."""
+        return self.ip6 if len(addr) == 16 else self.ip
+
+    def ip_mtu(self, faddr: bytes, ifp: Ifnet) -> int:
+        """``ifp``'s MTU as TCP counts it (it takes TCPIP_HDR_LEN, IPv4's
+        40 bytes of headers, off): for IPv6, 20 less, so the MSS leaves room
+        for the 40-byte IPv6 header, and the path MTU a Packet Too Big set."""
+        if len(faddr) == 16:
+            return self.ip6.path_mtu(faddr, ifp) - 20
+        return ifp.mtu
+
+    def attach6(self, ip6: Ip6, icmp6: Any) -> None:
+        """Take IPv6 segments too (the IPv6 layer is made after this one)."""
+        self.ip6 = ip6
+        ip6.protocols[IPPROTO_TCP] = (self.input, self.ctlinput6)
 
     def _isn(self, laddr: bytes, lport: int, faddr: bytes, fport: int) -> tuple[int, int]:
         now = trio.current_time()
@@ -633,12 +678,13 @@ class Tcp(ProtoLayer):
 
         DragonFly: ``in_pcbbind`` (``sys/netinet/in_pcb.c``).
         """
-        if laddr != ANY and laddr not in self._local_addrs:
-            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+        wild = ANY if len(laddr) == 4 else ANY6
+        if laddr != wild and laddr not in self._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntop(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
         for (addr, port) in [*self._listeners, *self._bound]:
-            if port == lport and (addr == laddr or ANY in (addr, laddr)):
+            if port == lport and len(addr) == len(laddr) and (addr == laddr or wild in (addr, laddr)):
                 raise NetError(errno.EADDRINUSE, f"TCP port {lport} is in use")
         self._bound[(laddr, lport)] += 1
         self._ports[lport] += 1
@@ -648,7 +694,7 @@ class Tcp(ProtoLayer):
         """Release a reservation of :meth:`bind`."""
         key = (laddr, lport)
         if self._bound[key] <= 0:
-            raise ValueError(f"{inet_ntoa(laddr)}:{lport} is not reserved")
+            raise ValueError(f"{inet_ntop(laddr)}:{lport} is not reserved")
         self._bound[key] -= 1
         if not self._bound[key]:
             del self._bound[key]
@@ -656,22 +702,34 @@ class Tcp(ProtoLayer):
         if not self._ports[lport]:
             del self._ports[lport]
 
-    def listen(self, laddr: bytes, lport: int, backlog: int) -> TcpListen:
+    def listen(self, laddr: bytes, lport: int, backlog: int, *, dual: bool = False) -> TcpListen:
         """Open a listener (``bind`` + ``listen``); port 0 picks an ephemeral one.
+
+        With ``dual`` (and ``laddr`` 0.0.0.0) it takes IPv6 connections to
+        the port too, as an IPv6 socket bound to ``::`` without
+        ``IPV6_V6ONLY`` does: ``open_tcp_listeners`` and ``serve_tcp``
+        without a host listen on both families at once.
 
         Raises:
             NetError: ``EADDRINUSE``, ``EADDRNOTAVAIL`` (not this host's address).
         """
-        if laddr != ANY and laddr not in self._local_addrs:
-            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+        wild = ANY if len(laddr) == 4 else ANY6
+        if laddr != wild and laddr not in self._local_addrs:
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntop(laddr)} is not an address of this host")
         if lport == 0:
             lport = self.ephemeral()
+        keys = [(laddr, lport), (ANY6, lport)] if dual and laddr == ANY else [(laddr, lport)]
         for (addr, port) in self._listeners:
-            if port == lport and (addr == laddr or ANY in (addr, laddr)):
-                raise NetError(errno.EADDRINUSE, f"TCP port {lport} is in use")
+            # Each family has its own port space (IPV6_V6ONLY, BSD's default).
+            for mine, _ in keys:
+                wild = ANY if len(mine) == 4 else ANY6
+                if port == lport and len(addr) == len(mine) and (addr == mine or wild in (addr, mine)):
+                    raise NetError(errno.EADDRINUSE, f"TCP port {lport} is in use")
         somaxconn: int = self.host.sysctls.get("kern.ipc.somaxconn")  # type: ignore[assignment]
         lst = TcpListen(self, laddr, lport, max(1, min(backlog, somaxconn)))
-        self._listeners[(laddr, lport)] = lst
+        lst.keys = keys
+        for key in keys:
+            self._listeners[key] = lst
         self._ports[lport] += 1
         return lst
 
@@ -680,7 +738,8 @@ class Tcp(ProtoLayer):
         if lst.closed:
             return
         lst.closed = True
-        del self._listeners[(lst.laddr, lst.lport)]
+        for key in lst.keys:
+            del self._listeners[key]
         self._ports[lst.lport] -= 1
         if not self._ports[lst.lport]:
             del self._ports[lst.lport]
@@ -693,8 +752,12 @@ class Tcp(ProtoLayer):
     def netstat(self) -> list[NetstatRow]:
         """``netstat -an -p tcp``: listeners, then connections."""
         rows = [
-            NetstatRow(0, 0, (inet_ntoa(lst.laddr), lst.lport), ("0.0.0.0", 0), "LISTEN")
-            for lst in self._listeners.values()
+            # One row per listener: a dual-stack one (both families) shows
+            # as 0.0.0.0, as Linux shows its [::] socket once.
+            NetstatRow(
+                0, 0, (inet_ntop(lst.laddr), lst.lport), ("0.0.0.0" if len(lst.laddr) == 4 else "::", 0), "LISTEN"
+            )
+            for lst in dict.fromkeys(self._listeners.values())
         ]
         for pcb in self._pcbs.values():
             conn = pcb.peek()
@@ -702,8 +765,8 @@ class Tcp(ProtoLayer):
                 NetstatRow(
                     conn.readable,
                     conn.buffered,
-                    (inet_ntoa(pcb.laddr), pcb.lport),
-                    (inet_ntoa(pcb.faddr), pcb.fport),
+                    (inet_ntop(pcb.laddr), pcb.lport),
+                    (inet_ntop(pcb.faddr), pcb.fport),
                     conn.state.name,
                 )
             )
@@ -731,7 +794,7 @@ class Tcp(ProtoLayer):
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
-        cpu = tuple_hash(int.from_bytes(dst, "big"), th.dport, int.from_bytes(src, "big"), th.sport)
+        cpu = tuple_hash(fold_address(dst), th.dport, fold_address(src), th.sport)
         port = self.host.port("netisr", cpu % self.host.ncpus)
         if port.thread.task is not current_task():
             # Reassembled on netisr 0: on to the owner (DragonFly re-dispatches
@@ -762,7 +825,9 @@ class Tcp(ProtoLayer):
             else:
                 pcb.segment(th, data)
                 return
-        lst = self._listeners.get((dst, th.dport)) or self._listeners.get((ANY, th.dport))
+        lst = self._listeners.get((dst, th.dport)) or self._listeners.get(
+            (ANY if len(dst) == 4 else ANY6, th.dport)
+        )
         if lst is not None:
             self._listen_input(lst, src, dst, th, data)
             return
@@ -887,7 +952,7 @@ class Tcp(ProtoLayer):
         smss = pcb._conn.smss
         tso = smss if len(payload) > smss else 0  # a super-segment (TSO)
         try:
-            self.ip.output(
+            (self.ip6 if len(faddr) == 16 else self.ip).output(
                 faddr, IPPROTO_TCP, segment, src=laddr, df=pcb.df, ro=pcb.ro, csum=True, tso=tso
             )
         except NetError as exc:
@@ -905,7 +970,7 @@ class Tcp(ProtoLayer):
         segment = header.emit(payload, laddr, faddr, checksum=False)  # IP output's job
         df = bool(self.host.sysctls.get("net.inet.tcp.path_mtu_discovery"))
         try:
-            self.ip.output(faddr, IPPROTO_TCP, segment, src=laddr, df=df, csum=True)
+            self.ip_for(faddr).output(faddr, IPPROTO_TCP, segment, src=laddr, df=df, csum=True)
         except NetError as exc:
             self.stats["output_errors"] += 1
             log.debug("segment_dropped", host=self.host.name, errno=exc.errno)
@@ -951,6 +1016,22 @@ class Tcp(ProtoLayer):
         elif not port.put_packet(self._ctlinput_owned, item):
             self.drops["netisr_full"] += 1
         return True
+
+    def ctlinput6(
+        self, type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int
+    ) -> bool:
+        """:meth:`ctlinput` for an ICMPv6 error: mapped to its ICMP
+        counterpart (:data:`ICMP6_AS_ICMP`; a Packet Too Big is
+        "fragmentation needed" with its MTU less 20, since TCP counts IPv4's
+        header), then handled the same way."""
+        if type_ == icmp6_proto.PACKET_TOO_BIG:
+            if mtu < 1280:
+                return False
+            return self.ctlinput(icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NEEDFRAG, src, dst, head, mtu - 20)
+        mapped = ICMP6_AS_ICMP.get((type_, code)) or ICMP6_AS_ICMP.get((type_, None))
+        if mapped is None:
+            return False
+        return self.ctlinput(mapped[0], mapped[1], src, dst, head, 0)
 
     def _ctlinput_owned(self, item: tuple[TcpPcb, int, int, int, int]) -> None:
         pcb, type_, code, seq, mtu = item
@@ -1002,12 +1083,16 @@ class Tcp(ProtoLayer):
         Raises:
             NetError: ``ENETUNREACH`` (no route), ``EADDRNOTAVAIL``, ``EADDRINUSE``.
         """
-        if laddr == ANY:
+        if laddr == ANY or laddr == ANY6:
             laddr = None
+        if laddr is not None and len(laddr) != len(faddr):
+            raise NetError(
+                errno.EAFNOSUPPORT, f"{inet_ntop(laddr)} and {inet_ntop(faddr)} are not of one family"
+            )
         if laddr is not None and laddr not in self._local_addrs:
-            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntoa(laddr)} is not an address of this host")
+            raise NetError(errno.EADDRNOTAVAIL, f"{inet_ntop(laddr)} is not an address of this host")
         try:
-            ifp, _, src = self.ip.route(faddr, src=laddr)
+            ifp, _, src = self.ip_for(faddr).route(faddr, src=laddr)
         except NetError:
             if laddr is None:
                 raise
@@ -1016,7 +1101,7 @@ class Tcp(ProtoLayer):
             # are output errors, and the MSS is the default.
             mtu = DEFAULT_MTU
         else:
-            laddr, mtu = src, ifp.mtu
+            laddr, mtu = src, self.ip_mtu(faddr, ifp)
         if lport == 0:
             lport = self.ephemeral()
         iss, ts_offset = self._isn(laddr, lport, faddr, fport)
@@ -1036,10 +1121,10 @@ def _mtudisc_local(pcb: TcpPcb) -> None:
         return
     tcp = pcb.tcp
     try:
-        ifp = tcp.ip.route_cached(pcb.ro, pcb.faddr, pcb.laddr)[0]
+        ifp = tcp.ip_for(pcb.faddr).route_cached(pcb.ro, pcb.faddr, pcb.laddr)[0]
     except NetError:
         return
-    tcp._lower_mss(pcb, ifp.mtu, trio.current_time())
+    tcp._lower_mss(pcb, tcp.ip_mtu(pcb.faddr, ifp), trio.current_time())
 
 
 def abort_pcb(pcb: TcpPcb) -> None:

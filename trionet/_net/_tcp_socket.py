@@ -60,7 +60,7 @@ import trio
 
 from .._exceptions import NetError
 from ..protocols.tcp_connection import TcpOutput, TcpState, TcpStatistics
-from ._inaddr import check_port, inet_aton, inet_ntoa
+from ._inaddr import check_port, inet_ntop, inet_pton
 from ._tcp import ANY, TcpListen, TcpPcb, abort_pcb
 
 if TYPE_CHECKING:
@@ -154,11 +154,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def getsockname(self) -> tuple[str, int]:
         """The local ``(address, port)``."""
-        return inet_ntoa(self._pcb.laddr), self._pcb.lport
+        return inet_ntop(self._pcb.laddr), self._pcb.lport
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's ``(address, port)``."""
-        return inet_ntoa(self._pcb.faddr), self._pcb.fport
+        return inet_ntop(self._pcb.faddr), self._pcb.fport
 
     @property
     def state(self) -> TcpState:
@@ -536,7 +536,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
 
     def getsockname(self) -> tuple[str, int]:
         """The bound ``(address, port)``."""
-        return inet_ntoa(self._lst.laddr), self._lst.lport
+        return inet_ntop(self._lst.laddr), self._lst.lport
 
     async def accept(self) -> TcpStream:
         """Wait for an established connection and return it as a stream.
@@ -590,11 +590,11 @@ async def open_tcp_stream(
     Cancellation: if cancelled, no connection is left behind: one in
     progress is aborted (a RST if the peer already answered).
     """
-    faddr = inet_aton(address)
+    faddr = inet_pton(address)
     check_port(port)
     if port == 0:
         raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
-    laddr = inet_aton(local_address) if local_address is not None else None
+    laddr = inet_pton(local_address) if local_address is not None else None
     await trio.lowlevel.checkpoint_if_cancelled()
     check_port(local_port)
     pcb = tcp.connect_pcb(faddr, port, laddr, local_port)  # (TCP_NODELAY: Tcp.config)
@@ -617,10 +617,13 @@ def listen_nowait(
     """Listen on ``port`` without a checkpoint (the socket layer's sync
     ``listen``); see :meth:`Host.open_tcp_listeners`."""
     check_port(port)
-    laddr = ANY if host in (None, "", "0.0.0.0") else inet_aton(host)  # type: ignore[arg-type]
+    # No host: one listener for both families (a dual-stack socket, as an
+    # IPv6 socket with IPV6_V6ONLY off); "0.0.0.0" or "::" only its own.
+    dual = host in (None, "")
+    laddr = ANY if host in (None, "", "0.0.0.0") else inet_pton(host)  # type: ignore[arg-type]
     if backlog is not None:
         backlog = operator.index(backlog)
-    return TcpListener(tcp, tcp.listen(laddr, port, backlog if backlog is not None else 0xFFFF))
+    return TcpListener(tcp, tcp.listen(laddr, port, backlog if backlog is not None else 0xFFFF, dual=dual))
 
 
 async def open_tcp_listeners(

@@ -21,6 +21,12 @@ interface, next hop and source in one decision, taken again only after a
 route or address change or for another destination; the checksum is
 computed with that source, and IP output sends on the same route.
 
+IPv6: the same sockets take IPv6 addresses (``("fd00::1", 53)``). A
+socket's family is that of its first bind, connect or send (each family has
+its own port space, as with BSD's default ``IPV6_V6ONLY``); IPv6 input
+(:meth:`Udp.input6`) also drops a zero checksum, which IPv6 forbids (RFC
+8200 section 8.1), and ICMPv6 errors reach :meth:`Udp.ctlinput6`.
+
 Sockets follow Trio's conventions: ``bind``, ``connect`` and ``close`` are
 plain calls; ``sendto``/``send`` and ``recvfrom``/``recv`` are async
 (``recvfrom`` waits for a datagram; both checkpoint); after ``close`` every
@@ -45,31 +51,35 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from .._exceptions import NetError
 from ..protocols import icmp as icmp_proto
+from ..protocols import icmpv6 as icmp6_proto
 from ..protocols import udp as udp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv4 import IPPROTO_UDP, IPv4Header
 from ._ether import Mbuf
-from ._inaddr import check_port, inet_aton, inet_ntoa
+from ._inaddr import check_port, inet_ntop, inet_pton
 from ._layer import ProtoLayer
 from ._ports import EphemeralPorts
 from ._route import RouteCache
 
 if TYPE_CHECKING:
     from ._icmp import Icmp
+    from ._icmp6 import Icmp6
     from ._if import Ifnet
     from ._ip import Ip
+    from ._ip6 import Ip6
 
 __all__ = ["Udp", "UdpSocket", "UdpSocketStatistics", "UdpStatistics"]
 
 Address = tuple[str, int]
 ANY = bytes(4)
+ANY6 = bytes(16)
 BROADCAST = b"\xff\xff\xff\xff"
 
 
@@ -80,11 +90,16 @@ def _addr(address: Address) -> tuple[bytes, int]:
     check_port(port)
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {host!r}")
-    return inet_aton(host), port
+    return inet_pton(host), port
 
 
 def _str(addr: bytes, port: int) -> Address:
-    return inet_ntoa(addr), port
+    return inet_ntop(addr), port
+
+
+def _wildcard(addr: bytes) -> bytes:
+    # The unspecified address of addr's family.
+    return ANY if len(addr) == 4 else ANY6
 
 
 @attrs.frozen
@@ -169,12 +184,13 @@ class UdpSocket:
             raise NetError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
         udp = self._udp
         if self._local is None:
-            udp._bind(self, ANY, 0)
+            udp._bind(self, _wildcard(addr), 0)
         local = self._local
         assert local is not None
-        if local[0] == ANY and addr != BROADCAST and addr not in udp._broadcasts:
+        udp._check_family(local[0], addr)
+        if local[0] == _wildcard(addr) and addr != BROADCAST and addr not in udp._broadcasts:
             try:
-                _, _, src = udp.ip.route(addr)
+                _, _, src = udp.ip_for(addr).route(addr)
             except NetError:
                 pass
             else:
@@ -246,13 +262,20 @@ class UdpSocket:
             raise NetError(errno.EMSGSIZE, f"{len(data)} bytes do not fit a UDP datagram")
         udp = self._udp
         if self._local is None:
-            udp._bind(self, ANY, 0)
+            udp._bind(self, _wildcard(addr), 0)
         local = self._local
         assert local is not None
-        if (addr == BROADCAST or addr in udp._broadcasts) and not self.broadcast:
-            raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
-        ip = udp.ip
-        want = local[0] if local[0] != ANY else None
+        if len(addr) == 16:
+            udp._check_family(local[0], addr)
+            ip = udp.ip6
+            want = local[0] if local[0] != ANY6 else None
+        else:
+            if len(local[0]) != 4:
+                udp._check_family(local[0], addr)
+            if (addr == BROADCAST or addr in udp._broadcasts) and not self.broadcast:
+                raise NetError(errno.EACCES, "sending to a broadcast address needs broadcast=True")
+            ip = udp.ip
+            want = local[0] if local[0] != ANY else None
         # The checksum is left to IP output (csum=True): the interface's
         # card, or IP itself once its route choice (cached in the socket,
         # BSD's inp_route) fixed the source the pseudo-header covers.
@@ -437,17 +460,38 @@ class Udp(ProtoLayer):
     def socket(self) -> UdpSocket:
         return UdpSocket(self)
 
+    def attach6(self, ip6: Ip6, icmp6: Icmp6) -> None:
+        """Take IPv6 datagrams too (the IPv6 layer is made after this one)."""
+        self.ip6 = ip6
+        self._icmp6 = icmp6
+        ip6.protocols[IPPROTO_UDP] = (self.input6, self.ctlinput6)
+
+    def ip_for(self, addr: bytes) -> Any:
+        """The IP layer for ``addr``'s family."""
+        return self.ip6 if len(addr) == 16 else self.ip
+
+    @staticmethod
+    def _check_family(local: bytes, addr: bytes) -> None:
+        if len(local) != len(addr):
+            raise NetError(
+                errno.EAFNOSUPPORT,
+                f"the socket is bound to {inet_ntop(local)}: it cannot reach {inet_ntop(addr)}",
+            )
+
     def statistics(self) -> UdpStatistics:
         """A snapshot of the counters."""
         return UdpStatistics(self._received, self._drop_counts())
 
     def _bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
-        if addr != ANY and addr not in self._local_addrs:
+        wild = _wildcard(addr)
+        if addr != wild and addr not in self._local_addrs:
             raise NetError(errno.EADDRNOTAVAIL, f"{_str(addr, port)[0]} is not an address of this host")
         if port == 0:
             port = self._ephemeral()
         for other in self._ports.get(port, ()):
-            if other._local is not None and (other._local[0] in (ANY, addr) or addr == ANY):
+            # Each family has its own port space (IPV6_V6ONLY, as BSD's default).
+            theirs = other._local[0] if other._local is not None else None
+            if theirs is not None and len(theirs) == len(addr) and (theirs in (wild, addr) or addr == wild):
                 raise NetError(errno.EADDRINUSE, f"port {port} is in use")
         sock._local = (addr, port)
         self._ports.setdefault(port, []).append(sock)
@@ -466,10 +510,11 @@ class Udp(ProtoLayer):
 
     def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int) -> UdpSocket | None:
         best = None
+        wild = ANY if len(dst) == 4 else ANY6
         for sock in self._ports.get(dport, ()):
             local = sock._local
             assert local is not None
-            if local[0] not in (ANY, dst) and dst != BROADCAST:
+            if local[0] != dst and local[0] != wild and (dst != BROADCAST or len(local[0]) != 4):
                 continue
             if sock._remote is not None:
                 if sock._remote == (src, sport):
@@ -489,11 +534,34 @@ class Udp(ProtoLayer):
         if sock is None:
             self.drops["noport"] += 1
             if hdr.dst in self._local_addrs and not m.flags:
-                self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
+                if len(hdr.dst) == 16:
+                    self._icmp6.error(m, hdr, icmp6_proto.DST_UNREACH, icmp6_proto.UNREACH_NOPORT)
+                else:
+                    self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
             return
         limit: int = self._recvspace.value  # type: ignore[assignment]
         if not sock._deliver(bytes(data), hdr.src, sport, limit):
             self.drops["fullsock"] += 1
+
+    def input6(self, hdr: Any, payload: memoryview, m: Mbuf) -> None:
+        """An IPv6 datagram: as :meth:`input`, but a zero checksum, which
+        IPv6 does not allow (RFC 8200 section 8.1), is a drop."""
+        if len(payload) >= 8 and not payload[6] and not payload[7]:
+            self._received += 1
+            self.drops["zero_checksum"] += 1
+            return
+        self.input(hdr, payload, m)
+
+    def ctlinput6(
+        self, type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int
+    ) -> bool:
+        """:meth:`ctlinput` for ICMPv6: a destination unreachable (port
+        unreachable: ``ECONNREFUSED``; the others ``EHOSTUNREACH``)."""
+        if type_ != icmp6_proto.DST_UNREACH:
+            return False
+        return self._report_unreachable(
+            src, dst, head, errno.ECONNREFUSED if code == icmp6_proto.UNREACH_NOPORT else errno.EHOSTUNREACH
+        )
 
     def ctlinput(
         self, type_: int, code: int, src: bytes, dst: bytes, head: memoryview, mtu: int
@@ -508,13 +576,16 @@ class Udp(ProtoLayer):
         """
         if type_ != icmp_proto.DEST_UNREACH:
             return False
+        return self._report_unreachable(
+            src, dst, head, errno.ECONNREFUSED if code == icmp_proto.UNREACH_PORT else errno.EHOSTUNREACH
+        )
+
+    def _report_unreachable(self, src: bytes, dst: bytes, head: memoryview, err: int) -> bool:
         sport = (head[0] << 8) | head[1]
         dport = (head[2] << 8) | head[3]
         for sock in self._ports.get(sport, ()):
             if sock._remote == (dst, dport):
-                sock._error = (
-                    errno.ECONNREFUSED if code == icmp_proto.UNREACH_PORT else errno.EHOSTUNREACH
-                )
+                sock._error = err
                 if sock._lot:
                     sock._lot.unpark_all()
                 return True
