@@ -58,7 +58,9 @@ def test_demo_runs_in_virtual_time_and_prints_results_and_views(capsys: pytest.C
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "seed 1, virtual time" in out
-    assert "5/5 replies" in out and "sha256 match" in out and "3 steps: 3 ok, 0 failed" in out
+    assert "5/5 replies" in out and "sha256 match" in out and "4 steps: 4 ok, 0 failed" in out
+    assert "ping client -> fd00:2::2: 3/3 replies" in out  # both families
+    assert "Internet6:" in out and "inet6 fd00:2::2 prefixlen 64" in out and "$ ndp -an" in out
     for view in ("$ ifconfig", "$ netstat -i", "$ netstat -rn", "$ netstat -an -p tcp", "$ vmstat -i", "$ ps"):
         assert out.count(view) == 3, view  # client, router, server
     assert "default              10.0.1.1           UGS" in out
@@ -68,7 +70,7 @@ def test_demo_runs_in_virtual_time_and_prints_results_and_views(capsys: pytest.C
 def test_demo_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ok"] is True and doc["seed"] == 1 and len(doc["results"]) == 3
+    assert doc["ok"] is True and doc["seed"] == 1 and len(doc["results"]) == 4
     assert doc["results"][1]["outcome"]["sha256"] == doc["results"][1]["outcome"]["sha256_received"]
 
 

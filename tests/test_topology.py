@@ -289,6 +289,18 @@ async def test_router_example_runs(autojump_clock: trio.testing.MockClock) -> No
     assert results[1].timing["rtt_min_ms"] > results[0].timing["rtt_min_ms"]
 
 
+async def test_dual_stack_example_runs(autojump_clock: trio.testing.MockClock) -> None:
+    # The server has no IPv6 address in the file: its ping and transfer to
+    # the client's fd00:1::2 come from the address it made from the router's
+    # advertisement (no address, no source: they would fail).
+    results = await _run_example("dual_stack.toml")
+    assert all(r.ok for r in results), [r.summary() for r in results]
+    assert results[2].outcome["received"] >= 2
+    assert results[3].outcome["sha256"] == results[3].outcome["sha256_received"]
+    topo = load_topology(EXAMPLES / "dual_stack.toml")
+    assert topo.host("router").rtadvd[0].prefixes == ("fd00:2::/64",)
+
+
 async def test_switched_lan_example_runs(autojump_clock: trio.testing.MockClock) -> None:
     results = await _run_example("switched_lan.toml")
     assert all(r.ok for r in results), [r.summary() for r in results]

@@ -27,6 +27,7 @@ from . import (
     format_ifconfig,
     format_netstat,
     format_netstat_i,
+    format_ndp,
     format_netstat_r,
     format_ps,
     format_sysctl,
@@ -112,35 +113,36 @@ async def _kern(args: argparse.Namespace) -> None:
         )
 
 
-#: ``trionet demo``: two subnets joined by a router; the router's link to
-#: the server loses 2 % of the frames (each way) and reorders 1 %.
+#: ``trionet demo``: two subnets joined by a router, in IPv4 and IPv6; the
+#: router's link to the server loses 2 % of the frames (each way) and
+#: reorders 1 %.
 DEMO_TOPOLOGY = """
 [network]
 seed = 1
-description = "two subnets joined by a router, one lossy link"
+description = "two dual-stack subnets joined by a router, one lossy link"
 
 [hosts.client]
-routes = [ { dest = "default", gateway = "10.0.1.1" } ]
+routes = [ { dest = "default", gateway = "10.0.1.1" }, { dest = "::/0", gateway = "fd00:1::1" } ]
 
 [hosts.router]
 forwarding = true
 
 [hosts.server]
-routes = [ { dest = "default", gateway = "10.0.2.1" } ]
+routes = [ { dest = "default", gateway = "10.0.2.1" }, { dest = "::/0", gateway = "fd00:2::1" } ]
 
 [[links]]
 a = "client"
-a_address = "10.0.1.2/24"
+a_address = ["10.0.1.2/24", "fd00:1::2/64"]
 b = "router"
-b_address = "10.0.1.1/24"
+b_address = ["10.0.1.1/24", "fd00:1::1/64"]
 delay = 0.001
 bandwidth = 1e9
 
 [[links]]
 a = "router"
-a_address = "10.0.2.1/24"
+a_address = ["10.0.2.1/24", "fd00:2::1/64"]
 b = "server"
-b_address = "10.0.2.2/24"
+b_address = ["10.0.2.2/24", "fd00:2::2/64"]
 delay = 0.005
 bandwidth = 100e6
 loss = 0.02
@@ -160,6 +162,13 @@ to = "server"
 bytes = "2MB"
 
 [[scenario]]
+step = "ping"
+from = "client"
+to = "fd00:2::2"
+count = 3
+min_received = 2
+
+[[scenario]]
 step = "udp_flood"
 from = "server"
 to = "client"
@@ -170,8 +179,9 @@ min_received = 180
 
 
 def _views(hosts: dict[str, Any]) -> str:
-    """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``netstat -an``,
-    ``vmstat -i`` and ``ps`` of every host, in the BSD tools' layouts."""
+    """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``ndp -an`` (hosts
+    with IPv6 neighbours), ``netstat -an``, ``vmstat -i`` and ``ps`` of
+    every host, in the BSD tools' layouts."""
     out = []
     for name, host in hosts.items():
         bar = f"==== {name} " + "=" * max(0, 66 - len(name))
@@ -180,6 +190,7 @@ def _views(hosts: dict[str, Any]) -> str:
             f"$ ifconfig\n{format_ifconfig(host.ifconfig()).rstrip()}\n",
             f"$ netstat -i\n{format_netstat_i(host.netstat_i()).rstrip()}\n",
             f"$ netstat -rn\n{format_netstat_r(host.netstat_r()).rstrip()}\n",
+            *([f"$ ndp -an\n{format_ndp(ndp).rstrip()}\n"] if (ndp := host.ndp()) else []),
             f"$ netstat -an -p tcp\n{format_netstat(host.netstat()).rstrip()}\n",
             f"$ vmstat -i\n{format_vmstat_i(host.vmstat_i()).rstrip()}\n",
             f"$ ps\n{format_ps(host.ps()).rstrip()}\n",

@@ -751,9 +751,10 @@ class StepLoad:
         return link
 
     def target(self, value: Any, key: str, *, need_owner: bool) -> tuple[str, str | None]:
-        """``to``: an IPv4 address, or a host name meaning its first address;
-        and the host that has it (None if none does, which ``need_owner``
-        refuses: the receiving side runs there)."""
+        """``to``: an IPv4 or IPv6 address, or a host name meaning its first
+        IPv4 address (its first IPv6 one if it has none); and the host that
+        has it (None if none does, which ``need_owner`` refuses: the
+        receiving side runs there)."""
         path = self.path + (key,)
         hosts = {h.name for h in self.topology.hosts}
         if isinstance(value, str) and value in hosts:
@@ -762,12 +763,13 @@ class StepLoad:
                 raise self._loader.error(
                     path, f"host {value} has no address (give one with a_address/b_address on its links)"
                 )
-            return str(addresses[0].ip), value
+            first = next((a for a in addresses if a.version == 4), addresses[0])
+            return str(first.ip), value
         try:
-            address = ipv4(value)
+            address = ip_address(value)
         except Bad:
             hint = did_you_mean(value, hosts) if isinstance(value, str) else ""
-            problem = f"must be an IPv4 address or a host's name, not {show(value)}{hint}"
+            problem = f"must be an IP address or a host's name, not {show(value)}{hint}"
             raise self._loader.error(path, problem) from None
         owner = self._owners.get(address)
         if need_owner and owner is None:
