@@ -96,12 +96,24 @@ def complete(frame: bytes | bytearray | memoryview, l3: int = 14) -> bytes:
 
     Args:
         frame: a :class:`PendingFrame`, or anything else (returned as is).
-        l3: where the IPv4 header starts (14 in an Ethernet frame, 0 in a
-            bare IP packet).
+        l3: where the IP header starts (14 in an Ethernet frame, 0 in a
+            bare IP packet). IPv4, or IPv6 whose fixed header is followed
+            directly by the TCP or UDP header (the only IPv6 packets the
+            stack leaves to the card).
     """
     if frame.__class__ is not PendingFrame:
         return frame  # type: ignore[return-value]
     data = bytes(frame)
+    if len(data) >= l3 + 48 and data[l3] >> 4 == 6:
+        proto = data[l3 + 6]
+        if proto != _TCP and proto != _UDP:
+            return data
+        l4 = l3 + 40
+        end = min(l4 + int.from_bytes(data[l3 + 4 : l3 + 6], "big"), len(data))
+        if end - l4 < (18 if proto == _TCP else 8):
+            return data
+        segment = fill_checksum(proto, memoryview(data)[l4:end], data[l3 + 8 : l3 + 24], data[l3 + 24 : l3 + 40])
+        return data[:l4] + segment + data[end:]
     if len(data) < l3 + 20 or data[l3] >> 4 != 4:
         return data
     proto = data[l3 + 9]

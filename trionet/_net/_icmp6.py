@@ -200,8 +200,9 @@ class Icmp6(ProtoLayer):
 
     def error(self, m: Mbuf, hdr: IPv6Header, type_: int, code: int, data: int = 0) -> None:
         """Send an ICMPv6 error about the received packet ``m`` (header
-        ``hdr``), unless RFC 4443 2.4(e) or the rate limit forbids it."""
-        self.error_about(m.data, hdr, type_, code, data, link_multicast=bool(m.flags))
+        ``hdr``), unless RFC 4443 2.4(e) or the rate limit forbids it; to a
+        link-local source, out of the interface it came in by."""
+        self.error_about(m.data, hdr, type_, code, data, link_multicast=bool(m.flags), ifp=m.rcvif)
 
     def error_about(
         self,
@@ -212,9 +213,11 @@ class Icmp6(ProtoLayer):
         data: int = 0,
         *,
         link_multicast: bool = False,
+        ifp: Ifnet | None = None,
     ) -> None:
         """:meth:`error` for a packet given as bytes (``raw``, from its IPv6
-        header on): a reassembly timeout's first fragment."""
+        header on): a reassembly timeout's first fragment. ``ifp``: the
+        interface it arrived on (for a link-local source)."""
         pointer = data if type_ == icmp6_proto.PARAM_PROB else None
         if not icmp6_proto.error6_allowed(raw, link_multicast=link_multicast, type=type_, code=code, pointer=pointer):
             self.drops["error_suppressed"] += 1
@@ -227,17 +230,18 @@ class Icmp6(ProtoLayer):
             self.drops["error_ratelimited"] += 1
             return
         dst = hdr.src
+        link_local = dst[0] == 0xFE and dst[1] & 0xC0 == 0x80
+        out_ifp = ifp if link_local else None
         try:
-            ifp = self.ip6.route(dst)[0] if dst[0] != 0xFE else None
-            src = hdr.dst if hdr.dst in self._local_addrs else None
-            if src is None:
-                out_ifp = ifp if ifp is not None else self.ip6._zone_ifp(dst)
-                src = self.ip6.select_source(dst, out_ifp)
+            if out_ifp is None:
+                out_ifp = self.ip6.route(dst)[0]
+            src = hdr.dst if hdr.dst in self._local_addrs else self.ip6.select_source(dst, out_ifp)
             message = icmp6_proto.error6(type_, code, raw, src, dst, data)
-            self.errors_sent[type_, code] += 1
-            self.ip6.output(dst, IPPROTO_ICMPV6, message, src=src)
+            self.ip6.output(dst, IPPROTO_ICMPV6, message, src=src, ifp=out_ifp if link_local else None)
         except NetError as exc:
             self._count_errno("error", exc)
+            return
+        self.errors_sent[type_, code] += 1
 
     # ping ----------------------------------------------------------------
 

@@ -138,6 +138,8 @@ class Inet6:
         else:
             ifp.addrs6.append(ia)
         self.local_addrs[addr] = ifp
+        if ia.flags & In6Flags.TENTATIVE:
+            self.ip6.tentative.add(addr)
         routes = self._host.routes6
         if connected_route and prefixlen < 128 and not is_link_local6(addr):
             network = ipaddress.IPv6Interface((addr, prefixlen)).network
@@ -212,6 +214,7 @@ class Inet6:
         for ia in ifp.addrs6:
             if self.local_addrs.get(ia.addr) is ifp:
                 del self.local_addrs[ia.addr]
+            self.ip6.tentative.discard(ia.addr)
         ifp.addrs6.clear()
         self._enabled.discard(ifp)
         self.nd6.if_down(ifp)

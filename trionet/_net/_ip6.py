@@ -28,8 +28,9 @@ discovery):
    forwarded (``beyond_scope``, RFC 4007).
 
 Route choice (:meth:`Ip6.route`): a caller's interface, else a multicast or
-link-local destination's zone (the only non-loopback interface when there is
-one, else ``EINVAL``: such an address needs ``%zone``), else one of this
+link-local destination's zone (the interface of the link-local source asked
+for, else the only non-loopback interface when there is one, else
+``EINVAL``: such an address needs ``%zone``), else one of this
 host's addresses on loopback, else the longest-prefix route. The source is
 the one asked for, else the destination when it is ours, else an address of
 the outgoing interface of at least the destination's scope, preferring a
@@ -75,9 +76,9 @@ from ..protocols.ipv6 import (
     scope6,
     walk_extensions,
 )
-from ..protocols.offload import fill_checksum
+from ..protocols.offload import PendingFrame, complete, fill_checksum
 from ._ether import Mbuf
-from ._if import IfFlags, In6Flags
+from ._if import IfCap, IfFlags, In6Flags
 from ._layer import ProtoLayer
 from ._route import RouteCache
 
@@ -95,6 +96,7 @@ PMTU_EXPIRE = 600.0
 PMTU_MAX = 1024
 
 _LOOPBACK = int(IfFlags.LOOPBACK)
+_TXCSUM = int(IfCap.TXCSUM)
 _SCOPE_LINK = 2
 _SCOPE_GLOBAL = 0xE
 
@@ -158,6 +160,9 @@ class Ip6(ProtoLayer):
         self.nd6: Nd6 = None  # type: ignore[assignment]
         self.reassembler = Reassembler6()
         self.groups: dict[Ifnet, set[bytes]] = {}
+        #: This host's addresses that DAD has not passed yet (kept by the
+        #: IPv6 layer and neighbour discovery).
+        self.tentative: set[bytes] = set()
         self._pmtu: dict[bytes, tuple[int, float]] = {}
         self._received = self._delivered = self._forwarded = self._sent = 0
         self._fragmented = self._fragments_sent = self._reassembled = 0
@@ -202,7 +207,10 @@ class Ip6(ProtoLayer):
         if ifp is not None:
             nexthop = dst
         elif dst[0] == 0xFF or (dst[0] == 0xFE and dst[1] & 0xC0 == 0x80):
-            ifp = self._zone_ifp(dst)
+            # A link-scoped destination: the zone of a link-local source of
+            # ours (a reply, a connection's segments), else the only link.
+            owner = self.local_addrs.get(src) if src is not None and src[0] == 0xFE else None
+            ifp = owner if owner is not None else self._zone_ifp(dst)
             nexthop = dst
         elif dst in self.local_addrs:
             lo = self._loopback_ifp()
@@ -363,8 +371,17 @@ class Ip6(ProtoLayer):
                 return
             self._forward(hdr, payload, m)
             return
+        nh = hdr.next_header
+        if nh == _TCP or nh == _UDP:
+            # No extension header (the common case): straight to the protocol.
+            if dst in self.tentative:
+                self.drops["tentative"] += 1
+                return
+            self._delivered += 1
+            self.protocols[nh][0](hdr, payload, m)
+            return
         try:
-            chain = walk_extensions(hdr.next_header, payload, dst_multicast=dst[0] == 0xFF)
+            chain = walk_extensions(nh, payload, dst_multicast=dst[0] == 0xFF)
         except ParameterProblem as exc:
             self.drops[exc.reason] += 1
             self.icmp6.error(m, hdr, icmp6_proto.PARAM_PROB, exc.code, exc.pointer)
@@ -394,23 +411,19 @@ class Ip6(ProtoLayer):
             if chain.fragment is not None:
                 self.drops["nested_fragment"] += 1
                 return
-        if dst in self.local_addrs and not self._usable(dst, ifp) and chain.proto != _ICMPV6:
+        if dst in self.tentative and chain.proto != _ICMPV6:
             self.drops["tentative"] += 1
             return
         pr = self.protocols.get(chain.proto)
         if pr is None:
-            if chain.proto != _NONE:
-                self.drops["noproto"] += 1
-                self.icmp6.error(m, hdr, icmp6_proto.PARAM_PROB, icmp6_proto.PARAMPROB_NEXTHEADER, chain.next_header_at)
+            if chain.proto == _NONE:
+                self.drops["no_next_header"] += 1  # nothing to deliver (RFC 8200 4.7)
+                return
+            self.drops["noproto"] += 1
+            self.icmp6.error(m, hdr, icmp6_proto.PARAM_PROB, icmp6_proto.PARAMPROB_NEXTHEADER, chain.next_header_at)
             return
         self._delivered += 1
         pr[0](hdr, payload[chain.offset:], m)
-
-    def _usable(self, addr: bytes, ifp: Ifnet) -> bool:
-        owner = self.local_addrs.get(addr)
-        if owner is None:
-            return False
-        return any(ia.addr == addr and ia.usable for ia in owner.addrs6)
 
     def _forward(self, hdr: IPv6Header, payload: memoryview, m: Mbuf) -> None:
         if m.flags:
@@ -442,8 +455,15 @@ class Ip6(ProtoLayer):
             return
         packet = bytearray(m.data[:size])
         packet[7] -= 1
+        out: bytes = bytes(packet)
+        if m.csum:
+            # It arrived with its checksum left to the card: it leaves the
+            # same way, or completed here for a card that cannot.
+            out = PendingFrame(out)
+            if not int(ifp.capenable) & _TXCSUM:
+                out = complete(out, 0)
         try:
-            self.nd6.output(ifp, nexthop, bytes(packet))
+            self.nd6.output(ifp, nexthop, out)
         except NetError as exc:
             self._count_errno("output", exc)
         else:
@@ -489,8 +509,9 @@ class Ip6(ProtoLayer):
         that UDP and TCP call either: ``ttl`` is the hop limit (default
         ``net.inet6.ip6.hlim``); ``df`` refuses fragmentation (``EMSGSIZE``
         above the path MTU, as a socket with ``IPV6_DONTFRAG``); ``csum``
-        asks for the TCP or UDP checksum, computed here (no offload for IPv6
-        yet); ``tso`` must be 0 (no TSO for IPv6 yet); ``ext`` is a
+        asks for the TCP or UDP checksum: left to an interface with
+        ``IfCap.TXCSUM`` as IPv4's, else computed here; ``tso`` must be 0
+        (no TSO for IPv6 yet); ``ext`` is a
         Hop-by-Hop header to put first (MLD's Router Alert), whose first byte
         (its Next Header) is set to ``proto``.
 
@@ -510,8 +531,9 @@ class Ip6(ProtoLayer):
                 raise
         if ttl is None:
             ttl = self._hlim.value  # type: ignore[assignment]
-        if csum:
+        if csum and (ext or not int(ifp.capenable) & _TXCSUM):
             payload = fill_checksum(proto, payload, src, dst)
+            csum = False
         next_header = proto
         if ext:
             payload = bytes((proto,)) + ext[1:] + payload
@@ -520,8 +542,13 @@ class Ip6(ProtoLayer):
         self._sent += 1
         mtu = self.path_mtu(dst, ifp) if dst[0] != 0xFF else self.nd6.link_mtu(ifp)
         if 40 + len(payload) <= mtu:
-            self.nd6.output(ifp, nexthop, hdr.emit(payload))
+            # A checksum left to the card (IfCap.TXCSUM, as for IPv4): the
+            # packet leaves as a PendingFrame, completed where real bytes
+            # are seen (offload rule 2).
+            self.nd6.output(ifp, nexthop, PendingFrame(hdr.emit(payload)) if csum else hdr.emit(payload))
             return
+        if csum:
+            payload = fill_checksum(proto, payload, src, dst)  # fragments carry real bytes
         if df:
             self.drops["needs_fragmentation"] += 1
             raise NetError(errno.EMSGSIZE, f"{len(payload)} bytes exceed the path MTU {mtu} to {ip6_ntoa(dst)}")
@@ -534,5 +561,7 @@ class Ip6(ProtoLayer):
 
 
 _LOOPBACK6 = bytes(15) + b"\x01"
+_TCP = 6
+_UDP = 17
 _ICMPV6 = 58
 _NONE = 59

@@ -293,6 +293,10 @@ class Nd6(ProtoLayer):
                 own = m.src == ifp.lladdr
                 if dad.ns_received(from_unspecified=True, own_probe=own):
                     self._duplicate(st, target)
+                else:
+                    self.drops["own_dad_probe"] += 1
+            else:
+                self.drops["ns_for_tentative"] += 1  # a resolution, not a probe: not answered
             return
         ia = next((a for a in ifp.addrs6 if a.addr == target and a.usable), None)
         if ia is None:
@@ -337,6 +341,8 @@ class Nd6(ProtoLayer):
         res = st.cache.lladdr_input(ip, mac, now, is_router=is_router)
         if res.reason is not None:
             self.drops[res.reason] += 1
+        if res.evicted:
+            self.drops["evicted"] += len(res.evicted)
         self._release(st, res.released)
 
     ####################################################################
@@ -395,9 +401,18 @@ class Nd6(ProtoLayer):
         it usable at once when ``net.inet6.ip6.dad_count`` is 0 or the
         interface is a loopback one."""
         transmits = self.host.sysctls.get("net.inet6.ip6.dad_count")
-        if not transmits or int(ifp.flags) & _LOOPBACK or not ifp.lladdr:
+        if int(ifp.flags) & _LOOPBACK or not ifp.lladdr:
             ia.flags &= ~In6Flags.TENTATIVE
+            self.ip6.tentative.discard(ia.addr)
             return
+        # Its solicited-node group, with or without DAD: neighbours resolve
+        # the address by soliciting there.
+        self.join(ifp, solicited_node_group(ia.addr))
+        if not transmits:
+            ia.flags &= ~In6Flags.TENTATIVE
+            self.ip6.tentative.discard(ia.addr)
+            return
+        self.ip6.tentative.add(ia.addr)
         st = self._if(ifp)
         dad = addrconf6.Dad(ia.addr, transmits=transmits, retrans_timer=addrconf6.RETRANS_TIMER)
         # RFC 4862 5.4.2: the first probe after the interface came up waits
@@ -406,11 +421,11 @@ class Nd6(ProtoLayer):
         st.first_dad = False
         dad.start(trio.current_time(), delay)
         st.dads[ia.addr] = dad
-        self.join(ifp, solicited_node_group(ia.addr))
         self._arm(st)
 
     def _dad_passed(self, st: _Nd6If, addr: bytes) -> None:
         st.dads.pop(addr, None)
+        self.ip6.tentative.discard(addr)
         for ia in st.ifp.addrs6:
             if ia.addr == addr:
                 ia.flags &= ~In6Flags.TENTATIVE
@@ -420,6 +435,7 @@ class Nd6(ProtoLayer):
 
     def _duplicate(self, st: _Nd6If, addr: bytes) -> None:
         st.dads.pop(addr, None)
+        self.ip6.tentative.discard(addr)
         self._dad_duplicates += 1
         if st.autoconf is not None:
             st.autoconf.address_duplicated(addr)  # so later RAs do not make it again
@@ -437,6 +453,7 @@ class Nd6(ProtoLayer):
         st = self._ifs.get(ifp)
         if st is not None:
             st.dads.pop(addr, None)
+        self.ip6.tentative.discard(addr)
         self.leave(ifp, solicited_node_group(addr))
 
     ####################################################################

@@ -371,7 +371,9 @@ class TcpPcb:
         # of up to TSO_MAX bytes (a later route change to an interface
         # without it costs a software cut in IP output, nothing more).
         try:
-            ifp, _, _ = tcp.ip_for(faddr).route_cached(self.ro, faddr, laddr)
+            # (route, not route_cached: a probe for TSO, not a packet, so a
+            # failure here is not a drop)
+            ifp, _, _ = tcp.ip_for(faddr).route(faddr, src=laddr)
         except NetError:
             pass
         else:
