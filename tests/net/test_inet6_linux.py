@@ -1,12 +1,18 @@
-"""The Linux kernel as an independent IPv6 peer: neighbour discovery and
-DAD, ICMPv6 echo with fragmentation and reassembly, TCP (``curl`` against a
-trionet server, a trionet client against ``python3 -m http.server``) and
-router advertisements, each checked against the kernel's own stack in a
-network namespace, with a capture of the link read by tshark.
+"""The Linux kernel as an independent IPv6 peer: neighbour discovery (with
+the kernel's unreachability probes) and DAD, ICMPv6 echo with fragmentation
+and reassembly, UDP and ICMPv6 errors, TCP (``curl`` against a trionet
+server, a trionet client against ``python3 -m http.server``), router
+advertisements, and Packet Too Big from the kernel as a router, each
+checked against the kernel's own stack (``/proc/net/snmp6``) in a network
+namespace, with a capture of the link read by tshark.
 
 The topology::
 
     trionet fd00::1/64 + fe80::EUI-64 ==PcapTap(TapWire)== fd00::2/64 + fe80:: kernel (namespace)
+
+and for path MTU discovery, a second namespace behind the first::
+
+    ... fd00::2 kernel router fd00:2::1/64 (veth, mtu 1280) --- fd00:2::2/64 kernel host
 
 Both stacks run duplicate address detection (the kernel's ``accept_dad``
 stays on): every test waits, bounded, until the kernel's addresses have left
@@ -27,6 +33,7 @@ killed. Real time is used (the kernel is real); every wait is bounded by
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -43,6 +50,7 @@ import pytest
 import trio
 
 import trionet
+import trionet.protocols.ipv6
 from trionet import Host, Ifnet
 from trionet.drivers.vnic import Vnic
 from trionet.testing import command_unavailable, linux_peer_unavailable
@@ -557,3 +565,174 @@ async def test_our_dad_finds_the_kernels_address(tmp_path: Path) -> None:
         assert snmp6["Icmp6InEchos"] == snmp6["Icmp6OutEchoReplies"] == 1
         assert_nothing_dropped(peer)
         assert_kernel_happy(snmp6)
+
+
+####################################################################
+# UDP and ICMPv6 errors
+####################################################################
+
+#: Kernel-side: bind argv[1] port argv[2], connect to argv[3] port argv[4],
+#: send argv[5] (hex), print what comes back (or the error) as one line.
+KERNEL_UDP = """
+import socket, sys
+local, lport, peer, pport, payload = sys.argv[1:]
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind((local, int(lport)))
+s.connect((peer, int(pport)))
+s.settimeout(5)
+s.send(bytes.fromhex(payload))
+try:
+    print(s.recv(65535).hex())
+except ConnectionRefusedError:
+    print("ECONNREFUSED")
+"""
+
+
+async def kernel_udp(netns: str, *args: object) -> str:
+    argv = ["ip", "netns", "exec", netns, sys.executable, "-c", KERNEL_UDP, *map(str, args)]
+    return (await run(*argv)).stdout.decode().strip()
+
+
+async def test_udp_and_port_unreachable_both_ways(tmp_path: Path) -> None:
+    """A 2000-byte datagram from the kernel reaches our socket (reassembled)
+    and our answer reaches it; a datagram to our closed port draws our ICMPv6
+    port unreachable, which refuses the kernel's connected socket; and the
+    kernel's port unreachable refuses ours."""
+    async with facing_the_kernel(tmp_path) as peer:
+        host = peer.host
+        s = host.udp_socket()
+        s.bind(("::", 5000))
+        theirs = seeded_bytes(2000, seed=8)
+        async with trio.open_nursery() as nursery:
+
+            async def echo() -> None:
+                with trio.fail_after(10):
+                    data, addr = await s.recvfrom()
+                assert (data, addr) == (theirs, (KERNEL, 6000))
+                await s.sendto(data[::-1], addr)
+
+            nursery.start_soon(echo)
+            got = await kernel_udp(peer.netns, KERNEL, 6000, OURS, 5000, theirs.hex())
+        assert bytes.fromhex(got) == theirs[::-1]
+
+        got = await kernel_udp(peer.netns, KERNEL, 6001, OURS, 5999, b"anyone?".hex())
+        assert got == "ECONNREFUSED"
+        assert host.inet6.icmp6.statistics().errors_sent == {(1, 4): 1}
+
+        c = host.udp_socket()
+        c.connect((KERNEL, 7999))
+        await c.send(b"anyone?")
+        with trio.fail_after(5), pytest.raises(trionet.NetError) as info:
+            await c.recv()
+        assert info.value.errno == errno.ECONNREFUSED
+        assert host.inet6.icmp6.statistics().errors_received == 1
+        assert_nothing_dropped(peer)
+        snmp6 = await kernel_snmp6(peer.netns)
+        assert snmp6["Udp6NoPorts"] == 1 and snmp6["Udp6InDatagrams"] == 1
+        assert snmp6["Icmp6InDestUnreachs"] == snmp6["Icmp6OutDestUnreachs"] == 1
+        assert_kernel_happy(snmp6)
+    assert await good_checksums(peer.capture, "udp") >= 3
+
+
+@needs_curl
+async def test_curl_fetches_a_page_from_our_link_local_address(tmp_path: Path) -> None:
+    """``curl`` to ``http://[fe80::...%dev]:8080/``: TCP over link-local
+    addresses, the kernel choosing its own link-local source."""
+    server = Http10Server(b"hello over link-local\n")
+    output = tmp_path / "page.txt"
+    async with facing_the_kernel(tmp_path) as peer, trio.open_nursery() as nursery:
+        await nursery.start(peer.host.serve_tcp, server.handle, HTTP_PORT)
+        ours_ll = our_link_local(peer.host, peer.ifp.name)
+        result = await run(
+            "ip", "netns", "exec", peer.netns,
+            "curl", "-6", "-sS", "--max-time", "20", "-g", "-o", str(output),
+            f"http://[{ours_ll}%25{peer.dev}]:{HTTP_PORT}/",
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr.decode()
+        assert output.read_bytes() == server.body
+        kernel_ll = kernel_link_local(await kernel_addrs(peer.netns, peer.dev))
+        await wait_for_no_connections(peer.host)
+        rows = [r for r in peer.host.netstat() if r.state == "TIME_WAIT"]
+        assert [r.foreign[0] for r in rows] == [kernel_ll], rows
+        assert_nothing_dropped(peer)
+        assert_kernel_happy(await kernel_snmp6(peer.netns))
+        nursery.cancel_scope.cancel()
+
+
+####################################################################
+# neighbour unreachability detection
+####################################################################
+
+
+@needs_ping
+async def test_the_kernels_unicast_probes_of_our_address_are_answered(tmp_path: Path) -> None:
+    """With its reachable time cut to 100 ms, the kernel's entry for us goes
+    stale between pings, and it confirms us with unicast solicitations
+    (NUD probes): we answer each with a solicited advertisement, so every
+    ping is answered and the entry never fails."""
+    async with facing_the_kernel(tmp_path) as peer:
+        neigh = f"net.ipv6.neigh.{peer.dev}"
+        for setting in ("base_reachable_time_ms=100", "delay_first_probe_time=1"):
+            await run("ip", "netns", "exec", peer.netns, "sysctl", "-qw", f"{neigh}.{setting}")
+        out = await kernel_ping(peer.netns, "-c", "5", "-W", "2", "-i", "1.5", OURS)
+        assert "5 packets transmitted, 5 received" in out, out
+        shown = (await run("ip", "-6", "-n", peer.netns, "neigh", "show", OURS)).stdout.decode()
+        assert "FAILED" not in shown and "lladdr" in shown, shown
+        assert_nothing_dropped(peer)
+    probes = await tshark(peer.capture, "-Y", f"icmpv6.type == 135 && ipv6.dst == {OURS}")
+    answers = await tshark(peer.capture, "-Y", f"icmpv6.type == 136 && icmpv6.nd.na.flag.s == 1 && ipv6.src == {OURS}")
+    assert len(probes.splitlines()) >= 2, probes
+    assert len(answers.splitlines()) >= len(probes.splitlines()), (probes, answers)
+
+
+####################################################################
+# path MTU discovery through the kernel as a router
+####################################################################
+
+
+@needs_ping
+async def test_the_kernel_as_a_router_sends_us_packet_too_big(tmp_path: Path) -> None:
+    """The kernel forwards between our link and a 1280-byte veth link to a
+    second namespace. Our 1400-byte echo request does not fit: the kernel
+    answers Packet Too Big (MTU 1280), we learn the path MTU, and the next
+    request leaves in fragments that the far host reassembles and answers."""
+    n = next(_serial)
+    server_ns = f"trionet-inet6s-{os.getpid()}-{n}"
+    vr, vs = f"t6r{os.getpid()}x{n}", f"t6s{os.getpid()}x{n}"
+    async with facing_the_kernel(tmp_path) as peer:
+        try:
+            await run("ip", "netns", "add", server_ns)
+            await run("ip", "-n", peer.netns, "link", "add", vr, "type", "veth", "peer", "name", vs)
+            await run("ip", "-n", peer.netns, "link", "set", vs, "netns", server_ns)
+            for ns, dev, addr in ((peer.netns, vr, "fd00:2::1"), (server_ns, vs, "fd00:2::2")):
+                await run("ip", "-n", ns, "link", "set", dev, "mtu", "1280")
+                await run("ip", "-n", ns, "addr", "add", f"{addr}/64", "dev", dev)
+                await run("ip", "-n", ns, "link", "set", dev, "up")
+            await run("ip", "-n", server_ns, "link", "set", "lo", "up")
+            await run("ip", "-n", server_ns, "route", "add", "default", "via", "fd00:2::1")
+            await run("ip", "netns", "exec", peer.netns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+            await wait_kernel_addresses_settled(peer.netns, vr, count=2)
+            await wait_kernel_addresses_settled(server_ns, vs, count=2)
+            peer.host.route_add("fd00:2::/64", KERNEL)
+
+            with trio.fail_after(10):
+                result = await peer.host.ping("fd00:2::2", count=2, size=1400, timeout=2, interval=1)
+            assert [(e.seq, e.type, e.code) for e in result.errors] == [(0, 2, 0)], result
+            assert result.received == 1
+            path_mtu = peer.host.inet6.ip6.path_mtu(
+                trionet.protocols.ipv6.ip6_aton("fd00:2::2"), peer.ifp
+            )
+            assert path_mtu == 1280
+            assert peer.host.inet6.icmp6.statistics().errors_received == 1
+            ip6 = peer.host.inet6.ip6.statistics()
+            assert (ip6.fragmented, ip6.reassembled) == (1, 1)  # the reply, fragmented by the far host
+            assert_nothing_dropped(peer)
+            router = await kernel_snmp6(peer.netns)
+            assert router["Icmp6OutPktTooBigs"] == 1
+            assert router["Ip6FragCreates"] == 0  # routers never fragment
+            assert_kernel_happy(router)
+            server = await kernel_snmp6(server_ns)
+            assert server["Ip6ReasmOKs"] == 1 and server["Icmp6InEchos"] == 1
+        finally:
+            cleanup("ip", "netns", "del", server_ns)
