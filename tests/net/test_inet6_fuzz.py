@@ -1014,7 +1014,7 @@ def frame_lists(
 
 
 FUZZ = settings(
-    max_examples=25,
+    max_examples=50,
     deadline=None,
     database=None,
     derandomize=True,
@@ -1272,3 +1272,78 @@ async def test_an_ns_flood_for_our_tentative_address_draws_no_answers(
         # address that is not ours (those from unicast sources before it
         # were ignored uncounted, see the report).
         assert stats.drops["ns_not_for_us"] >= n - 2
+
+
+####################################################################
+# The ledger on valid traffic: every path, each frame once
+####################################################################
+
+
+def _corpus() -> list[bytes]:
+    def to_me(nh: int, payload: bytes, *, dst: bytes = MY6, src: bytes = PEER6, hlim: int = 64) -> bytes:
+        return ip6_frame(ipv6(src, dst, nh, payload, hlim))
+
+    def icmp(msg: Icmp6Message, body: bytes, *, dst: bytes = MY6, src: bytes = PEER6, hlim: int = 64) -> bytes:
+        return to_me(58, msg.emit(src, dst, body), dst=dst, src=src, hlim=hlim)
+
+    closed = udp6(PEER_PORT, CLOSED_PORT, b"?", PEER6, MY6)
+    zero = bytearray(udp6(PEER_PORT, ECHO_PORT, b"z", PEER6, MY6))
+    zero[6:8] = b"\0\0"
+    pieces = _fragments(IPv6Header(PEER6, MY6, 17), 17, udp6(PEER_PORT, ECHO_PORT, bytes(100), PEER6, MY6), 48, 77)
+    ra = ndp.RouterAdvert(
+        router_lifetime=0, source_lladdr=PEER_MAC,
+        prefixes=[ndp.PrefixInfo(ip6_aton("fd00:5::"), 64, True, True, 7200, 3600)],
+    )
+    return [
+        icmp(Icmp6Message(128, 0, 0x10001), b"ping"),  # answered
+        icmp(Icmp6Message(128, 0, 0x10002), b"ping", dst=ALL_NODES),  # answered from fd00::1's link
+        icmp(Icmp6Message(129, 0, 0x10001), b"pong"),  # unexpected
+        icmp(Icmp6Message(1, 4, 0), _our_udp_datagram()),  # to the connected socket
+        icmp(Icmp6Message(3, 0, 0), b"garbage"),  # too short to tell
+        icmp(Icmp6Message(200, 0, 0), b""),  # not handled
+        to_me(17, udp6(PEER_PORT, ECHO_PORT, b"hello", PEER6, MY6)),  # delivered
+        to_me(17, closed),  # port unreachable
+        to_me(17, bytes(zero)),  # a zero checksum
+        to_me(47, b"gre"),  # parameter problem, next header
+        to_me(0, bytes((17, 0, 0x9E, 0)) + bytes(4) + closed),  # unknown option 10: parameter problem
+        to_me(0, bytes((17, 0, 0x5E, 0)) + bytes(4) + closed),  # unknown option 01: dropped silently
+        to_me(43, bytes((17, 2, 0, 1)) + bytes(20) + closed),  # routing header, segments left 1
+        to_me(60, bytes((17, 0, 1, 4)) + bytes(4) + udp6(PEER_PORT, ECHO_PORT, b"opt", PEER6, MY6)),  # delivered
+        *(ip6_frame(p) for p in reversed(pieces)),  # reassembled, delivered
+        to_me(44, FragmentHeader(17, 0, False, 9).emit(udp6(PEER_PORT, ECHO_PORT, b"atomic", PEER6, MY6))),
+        to_me(17, udp6(PEER_PORT, ECHO_PORT, b"tent", PEER6, TENT6), dst=TENT6),  # tentative
+        ns_frame(ip6_aton("fd00::55"), MY6, STRANGER_MAC),  # answered, learned
+        ns_frame(UNSPECIFIED, MY6, STRANGER_MAC),  # a DAD probe for our address: answered to all-nodes
+        ns_frame(ip6_aton("fd00::55"), NEIGH6, STRANGER_MAC, dst=MY_SOLICITED),  # not for us
+        icmp(Icmp6Message(133, 0, 0), b"", dst=ALL_NODES, src=PEER_LL, hlim=255),  # not a router
+        to_me(58, ra.emit(PEER_LL, ALL_NODES), dst=ALL_NODES, src=PEER_LL, hlim=255),  # autoconfigures
+        to_me(58, ndp.Redirect(ip6_aton("fe80::9"), REMOTE6).emit(PEER_LL, MY6), src=PEER_LL, hlim=255),
+        to_me(58, mld.MldQuery(max_response_delay=1.0).emit(PEER_LL), dst=ALL_NODES, src=PEER_LL, hlim=1),
+        to_me(58, icmp6_proto.echo6(1, 1, b"x", PEER6, MY6), hlim=255),  # (a second echo: answered)
+    ]
+
+
+def test_every_path_of_valid_traffic_is_accounted_exactly_once() -> None:
+    rigs: list[Rig] = []
+
+    async def keep(r: Rig) -> None:
+        rigs.append(r)
+
+    final = run(_corpus(), tentative=True, setup=keep)
+    assert final["icmp6.echo_requests"] == 3
+    assert final["icmp6.drop.unexpected_reply"] == 1
+    assert final["icmp6.errors_received"] == 2 and final["icmp6.drop.short_quote"] == 1
+    assert final["icmp6.drop.error_unmatched"] == 0 and final["icmp6.drop.unhandled_type"] == 1
+    assert final["sock.received"] == 4  # hello, opt, the reassembled one and the atomic one
+    assert final["udp.drop.noport"] == 1 and final["udp.drop.zero_checksum"] == 1
+    assert final["icmp6.errors_sent_1_4"] == 1  # port unreachable
+    assert final["icmp6.errors_sent_4_1"] == 1 and final["ip6.drop.noproto"] == 1
+    assert final["icmp6.errors_sent_4_2"] == 1 and final["ip6.drop.unknown_option"] == 2
+    assert final["icmp6.errors_sent_4_0"] == 1 and final["ip6.drop.routing_header"] == 1
+    assert final["ip6.reassembled"] == 1 and final["reass.reassembled"] == 2
+    assert final["ip6.drop.tentative"] == 1
+    assert final["nd.learned"] >= 1 and final["nd6.drop.ns_not_for_us"] == 1
+    assert final["nd6.drop.rs_not_router"] == 1 and final["nd6.drop.redirect_ignored"] == 1
+    assert _nas_on(rigs[0].wire) == 2  # to fd00::55, and to all-nodes for the probe
+    addrs = dict(rigs[0].host.ifconfig(rigs[0].ifp.name).inet6)
+    assert any(a.startswith("fd00:5::") for a in addrs), addrs  # SLAAC from the advertisement
