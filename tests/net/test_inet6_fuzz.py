@@ -425,6 +425,7 @@ def check_frame(frame: bytes, d: Counter[str], *, strict_tcp: bool) -> None:
         _sum(d, "icmp6.drop.", ICMP6_SEND_FAILED) + d["tcp.output_errors"] + d["tcp.syncache_added"]
     )
     total = sum(ends.values())
+    assert total <= 1, (ends, d)
     if total == 1:
         assert route_failures <= answer_failures, (ends, d)
     elif route_failures:
