@@ -719,7 +719,9 @@ def test_fragment_header_round_trips_and_matches_scapy(fh: FragmentHeader, data:
     wire = fh.emit(data)
     got, rest = FragmentHeader.parse(wire)
     assert got == fh and bytes(rest) == data
-    theirs = IPv6ExtHdrFragment(wire)
+    # (The header alone: scapy would also decode the data as the next
+    # header's, and fails on a byte of "Routing header" with IndexError.)
+    theirs = IPv6ExtHdrFragment(wire[:8])
     assert (theirs.nh, theirs.offset * 8, theirs.m, theirs.id) == (fh.next_header, fh.offset, fh.more, fh.ident)
     built = raw(IPv6ExtHdrFragment(nh=fh.next_header, offset=fh.offset // 8, m=fh.more, id=fh.ident) / Raw(data))
     assert built == wire
