@@ -566,3 +566,53 @@ async def test_user_program_on_trionet_gives_the_same_result(autojump_clock: tri
         host = await net.add_host("solo")
         with host.as_current():
             assert await _user_program() == EXPECTED
+
+
+####################################################################
+# IPv6
+####################################################################
+
+
+async def test_trio_helpers_and_sockets_over_ipv6(autojump_clock: trio.testing.MockClock) -> None:
+    """AF_INET6 once a host has IPv6: trio.serve_tcp listens on both
+    families (two listeners, as on Linux), trio.open_tcp_stream reaches an
+    IPv6 literal, names give 4-tuples, UDP over trio.socket."""
+    async with trionet.open_network(seed=12) as net:
+        h1, h2 = await _net(net)
+        h1.ifconfig(h1.ifconfig()[1].name, "fd00::1/64")
+        h2.ifconfig(h2.ifconfig()[1].name, "fd00::2/64")
+        await trio.sleep(3)  # DAD
+        async with trio.open_nursery() as nursery:
+            with h2.as_current():
+                listeners = await nursery.start(trio.serve_tcp, _echo_upper, 8080)
+            families = sorted(listener.socket.family for listener in listeners)
+            assert families == [stdlib_socket.AF_INET, stdlib_socket.AF_INET6]
+            v6 = next(lst for lst in listeners if lst.socket.family == stdlib_socket.AF_INET6)
+            assert v6.socket.getsockname() == ("::", 8080, 0, 0)
+            assert v6.socket.getsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY) == 1
+            with h1.as_current():
+                stream = await trio.open_tcp_stream("fd00::2", 8080)
+                assert stream.socket.family == stdlib_socket.AF_INET6
+                assert stream.socket.getpeername() == ("fd00::2", 8080, 0, 0)
+                assert stream.socket.getsockname()[0] == "fd00::1"
+                await stream.send_all(b"hello six")
+                assert await stream.receive_some() == b"HELLO SIX"
+                await stream.aclose()
+                v4 = await trio.open_tcp_stream("h2", 8080)  # and the IPv4 listener still answers
+                await v4.send_all(b"four")
+                assert await v4.receive_some() == b"FOUR"
+                await v4.aclose()
+            nursery.cancel_scope.cancel()
+        with h2.as_current():
+            server = trio.socket.socket(stdlib_socket.AF_INET6, stdlib_socket.SOCK_DGRAM)
+            await server.bind(("::", 5353))
+        with h1.as_current():
+            client = trio.socket.socket(stdlib_socket.AF_INET6, stdlib_socket.SOCK_DGRAM)
+            assert client.getsockname() == ("::", 0, 0, 0)
+            await client.sendto(b"query", ("fd00::2", 5353, 0, 0))
+        data, sender = await server.recvfrom(100)
+        assert data == b"query" and sender == ("fd00::1", client.getsockname()[1], 0, 0)
+        await server.sendto(b"answer", sender)
+        assert await client.recvfrom(100) == (b"answer", ("fd00::2", 5353, 0, 0))
+        client.close()
+        server.close()

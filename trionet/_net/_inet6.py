@@ -102,6 +102,11 @@ class Inet6:
         self.ip6.nd6 = self.nd6
         self._enabled: set[Ifnet] = set()  # interfaces IPv6 is enabled on
 
+    @property
+    def enabled(self) -> bool:
+        """Whether IPv6 is enabled on some (non-loopback) interface."""
+        return bool(self._enabled)
+
     ####################################################################
     # Addresses
     ####################################################################

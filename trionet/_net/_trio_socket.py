@@ -1,7 +1,7 @@
 """Trio's socket API over a trionet host: unmodified Trio programs on a virtual network.
 
 :class:`TrioSocket` objects are :class:`trio.socket.SocketType` subclasses
-for ``AF_INET`` ``SOCK_STREAM`` and ``SOCK_DGRAM``, built on the stack's own
+for ``AF_INET`` and ``AF_INET6``, ``SOCK_STREAM`` and ``SOCK_DGRAM``, built on the stack's own
 sockets (:class:`~trionet.TcpStream`, :class:`~trionet.TcpListener`,
 :class:`~trionet.UdpSocket`). :class:`TrioSocketFactory` and
 :class:`TrioResolver` plug them into ``trio.socket.socket`` and
@@ -25,8 +25,10 @@ Rules:
    ``SocketStream`` turns back into ``ClosedResourceError``); a broken
    connection becomes its cause (``ECONNRESET``, ``ETIMEDOUT``) or
    ``EPIPE``; an unsupported option is ``ENOPROTOOPT`` and an
-   unsupported family ``EAFNOSUPPORT`` (so ``trio.open_tcp_listeners``
-   skips IPv6).
+   unsupported family ``EAFNOSUPPORT``: ``AF_INET6`` on a host with IPv6
+   enabled on no interface, as on a kernel without IPv6 (so there
+   ``trio.open_tcp_listeners`` skips IPv6 and gives one listener; on a host
+   with IPv6 it gives two, an IPv4 one and an IPv6-only one, as on Linux).
 3. *Cancellation as Trio's sockets.* Each async call checks for
    cancellation before it acts and ends with a shielded checkpoint, or
    waits (readable, writable, a connection) before acting; a cancel leaves
@@ -67,7 +69,7 @@ import trio
 from .._exceptions import NetError
 from ._dns import resolve as dns_resolve
 from ._dns import resolve_ptr
-from ._inaddr import check_port, inet_aton
+from ._inaddr import check_port, inet_aton, inet_pton
 from ._tcp_socket import TcpListener, TcpStream, listen_nowait, open_tcp_stream
 from ._udp import UdpSocket
 
@@ -77,6 +79,8 @@ if TYPE_CHECKING:
 __all__ = ["TrioResolver", "TrioSocket", "TrioSocketFactory", "current_host", "host_context"]
 
 AF_INET = _stdlib_socket.AF_INET
+AF_INET6 = _stdlib_socket.AF_INET6
+_IPV6_V6ONLY = getattr(_stdlib_socket, "IPV6_V6ONLY", 26)
 SOCK_STREAM = _stdlib_socket.SOCK_STREAM
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
 _TYPE_FLAGS = getattr(_stdlib_socket, "SOCK_NONBLOCK", 0) | getattr(_stdlib_socket, "SOCK_CLOEXEC", 0)
@@ -97,7 +101,7 @@ IPPROTO_IPV6 = getattr(_stdlib_socket, "IPPROTO_IPV6", 41)
 _STORED: dict[tuple[int, int], int] = {
     (SOL_SOCKET, _stdlib_socket.SO_REUSEADDR): 0,
     (IPPROTO_TCP, getattr(_stdlib_socket, "TCP_NOTSENT_LOWAT", 25)): 0,
-    (IPPROTO_IPV6, getattr(_stdlib_socket, "IPV6_V6ONLY", 26)): 0,
+    (IPPROTO_IPV6, _IPV6_V6ONLY): 0,
     (IPPROTO_IP, getattr(_stdlib_socket, "IP_BIND_ADDRESS_NO_PORT", 24)): 0,
 }
 if hasattr(_stdlib_socket, "SO_REUSEPORT"):
@@ -189,16 +193,30 @@ def _check_flags(flags: int, allowed: int) -> None:
         raise _oserror(errno.EOPNOTSUPP, f"unsupported flags {flags & ~allowed:#x}")
 
 
-async def _resolve(address: Any, *, local: bool) -> tuple[str, int]:
-    # A (host, port) pair with a numeric or resolvable host.
-    if not isinstance(address, tuple) or len(address) != 2:
-        raise TypeError(f"an AF_INET address must be a (host, port) tuple, not {address!r}")
-    host, port = address
+async def _resolve(address: Any, *, local: bool, family: int = AF_INET) -> tuple[str, int]:
+    # A (host, port) pair with a numeric or resolvable host; for AF_INET6
+    # also (host, port, flowinfo, scope_id), the scope ignored (a
+    # link-local peer is reached by the zone of the source, see Ip6.route).
+    v6 = family == AF_INET6
+    if not isinstance(address, tuple) or len(address) not in ((2, 4) if v6 else (2,)):
+        shape = "(host, port[, flowinfo, scope_id])" if v6 else "(host, port)"
+        raise TypeError(f"an {'AF_INET6' if v6 else 'AF_INET'} address must be a {shape} tuple, not {address!r}")
+    host, port = address[0], address[1]
     if isinstance(host, bytes):
         host = host.decode("ascii")
     if not isinstance(host, str):
         raise TypeError(f"the host must be a str, not {host!r}")
     check_port(port)
+    if v6:
+        host = host.partition("%")[0]
+        if host in ("", "::") and local:
+            return "::", port
+        try:
+            inet_pton(host if ":" in host else "-")
+        except ValueError:
+            infos = await trio.socket.getaddrinfo(host, port, AF_INET6)
+            host = infos[0][4][0]
+        return host, port
     if host in ("", "0.0.0.0") and local:
         return "0.0.0.0", port
     if host == "<broadcast>":
@@ -223,11 +241,14 @@ class TrioSocket(trio.socket.SocketType):
     :meth:`Network.install_trio_sockets <trionet.Network.install_trio_sockets>`
     ran, or by :meth:`TrioSocketFactory.socket`.
 
-    Supported: ``AF_INET`` with ``SOCK_STREAM`` (TCP) or ``SOCK_DGRAM``
-    (UDP); options ``TCP_NODELAY``, ``SO_KEEPALIVE``, ``SO_BROADCAST``
+    Supported: ``AF_INET`` and ``AF_INET6`` (addresses ``(host, port,
+    flowinfo, scope_id)``; the scope is not read: a link-local peer is
+    reached through the interface of the link-local source, or the only
+    link) with ``SOCK_STREAM`` (TCP) or ``SOCK_DGRAM`` (UDP); options ``TCP_NODELAY``, ``SO_KEEPALIVE``, ``SO_BROADCAST``
     (UDP), ``SO_ACCEPTCONN``, ``SO_ERROR``, ``SO_TYPE`` (read only), and,
     kept and reported but without effect, ``SO_REUSEADDR``,
-    ``SO_REUSEPORT``, ``TCP_NOTSENT_LOWAT``, ``IPV6_V6ONLY``,
+    ``SO_REUSEPORT``, ``TCP_NOTSENT_LOWAT``, ``IPV6_V6ONLY`` (an
+    ``AF_INET6`` socket is IPv6-only whatever it says),
     ``IP_BIND_ADDRESS_NO_PORT``; any other option raises
     ``OSError(ENOPROTOOPT)``. ``recv`` flags: ``MSG_PEEK``,
     ``MSG_DONTWAIT``. See the module's rules for errors and cancellation.
@@ -238,20 +259,33 @@ class TrioSocket(trio.socket.SocketType):
     #: reads it on every call.
     did_shutdown_SHUT_WR: bool = False  # noqa: N815 (trio's name)
 
-    def __init__(self, host: Host, type: int, proto: int = 0) -> None:
+    def __init__(self, host: Host, type: int, proto: int = 0, family: int = AF_INET) -> None:
         super().__init__()
         self._host = host
+        self._family = family
         self._type = type
         self._proto = proto
         self._fd = next(_fds)
         self._opts = dict(_STORED)
+        if family == AF_INET6:
+            self._opts[IPPROTO_IPV6, _IPV6_V6ONLY] = 1  # (and it is: see TcpListen's dual keys)
         self._closed = False
 
     # -- identity --------------------------------------------------------
 
     @property
     def family(self) -> _stdlib_socket.AddressFamily:
-        return _stdlib_socket.AddressFamily.AF_INET
+        return _stdlib_socket.AddressFamily(self._family)
+
+    def _name(self, pair: tuple[str, int]) -> Any:
+        # An address as this family's sockets give it: (host, port), or for
+        # AF_INET6 (host, port, flowinfo, scope_id).
+        if self._family == AF_INET6:
+            return (pair[0], pair[1], 0, 0)
+        return pair
+
+    def _unbound(self) -> Any:
+        return self._name(("::", 0) if self._family == AF_INET6 else ("0.0.0.0", 0))
 
     @property
     def type(self) -> _stdlib_socket.SocketKind:
@@ -274,7 +308,8 @@ class TrioSocket(trio.socket.SocketType):
     def __repr__(self) -> str:
         kind = "SOCK_STREAM" if self._type == SOCK_STREAM else "SOCK_DGRAM"
         state = " [closed]" if self._closed else ""
-        return f"<trionet.TrioSocket {self._host.name} AF_INET {kind} fd={self.fileno()}{state}>"
+        family = "AF_INET6" if self._family == AF_INET6 else "AF_INET"
+        return f"<trionet.TrioSocket {self._host.name} {family} {kind} fd={self.fileno()}{state}>"
 
     def __enter__(self) -> TrioSocket:
         return self
@@ -355,8 +390,10 @@ class _TcpSocket(TrioSocket):
     """``SOCK_STREAM``: before ``listen``/``connect`` only an address; then a
     :class:`TcpListener` or a :class:`TcpStream` of the stack."""
 
-    def __init__(self, host: Host, stream: TcpStream | None = None, proto: int = 0) -> None:
-        super().__init__(host, SOCK_STREAM, proto)
+    def __init__(
+        self, host: Host, stream: TcpStream | None = None, proto: int = 0, family: int = AF_INET
+    ) -> None:
+        super().__init__(host, SOCK_STREAM, proto, family)
         self._bound: tuple[str, int] | None = None
         self._stream = stream
         self._listener: TcpListener | None = None
@@ -401,10 +438,10 @@ class _TcpSocket(TrioSocket):
         """The local ``(address, port)`` (``("0.0.0.0", 0)`` before ``bind``)."""
         self._check_open()
         if self._stream is not None:
-            return self._stream.getsockname()
+            return self._name(self._stream.getsockname())
         if self._listener is not None:
-            return self._listener.getsockname()
-        return self._bound or ("0.0.0.0", 0)
+            return self._name(self._listener.getsockname())
+        return self._name(self._bound) if self._bound else self._unbound()
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's ``(address, port)``.
@@ -415,7 +452,7 @@ class _TcpSocket(TrioSocket):
         self._check_open()
         if self._stream is None:
             raise _oserror(errno.ENOTCONN, "the socket is not connected")
-        return self._stream.getpeername()
+        return self._name(self._stream.getpeername())
 
     # -- setting up ------------------------------------------------------
 
@@ -430,12 +467,12 @@ class _TcpSocket(TrioSocket):
                 has the port), ``EADDRNOTAVAIL`` (not this host's
                 address), ``EINVAL`` (already bound), ``EBADF``.
         """
-        host, port = await _resolve(address, local=True)
+        host, port = await _resolve(address, local=True, family=self._family)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         if self._bound is not None or self._stream is not None or self._listener is not None:
             raise _oserror(errno.EINVAL, "the socket is already bound")
-        laddr = inet_aton(host)
+        laddr = inet_pton(host)
         port = self._host.inet.tcp.bind(laddr, port)
         self._reserved = (laddr, port)
         self._bound = (host, port)
@@ -458,7 +495,7 @@ class _TcpSocket(TrioSocket):
             raise _oserror(errno.EINVAL, "the socket is connected")
         if self._listener is not None:
             return
-        host, port = self._bound or ("0.0.0.0", 0)
+        host, port = self._bound or (("::" if self._family == AF_INET6 else "0.0.0.0"), 0)
         # (Tcp.listen does not see the socket's own reservation; a failed
         # listen keeps it, as listen(2) keeps the binding.)
         self._listener = listen_nowait(self._host.inet.tcp, port, host=host, backlog=backlog)
@@ -479,8 +516,8 @@ class _TcpSocket(TrioSocket):
             raise _oserror(errno.EINVAL, "the socket is not listening")
         with _translated:
             stream = await self._listener.accept()
-        sock = _TcpSocket(self._host, stream, self._proto)
-        return sock, stream.getpeername()
+        sock = _TcpSocket(self._host, stream, self._proto, self._family)
+        return sock, self._name(stream.getpeername())
 
     async def connect(self, address: Any) -> None:
         """Open a connection to ``address``.
@@ -498,9 +535,9 @@ class _TcpSocket(TrioSocket):
             raise _oserror(errno.EISCONN, "the socket is already connected")
         if self._connecting:
             raise _oserror(errno.EALREADY, "a connect is in progress")
-        host, port = await _resolve(address, local=False)
+        host, port = await _resolve(address, local=False, family=self._family)
         local, lport = self._bound or (None, 0)
-        if local == "0.0.0.0":
+        if local in ("0.0.0.0", "::"):
             local = None
         self._connecting = True
         try:
@@ -657,8 +694,8 @@ class _TcpSocket(TrioSocket):
 class _UdpSocket(TrioSocket):
     """``SOCK_DGRAM``: a stack :class:`UdpSocket`."""
 
-    def __init__(self, host: Host, proto: int = 0) -> None:
-        super().__init__(host, SOCK_DGRAM, proto)
+    def __init__(self, host: Host, proto: int = 0, family: int = AF_INET) -> None:
+        super().__init__(host, SOCK_DGRAM, proto, family)
         self._udp: UdpSocket = host.udp_socket()
 
     def _setopt(self, key: tuple[int, int], value: int) -> bool:
@@ -677,7 +714,8 @@ class _UdpSocket(TrioSocket):
     def getsockname(self) -> tuple[str, int]:
         """The bound ``(address, port)`` (``("0.0.0.0", 0)`` if not bound)."""
         self._check_open()
-        return self._udp.getsockname()
+        name = self._udp.getsockname()
+        return self._unbound() if name == ("0.0.0.0", 0) else self._name(name)
 
     def getpeername(self) -> tuple[str, int]:
         """The connected ``(address, port)``.
@@ -686,7 +724,7 @@ class _UdpSocket(TrioSocket):
             OSError: ``ENOTCONN``, ``EBADF``.
         """
         self._check_open()
-        return self._udp.getpeername()
+        return self._name(self._udp.getpeername())
 
     async def bind(self, address: Any) -> None:
         """Bind to ``(address, port)``; port 0 picks an ephemeral one.
@@ -696,7 +734,7 @@ class _UdpSocket(TrioSocket):
         Raises:
             OSError: ``EADDRINUSE``, ``EADDRNOTAVAIL``, ``EINVAL``, ``EBADF``.
         """
-        host, port = await _resolve(address, local=True)
+        host, port = await _resolve(address, local=True, family=self._family)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self._udp.bind((host, port))
@@ -707,7 +745,7 @@ class _UdpSocket(TrioSocket):
 
         Cancellation: if cancelled, the socket is unchanged.
         """
-        host, port = await _resolve(address, local=False)
+        host, port = await _resolve(address, local=False, family=self._family)
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self._udp.connect((host, port))
@@ -737,7 +775,7 @@ class _UdpSocket(TrioSocket):
         if flags:
             _check_flags(flags, _SEND_FLAGS)
         self._check_open()
-        host, port = await _resolve(address, local=False)
+        host, port = await _resolve(address, local=False, family=self._family)
         data = bytes(data)
         with _translated:
             await self._udp.sendto(data, (host, port))
@@ -789,7 +827,7 @@ class _UdpSocket(TrioSocket):
                 parked = True
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
-        return data[:bufsize], address
+        return data[:bufsize], self._name(address)
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """:meth:`recvfrom` without the address (same errors and cancellation)."""
@@ -853,8 +891,9 @@ class TrioSocketFactory(trio.abc.SocketFactory):
         """A new socket on the current host.
 
         Raises:
-            OSError: ``EAFNOSUPPORT`` (not ``AF_INET``: there is no IPv6
-                yet), ``ESOCKTNOSUPPORT`` (not stream or datagram),
+            OSError: ``EAFNOSUPPORT`` (neither ``AF_INET`` nor
+                ``AF_INET6``, or ``AF_INET6`` on a host with IPv6 enabled
+                on no interface), ``ESOCKTNOSUPPORT`` (not stream or datagram),
                 ``EPROTONOSUPPORT``.
             RuntimeError: outside any ``as_current()`` (without passthrough).
             trio.ClosedResourceError: the host is shut down.
@@ -864,18 +903,21 @@ class TrioSocketFactory(trio.abc.SocketFactory):
             if self.passthrough:
                 return trio.socket.from_stdlib_socket(_stdlib_socket.socket(family, type, proto))
             raise _no_host("trio.socket.socket()")
-        if family != AF_INET:
-            raise _oserror(errno.EAFNOSUPPORT, "trionet sockets are AF_INET only (no IPv6 yet)")
+        if family == AF_INET6:
+            if not host.inet6.enabled:
+                raise _oserror(errno.EAFNOSUPPORT, f"IPv6 is enabled on no interface of {host.name}")
+        elif family != AF_INET:
+            raise _oserror(errno.EAFNOSUPPORT, f"address family {family!r} (trionet has AF_INET and AF_INET6)")
         kind = int(type) & ~_TYPE_FLAGS
         if kind == SOCK_STREAM:
             if proto not in (0, _stdlib_socket.IPPROTO_TCP):
                 raise _oserror(errno.EPROTONOSUPPORT, f"protocol {proto} for SOCK_STREAM")
             host._check_open()
-            return _TcpSocket(host, proto=proto)
+            return _TcpSocket(host, proto=proto, family=int(family))
         if kind == SOCK_DGRAM:
             if proto not in (0, _stdlib_socket.IPPROTO_UDP):
                 raise _oserror(errno.EPROTONOSUPPORT, f"protocol {proto} for SOCK_DGRAM")
-            return _UdpSocket(host, proto)
+            return _UdpSocket(host, proto, int(family))
         raise _oserror(errno.ESOCKTNOSUPPORT, f"socket type {type!r} is not supported")
 
 
@@ -944,7 +986,7 @@ class TrioResolver(trio.abc.HostnameResolver):
         if address is None:
             raise _stdlib_socket.gaierror(_stdlib_socket.EAI_NONAME, "Name or service not known")
         if family == 0:
-            family = AF_INET  # the stack has no IPv6
+            family = AF_INET  # (the network's names have IPv4 addresses only)
         return _stdlib_socket.getaddrinfo(
             address, port, family, type, proto, flags | _stdlib_socket.AI_NUMERICHOST
         )
