@@ -54,6 +54,8 @@ import trionet.protocols.ipv6
 from trionet import Host, Ifnet
 from trionet.drivers.vnic import Vnic
 from trionet.testing import command_unavailable, linux_peer_unavailable
+
+from kernel_commands import PATIENCE, cleanup, run
 from trionet.wires import PcapTap, TapWire
 
 # tshark reads every test's capture.
@@ -70,8 +72,6 @@ needs_curl = pytest.mark.skipif(CURL_SKIP_REASON is not None, reason=CURL_SKIP_R
 OURS = "fd00::1"
 KERNEL = "fd00::2"
 HTTP_PORT = 8080
-#: Bound on every wait for the kernel or its programs.
-PATIENCE = 30
 
 _serial = itertools.count()
 
@@ -79,23 +79,6 @@ _serial = itertools.count()
 ####################################################################
 # helpers
 ####################################################################
-
-
-async def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run a command (bounded); with ``check``, a failure shows its stderr."""
-    with trio.fail_after(PATIENCE):
-        result = await trio.run_process(
-            list(argv), capture_stdout=True, capture_stderr=True, check=False
-        )
-    if check and result.returncode != 0:
-        err = result.stderr.decode().strip()
-        pytest.fail(f"{' '.join(argv)} exited {result.returncode}: {err}")
-    return result
-
-
-def cleanup(*argv: str) -> None:
-    """A teardown command: synchronous (it runs even in a cancelled scope), errors ignored."""
-    subprocess.run(list(argv), capture_output=True, check=False, timeout=10)
 
 
 async def kernel_snmp6(netns: str) -> dict[str, int]:

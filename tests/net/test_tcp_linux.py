@@ -54,6 +54,7 @@ from trionet.protocols.tcp import TcpFlags
 from trionet.testing import command_unavailable, linux_peer_unavailable
 from trionet.wires import TapWire
 
+from kernel_commands import PATIENCE, cleanup, run
 from tcp_dropper import TcpDropper, final_handshake_acks
 
 
@@ -70,8 +71,6 @@ needs_ethtool = pytest.mark.skipif(ETHTOOL_SKIP_REASON is not None, reason=ETHTO
 OURS = "198.18.6.1"
 KERNEL = "198.18.6.2"
 HTTP_PORT = 8080
-#: Bound on every wait for the kernel or its programs.
-PATIENCE = 30
 
 _serial = itertools.count()
 
@@ -79,23 +78,6 @@ _serial = itertools.count()
 ####################################################################
 # helpers
 ####################################################################
-
-
-async def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run a command (bounded); with ``check``, a failure shows its stderr."""
-    with trio.fail_after(PATIENCE):
-        result = await trio.run_process(
-            list(argv), capture_stdout=True, capture_stderr=True, check=False
-        )
-    if check and result.returncode != 0:
-        err = result.stderr.decode().strip()
-        pytest.fail(f"{' '.join(argv)} exited {result.returncode}: {err}")
-    return result
-
-
-def cleanup(*argv: str) -> None:
-    """A teardown command: synchronous (it runs even in a cancelled scope), errors ignored."""
-    subprocess.run(list(argv), capture_output=True, check=False, timeout=10)
 
 
 async def kernel_snmp(netns: str) -> dict[str, dict[str, int]]:

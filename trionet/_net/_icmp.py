@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -380,33 +381,55 @@ class Icmp(ProtoLayer):
         """
         _check_ping_arguments(count, size, ttl, timeout, interval)
         self._ping_ident = (self._ping_ident + 1) & 0xFFFF
-        ident = self._ping_ident
-        state = self._pings[ident] = _Ping(timeout)
-        sent = 0
-        payload = bytes(i & 0xFF for i in range(size))
-        # As BSD ping: requests go out every ``interval`` whatever comes
-        # back; a reply counts if it arrives within ``timeout`` of its
-        # request. Request i carries sequence number i % 65536 (DragonFly:
-        # ping.c stores ntransmitted with htons()).
-        try:
-            start = trio.current_time()
-            for index in range(count):
-                await trio.sleep_until(start + index * interval)
-                event = state.sent(index, trio.current_time())
-                seq = index % SEQ_MOD
-                try:
-                    self.ip.output(
-                        dst, IPPROTO_ICMP, icmp_proto.echo(ident, seq, payload), ttl=ttl, df=df
-                    )
-                    sent += 1
-                except NetError as exc:
-                    state.unsent(index)
-                    state.errors.append(PingError(seq, None, -1, exc.errno))
-                    event.set()
-            for index in range(count):
-                with trio.move_on_at(state.sent_at[index] + timeout):
-                    await state.events[index].wait()
-        finally:
-            del self._pings[ident]
-        rtts = tuple(rtt for _, rtt in sorted(state.rtts.items()) if rtt <= timeout)
-        return PingResult(sent, len(rtts), rtts, tuple(state.errors))
+
+        def send(ident: int, seq: int, payload: bytes) -> None:
+            self.ip.output(dst, IPPROTO_ICMP, icmp_proto.echo(ident, seq, payload), ttl=ttl, df=df)
+
+        return await run_ping(self._pings, self._ping_ident, send, count=count, size=size, timeout=timeout, interval=interval)
+
+
+async def run_ping(
+    pings: dict[int, _Ping],
+    ident: int,
+    send: Callable[[int, int, bytes], None],
+    *,
+    count: int,
+    size: int,
+    timeout: float,
+    interval: float,
+) -> PingResult:
+    """``ping``'s loop, for ICMP and ICMPv6: ``count`` requests ``interval``
+    seconds apart, ``send(ident, seq, payload)`` for each (a
+    :class:`NetError` it raises is the request's error), then wait for each
+    reply up to ``timeout`` after its request. Input finds the requests in
+    ``pings[ident]`` while it runs.
+
+    Cancellation: the requests sent stay sent; their replies are dropped.
+    """
+    state = pings[ident] = _Ping(timeout)
+    sent = 0
+    payload = bytes(i & 0xFF for i in range(size))
+    # As BSD ping: requests go out every ``interval`` whatever comes
+    # back; a reply counts if it arrives within ``timeout`` of its
+    # request. Request i carries sequence number i % 65536 (DragonFly:
+    # ping.c stores ntransmitted with htons()).
+    try:
+        start = trio.current_time()
+        for index in range(count):
+            await trio.sleep_until(start + index * interval)
+            event = state.sent(index, trio.current_time())
+            seq = index % SEQ_MOD
+            try:
+                send(ident, seq, payload)
+                sent += 1
+            except NetError as exc:
+                state.unsent(index)
+                state.errors.append(PingError(seq, None, -1, exc.errno))
+                event.set()
+        for index in range(count):
+            with trio.move_on_at(state.sent_at[index] + timeout):
+                await state.events[index].wait()
+    finally:
+        del pings[ident]
+    rtts = tuple(rtt for _, rtt in sorted(state.rtts.items()) if rtt <= timeout)
+    return PingResult(sent, len(rtts), rtts, tuple(state.errors))

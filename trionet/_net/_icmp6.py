@@ -37,7 +37,7 @@ from ..protocols import icmpv6 as icmp6_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ipv6 import IPPROTO_ICMPV6, IPv6Header, walk_extensions
 from ._ether import Mbuf
-from ._icmp import SEQ_MOD, PingError, PingResult, _check_int, _check_ping_arguments, _Ping
+from ._icmp import PingError, PingResult, _check_int, _check_ping_arguments, _Ping, run_ping
 from ._layer import ProtoLayer
 
 if TYPE_CHECKING:
@@ -268,29 +268,10 @@ class Icmp6(ProtoLayer):
         _check_int("size", size, 0, MAX_PING6_SIZE)
         _check_ping_arguments(count, 0, ttl, timeout, interval)
         self._ping_ident = (self._ping_ident + 1) & 0xFFFF
-        ident = self._ping_ident
-        state = self._pings[ident] = _Ping(timeout)
-        sent = 0
-        payload = bytes(i & 0xFF for i in range(size))
-        try:
-            start = trio.current_time()
-            for index in range(count):
-                await trio.sleep_until(start + index * interval)
-                event = state.sent(index, trio.current_time())
-                seq = index % SEQ_MOD
-                try:
-                    _, _, src = self.ip6.route(dst, ifp=ifp)
-                    request = icmp6_proto.echo6(ident, seq, payload, src, dst)
-                    self.ip6.output(dst, IPPROTO_ICMPV6, request, src=src, ttl=ttl, df=df, ifp=ifp)
-                    sent += 1
-                except NetError as exc:
-                    state.unsent(index)
-                    state.errors.append(PingError(seq, None, -1, exc.errno))
-                    event.set()
-            for index in range(count):
-                with trio.move_on_at(state.sent_at[index] + timeout):
-                    await state.events[index].wait()
-        finally:
-            del self._pings[ident]
-        rtts = tuple(rtt for _, rtt in sorted(state.rtts.items()) if rtt <= timeout)
-        return PingResult(sent, len(rtts), rtts, tuple(state.errors))
+
+        def send(ident: int, seq: int, payload: bytes) -> None:
+            _, _, src = self.ip6.route(dst, ifp=ifp)
+            request = icmp6_proto.echo6(ident, seq, payload, src, dst)
+            self.ip6.output(dst, IPPROTO_ICMPV6, request, src=src, ttl=ttl, df=df, ifp=ifp)
+
+        return await run_ping(self._pings, self._ping_ident, send, count=count, size=size, timeout=timeout, interval=interval)
