@@ -17,9 +17,11 @@ Rules:
 2. A receiving interface that verifies checksums marks a pending frame
    verified (``CSUM_DATA_VALID``): its bytes never left memory, so there is
    nothing to verify, and TCP and UDP input skip the check.
-3. :func:`complete` works on IPv4 packets carrying TCP or UDP, at any offset
-   (14 for an Ethernet frame, 0 for a bare IP packet); anything else is
-   returned unchanged (only TCP and UDP are ever marked).
+3. :func:`complete` works on IPv4 packets carrying TCP or UDP, and on IPv6
+   ones whose TCP or UDP header follows the fixed header (the only IPv6
+   packets the stack marks), at any offset (14 for an Ethernet frame, 0 for a
+   bare IP packet); anything else is returned unchanged (only TCP and UDP
+   are ever marked). TSO (rule 4) is IPv4's only.
 4. TSO: a sender whose interface segments in hardware (``IFCAP_TSO``) may
    hand it a TCP *super-segment* longer than the link's MTU, a pending frame
    with :attr:`PendingFrame.tso_mss` set: the payload size of the segments
@@ -61,7 +63,7 @@ _UDP = 17
 
 
 class PendingFrame(bytes):
-    """A frame (or IPv4 packet) whose TCP or UDP checksum field is 0, to be
+    """A frame (or IP packet) whose TCP or UDP checksum field is 0, to be
     filled in by whoever first needs real bytes (:func:`complete`).
 
     Attributes:

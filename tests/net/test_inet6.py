@@ -191,3 +191,25 @@ async def test_forwarding_between_two_links(autojump_clock: trio.testing.MockClo
         assert result.received == 1
         assert r.inet6.ip6.statistics().drops["too_big"] == 1
         assert a.inet6.ip6.path_mtu(trionet.protocols.ipv6.ip6_aton("fd00:2::2"), a.ifunit(l1.ends[0].name)) == 1280
+
+
+async def test_an_unresolved_neighbour_is_answered_with_address_unreachable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # RFC 4861 7.2.2: a router whose neighbour never answers tells the
+    # sender with ICMPv6 destination unreachable, code 3 (address).
+    async with trionet.open_network(seed=8) as net:
+        a = await net.add_host("a")
+        r = await net.add_host("r")
+        lk = await net.link(a, r)
+        lk2 = await net.link(r, await net.add_host("silent"))
+        r.sysctl("net.inet6.ip6.forwarding", 1)
+        a.ifconfig(lk.ends[0].name, "fd00:1::2/64")
+        r.ifconfig(lk.ends[1].name, "fd00:1::1/64")
+        r.ifconfig(lk2.ends[0].name, "fd00:2::1/64")  # nobody else has an address there
+        a.route_add("::/0", "fd00:1::1")
+        await trio.sleep(3)
+        result = await a.ping("fd00:2::9", count=1, timeout=5)
+        assert result.received == 0
+        assert [(e.type, e.code, e.source) for e in result.errors] == [(1, 3, "fd00:1::1")]
+        assert r.inet6.nd6.statistics().drops["unresolved"] == 1

@@ -449,9 +449,10 @@ class Ip6(ProtoLayer):
             icmp6.error(m, hdr, icmp6_proto.DST_UNREACH, icmp6_proto.UNREACH_NOROUTE)
             return
         size = 40 + hdr.payload_length
-        if size > ifp.mtu:
+        mtu = self.nd6.link_mtu(ifp)
+        if size > mtu:
             self.drops["too_big"] += 1
-            icmp6.error(m, hdr, icmp6_proto.PACKET_TOO_BIG, 0, ifp.mtu)
+            icmp6.error(m, hdr, icmp6_proto.PACKET_TOO_BIG, 0, mtu)
             return
         packet = bytearray(m.data[:size])
         packet[7] -= 1

@@ -67,7 +67,7 @@ from .._exceptions import NetError
 from ..protocols import addrconf6, mld, ndp
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ethernet import ETHERTYPE_IPV6
-from ..protocols.icmpv6 import Icmp6Message
+from ..protocols.icmpv6 import DST_UNREACH, UNREACH_ADDR, Icmp6Message
 from ..protocols.ipv6 import (
     ALL_MLDV2_ROUTERS,
     ALL_NODES,
@@ -82,6 +82,7 @@ from ..protocols.ipv6 import (
     solicited_node_group,
 )
 from ..protocols.nd6 import NeighborCache
+from ..protocols.offload import complete
 from ._ether import _ZERO_MAC, Mbuf, ether_output
 from ._if import IfFlags, IfIoctl, In6Addr, In6Flags
 from ._layer import ProtoLayer
@@ -366,7 +367,17 @@ class Nd6(ProtoLayer):
         for solicit in exp.solicits:
             self._solicit(st, solicit)
         for _target, packets in exp.failed:
+            # RFC 4861 7.2.2: each waiting packet's source hears that the
+            # address is unreachable (ICMPv6's own rules and rate apply).
             self.drops["unresolved"] += len(packets)
+            for packet in packets:
+                try:
+                    hdr, _ = IPv6Header.parse(packet)  # type: ignore[arg-type]
+                except RemoteProtocolError:
+                    continue
+                self.ip6.icmp6.error_about(
+                    memoryview(complete(packet)), hdr, DST_UNREACH, UNREACH_ADDR  # type: ignore[arg-type]
+                )
         for gone in exp.unreachable:
             self._router_gone(st, gone)
         for addr, dad in list(st.dads.items()):
