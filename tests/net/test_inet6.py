@@ -3,6 +3,8 @@ ping, UDP, TCP, fragmentation, forwarding, router advertisements."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 import trio
 import trio.testing
@@ -213,3 +215,30 @@ async def test_an_unresolved_neighbour_is_answered_with_address_unreachable(
         assert result.received == 0
         assert [(e.type, e.code, e.source) for e in result.errors] == [(1, 3, "fd00:1::1")]
         assert r.inet6.nd6.statistics().drops["unresolved"] == 1
+
+
+async def test_joined_groups_are_reported_with_mldv2(
+    autojump_clock: trio.testing.MockClock, tmp_path: pathlib.Path
+) -> None:
+    # Each address's solicited-node group is reported (RFC 3810): an MLDv2
+    # report to ff02::16 with hop limit 1 and a Router Alert; all-nodes
+    # never is. Read back by scapy, an independent decoder.
+    from scapy.layers.inet6 import ICMPv6MLReport2, IPv6, IPv6ExtHdrHopByHop, RouterAlert
+    from scapy.utils import rdpcap
+
+    capture = tmp_path / "link.pcap"
+    async with trionet.open_network(seed=9) as net:
+        a = await net.add_host("a")
+        b = await net.add_host("b")
+        lk = await net.link(a, b, pcap=capture)
+        a.ifconfig(lk.ends[0].name, f"{A6}/64")
+        await trio.sleep(5)
+    reported = set()
+    for frame in rdpcap(str(capture)):
+        if ICMPv6MLReport2 in frame:
+            ip = frame[IPv6]
+            assert (ip.dst, ip.hlim) == ("ff02::16", 1)
+            assert RouterAlert in frame[IPv6ExtHdrHopByHop]
+            reported |= {rec.dst for rec in frame[ICMPv6MLReport2].records}
+    assert "ff02::1:ff00:1" in reported  # fd00::1's solicited-node group
+    assert "ff02::1" not in reported

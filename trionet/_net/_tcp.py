@@ -796,7 +796,10 @@ class Tcp(ProtoLayer):
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
-        cpu = tuple_hash(fold_address(dst), th.dport, fold_address(src), th.sport)
+        if len(dst) == 4:  # (inline for IPv4: two Python calls less per segment)
+            cpu = tuple_hash(int.from_bytes(dst, "big"), th.dport, int.from_bytes(src, "big"), th.sport)
+        else:
+            cpu = tuple_hash(fold_address(dst), th.dport, fold_address(src), th.sport)
         port = self.host.port("netisr", cpu % self.host.ncpus)
         if port.thread.task is not current_task():
             # Reassembled on netisr 0: on to the owner (DragonFly re-dispatches
