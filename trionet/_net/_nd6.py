@@ -31,7 +31,10 @@ Rules:
    all-routers on a router) programs the interface's multicast filter
    (``SIOCADDMULTI``, on a short-lived kernel thread, as DragonFly hands
    ioctls to a thread that may sleep) and sends MLDv2 reports; all-nodes is
-   never reported.
+   never reported. A DAD run starts only once the filter has its groups
+   (RFC 4862 5.4.2), so that a defender's answer is heard; until then (a
+   moment) a neighbour's solicitation for a new address may be missed and
+   is retransmitted.
 5. A host (``net.inet6.ip6.forwarding`` 0) with
    ``net.inet6.ip6.accept_rtadv`` 1 solicits routers at ``ifup`` and
    autoconfigures from advertisements: addresses (prefix + EUI-64
@@ -145,6 +148,10 @@ class _Nd6If:
     advertiser: Any = None
     linkmtu: int | None = None
     first_dad: bool = True
+    # Filter ioctls not done yet, and the DAD runs that wait for them (RFC
+    # 4862 5.4.2: join the groups before the first probe).
+    filters_pending: int = 0
+    dad_waiting: list[tuple[Any, float]] = attrs.field(factory=list)
 
 
 class Nd6(ProtoLayer):
@@ -430,8 +437,14 @@ class Nd6(ProtoLayer):
         # a random delay, so that hosts booting together do not collide.
         delay = self._rng.uniform(0, addrconf6.MAX_RTR_SOLICITATION_DELAY) if st.first_dad else 0.0
         st.first_dad = False
-        dad.start(trio.current_time(), delay)
         st.dads[ia.addr] = dad
+        if st.filters_pending:
+            # RFC 4862 5.4.2: the groups first (all-nodes, to hear a
+            # defender's advertisement; the solicited-node group, to hear
+            # another node's probe): the probe waits for the filter.
+            st.dad_waiting.append((dad, delay))
+            return
+        dad.start(trio.current_time(), delay)
         self._arm(st)
 
     def _dad_passed(self, st: _Nd6If, addr: bytes) -> None:
@@ -512,17 +525,28 @@ class Nd6(ProtoLayer):
         # short-lived kernel thread does it (several groups share a MAC
         # only by their low 32 bits; the ioctl counts references).
         host = self.host
+        st = self._if(ifp)
 
         async def ioctl(thread: object) -> None:
             try:
                 await host.ifioctl(ifp, cmd, mac)
             except (NetError, trio.ClosedResourceError):
                 self.drops["filter_refused"] += 1
+            finally:
+                st.filters_pending -= 1
+                if not st.filters_pending and st.dad_waiting:
+                    # The filter has the groups: the waiting DAD runs start.
+                    waiting, st.dad_waiting = st.dad_waiting, []
+                    for dad, delay in waiting:
+                        if st.dads.get(dad.addr) is dad:
+                            dad.start(trio.current_time(), delay)
+                    self._arm(st)
 
         try:
             host.kthread_create("in6_mcast", ioctl)
         except trio.ClosedResourceError:
-            pass
+            return
+        st.filters_pending += 1
 
     def _report(self, ifp: Ifnet, report: Any) -> None:
         src = self._link_local(ifp) or UNSPECIFIED  # RFC 3590: :: before DAD ends
