@@ -242,3 +242,33 @@ async def test_joined_groups_are_reported_with_mldv2(
             reported |= {rec.dst for rec in frame[ICMPv6MLReport2].records}
     assert "ff02::1:ff00:1" in reported  # fd00::1's solicited-node group
     assert "ff02::1" not in reported
+
+
+async def test_down_and_up_keeps_the_filter_counts_and_rtadvd(autojump_clock: trio.testing.MockClock) -> None:
+    async with trionet.open_network(seed=10) as net:
+        r = await net.add_host("r")
+        h = await net.add_host("h")
+        h.sysctl("net.inet6.ip6.auto_linklocal", 1)
+        r.sysctl("net.inet6.ip6.forwarding", 1)
+        lk = await net.link(r, h)
+        ifp = r.ifunit(lk.ends[0].name)
+        r.ifconfig(ifp.name, "fd00:1::1/64")
+        r.rtadvd(ifp.name, prefix="fd00:1::/64")
+        await trio.sleep(3)
+        groups = dict(ifp.multiaddrs)
+        for _ in range(2):
+            await r.ifdown(ifp)
+            await trio.sleep(1)
+            await r.ifup(ifp)
+            await trio.sleep(3)
+        assert ifp.multiaddrs == groups  # each group once: left at down, joined again at up
+        assert all(n == 1 for n in groups.values()), groups
+        # The advertisements outlive the cycle: the host, its address gone,
+        # solicits again and gets it back from them.
+        hname = lk.ends[1].name
+        (slaac,) = [a for a, _ in h.ifconfig(hname).inet6 if a.startswith("fd00:1::")]
+        h.ifconfig(hname, slaac, delete=True)
+        await h.ifdown(h.ifunit(hname))
+        await h.ifup(h.ifunit(hname))
+        await trio.sleep(10)
+        assert slaac in dict(h.ifconfig(hname).inet6)

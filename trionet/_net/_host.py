@@ -755,7 +755,9 @@ class Host(Kernel):
         ``router_lifetime`` seconds (0: not a default router), and ``mtu``
         when given. Advertisements go out every ``min_interval`` to
         ``max_interval`` seconds (the first three sooner) and in answer to
-        router solicitations. Hosts act on them only with
+        router solicitations. It enables IPv6 on the interface (its
+        link-local address is the advertisements' source), and survives the
+        interface going down and up. Hosts act on them only with
         ``net.inet6.ip6.accept_rtadv`` 1 and forwarding off; the router
         itself should have ``net.inet6.ip6.forwarding`` 1.
 
@@ -786,6 +788,8 @@ class Host(Kernel):
             mtu=mtu,
         )
         self.inet6.nd6.rtadvd(ifp, config)
+        if ifp.flags & (IfFlags.UP | IfFlags.RUNNING) == IfFlags.UP | IfFlags.RUNNING:
+            self.inet6.enable(ifp)  # an advertising interface speaks IPv6 (a link-local source)
         log.info("rtadvd_started", host=self.name, ifname=ifname, prefixes=prefixes)
 
     def ndp(self) -> list[NdpRow]:

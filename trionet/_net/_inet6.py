@@ -136,7 +136,7 @@ class Inet6:
             raise NetError(errno.EEXIST, f"{ipaddress.IPv6Address(addr)} is already on {self.local_addrs[addr].name}")
         running = ifp.flags & (IfFlags.UP | IfFlags.RUNNING) == IfFlags.UP | IfFlags.RUNNING
         if running and ifp not in self._enabled and not ifp.flags & IfFlags.LOOPBACK:
-            self._enable(ifp)
+            self.enable(ifp)
         ia = In6Addr(addr, prefixlen, flags | (In6Flags.TENTATIVE if running else In6Flags(0)), valid_until, preferred_until)
         if is_link_local6(addr):
             ifp.addrs6.insert(0, ia)
@@ -192,10 +192,17 @@ class Inet6:
                 self.in6_add(ifp, _LOOPBACK6, 128)
             return
         if self._host.sysctls.get("net.inet6.ip6.auto_linklocal") == 1 or ifp.addrs6:
-            self._enable(ifp)
+            self.enable(ifp)
 
-    def _enable(self, ifp: Ifnet) -> None:
-        # DragonFly: in6_ifattach (link-local), in6_if_up (DAD of the rest).
+    def enable(self, ifp: Ifnet) -> None:
+        """Enable IPv6 on the running interface ``ifp`` (see the module
+        docstring); nothing if it is already.
+
+        DragonFly: ``in6_ifattach`` (the link-local address), ``in6_if_up``
+        (DAD of the rest).
+        """
+        if ifp in self._enabled or ifp.flags & IfFlags.LOOPBACK:
+            return
         self._enabled.add(ifp)
         iid = eui64_interface_id(ifp.lladdr) if len(ifp.lladdr) == 6 else None
         self.nd6.if_up(ifp, iid)
@@ -222,5 +229,5 @@ class Inet6:
             self.ip6.tentative.discard(ia.addr)
         ifp.addrs6.clear()
         self._enabled.discard(ifp)
-        self.nd6.if_down(ifp)
+        self.nd6.if_down(ifp, detached=True)
         self._host.routes6.invalidate()

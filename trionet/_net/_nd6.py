@@ -168,6 +168,8 @@ class Nd6(ProtoLayer):
         self._dad_duplicates = 0
         # interface -> group -> references (joins not yet left)
         self._group_refs: dict[Ifnet, dict[bytes, int]] = {}
+        # interface -> its rtadvd configuration (kept across down and up)
+        self._rtadvd: dict[Ifnet, Any] = {}
 
     def statistics(self) -> Nd6LayerStatistics:
         """A snapshot of the counters."""
@@ -592,21 +594,33 @@ class Nd6(ProtoLayer):
         elif sysctls.get("net.inet6.ip6.accept_rtadv") == 1 and iid is not None and st.autoconf is None:
             st.autoconf = addrconf6.HostAutoconf(iid, rng=random.Random(self._rng.random()))
             st.autoconf.start(trio.current_time())
+        if st.advertiser is None and ifp in self._rtadvd:
+            st.advertiser = addrconf6.RouterAdvertiser(self._rtadvd[ifp], rng=random.Random(self._rng.random()))
+            self.join(ifp, ALL_ROUTERS)
         if st.advertiser is not None:
             st.advertiser.start(trio.current_time())
         self._arm(st)
 
-    def if_down(self, ifp: Ifnet) -> None:
-        """``ifp`` went down or away: forget its neighbours and machines."""
+    def if_down(self, ifp: Ifnet, *, detached: bool = False) -> None:
+        """``ifp`` went down (or away, ``detached``): forget its neighbours
+        and machines, and take its groups out of its filter (not when it is
+        going away: the filter goes with it). A ``rtadvd`` configuration is
+        kept for the next ``ifup``."""
         st = self._ifs.pop(ifp, None)
         if st is not None:
             st.callout.follow(None, self._expire, st)
-        self._group_refs.pop(ifp, None)
+        refs = self._group_refs.pop(ifp, None) or {}
         self.ip6.groups.pop(ifp, None)
+        if not detached and not int(ifp.flags) & _LOOPBACK and ifp.lladdr:
+            for group in refs:
+                self._mcast_ioctl(ifp, IfIoctl.SIOCDELMULTI, multicast_mac(group))
+        if detached:
+            self._rtadvd.pop(ifp, None)
 
     def rtadvd(self, ifp: Ifnet, config: Any) -> None:
         """Advertise on ``ifp`` with ``config`` (an
         ``addrconf6.RaConfig``): the router side of rule 5."""
+        self._rtadvd[ifp] = config
         st = self._if(ifp)
         st.advertiser = addrconf6.RouterAdvertiser(config, rng=random.Random(self._rng.random()))
         self.join(ifp, ALL_ROUTERS)
