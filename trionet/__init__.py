@@ -14,7 +14,7 @@ from ._kern._serializer import Serializer, SerializerStatistics
 from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, In6Addr, In6Flags, LinkState
-from ._net._arp import ArpLayerStatistics
+from ._net._arp import ArpLayerStatistics, ArpRow, format_arp
 from ._net._dns import DnsServer, DnsServerStatistics, DnsZone
 from ._net._icmp import IcmpStatistics, PingError, PingResult
 from ._net._icmp6 import Icmp6Statistics
@@ -36,6 +36,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ArpLayerStatistics",
+    "ArpRow",
     "DnsServer",
     "DnsServerStatistics",
     "DnsZone",
@@ -85,6 +86,7 @@ __all__ = [
     "VmstatRow",
     "build_network",
     "derive_seed",
+    "format_arp",
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",

@@ -27,6 +27,7 @@ from . import (
     format_ifconfig,
     format_netstat,
     format_netstat_i,
+    format_arp,
     format_ndp,
     format_netstat_r,
     format_ps,
@@ -179,8 +180,8 @@ min_received = 180
 
 
 def _views(hosts: dict[str, Any]) -> str:
-    """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``ndp -an`` (hosts
-    with IPv6 neighbours), ``netstat -an``, ``vmstat -i`` and ``ps`` of
+    """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``arp -an`` and
+    ``ndp -an`` (hosts with neighbours of that family), ``netstat -an``, ``vmstat -i`` and ``ps`` of
     every host, in the BSD tools' layouts."""
     out = []
     for name, host in hosts.items():
@@ -190,6 +191,7 @@ def _views(hosts: dict[str, Any]) -> str:
             f"$ ifconfig\n{format_ifconfig(host.ifconfig()).rstrip()}\n",
             f"$ netstat -i\n{format_netstat_i(host.netstat_i()).rstrip()}\n",
             f"$ netstat -rn\n{format_netstat_r(host.netstat_r()).rstrip()}\n",
+            *([f"$ arp -an\n{format_arp(arp).rstrip()}\n"] if (arp := host.arp()) else []),
             *([f"$ ndp -an\n{format_ndp(ndp).rstrip()}\n"] if (ndp := host.ndp()) else []),
             f"$ netstat -an -p tcp\n{format_netstat(host.netstat()).rstrip()}\n",
             f"$ vmstat -i\n{format_vmstat_i(host.vmstat_i()).rstrip()}\n",

@@ -45,7 +45,7 @@ from ._layer import ProtoLayer
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["Arp", "ArpLayerStatistics"]
+__all__ = ["Arp", "ArpLayerStatistics", "ArpRow", "format_arp"]
 
 log = structlog.get_logger(__name__)
 
@@ -191,3 +191,74 @@ class Arp(ProtoLayer):
             self.drops["unresolved"] += len(packets)
             log.debug("arp_unresolved", host=self.host.name, target=target.hex(), packets=len(packets))
         self._arm()
+
+    # static entries and the view ------------------------------------------
+
+    def add_static(self, ip: bytes, mac: bytes) -> None:
+        """A permanent entry (``arp -s``): never aged, never replaced by
+        the network; packets that waited for ``ip`` go out to ``mac`` now.
+
+        Raises:
+            ValueError: ``mac`` is not a 6-byte unicast MAC.
+        """
+        waiting = self.cache.add_static(ip, mac)
+        self._send_released(mac, waiting)
+        self._arm()
+
+    def rows(self) -> list[ArpRow]:
+        """``arp -an``: every entry, with the interface its address is on
+        (by the route table: the cache is the host's, as DragonFly's ARP
+        entries live in its one routing table)."""
+        now = trio.current_time()
+        rows = []
+        for entry in self.cache.entries():
+            route = self.host.routes.lookup(entry.ip)
+            rows.append(
+                ArpRow(
+                    ".".join(map(str, entry.ip)),
+                    entry.mac.hex(":") if entry.mac is not None else None,
+                    route.ifp.name if route is not None else None,
+                    entry.state == "static",
+                    None if entry.expires is None else max(0.0, entry.expires - now),
+                )
+            )
+        return rows
+
+
+@attrs.frozen
+class ArpRow:
+    """One entry as ``arp -an`` shows it.
+
+    Attributes:
+        address: the IPv4 address.
+        lladdr: its MAC (``None`` while a request is out: incomplete).
+        netif: the interface its address is on (``None``: no route).
+        permanent: a static entry (``host.arp_add``).
+        expires: seconds until it ages out or is re-requested (``None``
+            for a static entry).
+    """
+
+    address: str
+    lladdr: str | None
+    netif: str | None
+    permanent: bool
+    expires: float | None
+
+
+def format_arp(rows: list[ArpRow]) -> str:
+    """Format rows as BSD ``arp -an`` prints them::
+
+        ? (10.0.0.2) at 02:00:00:00:00:02 on vnic0 permanent [ethernet]
+    """
+    lines = []
+    for r in rows:
+        at = r.lladdr if r.lladdr is not None else "(incomplete)"
+        on = f" on {r.netif}" if r.netif is not None else ""
+        if r.permanent:
+            life = " permanent"
+        elif r.expires is not None:
+            life = f" expires in {r.expires:.0f} seconds"
+        else:
+            life = ""
+        lines.append(f"? ({r.address}) at {at}{on}{life} [ethernet]")
+    return "\n".join(lines) + "\n" if lines else ""

@@ -50,6 +50,7 @@ from ._ifstart import SCHEDONLY, if_start_dispatch
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
 from ._inet import Inet
+from ._arp import ArpRow
 from ._inet6 import Inet6
 from ._nd6 import NdpRow
 from ._route import Route, RouteRow, RouteTable, parse_network
@@ -791,6 +792,58 @@ class Host(Kernel):
         if ifp.flags & (IfFlags.UP | IfFlags.RUNNING) == IfFlags.UP | IfFlags.RUNNING:
             self.inet6.enable(ifp)  # an advertising interface speaks IPv6 (a link-local source)
         log.info("rtadvd_started", host=self.name, ifname=ifname, prefixes=prefixes)
+
+    def arp_add(self, address: str, lladdr: str, ifname: str | None = None) -> None:
+        """``arp -s``: a permanent ARP entry, ``address`` at ``lladdr``
+        (``"02:00:00:00:00:05"``): never aged, never replaced by what the
+        network says (a server can reach a client's MAC before the client
+        has an address, RFC 2131 4.1). Packets waiting for ``address`` go
+        out at once. It replaces any entry for ``address``.
+
+        Args:
+            ifname: the interface ``address`` must be on (a connected
+                subnet of it); default any interface's.
+
+        Raises:
+            ValueError: a bad address or MAC (a group MAC included).
+            NetError: ``ENETUNREACH`` (``address`` is on no connected
+                subnet, or not on ``ifname``'s), ``ENXIO`` (no such
+                interface).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        ip = ipaddress.IPv4Address(address).packed
+        try:
+            mac = bytes.fromhex(lladdr.replace(":", "").replace("-", "")) if isinstance(lladdr, str) else b""
+        except ValueError:
+            mac = b""
+        if len(mac) != ETHER_ADDR_LEN or mac[0] & 1:
+            raise ValueError(f"not a unicast MAC address such as '02:00:00:00:00:05': {lladdr!r}")
+        route = self.routes.lookup(ip)
+        ifp = self.ifunit(ifname) if ifname is not None else None
+        if route is None or route.gateway is not None or (ifp is not None and route.ifp is not ifp):
+            where = f"{ifname}'s subnets" if ifname is not None else "a connected subnet"
+            raise NetError(errno.ENETUNREACH, f"{address} is not on {where}")
+        self.inet.arp.add_static(ip, mac)
+        log.info("arp_added", host=self.name, address=address, lladdr=mac.hex(":"), ifname=route.ifp.name)
+
+    def arp_delete(self, address: str) -> None:
+        """``arp -d``: remove the entry for ``address`` (static or learned;
+        packets waiting for it are dropped, counted).
+
+        Raises:
+            ValueError: a bad address.
+            NetError: ``ESRCH`` (no entry).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        if not self.inet.arp.cache.remove(ipaddress.IPv4Address(address).packed):
+            raise NetError(errno.ESRCH, f"no ARP entry for {address}")
+
+    def arp(self) -> list[ArpRow]:
+        """``arp -an``: the ARP table, static entries marked ``permanent``
+        (format with ``format_arp``)."""
+        return self.inet.arp.rows()
 
     def ndp(self) -> list[NdpRow]:
         """``ndp -an``: the IPv6 neighbour caches (format with ``format_ndp``)."""
