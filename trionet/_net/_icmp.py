@@ -130,6 +130,26 @@ class _Ping:
     def unsent(self, index: int) -> None:
         self.waiting[index % SEQ_MOD].remove(index)
 
+    def replied(self, seq: int, now: float) -> bool:
+        """An echo reply with ``seq`` arrived: record its round trip and wake
+        the ping. False if no request with ``seq`` waits (not counted)."""
+        index = self.claim(seq, now)
+        if index is None:
+            return False
+        self.rtts[index] = now - self.sent_at[index]
+        self.events[index].set()
+        return True
+
+    def failed(self, error: PingError, now: float) -> bool:
+        """An ICMP error came back for the request with ``error.seq``:
+        record it and wake the ping. False if no such request waits."""
+        index = self.claim(error.seq, now)
+        if index is None:
+            return False
+        self.errors.append(error)
+        self.events[index].set()
+        return True
+
     def claim(self, seq: int, now: float) -> int | None:
         """The request an answer carrying ``seq`` belongs to, taken off the
         waiting list; None if no request with ``seq`` waits.
@@ -279,14 +299,10 @@ class Icmp(ProtoLayer):
                 self._count_errno("reply", exc)
         elif t == icmp_proto.ECHO_REPLY:
             ping = self._pings.get(msg.rest >> 16)
-            now = trio.current_time()
-            index = ping.claim(msg.rest & 0xFFFF, now) if ping is not None else None
-            if ping is None or index is None:
+            if ping is None or not ping.replied(msg.rest & 0xFFFF, trio.current_time()):
                 self.drops["unexpected_reply"] += 1
                 return
             self.counts["echo_replies"] += 1
-            ping.rtts[index] = now - ping.sent_at[index]
-            ping.events[index].set()
         elif t in _ERROR_TYPES:
             self.counts["errors_received"] += 1
             self._error_input(hdr, msg, body)
@@ -304,11 +320,8 @@ class Icmp(ProtoLayer):
                 ident = (head[4] << 8) | head[5]
                 seq = (head[6] << 8) | head[7]
                 ping = self._pings.get(ident)
-                index = ping.claim(seq, trio.current_time()) if ping is not None else None
-                if ping is not None and index is not None:
-                    source = str(ipaddress.IPv4Address(hdr.src))
-                    ping.errors.append(PingError(seq, source, msg.type, msg.code))
-                    ping.events[index].set()
+                error = PingError(seq, str(ipaddress.IPv4Address(hdr.src)), msg.type, msg.code)
+                if ping is not None and ping.failed(error, trio.current_time()):
                     return
         else:
             pr = self._protocols.get(proto)

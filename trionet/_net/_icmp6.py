@@ -147,14 +147,10 @@ class Icmp6(ProtoLayer):
                 self._count_errno("reply", exc)
         elif t == icmp6_proto.ECHO_REPLY:
             ping = self._pings.get(msg.data >> 16)
-            now = trio.current_time()
-            index = ping.claim(msg.data & 0xFFFF, now) if ping is not None else None
-            if ping is None or index is None:
+            if ping is None or not ping.replied(msg.data & 0xFFFF, trio.current_time()):
                 self.drops["unexpected_reply"] += 1
                 return
             self.counts["echo_replies"] += 1
-            ping.rtts[index] = now - ping.sent_at[index]
-            ping.events[index].set()
         elif t in _ERROR_TYPES:
             self.counts["errors_received"] += 1
             self._error_input(hdr, msg, body)
@@ -181,11 +177,8 @@ class Icmp6(ProtoLayer):
                 ident = (head[4] << 8) | head[5]
                 seq = (head[6] << 8) | head[7]
                 ping = self._pings.get(ident)
-                index = ping.claim(seq, trio.current_time()) if ping is not None else None
-                if ping is not None and index is not None:
-                    source = str(ipaddress.IPv6Address(hdr.src))
-                    ping.errors.append(PingError(seq, source, msg.type, msg.code))
-                    ping.events[index].set()
+                error = PingError(seq, str(ipaddress.IPv6Address(hdr.src)), msg.type, msg.code)
+                if ping is not None and ping.failed(error, trio.current_time()):
                     return
         else:
             pr = self._protocols.get(proto)
