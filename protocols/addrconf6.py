@@ -5,11 +5,11 @@ router advertisements, and the router's advertiser.
 None of the machines here sends, sleeps, reads a clock or draws randomness of
 its own: every method takes ``now`` (which must never decrease), randomness
 comes from the ``random.Random`` it was given, and each returns what the glue
-must do. Messages are plain values (:class:`RouterAdvertInfo`,
-:class:`PrefixOption`); parsing and emitting the ICMPv6 messages belongs to
-the ND modules, and addresses are 16-byte ``bytes``. Every table is bounded
-and every timer has a :meth:`next_deadline`/``expire(now)`` pair, as in
-:mod:`.arp`.
+must do. Messages are plain values (:class:`RouterAdvertInfo`, and
+:data:`PrefixOption`, which is :class:`.ndp.PrefixInfo`); parsing and
+emitting the ICMPv6 messages belongs to the ND modules, and addresses are
+16-byte ``bytes``. Every table is bounded and every timer has a
+:meth:`next_deadline`/``expire(now)`` pair, as in :mod:`.arp`.
 
 Theory of operation: duplicate address detection
 ================================================
@@ -134,6 +134,8 @@ import random
 
 import attrs
 
+from .ndp import PrefixInfo
+
 __all__ = [
     "DUP_ADDR_DETECT_TRANSMITS",
     "INFINITE_LIFETIME",
@@ -212,25 +214,12 @@ def _until(now: float, lifetime: int) -> float:
 #### Messages, as values
 
 
-@attrs.frozen
-class PrefixOption:
-    """A Prefix Information option (RFC 4861 4.6.2).
-
-    Attributes:
-        prefix: 16 bytes; bits past ``prefix_len`` are ignored.
-        prefix_len: 0..128.
-        on_link: the L flag.
-        autonomous: the A flag (use for SLAAC).
-        valid_lifetime, preferred_lifetime: seconds;
-            :data:`INFINITE_LIFETIME` is forever.
-    """
-
-    prefix: bytes = attrs.field(repr=_fmt_addr)
-    prefix_len: int
-    on_link: bool
-    autonomous: bool
-    valid_lifetime: int
-    preferred_lifetime: int
+#: A Prefix Information option (RFC 4861 4.6.2): the ND codec's own value,
+#: so an advertisement's prefixes pass between the two unconverted
+#: (``prefix``, ``prefix_len``, ``on_link``, ``autonomous``,
+#: ``valid_lifetime``, ``preferred_lifetime``; :data:`INFINITE_LIFETIME` is
+#: forever).
+PrefixOption = PrefixInfo
 
 
 @attrs.frozen

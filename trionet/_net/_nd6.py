@@ -649,12 +649,7 @@ class Nd6(ProtoLayer):
             retrans_timer=ra.retrans_timer,
             source_lladdr=ifp.lladdr,
             mtu=ra.mtu,
-            prefixes=tuple(
-                ndp.PrefixInfo(
-                    p.prefix, p.prefix_len, p.on_link, p.autonomous, p.valid_lifetime, p.preferred_lifetime
-                )
-                for p in ra.prefixes
-            ),
+            prefixes=tuple(ra.prefixes),
         ).emit(src, ALL_NODES)
         self._send(ifp, multicast_mac(ALL_NODES), src, ALL_NODES, message)
 
@@ -671,12 +666,7 @@ class Nd6(ProtoLayer):
             reachable_time=ra.reachable_time,
             retrans_timer=ra.retrans_timer,
             mtu=ra.mtu,
-            prefixes=tuple(
-                addrconf6.PrefixOption(
-                    p.prefix, p.prefix_len, p.on_link, p.autonomous, p.valid_lifetime, p.preferred_lifetime
-                )
-                for p in ra.prefixes
-            ),
+            prefixes=ra.prefixes,  # (addrconf6.PrefixOption is ndp.PrefixInfo)
             managed=ra.managed,
             other=ra.other,
         )
