@@ -79,8 +79,7 @@ from ..protocols.offload import PendingFrame, fill_checksum, segment
 from ._ether import Mbuf
 from ._if import IfCap, IfFlags
 from ._inaddr import inet_ntoa
-from ._layer import ProtoLayer
-from ._route import RouteCache
+from ._route import RouteCache, RouteChooser
 
 if TYPE_CHECKING:
     from ._arp import Arp
@@ -139,7 +138,7 @@ class IpStatistics:
     reassembly: Any
 
 
-class Ip(ProtoLayer):
+class Ip(RouteChooser):
     """A host's IPv4 layer.
 
     Args:
@@ -256,33 +255,6 @@ class Ip(ProtoLayer):
             if ifp.flags & IfFlags.LOOPBACK:
                 return ifp
         return None
-
-    def route_cached(
-        self, ro: RouteCache, dst: bytes, src: bytes | None = None
-    ) -> tuple[Ifnet, bytes, bytes]:
-        """:meth:`route` through the cache ``ro``: the remembered choice while
-        the route table's generation, ``dst`` and ``src`` are unchanged,
-        else a new one, remembered (BSD ``inp_route``).
-
-        For output paths: a failure is counted as a drop (``no_route``,
-        ``no_source``), as :meth:`output` counts it.
-
-        Raises:
-            NetError: as :meth:`route`.
-        """
-        generation = self.routes.generation
-        if ro.generation == generation and ro.dst == dst and ro.src == src:
-            return ro.route  # type: ignore[return-value]
-        try:
-            route = self.route(dst, src=src)
-        except NetError as exc:
-            self._count_route_error(exc)
-            raise
-        ro.generation, ro.dst, ro.src, ro.route = generation, dst, src, route
-        return route
-
-    def _count_route_error(self, exc: NetError) -> None:
-        self.drops["no_source" if exc.errno == errno.EADDRNOTAVAIL else "no_route"] += 1
 
     ####################################################################
     # Input

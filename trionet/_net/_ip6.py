@@ -79,8 +79,7 @@ from ..protocols.ipv6 import (
 from ..protocols.offload import PendingFrame, complete, fill_checksum
 from ._ether import Mbuf
 from ._if import IfCap, IfFlags, In6Flags
-from ._layer import ProtoLayer
-from ._route import RouteCache
+from ._route import RouteCache, RouteChooser
 
 if TYPE_CHECKING:
     from ._host import Host
@@ -134,7 +133,7 @@ class Ip6Statistics:
     reassembly: Any
 
 
-class Ip6(ProtoLayer):
+class Ip6(RouteChooser):
     """A host's IPv6 layer.
 
     Args:
@@ -279,30 +278,6 @@ class Ip6(ProtoLayer):
         if best is not None:
             return best
         raise NetError(errno.EADDRNOTAVAIL, f"{ifp.name} has no usable IPv6 address for {ip6_ntoa(dst)}")
-
-    def route_cached(
-        self, ro: RouteCache, dst: bytes, src: bytes | None = None
-    ) -> tuple[Ifnet, bytes, bytes]:
-        """:meth:`route` through the cache ``ro`` (as IPv4's; a failure is
-        counted ``no_route``, ``no_source`` or ``no_zone``).
-
-        Raises:
-            NetError: as :meth:`route`.
-        """
-        generation = self.routes.generation
-        if ro.generation == generation and ro.dst == dst and ro.src == src:
-            return ro.route  # type: ignore[return-value]
-        try:
-            route = self.route(dst, src=src)
-        except NetError as exc:
-            self._count_route_error(exc)
-            raise
-        ro.generation, ro.dst, ro.src, ro.route = generation, dst, src, route
-        return route
-
-    def _count_route_error(self, exc: NetError) -> None:
-        reason = {errno.EADDRNOTAVAIL: "no_source", errno.EINVAL: "no_zone"}.get(exc.errno, "no_route")
-        self.drops[reason] += 1
 
     ####################################################################
     # Path MTU

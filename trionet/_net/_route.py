@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._exceptions import NetError
+from ._layer import ProtoLayer
 
 if TYPE_CHECKING:
     from ._if import Ifnet
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Route",
     "RouteCache",
+    "RouteChooser",
     "RouteRow",
     "RouteTable",
     "format_netstat_r",
@@ -139,6 +141,48 @@ class RouteCache:
 
     def __repr__(self) -> str:
         return f"<RouteCache generation={self.generation} route={self.route!r}>"
+
+
+#: What a failed route choice counts, by errno (anything else: ``no_route``).
+ROUTE_ERROR_REASONS = {errno.EADDRNOTAVAIL: "no_source", errno.EINVAL: "no_zone"}
+
+
+class RouteChooser(ProtoLayer):
+    """What IPv4's and IPv6's layers share: route choice through a socket's
+    :class:`RouteCache`. A subclass has ``routes`` (its :class:`RouteTable`)
+    and ``route(dst, *, src=None, ifp=None) -> (ifp, nexthop, src)``."""
+
+    routes: RouteTable
+
+    def route(self, dst: bytes, *, src: bytes | None = None, ifp: Ifnet | None = None) -> tuple[Ifnet, bytes, bytes]:
+        raise NotImplementedError  # pragma: no cover
+
+    def route_cached(
+        self, ro: RouteCache, dst: bytes, src: bytes | None = None
+    ) -> tuple[Ifnet, bytes, bytes]:
+        """:meth:`route` through the cache ``ro``: the remembered choice while
+        the route table's generation, ``dst`` and ``src`` are unchanged,
+        else a new one, remembered (BSD ``inp_route``).
+
+        For output paths: a failure is counted as a drop (``no_route``,
+        ``no_source``, and for IPv6 ``no_zone``), as ``output`` counts it.
+
+        Raises:
+            NetError: as :meth:`route`.
+        """
+        generation = self.routes.generation
+        if ro.generation == generation and ro.dst == dst and ro.src == src:
+            return ro.route  # type: ignore[return-value]
+        try:
+            route = self.route(dst, src=src)
+        except NetError as exc:
+            self._count_route_error(exc)
+            raise
+        ro.generation, ro.dst, ro.src, ro.route = generation, dst, src, route
+        return route
+
+    def _count_route_error(self, exc: NetError) -> None:
+        self.drops[ROUTE_ERROR_REASONS.get(exc.errno, "no_route")] += 1  # type: ignore[arg-type]
 
 
 class RouteTable:
