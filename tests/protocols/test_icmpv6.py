@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from hypothesis import given, settings
@@ -46,15 +45,8 @@ from trionet.protocols.icmpv6 import (
     error6_allowed,
 )
 
+from icmp6_scapy import a6, n6
 from protocol_checks import parse_or_reject
-
-
-def a6(text: str) -> bytes:
-    return socket.inet_pton(socket.AF_INET6, text)
-
-
-def n6(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET6, addr)
 
 
 LL1 = a6("fe80::1")

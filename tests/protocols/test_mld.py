@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import random
-import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.all import Raw, raw
 from scapy.layers.inet6 import (
     ICMPv6MLDMultAddrRec,
     ICMPv6MLDone,
@@ -16,13 +16,11 @@ from scapy.layers.inet6 import (
     ICMPv6MLQuery2,
     ICMPv6MLReport,
     ICMPv6MLReport2,
-    IPv6,
 )
 
 from trionet.protocols.errors import LocalProtocolError, RemoteProtocolError
 from trionet.protocols.icmpv6 import (
     ECHO_REQUEST,
-    IPPROTO_ICMPV6,
     MLD_LISTENER_DONE,
     MLD_LISTENER_QUERY,
     MLD_LISTENER_REPORT,
@@ -49,15 +47,9 @@ from trionet.protocols.mld import (
     parse_mld,
 )
 
+import icmp6_scapy
+from icmp6_scapy import a6, n6
 from protocol_checks import parse_or_reject
-
-
-def a6(text: str) -> bytes:
-    return socket.inet_pton(socket.AF_INET6, text)
-
-
-def n6(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET6, addr)
 
 
 LL1 = a6("fe80::1")
@@ -74,19 +66,8 @@ def mld(data: bytes, src: bytes, dst: bytes, hop_limit: int = 1) -> object:
     return parse_mld(msg, body, hop_limit=hop_limit, src=src)
 
 
-def scapy_decode(data: bytes, src: bytes, dst: bytes) -> IPv6:
-    """Our message behind a scapy IPv6 header, decoded by scapy; asserts that
-    scapy computes the same checksum when it rebuilds the message."""
-    pkt = IPv6(raw(IPv6(src=n6(src), dst=n6(dst), nh=IPPROTO_ICMPV6, hlim=1) / Raw(data)))
-    assert pkt[IPv6].payload.cksum == int.from_bytes(data[2:4], "big")
-    rebuilt = pkt.copy()
-    del rebuilt[IPv6].payload.cksum
-    assert raw(rebuilt)[40:] == data
-    return pkt
-
-
-def scapy_build(layer: object, src: bytes, dst: bytes) -> bytes:
-    return raw(IPv6(src=n6(src), dst=n6(dst), hlim=1) / layer)[40:]
+scapy_decode = partial(icmp6_scapy.scapy_decode, hlim=1)
+scapy_build = partial(icmp6_scapy.scapy_build, hlim=1)
 
 
 #### Byte literals

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
+from functools import partial
+
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.all import Raw, raw
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
     ICMPv6ND_NS,
@@ -25,7 +25,6 @@ from scapy.layers.inet6 import (
 from trionet.protocols.errors import LocalProtocolError, RemoteProtocolError
 from trionet.protocols.icmpv6 import (
     ECHO_REQUEST,
-    IPPROTO_ICMPV6,
     ND_NEIGHBOR_ADVERT,
     ND_NEIGHBOR_SOLICIT,
     ND_REDIRECT,
@@ -43,15 +42,9 @@ from trionet.protocols.ndp import (
     parse_nd,
 )
 
+import icmp6_scapy
+from icmp6_scapy import a6, n6
 from protocol_checks import parse_or_reject
-
-
-def a6(text: str) -> bytes:
-    return socket.inet_pton(socket.AF_INET6, text)
-
-
-def n6(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET6, addr)
 
 
 def mac(addr: bytes) -> str:
@@ -75,19 +68,8 @@ def nd(data: bytes, src: bytes, dst: bytes, hop_limit: int = 255) -> object:
     return parse_nd(msg, body, hop_limit=hop_limit, src=src, dst=dst)
 
 
-def scapy_decode(data: bytes, src: bytes, dst: bytes) -> IPv6:
-    """Our message behind a scapy IPv6 header, decoded by scapy; asserts that
-    scapy computes the same checksum when it rebuilds the message."""
-    pkt = IPv6(raw(IPv6(src=n6(src), dst=n6(dst), nh=IPPROTO_ICMPV6, hlim=255) / Raw(data)))
-    assert pkt[IPv6].payload.cksum == int.from_bytes(data[2:4], "big")
-    rebuilt = pkt.copy()
-    del rebuilt[IPv6].payload.cksum
-    assert raw(rebuilt)[40:] == data
-    return pkt
-
-
-def scapy_build(layer: object, src: bytes, dst: bytes) -> bytes:
-    return raw(IPv6(src=n6(src), dst=n6(dst), hlim=255) / layer)[40:]
+scapy_decode = partial(icmp6_scapy.scapy_decode, hlim=255)
+scapy_build = partial(icmp6_scapy.scapy_build, hlim=255)
 
 
 #### Byte literals
