@@ -516,6 +516,35 @@ class ArpCache:
         self._static[ip] = bytes(mac)
         return () if waiting is None else tuple(waiting.pending)
 
+    def learn(self, ip: bytes, mac: bytes, now: float) -> tuple[object, ...]:
+        """Add or refresh a dynamic entry the caller vouches for, as if
+        ``ip`` had answered from ``mac`` (a DHCP server reaching a client
+        at the address it is offering, RFC 2131 section 4.1; Linux's
+        ``arp -s ... temp``). It ages like any learned entry; a static entry
+        for ``ip`` is left alone. A new entry may evict the oldest, as
+        input's do.
+
+        Returns:
+            The packets that were waiting for ``ip``, now to be sent to
+            ``mac`` by the glue (empty if none).
+
+        Raises:
+            ValueError: ``ip`` is not 4 bytes, or ``mac`` not a 6-byte unicast
+                MAC.
+        """
+        _check_ip(ip)
+        if len(mac) != 6 or mac[0] & 1:
+            raise ValueError(f"a learned entry needs a 6-byte unicast MAC, got {mac.hex(':')}")
+        if ip in self._static:
+            return ()
+        entry = self._reachable.pop(ip, None)
+        waiting = self._incomplete.pop(ip, None)
+        if entry is None and waiting is None:
+            self._make_room()
+        self._reachable[ip] = _Reachable(bytes(mac), now + self.reachable)
+        self._stats["learned"] += 1
+        return () if waiting is None else tuple(waiting.pending)
+
     def remove(self, ip: bytes) -> bool:
         """Remove the entry for ``ip``, static or not (``arp -d``).
 

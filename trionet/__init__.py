@@ -26,7 +26,7 @@ from ._net._route import RouteRow, format_netstat_r
 from ._net._tcp import NetstatRow, TcpLayerStatistics, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
 from ._net._trio_socket import TrioSocket
-from ._net._udp import UdpSocket, UdpSocketStatistics, UdpStatistics
+from ._net._udp import UdpDatagram, UdpSocket, UdpSocketStatistics, UdpStatistics
 from ._network import Link, Network, derive_seed, open_network
 from ._scenario import Progress, StepResult, run_scenario
 from ._build import build_network
@@ -80,6 +80,7 @@ __all__ = [
     "TopologyError",
     "TrioSocket",
     "TrionetError",
+    "UdpDatagram",
     "UdpSocket",
     "UdpSocketStatistics",
     "UdpStatistics",

@@ -205,6 +205,13 @@ class Arp(ProtoLayer):
         self._send_released(mac, waiting)
         self._arm()
 
+    def learn(self, ip: bytes, mac: bytes) -> None:
+        """A dynamic entry the caller vouches for (``ArpCache.learn``): a
+        DHCP server unicasts an offer to a client that has no address yet
+        (RFC 2131 section 4.1). Packets that waited for ``ip`` go out now."""
+        self._send_released(mac, self.cache.learn(ip, mac, trio.current_time()))
+        self._arm()
+
     def rows(self) -> list[ArpRow]:
         """``arp -an``: every entry, with the interface its address is on
         (by the route table: the cache is the host's, as DragonFly's ARP

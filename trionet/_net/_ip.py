@@ -26,8 +26,12 @@ Route choice is one call, :meth:`Ip.route` (BSD ``in_pcbladdr`` and
 UDP and TCP sockets, ICMP, forwarding and :meth:`Ip.output` all use it, so
 the rules are written once:
 
-1. an interface given by the caller: send on it, to the destination on
-   its link;
+1. an interface given by the caller (a socket bound to a device, or a
+   datagram sent on a named interface, ``IP_PKTINFO``'s ``ipi_ifindex``):
+   send on it, through the gateway of the destination's route when that
+   route is on this interface, else to the destination on its link; a
+   limited broadcast from an interface with no address yet leaves from
+   0.0.0.0 (a DHCP client, RFC 2131 section 4.1);
 2. 255.255.255.255 (the limited broadcast, which has no route): the first
    interface, by index, that has an address and is not loopback;
 3. one of this host's addresses: the loopback interface, if there is one;
@@ -90,6 +94,7 @@ if TYPE_CHECKING:
 __all__ = ["IpStatistics", "Ip", "ProtoInput", "ProtoCtlInput"]
 
 BROADCAST = b"\xff\xff\xff\xff"
+ANY = bytes(4)
 _TXCSUM = int(IfCap.TXCSUM)
 _TSO = int(IfCap.TSO)
 
@@ -207,7 +212,7 @@ class Ip(RouteChooser):
             src: the source to use (not checked: binding checks a socket's
                 address, and a forwarded datagram keeps its own); default
                 chosen by the rules.
-            ifp: send on this interface, to ``dst`` on its link.
+            ifp: send on this interface (rule 1).
 
         Returns:
             ``(ifp, nexthop, src)``.
@@ -221,7 +226,10 @@ class Ip(RouteChooser):
         """
         local = self.local_addrs
         if ifp is not None:
-            nexthop = dst
+            rt = self.routes.lookup(dst) if dst != BROADCAST else None
+            nexthop = rt.gateway if rt is not None and rt.ifp is ifp and rt.gateway else dst
+            if src is None and not ifp.addrs and dst == BROADCAST:
+                src = ANY  # no address yet: a DHCP client's broadcasts (RFC 2131 4.1)
         elif dst == BROADCAST:
             ifp = self._broadcast_ifp()
             nexthop = dst
@@ -406,7 +414,7 @@ class Ip(RouteChooser):
             ttl: default ``net.inet.ip.ttl``.
             df: set Don't Fragment: a datagram too big for the link raises
                 ``EMSGSIZE`` instead of being fragmented.
-            ifp: send on this interface, to ``dst`` on its link (for
+            ifp: send on this interface (:meth:`route`'s rule 1; for
                 255.255.255.255, the interface to broadcast on).
             ro: the socket's route cache (:meth:`route_cached`; ``ifp`` is
                 then ignored).

@@ -112,6 +112,7 @@ _SO_BROADCAST = (SOL_SOCKET, _stdlib_socket.SO_BROADCAST)
 _SO_ACCEPTCONN = (SOL_SOCKET, getattr(_stdlib_socket, "SO_ACCEPTCONN", 30))
 _SO_ERROR = (SOL_SOCKET, _stdlib_socket.SO_ERROR)
 _SO_TYPE = (SOL_SOCKET, _stdlib_socket.SO_TYPE)
+_SO_BINDTODEVICE = (SOL_SOCKET, getattr(_stdlib_socket, "SO_BINDTODEVICE", 25))
 
 _fds = itertools.count(1 << 20)
 
@@ -245,7 +246,7 @@ class TrioSocket(trio.socket.SocketType):
     flowinfo, scope_id)``; the scope is not read: a link-local peer is
     reached through the interface of the link-local source, or the only
     link) with ``SOCK_STREAM`` (TCP) or ``SOCK_DGRAM`` (UDP); options ``TCP_NODELAY``, ``SO_KEEPALIVE``, ``SO_BROADCAST``
-    (UDP), ``SO_ACCEPTCONN``, ``SO_ERROR``, ``SO_TYPE`` (read only), and,
+    and ``SO_BINDTODEVICE`` (UDP), ``SO_ACCEPTCONN``, ``SO_ERROR``, ``SO_TYPE`` (read only), and,
     kept and reported but without effect, ``SO_REUSEADDR``,
     ``SO_REUSEPORT``, ``TCP_NOTSENT_LOWAT``, ``IPV6_V6ONLY`` (an
     ``AF_INET6`` socket is IPv6-only whatever it says),
@@ -338,6 +339,9 @@ class TrioSocket(trio.socket.SocketType):
         """
         self._check_open()
         key = (level, optname)
+        if key == _SO_BINDTODEVICE:
+            self._bind_device(value)
+            return
         if isinstance(value, (bytes, bytearray, memoryview)):
             value = int.from_bytes(bytes(value), "little") if len(value) else 0
         if value is None:
@@ -366,6 +370,9 @@ class TrioSocket(trio.socket.SocketType):
 
     def _setopt(self, key: tuple[int, int], value: int) -> bool:
         return False
+
+    def _bind_device(self, value: Any) -> None:
+        raise _oserror(errno.ENOPROTOOPT, "SO_BINDTODEVICE is supported on UDP sockets only")
 
     def _getopt(self, key: tuple[int, int]) -> int | None:
         if key == _SO_ERROR:
@@ -703,6 +710,16 @@ class _UdpSocket(TrioSocket):
             self._udp.broadcast = bool(value)
             return True
         return False
+
+    def _bind_device(self, value: Any) -> None:
+        # The interface's name, NUL-padded as C passes it; empty: unbind.
+        if isinstance(value, str):
+            value = value.encode()
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise _oserror(errno.EINVAL, f"SO_BINDTODEVICE takes an interface name, not {value!r}")
+        name = bytes(value).split(b"\0", 1)[0].decode("ascii", "replace")
+        with _translated:
+            self._udp.bind_device(name or None)
 
     def _getopt(self, key: tuple[int, int]) -> int | None:
         if key == _SO_BROADCAST:

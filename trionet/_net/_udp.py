@@ -33,6 +33,14 @@ plain calls; ``sendto``/``send`` and ``recvfrom``/``recv`` are async
 call raises :class:`trio.ClosedResourceError`, and a task waiting in
 ``recvfrom`` is woken with it. ``async with sock:`` closes it.
 
+Interfaces (what a DHCP server or client needs): :meth:`UdpSocket.recvmsg`
+tells the address a datagram was sent to and the interface it arrived on
+(``IP_PKTINFO``, BSD's ``IP_RECVDSTADDR`` and ``IP_RECVIF``);
+:meth:`UdpSocket.sendmsg` sends one datagram on a named interface and
+:meth:`UdpSocket.bind_device` ties the socket to one (``SO_BINDTODEVICE``):
+it then hears only that interface, and everything it sends leaves there,
+255.255.255.255 included (from 0.0.0.0 while the interface has no address).
+
 Bounds: a socket's receive buffer holds at most ``net.inet.udp.recvspace``
 bytes of payload (42080, BSD's default); ephemeral ports come from 49152..
 65535 in order, skipping ports in use.
@@ -75,7 +83,7 @@ if TYPE_CHECKING:
     from ._ip import Ip
     from ._ip6 import Ip6
 
-__all__ = ["Udp", "UdpSocket", "UdpSocketStatistics", "UdpStatistics"]
+__all__ = ["Udp", "UdpDatagram", "UdpSocket", "UdpSocketStatistics", "UdpStatistics"]
 
 Address = tuple[str, int]
 ANY = bytes(4)
@@ -100,6 +108,25 @@ def _str(addr: bytes, port: int) -> Address:
 def _wildcard(addr: bytes) -> bytes:
     # The unspecified address of addr's family.
     return ANY if len(addr) == 4 else ANY6
+
+
+@attrs.frozen
+class UdpDatagram:
+    """A datagram as :meth:`UdpSocket.recvmsg` returns it.
+
+    Attributes:
+        data: the payload.
+        address: the sender's ``(addr, port)``.
+        destination: the ``(addr, port)`` it was sent to: one of the host's
+            addresses, a subnet broadcast, or 255.255.255.255 (``IP_PKTINFO``'s
+            ``ipi_addr``, BSD's ``IP_RECVDSTADDR``).
+        ifname: the interface it arrived on (``ipi_ifindex``, ``IP_RECVIF``).
+    """
+
+    data: bytes
+    address: Address
+    destination: Address
+    ifname: str
 
 
 @attrs.frozen
@@ -140,7 +167,9 @@ class UdpSocket:
         self.broadcast = False
         self._local: tuple[bytes, int] | None = None
         self._remote: tuple[bytes, int] | None = None
-        self._queue: deque[tuple[bytes, tuple[bytes, int]]] = deque()
+        # (payload, (source, sport), destination, arrival interface)
+        self._queue: deque[tuple[bytes, tuple[bytes, int], bytes, Ifnet]] = deque()
+        self._device: Ifnet | None = None  # SO_BINDTODEVICE
         self._queued_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._sleeping = False  # the receiver is parked on _lot
@@ -197,6 +226,24 @@ class UdpSocket:
                 self._local = (src, local[1])  # DragonFly: in_pcbladdr()
         self._remote = (addr, port)
 
+    def bind_device(self, ifname: str | None) -> None:
+        """``SO_BINDTODEVICE``: hear and send on interface ``ifname`` only
+        (``None``: any interface again).
+
+        Datagrams that arrive on another interface are not this socket's
+        (another socket, or an ICMP port unreachable, takes them). Every
+        datagram it sends leaves through ``ifname``: to the gateway of the
+        destination's route when that route is on ``ifname``, else to the
+        destination on its link; 255.255.255.255 is broadcast there, from
+        0.0.0.0 if the interface has no address yet (a DHCP client).
+
+        Raises:
+            NetError: ``ENXIO`` (no such interface).
+            trio.ClosedResourceError: after ``close``.
+        """
+        self._check_open()
+        self._device = None if ifname is None else self._udp.ip.host.ifunit(ifname)
+
     def getsockname(self) -> Address:
         """The bound ``(addr, port)`` (``("0.0.0.0", 0)`` if not bound)."""
         return _str(*self._local) if self._local else ("0.0.0.0", 0)
@@ -237,6 +284,23 @@ class UdpSocket:
         self._output(bytes(data), addr, port)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def sendmsg(self, data: bytes, address: Address, *, ifname: str | None = None) -> None:
+        """:meth:`sendto`, on interface ``ifname`` if given (``IP_PKTINFO``'s
+        ``ipi_ifindex``): the datagram leaves there as from a socket bound
+        to it (:meth:`bind_device`); a DHCP server answers each client on
+        the interface its request came in on.
+
+        Errors and cancellation as :meth:`sendto`, and ``ENXIO`` (no such
+        interface).
+        """
+        addr, port = _addr(address)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        device = None if ifname is None else self._udp.ip.host.ifunit(ifname)
+        self._check_error()
+        self._output(bytes(data), addr, port, device)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
     async def send(self, data: bytes) -> None:
         """Send one datagram to the connected address (errors and
         cancellation as :meth:`sendto`)."""
@@ -255,7 +319,7 @@ class UdpSocket:
             err, self._error = self._error, None
             raise NetError(err)
 
-    def _output(self, data: bytes, addr: bytes, port: int) -> None:
+    def _output(self, data: bytes, addr: bytes, port: int, device: Ifnet | None = None) -> None:
         if port == 0:
             raise NetError(errno.EADDRNOTAVAIL, "cannot send to port 0")
         if len(data) > 65507:
@@ -280,7 +344,11 @@ class UdpSocket:
         # card, or IP itself once its route choice (cached in the socket,
         # BSD's inp_route) fixed the source the pseudo-header covers.
         datagram = udp_proto.emit_datagram(local[1], port, data)
-        ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro, csum=True)
+        device = device or self._device
+        if device is None:
+            ip.output(addr, IPPROTO_UDP, datagram, src=want, ro=self._ro, csum=True)
+        else:
+            ip.output(addr, IPPROTO_UDP, datagram, src=want, ifp=device, csum=True)
         self._sent += 1
 
     async def recvfrom(self) -> tuple[bytes, Address]:
@@ -302,14 +370,21 @@ class UdpSocket:
                 while waiting).
             trio.BusyResourceError: another task is receiving on this socket.
         """
-        data, (addr, port) = await self._take()
+        data, (addr, port), _, _ = await self._take()
         return data, _str(addr, port)
 
     async def recv(self) -> bytes:
         """:meth:`recvfrom` without the address (the same errors and
         cancellation)."""
-        data, _ = await self._take()
-        return data
+        return (await self._take())[0]
+
+    async def recvmsg(self) -> UdpDatagram:
+        """:meth:`recvfrom`, with the address the datagram was sent to and
+        the interface it arrived on (a :class:`UdpDatagram`). Errors and
+        cancellation as :meth:`recvfrom`."""
+        data, (addr, port), dst, ifp = await self._take()
+        local_port = self._local[1] if self._local is not None else 0
+        return UdpDatagram(data, _str(addr, port), _str(dst, local_port), ifp.name)
 
     def recvfrom_nowait(self, *, peek: bool = False) -> tuple[bytes, Address]:
         """:meth:`recvfrom` without waiting: the next datagram and its
@@ -327,9 +402,9 @@ class UdpSocket:
         queue = self._queue
         if queue:
             if peek:
-                data, (addr, port) = queue[0]
+                data, (addr, port), _, _ = queue[0]
             else:
-                data, (addr, port) = queue.popleft()
+                data, (addr, port), _, _ = queue.popleft()
                 self._queued_bytes -= len(data)
             return data, _str(addr, port)
         self._check_error()
@@ -369,7 +444,7 @@ class UdpSocket:
         if not parked:  # a park is a checkpoint already
             await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _take(self) -> tuple[bytes, tuple[bytes, int]]:
+    async def _take(self) -> tuple[bytes, tuple[bytes, int], bytes, Ifnet]:
         # recvfrom's body; the sender's address stays raw.
         if self._receiving:
             raise trio.BusyResourceError("another task is receiving on this socket")
@@ -427,11 +502,11 @@ class UdpSocket:
         """A snapshot of the socket's counters."""
         return UdpSocketStatistics(self._received, self._sent, self._drops, self._queued_bytes)
 
-    def _deliver(self, data: bytes, src: bytes, sport: int, limit: int) -> bool:
+    def _deliver(self, data: bytes, src: bytes, sport: int, dst: bytes, rcvif: Ifnet, limit: int) -> bool:
         if self._queued_bytes + len(data) > limit:
             self._drops += 1
             return False
-        self._queue.append((data, (src, sport)))
+        self._queue.append((data, (src, sport), dst, rcvif))
         self._queued_bytes += len(data)
         self._received += 1
         if self._sleeping:  # cheaper than asking the lot
@@ -508,13 +583,15 @@ class Udp(ProtoLayer):
     def _ephemeral(self) -> int:
         return self._ephemeral_ports.allocate(self._ports)
 
-    def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int) -> UdpSocket | None:
+    def _lookup(self, dst: bytes, dport: int, src: bytes, sport: int, rcvif: Ifnet) -> UdpSocket | None:
         best = None
         wild = ANY if len(dst) == 4 else ANY6
         for sock in self._ports.get(dport, ()):
             local = sock._local
             assert local is not None
             if local[0] != dst and local[0] != wild and (dst != BROADCAST or len(local[0]) != 4):
+                continue
+            if sock._device is not None and sock._device is not rcvif:
                 continue
             if sock._remote is not None:
                 if sock._remote == (src, sport):
@@ -530,7 +607,7 @@ class Udp(ProtoLayer):
         except RemoteProtocolError as exc:
             self.drops[exc.reason] += 1
             return
-        sock = self._lookup(hdr.dst, dport, hdr.src, sport)
+        sock = self._lookup(hdr.dst, dport, hdr.src, sport, m.rcvif)
         if sock is None:
             self.drops["noport"] += 1
             if hdr.dst in self._local_addrs and not m.flags:
@@ -540,7 +617,7 @@ class Udp(ProtoLayer):
                     self._icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_PORT)
             return
         limit: int = self._recvspace.value  # type: ignore[assignment]
-        if not sock._deliver(bytes(data), hdr.src, sport, limit):
+        if not sock._deliver(bytes(data), hdr.src, sport, hdr.dst, m.rcvif, limit):
             self.drops["fullsock"] += 1
 
     def input6(self, hdr: Any, payload: memoryview, m: Mbuf) -> None:
