@@ -15,6 +15,7 @@ from ._kern._sysctl import format_sysctl
 from ._net._host import Host, PollStatistics, open_host
 from ._net._if import IfCap, IfFlags, IfIoctl, Ifnet, IfStatistics, In6Addr, In6Flags, LinkState
 from ._net._arp import ArpLayerStatistics, ArpRow, format_arp
+from ._net._dhcp import Dhclient, DhcpClientLease, DhcpLeaseRow, format_dhcp_leases
 from ._net._dns import DnsServer, DnsServerStatistics, DnsZone
 from ._net._icmp import IcmpStatistics, PingError, PingResult
 from ._net._icmp6 import Icmp6Statistics
@@ -22,6 +23,7 @@ from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_net
 from ._net._ip import IpStatistics
 from ._net._ip6 import Ip6Statistics
 from ._net._nd6 import Nd6LayerStatistics, NdpRow, format_ndp
+from .protocols.nat import NatRow, NatStatistics, format_nat
 from ._net._route import RouteRow, format_netstat_r
 from ._net._tcp import NetstatRow, TcpLayerStatistics, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
@@ -37,6 +39,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "ArpLayerStatistics",
     "ArpRow",
+    "Dhclient",
+    "DhcpClientLease",
+    "DhcpLeaseRow",
     "DnsServer",
     "DnsServerStatistics",
     "DnsZone",
@@ -58,6 +63,8 @@ __all__ = [
     "Link",
     "LinkState",
     "Nd6LayerStatistics",
+    "NatRow",
+    "NatStatistics",
     "NdpRow",
     "NetError",
     "NetisrStatistics",
@@ -88,9 +95,11 @@ __all__ = [
     "build_network",
     "derive_seed",
     "format_arp",
+    "format_dhcp_leases",
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",
+    "format_nat",
     "format_ndp",
     "format_netstat_r",
     "format_ps",

@@ -147,6 +147,11 @@ def _capture_error(topo: Topology, spec: LinkSpec, capture: str, exc: OSError) -
 
 
 @asynccontextmanager
+#: Seconds a ``"dhcp"`` link end may take to get its lease (Trio time:
+#: free under the virtual clock; the client's retransmissions fit in it).
+DHCP_PATIENCE = 120.0
+
+
 async def build_network(
     topology: Topology,
     *,
@@ -313,9 +318,45 @@ async def build_network(
                     )
                 except (NetError, ValueError) as exc:
                     raise topo.error(("hosts", spec.name, "rtadvd", n), str(exc)) from None
+        link_names = {spec.name for spec in topo.links}
+
+        def ifname_of(host_name: str, ref: str) -> str:
+            # A link of the host (its end there), or an interface name as given.
+            if ref in link_names:
+                lspec = topo.link(ref)
+                side = 0 if lspec.a == host_name else 1
+                if (ref, side) in ends:
+                    return str(ends[ref, side].name)
+            return ref
+
         for spec in topo.hosts:
-            if spec.name in built.hosts and spec.resolver is not None:
-                built.hosts[spec.name].resolver = spec.resolver
+            if spec.name not in built.hosts:
+                continue
+            host = built.hosts[spec.name]
+            for n, d in enumerate(spec.dhcp):
+                key = ("hosts", spec.name, "dhcp") + ((n,) if len(spec.dhcp) > 1 else ())
+                try:
+                    host.dhcp_server(
+                        ifname_of(spec.name, d.interface), pool=d.pool, router=d.router, dns=d.dns,
+                        domain=d.domain, lease_time=d.lease_time, mtu=d.mtu, next_server=d.next_server,
+                        boot_file=d.boot_file, static=dict(d.static),
+                    )  # fmt: skip
+                except (NetError, ValueError) as exc:
+                    raise topo.error(key, str(exc)) from None
+            if spec.nat is not None:
+                try:
+                    host.nat(ifname_of(spec.name, spec.nat.outside), max_entries=spec.nat.max_entries)
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "nat", "outside"), str(exc)) from None
+            if spec.resolver is not None:
+                host.resolver = spec.resolver
+        # Link ends with address = "dhcp": a client each, bound before the scenario.
+        dhcp_clients = []
+        for spec in topo.links:
+            for side, node, wants in ((0, spec.a, spec.a_dhcp), (1, spec.b, spec.b_dhcp)):
+                if wants and node in built.hosts:
+                    client = built.hosts[node].dhclient(ends[spec.name, side].name)
+                    dhcp_clients.append((("links", spec.index, "ab"[side] + "_address"), node, client))
         # What only a running host knows (a scenario sysctl's name), so a
         # typo is a file error before anything runs.
         for step in topo.scenario:
@@ -334,5 +375,12 @@ async def build_network(
                 if spec.name in built.hosts and spec.dns is not None:
                     host = built.hosts[spec.name]
                     built.dns_servers[spec.name] = await servers.start(host.serve_dns, spec.dns)
+            for key, node, client in dhcp_clients:
+                with trio.move_on_after(DHCP_PATIENCE) as waited:
+                    await client.wait_bound()
+                if waited.cancelled_caught:
+                    raise topo.error(
+                        key, f"{node} got no DHCP lease on {client.ifname} in {DHCP_PATIENCE:.0f} s (is a server on that link?)"
+                    )
             yield built
             servers.cancel_scope.cancel()

@@ -159,6 +159,9 @@ def interface(v: Any) -> str:
 
 
 def interfaces(v: Any) -> tuple[str, ...]:
+    # An address, a list of them, or "dhcp" (the host asks a DHCP server).
+    if v == "dhcp":
+        return ("dhcp",)
     if isinstance(v, list):
         out = []
         for n, item in enumerate(v):

@@ -28,6 +28,8 @@ from . import (
     format_netstat,
     format_netstat_i,
     format_arp,
+    format_dhcp_leases,
+    format_nat,
     format_ndp,
     format_netstat_r,
     format_ps,
@@ -181,7 +183,8 @@ min_received = 180
 
 def _views(hosts: dict[str, Any]) -> str:
     """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``arp -an`` and
-    ``ndp -an`` (hosts with neighbours of that family), ``netstat -an``, ``vmstat -i`` and ``ps`` of
+    ``ndp -an`` (hosts with neighbours of that family), DHCP leases and the
+    NAT table (hosts that have them), ``netstat -an``, ``vmstat -i`` and ``ps`` of
     every host, in the BSD tools' layouts."""
     out = []
     for name, host in hosts.items():
@@ -193,6 +196,8 @@ def _views(hosts: dict[str, Any]) -> str:
             f"$ netstat -rn\n{format_netstat_r(host.netstat_r()).rstrip()}\n",
             *([f"$ arp -an\n{format_arp(arp).rstrip()}\n"] if (arp := host.arp()) else []),
             *([f"$ ndp -an\n{format_ndp(ndp).rstrip()}\n"] if (ndp := host.ndp()) else []),
+            *([f"$ dhcpd leases\n{format_dhcp_leases(leases).rstrip()}\n"] if (leases := host.dhcp_leases()) else []),
+            *([f"$ nat table\n{format_nat(nat).rstrip()}\n"] if (nat := host.nat_table()) else []),
             f"$ netstat -an -p tcp\n{format_netstat(host.netstat()).rstrip()}\n",
             f"$ vmstat -i\n{format_vmstat_i(host.vmstat_i()).rstrip()}\n",
             f"$ ps\n{format_ps(host.ps()).rstrip()}\n",

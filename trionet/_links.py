@@ -152,6 +152,8 @@ async def _build_udp(
 
 
 def _check_tap(f: Mapping[str, Any], error: ErrorFn) -> None:
+    if f["b_address"] == ("dhcp",):
+        raise error("b_address", 'the kernel side of a tap link takes an address, not "dhcp"')
     if len(f["b_address"]) > 1:
         raise error("b_address", "the kernel side of a tap link takes one address")
 

@@ -114,6 +114,7 @@ from ._checks import (
 )
 from ._exceptions import TrionetError
 from ._links import IMPAIRMENTS, LINK_KINDS, LinkKind, link_keys
+from ._net._dhcp import parse_range
 from ._net._dns import DnsZone
 from ._steps import (
     COMMON_KEYS,
@@ -211,6 +212,33 @@ class RtadvdSpec:
 
 
 @attrs.frozen(kw_only=True)
+class DhcpSpec:
+    """A pool a host serves over DHCP on one of its interfaces
+    (:meth:`Host.dhcp_server <trionet.Host.dhcp_server>`); ``interface``
+    is a link of the host (its end there) or an interface name."""
+
+    interface: str
+    pool: str
+    router: str | None = None
+    dns: tuple[str, ...] = ()
+    domain: str | None = None
+    lease_time: int = 3600
+    mtu: int | None = None
+    next_server: str | None = None
+    boot_file: str | None = None
+    static: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class NatSpec:
+    """Masquerading behind one interface (:meth:`Host.nat <trionet.Host.nat>`);
+    ``outside`` is a link of the host or an interface name."""
+
+    outside: str
+    max_entries: int = 4096
+
+
+@attrs.frozen(kw_only=True)
 class HostSpec:
     """A host: CPUs, sysctls (in file order), routes, its DNS zone (served
     by :meth:`Host.serve_dns <trionet.Host.serve_dns>`), resolver, and the
@@ -224,6 +252,8 @@ class HostSpec:
     dns: DnsZone | None = None
     resolver: str | None = None
     rtadvd: tuple[RtadvdSpec, ...] = ()
+    dhcp: tuple[DhcpSpec, ...] = ()
+    nat: NatSpec | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -248,6 +278,9 @@ class LinkSpec:
     b: str | None
     a_addresses: tuple[str, ...] = ()
     b_addresses: tuple[str, ...] = ()
+    #: ``a_address = "dhcp"``: that end asks a DHCP server (no addresses then).
+    a_dhcp: bool = False
+    b_dhcp: bool = False
     kind: str = "memory"
     mtu: int = 1500
     delay: float = 0.0
@@ -325,6 +358,7 @@ class Topology:
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+\Z")
+_IFNAME = re.compile(r"[a-z]+[0-9]+\Z")
 
 
 def format_key(path: KeyPath) -> str:
@@ -507,8 +541,10 @@ class _Loader:
                     index=index,
                     a=a,
                     b=b,
-                    a_addresses=f["a_address"],
-                    b_addresses=f["b_address"],
+                    a_addresses=() if f["a_address"] == ("dhcp",) else f["a_address"],
+                    b_addresses=() if f["b_address"] == ("dhcp",) else f["b_address"],
+                    a_dhcp=f["a_address"] == ("dhcp",),
+                    b_dhcp=f["b_address"] == ("dhcp",),
                     kind=kind,
                     mtu=f["mtu"],
                     delay=f["delay"],
@@ -547,6 +583,8 @@ class _Loader:
                 "dns": (ANY, None),
                 "resolver": (ipv4, None),
                 "rtadvd": (ANY, []),
+                "dhcp": (ANY, None),
+                "nat": (ANY, None),
             },
         )
         zone = None if f["dns"] is None else self.dns_zone(f["dns"], path + ("dns",))
@@ -631,9 +669,24 @@ class _Loader:
                     link=a["link"], prefixes=tuple(prefixes), mtu=a["mtu"], router_lifetime=a["router_lifetime"]
                 )
             )
+        dhcp = self.dhcp(f["dhcp"], path + ("dhcp",), own_links)
+        nat = None
+        if f["nat"] is not None:
+            npath = path + ("nat",)
+            n = self.fields(
+                self.table(f["nat"], npath),
+                npath,
+                {"outside": (string, REQUIRED), "max_entries": (integer(1, 1 << 20), 4096)},
+            )
+            if not f["forwarding"]:
+                raise self.error(npath, "a NAT forwards: set forwarding = true on this host")
+            self.interface_ref(n["outside"], npath + ("outside",), own_links)
+            nat = NatSpec(outside=n["outside"], max_entries=n["max_entries"])
         return HostSpec(
             name=name,
             ncpus=f["ncpus"],
+            dhcp=dhcp,
+            nat=nat,
             forwarding=f["forwarding"],
             sysctls=tuple(sysctls),
             routes=tuple(routes),
@@ -641,6 +694,79 @@ class _Loader:
             dns=zone,
             resolver=f["resolver"],
         )
+
+    def interface_ref(self, value: str, path: KeyPath, own_links: set[str]) -> None:
+        # A link of the host, or an interface name (vnic1), checked when built.
+        if value not in own_links and not _IFNAME.match(value):
+            listing = ", ".join(sorted(own_links)) or "none"
+            raise self.error(
+                path,
+                f"no link of this host called {json.dumps(value)}{did_you_mean(value, own_links)}"
+                f" (its links: {listing}; or give an interface name such as vnic0)",
+            )
+
+    def dhcp(self, raw: Any, path: KeyPath, own_links: set[str]) -> tuple[DhcpSpec, ...]:
+        # dhcp = { interface = "r1-h1", pool = "10.0.0.100-10.0.0.200", router = ..., dns = ... }
+        # or an array of such tables, one per interface.
+        if raw is None:
+            return ()
+        items = raw if isinstance(raw, list) else [raw]
+        out = []
+        seen: set[str] = set()
+        for n, item in enumerate(items):
+            dpath = path + (n,) if isinstance(raw, list) else path
+            d = self.fields(
+                self.table(item, dpath),
+                dpath,
+                {
+                    "interface": (string, REQUIRED),
+                    "pool": (string, REQUIRED),
+                    "router": (ipv4, None),
+                    "dns": (ANY, []),
+                    "domain": (string, None),
+                    "lease_time": (integer(60, 2**31), 3600),
+                    "mtu": (integer(68, 65535), None),
+                    "next_server": (ipv4, None),
+                    "boot_file": (string, None),
+                    "static": (ANY, {}),
+                },
+            )
+            self.interface_ref(d["interface"], dpath + ("interface",), own_links)
+            if d["interface"] in seen:
+                raise self.error(dpath + ("interface",), f"{d['interface']} already has a pool")
+            seen.add(d["interface"])
+            try:
+                parse_range(d["pool"])
+            except ValueError as exc:
+                raise self.error(dpath + ("pool",), str(exc)) from None
+            dns_raw = d["dns"] if isinstance(d["dns"], list) else [d["dns"]]
+            dns = []
+            for k, item_dns in enumerate(dns_raw):
+                try:
+                    dns.append(ipv4(item_dns))
+                except Bad as exc:
+                    raise self.error(dpath + ("dns",), f"[{k}]: {exc}" if isinstance(d["dns"], list) else str(exc)) from None
+            static = []
+            for mac, address in self.table(d["static"], dpath + ("static",)).items():
+                try:
+                    static.append((mac, ipv4(address)))
+                except Bad as exc:
+                    raise self.error(dpath + ("static", mac), str(exc)) from None
+            out.append(
+                DhcpSpec(
+                    interface=d["interface"],
+                    pool=d["pool"],
+                    router=d["router"],
+                    dns=tuple(dns),
+                    domain=d["domain"],
+                    lease_time=d["lease_time"],
+                    mtu=d["mtu"],
+                    next_server=d["next_server"],
+                    boot_file=d["boot_file"],
+                    static=tuple(static),
+                )
+            )
+        return tuple(out)
 
     def dns_zone(self, raw: Any, path: KeyPath) -> DnsZone:
         # dns = { zone = { "www" = "10.0.2.2", "db" = ["10.0.2.3", ...] },

@@ -41,6 +41,8 @@ from .._kern._msgport import NetMsg
 from ..protocols import addrconf6
 from ..protocols.ethernet import ETHER_ADDR_LEN
 from ..protocols.dns import DNS_PORT
+from ..protocols.nat import NatRow
+from ._dhcp import Dhclient, DhcpLeaseRow, Dhcpd, _DhclientAgent
 from ._dns import DnsServer, DnsZone
 from ._dns import resolve as dns_resolve
 from ._driver import Driver
@@ -134,6 +136,8 @@ class Host(Kernel):
     #: network's table does not have.
     resolver: str | None = attrs.field(default=None, init=False)
     _dns_rng: Any = attrs.field(default=None, init=False)
+    _dhcpd: Dhcpd | None = attrs.field(default=None, init=False)
+    _dhclient: _DhclientAgent | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -792,6 +796,117 @@ class Host(Kernel):
         if ifp.flags & (IfFlags.UP | IfFlags.RUNNING) == IfFlags.UP | IfFlags.RUNNING:
             self.inet6.enable(ifp)  # an advertising interface speaks IPv6 (a link-local source)
         log.info("rtadvd_started", host=self.name, ifname=ifname, prefixes=prefixes)
+
+    def dhcp_server(
+        self,
+        ifname: str,
+        *,
+        pool: str,
+        router: str | None = None,
+        dns: str | Sequence[str] = (),
+        domain: str | None = None,
+        lease_time: int = 3600,
+        mtu: int | None = None,
+        next_server: str | None = None,
+        boot_file: str | None = None,
+        static: Mapping[str, str] | None = None,
+    ) -> None:
+        """Serve DHCP (RFC 2131) on ``ifname``: lease addresses of ``pool``
+        (``"10.0.0.100-10.0.0.200"``, on a subnet of the interface) with
+        the options given; BOOTP and relayed requests (``giaddr``) are
+        served too. The first call starts the host's ``dhcpd`` thread;
+        another call adds the pool of another interface (or replaces this
+        one's) and starts the lease table afresh, forgetting the leases
+        given so far: set every pool up before clients ask. Leases are in
+        :meth:`dhcp_leases`.
+
+        Args:
+            router: offered as the default router (option 3).
+            dns: DNS servers (option 6).
+            domain: the domain name (option 15).
+            lease_time: seconds (option 51; renewal at half, rebinding at
+                seven eighths).
+            mtu: the interface MTU (option 26).
+            next_server, boot_file: the boot server (``siaddr``) and file
+                (``file``, option 67) for network boot (PXE, iPXE).
+            static: MAC -> address bindings (``"52:54:00:12:34:56":
+                "10.0.0.10"``), on the subnet, inside or outside the pool.
+
+        Raises:
+            ValueError: a bad pool, address, MAC or value (the message says which).
+            NetError: ``ENXIO`` (no such interface), ``EADDRNOTAVAIL`` (the
+                interface has no address on the pool's subnet).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        if self._dhcpd is None:
+            self._dhcpd = Dhcpd(self)
+        self._dhcpd.add_pool(
+            ifname, pool=pool, router=router, dns=dns, domain=domain, lease_time=lease_time, mtu=mtu,
+            next_server=next_server, boot_file=boot_file, static=static,
+        )  # fmt: skip
+
+    def dhcp_leases(self) -> list[DhcpLeaseRow]:
+        """The DHCP server's leases, by address (format with
+        ``format_dhcp_leases``); empty if it serves nothing."""
+        return [] if self._dhcpd is None else self._dhcpd.rows()
+
+    def dhclient(self, ifname: str, *, hostname: str | None = None) -> Dhclient:
+        """Run a DHCP client (RFC 2131) on ``ifname`` (``dhclient``): it
+        needs no address; once a lease is bound the interface has its
+        address, the host a default route through the first router offered
+        (unless it has one) and :attr:`resolver` the first DNS server. It
+        renews and rebinds in time and takes all of it back if the lease is
+        lost. Calling it again for the same interface returns the same
+        client. Wait for the lease with ``await client.wait_bound()``.
+
+        Args:
+            hostname: sent to the server (option 12).
+
+        Raises:
+            NetError: ``ENXIO`` (no such interface), ``EOPNOTSUPP`` (it has
+                no Ethernet address).
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        ifp = self.ifunit(ifname)
+        if self._dhclient is None:
+            self._dhclient = _DhclientAgent(self)
+        return self._dhclient.add(ifp, hostname)
+
+    def nat(self, outside: str | None, *, max_entries: int = 4096) -> None:
+        """Masquerade (NAPT, RFC 3022): what this host forwards out of
+        interface ``outside`` leaves from that interface's address, with
+        TCP and UDP ports and ICMP echo identifiers mapped, and the answers
+        find their way back; ICMP errors about those connections are
+        translated both ways. ``None`` stops it. The host must forward
+        (``net.inet.ip.forwarding`` 1). The rules, timeouts and what is not
+        translated: :mod:`trionet.protocols.nat`; the connections:
+        :meth:`nat_table`.
+
+        Args:
+            max_entries: the most connections at once; a new one past it
+                evicts the least recently used (counted ``evicted``).
+
+        Raises:
+            NetError: ``ENXIO`` (no such interface).
+            ValueError: ``max_entries`` below 1.
+            trio.ClosedResourceError: if the host is shut down.
+        """
+        self._check_open()
+        ip = self.inet.ip
+        if outside is None:
+            ip.nat_enable(None)
+            return
+        if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+            raise ValueError(f"max_entries must be an int of at least 1, not {max_entries!r}")
+        ip.nat_enable(self.ifunit(outside), max_entries=max_entries)
+        log.info("nat_enabled", host=self.name, outside=outside, max_entries=max_entries)
+
+    def nat_table(self) -> list[NatRow]:
+        """The NAT's connections (format with ``format_nat``); empty without NAT."""
+        nat = self.inet.ip.nat
+        return [] if nat is None else nat.rows(trio.current_time())
 
     def arp_add(self, address: str, lladdr: str, ifname: str | None = None) -> None:
         """``arp -s``: a permanent ARP entry, ``address`` at ``lladdr``

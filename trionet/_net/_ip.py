@@ -55,6 +55,19 @@ header, fragmentation to the interface MTU unless DF (then ``EMSGSIZE``,
 counted ``needs_fragmentation``), then ARP, which resolves the next hop and
 hands the packet to ``ether_output``.
 
+NAT (:meth:`Ip.nat_enable`, ``host.nat``): a host that masquerades a
+network behind its outside interface's address runs every datagram it
+forwards out of that interface through the connection table
+(:class:`trionet.protocols.nat.Nat`, which says what it translates), and
+every datagram that arrives on that interface for that address through it
+*before* local delivery: one that belongs to a connection is forwarded to
+the inside host, anything else is delivered here as usual. Checksums left
+to the card are completed and TCP super-segments cut first (the table
+updates checksums incrementally, so they must be whole). What the table
+refuses is counted in its own ``drops``. The table follows the outside
+address (a new one, from DHCP say, flushes it). Only the forwarding path and
+input on that interface pay for it.
+
 Every drop has a counter (``statistics().drops`` by reason). Nothing here
 awaits: input is a batch of plain function calls on a protocol thread, and
 output is a plain function its caller runs.
@@ -78,7 +91,8 @@ from ..protocols import icmp as icmp_proto
 from ..protocols.errors import RemoteProtocolError
 from ..protocols.ethernet import ETHERTYPE_IP
 from ..protocols.flowhash import ipv4_flow_hash
-from ..protocols.ipv4 import IPv4Header, Reassembler, fragment
+from ..protocols.ipv4 import IPPROTO_TCP, IPPROTO_UDP, IPv4Header, Reassembler, fragment
+from ..protocols.nat import Nat
 from ..protocols.offload import PendingFrame, fill_checksum, segment
 from ._ether import Mbuf
 from ._if import IfCap, IfFlags
@@ -181,6 +195,9 @@ class Ip(RouteChooser):
         self._ident = 0
         self._reass_callout = host.callout(0, thread="netisr")
         self._forward_ro = RouteCache()
+        self.nat: Nat | None = None
+        self.nat_ifp: Ifnet | None = None
+        self._nat_callout = host.callout(0, thread="netisr")
         self.protocols: dict[int, tuple[ProtoInput, ProtoCtlInput | None]] = {}
         host.netisr_register(ETHERTYPE_IP, self.input, lambda m: ipv4_flow_hash(m.data))
 
@@ -292,6 +309,9 @@ class Ip(RouteChooser):
         if src[0] == 127 and not (m.rcvif is not None and m.rcvif.flags & IfFlags.LOOPBACK):
             self.drops["martian"] += 1  # a loopback address from a wire
             return
+        if self.nat is not None and m.rcvif is self.nat_ifp and hdr.dst == self.nat.outside_addr:
+            if self._nat_input(hdr, m):
+                return
         if not self.is_local(hdr.dst, m.rcvif):
             self._forward(hdr, payload, m)
             return
@@ -339,6 +359,9 @@ class Ip(RouteChooser):
         except NetError:
             icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NET)
             return
+        if ifp is self.nat_ifp and self.nat is not None:
+            self._nat_output(ifp, nexthop, hdr, payload, m)
+            return
         if not m.tso and hdr.total_length <= ifp.mtu and (not m.csum or int(ifp.capenable) & _TXCSUM):
             # It fits as it is: decrement the TTL in the received bytes and
             # mend the header checksum (RFC 1624), as BSD's ip_forward does.
@@ -370,6 +393,102 @@ class Ip(RouteChooser):
             self._count_errno("output", exc)
         else:
             self._forwarded += 1
+
+    ####################################################################
+    # NAT
+    ####################################################################
+
+    def nat_enable(self, ifp: Ifnet | None, **limits: Any) -> None:
+        """Masquerade what is forwarded out of ``ifp`` behind its primary
+        address (``None``: stop, forgetting every connection). ``limits``
+        go to :class:`~trionet.protocols.nat.Nat` (``max_entries``, the
+        timeouts)."""
+        if ifp is None:
+            self.nat = self.nat_ifp = None
+            self._nat_callout.stop()
+            return
+        addr = ifp.addrs[0].addr if ifp.addrs else ANY
+        self.nat = Nat(addr, **limits)
+        self.nat_ifp = ifp
+
+    def _nat_address(self, ifp: Ifnet) -> Nat | None:
+        # The table, following the outside interface's primary address.
+        nat = self.nat
+        assert nat is not None
+        addr = ifp.addrs[0].addr if ifp.addrs else None
+        if addr is None:
+            self.drops["nat_no_address"] += 1
+            return None
+        if addr != nat.outside_addr:
+            nat.outside_addr = addr  # flushes the table
+        return nat
+
+    def _nat_output(self, ifp: Ifnet, nexthop: bytes, hdr: IPv4Header, payload: memoryview, m: Mbuf) -> None:
+        # A datagram forwarded out of the outside interface (TTL checked).
+        nat = self._nat_address(ifp)
+        if nat is None:
+            return
+        out_hdr = attrs.evolve(hdr, ttl=hdr.ttl - 1)
+        if m.tso:
+            packet = PendingFrame(out_hdr.emit(bytes(payload)))
+            packet.tso_mss = m.tso
+            pieces = [bytes(piece) for piece in segment(packet, 0)]
+        else:
+            pieces = [out_hdr.emit(bytes(payload))]
+        now = trio.current_time()
+        for piece in pieces:
+            if m.csum:
+                piece = self._completed(piece)
+            translated = nat.outbound(piece, now)
+            if translated is None:
+                continue  # counted in nat.drops
+            if len(translated) > ifp.mtu and hdr.df:
+                self.drops["needs_fragmentation"] += 1
+                self.icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NEEDFRAG, mtu=ifp.mtu)
+                return
+            new_hdr, new_payload = IPv4Header.parse(translated)
+            try:
+                self._transmit(ifp, nexthop, new_hdr, bytes(new_payload))
+            except NetError as exc:
+                self._count_errno("output", exc)
+                return
+        self._forwarded += 1
+        self._nat_callout.follow(nat.next_deadline(), self._nat_expire)
+
+    def _nat_input(self, hdr: IPv4Header, m: Mbuf) -> bool:
+        # A datagram for the outside address: forwarded inside if it belongs
+        # to a connection (returns True), else left to local delivery.
+        nat = self.nat
+        assert nat is not None
+        packet = bytes(m.data[: hdr.total_length])
+        if m.csum and not (hdr.mf or hdr.frag_offset):
+            packet = self._completed(packet)
+        translated = nat.inbound(packet, trio.current_time())
+        if translated is None:
+            return False
+        try:
+            new_hdr, new_payload = IPv4Header.parse(translated)
+        except RemoteProtocolError as exc:  # pragma: no cover - the table emits valid headers
+            self.drops[exc.reason] += 1
+            return True
+        inside = Mbuf(memoryview(translated), m.rcvif, m.flags, m.frame)
+        self._forward(new_hdr, new_payload, inside)
+        return True
+
+    @staticmethod
+    def _completed(packet: bytes) -> bytes:
+        # A datagram whose TCP or UDP checksum was left to the card, with it filled.
+        hdr, payload = IPv4Header.parse(packet)
+        if hdr.proto not in (IPPROTO_TCP, IPPROTO_UDP) or hdr.mf or hdr.frag_offset:
+            return packet
+        return hdr.emit(fill_checksum(hdr.proto, payload, hdr.src, hdr.dst))
+
+    def _nat_expire(self) -> None:
+        nat = self.nat
+        if nat is None:
+            return
+        nat.expire(trio.current_time())
+        self._nat_callout.follow(nat.next_deadline(), self._nat_expire)
 
     def _arm_reassembly(self) -> None:
         self._reass_callout.follow(self.reassembler.next_deadline(), self._reassembly_timeout)
