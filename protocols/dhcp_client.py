@@ -422,7 +422,7 @@ class DhcpClient:
     def next_deadline(self) -> float:
         """When :meth:`timeout` has work next: finite while started (rule 10
         for an infinite lease), ``math.inf`` when not started."""
-        return self._deadline if self._started else math.inf
+        return self._deadline  # math.inf when stopped: release() sets it
 
     def statistics(self) -> DhcpClientStatistics:
         """The counters, as a frozen :class:`DhcpClientStatistics`."""
