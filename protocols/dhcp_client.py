@@ -92,9 +92,9 @@ stands), and option overload beyond what the codec decodes.
 DragonFly: the client is ``dhclient(8)`` (``sbin/dhclient/dhclient.c``:
 ``state_reboot``, ``state_init``, ``state_selecting``, ``state_requesting``,
 ``dhcpack``, ``dhcpnak``, ``state_bound``, ``send_discover``,
-``send_request``, ``send_decline``). Compare: dhcpcd's exponential NAK
-back-off (rule 7), and ISC dhclient's lease times, counted from the
-reception of the ACK; here from the REQUEST, as 4.4.1 says.
+``send_request``, ``send_decline``). Compare: dhcpcd's growing delay after
+a NAK (rule 7). Divergence: lease times count from the first transmission
+of the REQUEST, as 4.4.1 says, not from the ACK's arrival.
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ __all__ = [
     "DhcpLease",
     "Send",
     "Unconfigure",
+    "classful_prefixlen",
 ]
 
 #### Constants

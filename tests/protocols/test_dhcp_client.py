@@ -77,11 +77,13 @@ def reply(
 
 
 def offer(to: DhcpMessage, **kw: object) -> DhcpMessage:
-    return reply(to, MessageType.OFFER, (Option.LEASE_TIME, encode_u32(LEASE)), **kw)  # type: ignore[arg-type]
+    lease_time = (Option.LEASE_TIME, encode_u32(LEASE))
+    return reply(to, MessageType.OFFER, lease_time, **kw)  # type: ignore[arg-type]
 
 
 def ack(to: DhcpMessage, *options: tuple[int, bytes], lease: int = LEASE, **kw: object) -> DhcpMessage:
-    return reply(to, MessageType.ACK, (Option.LEASE_TIME, encode_u32(lease)), *options, **kw)  # type: ignore[arg-type]
+    lease_time = (Option.LEASE_TIME, encode_u32(lease))
+    return reply(to, MessageType.ACK, lease_time, *options, **kw)  # type: ignore[arg-type]
 
 
 def nak(to: DhcpMessage, **kw: object) -> DhcpMessage:
@@ -107,12 +109,13 @@ def opt(msg: DhcpMessage, code: int) -> bytes | None:
     return msg.option(code)
 
 
-def bound(c: DhcpClient | None = None, *options: tuple[int, bytes], t: float = 0.0, **kw: object) -> tuple[DhcpClient, DhcpLease]:
-    """A client taken through DORA at time ``t``."""
-    c = c or client()
-    discover = only_send(c.start(t)).message
-    request = only_send(c.receive(offer(discover), t + 0.5)).message
-    actions = c.receive(ack(request, *options, **kw), t + 0.6)  # type: ignore[arg-type]
+def bound(*options: tuple[int, bytes], **kw: object) -> tuple[DhcpClient, DhcpLease]:
+    """A new client taken through DORA: DISCOVER at 0, REQUEST at 0.5, and
+    an ACK with ``options`` (and ``ack``'s keywords) at 0.6."""
+    c = client()
+    discover = only_send(c.start(0.0)).message
+    request = only_send(c.receive(offer(discover), 0.5)).message
+    actions = c.receive(ack(request, *options, **kw), 0.6)  # type: ignore[arg-type]
     assert [type(a) for a in actions] == [Configure]
     assert c.lease is not None
     return c, c.lease
@@ -182,19 +185,19 @@ def test_minimal_ack_uses_classful_prefix_and_no_options() -> None:
 
 
 def test_bad_mask_and_mtu_are_ignored_and_counted() -> None:
-    _, lease = bound(None, (Option.SUBNET_MASK, bytes([255, 0, 255, 0])), (Option.MTU, encode_u16(67)))
+    _, lease = bound((Option.SUBNET_MASK, bytes([255, 0, 255, 0])), (Option.MTU, encode_u16(67)))
     assert lease.prefixlen == 24 and lease.mtu is None
-    c, lease = bound(None, (Option.SUBNET_MASK, ZERO))
+    c, lease = bound((Option.SUBNET_MASK, ZERO))
     assert lease.prefixlen == 24 and c.drops["bad_subnet_mask"] == 1
 
 
 def test_t1_t2_from_options_clamped_to_the_lease() -> None:
-    _, lease = bound(None, (Option.RENEWAL_TIME, encode_u32(100)), (Option.REBINDING_TIME, encode_u32(200)), t=0.0)
+    _, lease = bound((Option.RENEWAL_TIME, encode_u32(100)), (Option.REBINDING_TIME, encode_u32(200)))
     assert (lease.t1, lease.t2, lease.expires) == (100.5, 200.5, 0.5 + LEASE)
     # T1 above T2 is cut to T2; T2 above the lease to the lease.
-    _, lease = bound(None, (Option.RENEWAL_TIME, encode_u32(500)), (Option.REBINDING_TIME, encode_u32(300)))
+    _, lease = bound((Option.RENEWAL_TIME, encode_u32(500)), (Option.REBINDING_TIME, encode_u32(300)))
     assert lease.t1 == lease.t2 == 300.5
-    _, lease = bound(None, (Option.REBINDING_TIME, encode_u32(LEASE * 2)))
+    _, lease = bound((Option.REBINDING_TIME, encode_u32(LEASE * 2)))
     assert lease.t2 == lease.expires == 0.5 + LEASE and lease.t1 == 0.5 + LEASE / 2
 
 
@@ -327,7 +330,7 @@ def test_request_is_resent_four_times_then_back_to_init() -> None:
 
 
 def test_renew_at_t1_unicast_to_the_server_then_rebind_at_t2_broadcast() -> None:
-    c, lease = bound(None, (Option.RENEWAL_TIME, encode_u32(1000)), (Option.REBINDING_TIME, encode_u32(1100)))
+    c, lease = bound((Option.RENEWAL_TIME, encode_u32(1000)), (Option.REBINDING_TIME, encode_u32(1100)))
     old_xid = c.timeout(lease.t1 - 1) or None
     assert old_xid is None and c.state is ClientState.BOUND
     send = only_send(c.timeout(lease.t1))
@@ -362,7 +365,8 @@ def test_renewal_ack_extends_the_lease() -> None:
     assert c.next_deadline() == lease.t1 + (lease.t2 - lease.t1) / 2
     now = lease.t1 + 3
     actions = c.receive(ack(r, lease=7200), now)
-    new = DhcpLease(ADDR, 24, (), (), None, None, SERVER, 7200, lease.t1 + 3600, lease.t1 + 6300, lease.t1 + 7200, lease.t1)
+    t1, t2, expires = lease.t1 + 3600, lease.t1 + 6300, lease.t1 + 7200
+    new = DhcpLease(ADDR, 24, (), (), None, None, SERVER, 7200, t1, t2, expires, lease.t1)
     assert actions == [Configure(new)]
     assert c.state is ClientState.BOUND and c.next_deadline() == new.t1
     stats = c.statistics()
@@ -418,7 +422,7 @@ def test_a_late_timeout_skips_to_what_is_due() -> None:
 
 
 def test_infinite_lease_has_no_timers_but_a_far_deadline() -> None:
-    c, lease = bound(None, lease=INFINITE_LEASE)
+    c, lease = bound(lease=INFINITE_LEASE)
     assert lease.t1 == lease.t2 == lease.expires == math.inf
     far = lease.acquired + INFINITE_LEASE
     assert c.next_deadline() == far
@@ -729,3 +733,55 @@ def test_random_replies_and_delays_keep_the_invariants(data: st.DataObject, seed
             check(c.start(now))
         assert c.next_deadline() != math.inf
         assert sum(c.drops.values()) == c.statistics().dropped
+
+
+#### Against the server of protocols/dhcp_server.py (when it is there)
+
+
+def test_the_real_exchange_with_dhcp_server() -> None:
+    import ipaddress
+
+    server_module = pytest.importorskip("trionet.protocols.dhcp_server")
+    pool = server_module.DhcpPool(
+        interface="eth0",
+        server_id=SERVER,
+        network=ipaddress.IPv4Network("192.0.2.0/24"),
+        first=bytes([192, 0, 2, 100]),
+        last=bytes([192, 0, 2, 199]),
+        routers=(SERVER,),
+        dns=(SERVER_2,),
+        domain="example.org",
+        lease_time=600,
+        mtu=1400,
+    )
+    server = server_module.DhcpServer([pool])
+    c = client()
+    configured: list[DhcpLease] = []
+
+    def run(actions: list, now: float) -> None:
+        """Carry the client's messages to the server and its replies back,
+        until nothing more is sent."""
+        while actions:
+            action = actions.pop(0)
+            if isinstance(action, Configure):
+                configured.append(action.lease)
+            elif isinstance(action, Send):
+                answer = server.handle(action.message.emit(), now, "eth0")
+                if answer is not None:
+                    actions += c.receive(answer.message.emit(), now)
+
+    run(c.start(0.0), 0.0)
+    assert c.state is ClientState.BOUND and len(configured) == 1
+    lease = configured[0]
+    assert bytes([192, 0, 2, 100]) <= lease.address <= bytes([192, 0, 2, 199])
+    assert (lease.prefixlen, lease.routers, lease.dns) == (24, (SERVER,), (SERVER_2,))
+    assert (lease.domain, lease.mtu) == ("example.org", 1400)
+    assert (lease.server_id, lease.lease_time, lease.t1, lease.expires) == (SERVER, 600, 300.0, 600.0)
+    run(c.timeout(lease.t1), lease.t1)  # renewed, unicast
+    assert c.state is ClientState.BOUND and len(configured) == 2
+    assert configured[1].address == lease.address and configured[1].expires == lease.t1 + 600
+    run(c.release(400.0), 400.0)
+    assert not c.started
+    stats = server.statistics()
+    assert (stats.offers, stats.acks, stats.releases) == (1, 2, 1)
+    assert not c.drops
