@@ -355,7 +355,7 @@ async def build_network(
         for spec in topo.links:
             for side, node, wants in ((0, spec.a, spec.a_dhcp), (1, spec.b, spec.b_dhcp)):
                 if wants and node in built.hosts:
-                    client = built.hosts[node].dhclient(ends[spec.name, side].name)
+                    client = built.hosts[node].dhclient(ends[spec.name, side].name, hostname=node)
                     dhcp_clients.append((("links", spec.index, "ab"[side] + "_address"), node, client))
         # What only a running host knows (a scenario sysctl's name), so a
         # typo is a file error before anything runs.
@@ -368,6 +368,13 @@ async def build_network(
             hosts=len(built.hosts),
             links=len(built.links),
         )
+        for key, node, client in dhcp_clients:
+            with trio.move_on_after(DHCP_PATIENCE) as waited:
+                await client.wait_bound()
+            if waited.cancelled_caught:
+                raise topo.error(
+                    key, f"{node} got no DHCP lease on {client.ifname} in {DHCP_PATIENCE:.0f} s (is a server on that link?)"
+                )
         # The DNS servers ([hosts.NAME] dns) run for the whole block, in a
         # nursery of their own: stopped before the network tears the hosts down.
         async with trio.open_nursery() as servers:
@@ -375,12 +382,5 @@ async def build_network(
                 if spec.name in built.hosts and spec.dns is not None:
                     host = built.hosts[spec.name]
                     built.dns_servers[spec.name] = await servers.start(host.serve_dns, spec.dns)
-            for key, node, client in dhcp_clients:
-                with trio.move_on_after(DHCP_PATIENCE) as waited:
-                    await client.wait_bound()
-                if waited.cancelled_caught:
-                    raise topo.error(
-                        key, f"{node} got no DHCP lease on {client.ifname} in {DHCP_PATIENCE:.0f} s (is a server on that link?)"
-                    )
             yield built
             servers.cancel_scope.cancel()

@@ -429,16 +429,8 @@ class Ip(RouteChooser):
         if nat is None:
             return
         out_hdr = attrs.evolve(hdr, ttl=hdr.ttl - 1)
-        if m.tso:
-            packet = PendingFrame(out_hdr.emit(bytes(payload)))
-            packet.tso_mss = m.tso
-            pieces = [bytes(piece) for piece in segment(packet, 0)]
-        else:
-            pieces = [out_hdr.emit(bytes(payload))]
         now = trio.current_time()
-        for piece in pieces:
-            if m.csum:
-                piece = self._completed(piece)
+        for piece in self._whole(out_hdr.emit(bytes(payload)), m):
             translated = nat.outbound(piece, now)
             if translated is None:
                 continue  # counted in nat.drops
@@ -460,20 +452,25 @@ class Ip(RouteChooser):
         # to a connection (returns True), else left to local delivery.
         nat = self.nat
         assert nat is not None
-        packet = bytes(m.data[: hdr.total_length])
-        if m.csum and not (hdr.mf or hdr.frag_offset):
-            packet = self._completed(packet)
-        translated = nat.inbound(packet, trio.current_time())
-        if translated is None:
-            return False
-        try:
+        now = trio.current_time()
+        for n, piece in enumerate(self._whole(bytes(m.data[: hdr.total_length]), m)):
+            translated = nat.inbound(piece, now)
+            if translated is None:
+                if n == 0:
+                    return False  # not a connection's: local delivery
+                continue  # counted in nat.drops
             new_hdr, new_payload = IPv4Header.parse(translated)
-        except RemoteProtocolError as exc:  # pragma: no cover - the table emits valid headers
-            self.drops[exc.reason] += 1
-            return True
-        inside = Mbuf(memoryview(translated), m.rcvif, m.flags, m.frame)
-        self._forward(new_hdr, new_payload, inside)
+            self._forward(new_hdr, new_payload, Mbuf(memoryview(translated), m.rcvif, m.flags, m.frame))
         return True
+
+    def _whole(self, packet: bytes, m: Mbuf) -> list[bytes]:
+        # Datagrams whose checksums are filled in: the table updates them
+        # incrementally. A TCP super-segment (LRO) is cut first.
+        if m.tso:
+            frame = PendingFrame(packet)
+            frame.tso_mss = m.tso
+            return [self._completed(bytes(piece)) for piece in segment(frame, 0)]
+        return [self._completed(packet)] if m.csum else [packet]
 
     @staticmethod
     def _completed(packet: bytes) -> bytes:
