@@ -146,12 +146,12 @@ def _capture_error(topo: Topology, spec: LinkSpec, capture: str, exc: OSError) -
     return topo.error(("links", spec.index), f"cannot write its capture {capture}: {exc.strerror}")
 
 
-@asynccontextmanager
 #: Seconds a ``"dhcp"`` link end may take to get its lease (Trio time:
 #: free under the virtual clock; the client's retransmissions fit in it).
 DHCP_PATIENCE = 120.0
 
 
+@asynccontextmanager
 async def build_network(
     topology: Topology,
     *,
