@@ -107,5 +107,10 @@ def test_ci_run_sets_ci_and_installs_every_command_a_test_asks_for() -> None:
     missing = {PACKAGES.get(command, command) for command in asked} - set(installs.values())
     assert not missing, f".ci/run does not install {sorted(missing)}"
     assert {command: PACKAGES.get(command, command) for command in installs} == installs
+    # Data files a test checks with file_unavailable: their packages are installed too.
+    files = dict((pkg, path) for path, pkg in re.findall(r"^\[ -e (\S+) \] \|\| need\+=\((\S+)\)$", ci, re.M))
+    for path in root.glob("tests/**/*.py"):
+        for package in re.findall(r"file_unavailable\([^,)]*,\s*\"([^\"]+)\"\)", path.read_text()):
+            assert package in files, f".ci/run does not install {package} (asked by {path.name})"
     assert re.search(r"^export CI=true$", ci, re.M)
     assert ci.index("export CI=true") < ci.index("exec python3 -m pytest")

@@ -23,7 +23,6 @@ from ._net._ifviews import IfconfigRow, NetstatIRow, format_ifconfig, format_net
 from ._net._ip import IpStatistics
 from ._net._ip6 import Ip6Statistics
 from ._net._nd6 import Nd6LayerStatistics, NdpRow, format_ndp
-from .protocols.nat import NatRow, NatStatistics, format_nat
 from ._net._route import RouteRow, format_netstat_r
 from ._net._tcp import NetstatRow, TcpLayerStatistics, format_netstat
 from ._net._tcp_socket import TcpListener, TcpStream
@@ -63,8 +62,6 @@ __all__ = [
     "Link",
     "LinkState",
     "Nd6LayerStatistics",
-    "NatRow",
-    "NatStatistics",
     "NdpRow",
     "NetError",
     "NetisrStatistics",
@@ -99,7 +96,6 @@ __all__ = [
     "format_ifconfig",
     "format_netstat",
     "format_netstat_i",
-    "format_nat",
     "format_ndp",
     "format_netstat_r",
     "format_ps",

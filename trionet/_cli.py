@@ -29,7 +29,6 @@ from . import (
     format_netstat_i,
     format_arp,
     format_dhcp_leases,
-    format_nat,
     format_ndp,
     format_netstat_r,
     format_ps,
@@ -40,6 +39,7 @@ from . import (
 from ._build import build_network, check_pcap_names
 from ._nodes import WorkerError
 from ._nursery import service_nursery
+from .protocols.nat import format_nat
 from ._scenario import Progress, StepResult, run_scenario
 from ._topology import DEFAULT_PORT_BASE, Topology, TopologyError, load_topology, loads_topology
 from .drivers.lo import Loopback

@@ -40,7 +40,7 @@ import trio
 
 import trionet
 from trionet.drivers.vnic import Vnic
-from trionet.testing import command_unavailable, linux_peer_unavailable
+from trionet.testing import command_unavailable, file_unavailable, linux_peer_unavailable
 from trionet.wires import UdpWire
 
 from dhcp_peers import (
@@ -65,9 +65,7 @@ def skip_unless(reason: str | None) -> pytest.MarkDecorator:
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
-QEMU_REASON = command_unavailable("qemu-system-x86_64")
-if QEMU_REASON is None and not Path(IPXE_ROM).exists():
-    QEMU_REASON = f"needs {IPXE_ROM} (Debian package ipxe-qemu)"
+QEMU_REASON = command_unavailable("qemu-system-x86_64") or file_unavailable(IPXE_ROM, "ipxe-qemu")
 
 
 ####################################################################

@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 import trionet
-from trionet import format_nat
+from trionet.protocols.nat import format_nat
 
 
 @asynccontextmanager

@@ -904,7 +904,9 @@ class Host(Kernel):
         log.info("nat_enabled", host=self.name, outside=outside, max_entries=max_entries)
 
     def nat_table(self) -> list[NatRow]:
-        """The NAT's connections (format with ``format_nat``); empty without NAT."""
+        """The NAT's connections, as :class:`trionet.protocols.nat.NatRow`
+        (format with :func:`trionet.protocols.nat.format_nat`); empty
+        without NAT. Its counters: ``host.inet.ip.nat.statistics()``."""
         nat = self.inet.ip.nat
         return [] if nat is None else nat.rows(trio.current_time())
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import sys
 
-__all__ = ["command_unavailable", "linux_peer_unavailable"]
+__all__ = ["command_unavailable", "file_unavailable", "linux_peer_unavailable"]
 
 #: The Debian package of each command a test may need (a command missing
 #: here is assumed to come in a package of its own name).
@@ -28,13 +28,15 @@ PACKAGES = {
     "sysctl": "procps",
     "getent": "libc-bin",
     "qemu-system-x86_64": "qemu-system-x86",
+    "busybox": "busybox-static",
+    "dnsmasq": "dnsmasq-base",
     "chromium": "chromium",
 }
 
 #: Matches every reason the helpers here give: a missing command, or
 #: missing privileges or kernel support for a Linux peer.
 UNAVAILABLE = re.compile(
-    r"needs (the \S+ command \(Debian package \S+\)|Linux \(|root \(|/dev/net/tun )"
+    r"needs (the \S+ (command|file) \(Debian package \S+\)|Linux \(|root \(|/dev/net/tun )"
 )
 
 
@@ -53,6 +55,16 @@ def command_unavailable(*commands: str) -> str | None:
             package = PACKAGES.get(command, command)
             return f"needs the {command} command (Debian package {package})"
     return None
+
+
+def file_unavailable(path: str, package: str) -> str | None:
+    """Why a data file a test needs is missing (``"needs the file
+    /usr/lib/ipxe/qemu/pxe-e1000.rom (Debian package ipxe-qemu)"``), or
+    ``None`` if it exists; a skip reason in the wording of
+    :func:`command_unavailable`."""
+    if os.path.exists(path):
+        return None
+    return f"needs the file {path} (Debian package {package})"
 
 
 def linux_peer_unavailable(*commands: str) -> str | None:
