@@ -29,12 +29,12 @@ import trio.testing
 
 import trionet
 from trionet.drivers.vnic import Vnic
-from trionet.testing import check_driver, linux_peer_unavailable
+from trionet.testing import check_driver, command_unavailable, file_unavailable, linux_peer_unavailable
 from trionet.wires import UdpWire
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SCRIPTS = ("shared_irq.py", "custom_driver.py", "linux_peer.py", "unmodified_app.py")
+SCRIPTS = ("shared_irq.py", "custom_driver.py", "linux_peer.py", "unmodified_app.py", "qemu_dhcp.py")
 
 
 def load(name: str) -> ModuleType:
@@ -294,6 +294,35 @@ async def test_linux_peer_without_root_exits_with_a_message(
     monkeypatch.setattr(example.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(example.sys, "platform", "linux")
     with pytest.raises(SystemExit, match="needs root"):
+        await example.main()
+
+
+####################################################################
+# qemu_dhcp.py
+####################################################################
+
+
+QEMU_SKIP = command_unavailable("qemu-system-x86_64") or file_unavailable(
+    "/usr/lib/ipxe/qemu/pxe-e1000.rom", "ipxe-qemu"
+)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(QEMU_SKIP is not None, reason=QEMU_SKIP or "")
+async def test_qemu_dhcp_boots_a_guest_that_takes_a_lease_and_its_script(capsys: pytest.CaptureFixture[str]) -> None:
+    example = load("qemu_dhcp.py")
+    with structlog.testing.capture_logs(), trio.fail_after(90):
+        await example.main()
+    output = capsys.readouterr().out
+    assert re.search(r"^10\.0\.9\.1\d\d\s+52:54:00:12:34:56\s+bound", output, re.M), output
+    assert "3. trionet pings the guest at 10.0.9.1" in output and ": 3/3 replies" in output
+    assert re.search(r"Hello from a trionet network: booted 10\.0\.9\.1\d\d from 10\.0\.9\.1$", output, re.M), output
+
+
+async def test_qemu_dhcp_without_qemu_exits_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = load("qemu_dhcp.py")
+    monkeypatch.setattr(example.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match=r"needs the qemu-system-x86_64 command \(Debian package qemu-system-x86\)"):
         await example.main()
 
 

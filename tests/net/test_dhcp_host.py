@@ -166,3 +166,64 @@ async def test_dhcpd_and_dhclient_threads_show_in_ps(autojump_clock: trio.testin
         assert h.dhclient(ifname) is h.dhclient(ifname)
         assert "dhcpd" in [t.name for t in n["r"].threads()]
         assert "dhclient" in [t.name for t in h.threads()]
+
+
+async def test_garbage_and_a_discover_flood_are_counted_and_leave_the_service_working(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A stranger on the LAN broadcasts 300 random or mangled datagrams to
+    # both DHCP ports and then DISCOVERs from 2000 made-up MACs: nothing
+    # crashes, every datagram ends in the server's counters, the table stays
+    # within its 11-address pool, and a real client still gets its lease
+    # once the flood's offers are released (60 s).
+    import random
+
+    rng = random.Random(7)
+    async with _lan(clients=2, pool="10.0.0.100-10.0.0.110") as n:
+        (stranger, s_if), (h, ifname) = _clients(n)
+        client = h.dhclient(ifname)
+        with trio.fail_after(60):
+            first = await client.wait_bound()
+        sock = stranger.udp_socket()
+        sock.bind(("0.0.0.0", 68))
+        sock.bind_device(s_if)
+        sock.broadcast = True
+        valid = dhcp.DhcpMessage(
+            op=dhcp.BOOTREQUEST, xid=1, chaddr=bytes(6),
+            options=((dhcp.Option.MESSAGE_TYPE, bytes([dhcp.MessageType.DISCOVER])),),
+        ).emit()  # fmt: skip
+        for i in range(300):
+            if i % 2:
+                data = rng.randbytes(rng.randrange(0, 600))
+            else:
+                data = bytearray(valid)
+                for _ in range(rng.randrange(1, 8)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            await sock.sendto(bytes(data), ("255.255.255.255", 67 if i % 3 else 68))
+            await trio.sleep(0.001)  # at a pace the server keeps up with (no fullsock drops)
+        for i in range(2000):
+            mac = bytes([2, 0]) + i.to_bytes(4, "big")
+            flood = dhcp.DhcpMessage(
+                op=dhcp.BOOTREQUEST, xid=i, chaddr=mac, flags=dhcp.FLAG_BROADCAST,
+                options=((dhcp.Option.MESSAGE_TYPE, bytes([dhcp.MessageType.DISCOVER])),),
+            )  # fmt: skip
+            await sock.sendto(flood.emit(), ("255.255.255.255", 67))
+            await trio.sleep(0.001)
+        await trio.sleep(1)
+        server = n["r"]._dhcpd.server
+        stats = server.statistics()
+        # Every datagram to port 67 ended in an answer or a counted drop.
+        assert n["r"].inet.udp.statistics().drops.get("fullsock", 0) == 0
+        to_server = 2 + 200 + 2000  # the client's DISCOVER and REQUEST, the garbage, the flood
+        answered = stats.offers + stats.acks + stats.naks
+        assert answered + sum(server.drops.values()) == to_server, (stats, server.drops)
+        assert server.drops["pool_exhausted"] >= 2000 - 11
+        assert len(n["r"].dhcp_leases()) <= 11
+        # The client heard the garbage on port 68 (and every reply to the
+        # flood's broadcast DISCOVERs), dropped it all, counted, and kept its
+        # lease; its renewals go on.
+        assert sum(client.machine.drops.values()) >= 100
+        await trio.sleep(3600)
+        assert client.state == "BOUND" and client.lease is not None
+        assert client.lease.address == first.address
+        assert "dhcpd" in [t.name for t in n["r"].threads()]
