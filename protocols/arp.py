@@ -284,6 +284,13 @@ def _check_ip(ip: bytes) -> None:
         raise ValueError(f"an IPv4 address is 4 bytes, got {len(ip)}")
 
 
+def _check_entry(ip: bytes, mac: bytes, kind: str) -> None:
+    # An entry the caller makes (static or learned): an address and a unicast MAC.
+    _check_ip(ip)
+    if len(mac) != 6 or mac[0] & 1:
+        raise ValueError(f"{kind} entry needs a 6-byte unicast MAC, got {mac.hex(':')}")
+
+
 @attrs.define(eq=False, kw_only=True)
 class ArpCache:
     """A bounded ARP table: see the module's theory of operation.
@@ -508,9 +515,7 @@ class ArpCache:
             ValueError: ``ip`` is not 4 bytes, or ``mac`` not a 6-byte unicast
                 MAC.
         """
-        _check_ip(ip)
-        if len(mac) != 6 or mac[0] & 1:
-            raise ValueError(f"a static entry needs a 6-byte unicast MAC, got {mac.hex(':')}")
+        _check_entry(ip, mac, "a static")
         self._reachable.pop(ip, None)
         waiting = self._incomplete.pop(ip, None)
         self._static[ip] = bytes(mac)
@@ -532,9 +537,7 @@ class ArpCache:
             ValueError: ``ip`` is not 4 bytes, or ``mac`` not a 6-byte unicast
                 MAC.
         """
-        _check_ip(ip)
-        if len(mac) != 6 or mac[0] & 1:
-            raise ValueError(f"a learned entry needs a 6-byte unicast MAC, got {mac.hex(':')}")
+        _check_entry(ip, mac, "a learned")
         if ip in self._static:
             return ()
         entry = self._reachable.pop(ip, None)

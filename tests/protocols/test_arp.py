@@ -412,3 +412,24 @@ def test_two_caches_joined_by_a_fake_link() -> None:
     at_a = a.input(ArpPacket.parse(at_b.reply.emit())[0], 0.002, my_ips=ME, my_mac=MAC_A)
     assert at_a.released == ((MAC_B, ("ip-packet",)),)
     assert a.next_deadline() == pytest.approx(1200.002)
+
+
+def test_learned_entries_age_like_any_other_and_leave_static_ones_alone() -> None:
+    cache = ArpCache(reachable=100.0)
+    cache.resolve(IP_B, "p0", 0.0)
+    assert cache.learn(IP_B, MAC_B, 1.0) == ("p0",)  # the waiting packet is now sendable
+    assert cache.lookup(IP_B) == MAC_B
+    assert cache.entries() == [ArpEntryRow(IP_B, MAC_B, "reachable", 101.0)]
+    assert cache.next_deadline() == 101.0
+    cache.expire(101.0)
+    assert cache.lookup(IP_B) is None
+    cache.add_static(IP_C, MAC_C)
+    assert cache.learn(IP_C, MAC_B, 2.0) == ()
+    assert cache.lookup(IP_C) == MAC_C
+    # A full table makes room as input does.
+    small = ArpCache(max_entries=2)
+    for n in range(3):
+        small.learn(bytes([10, 0, 0, n]), MAC_B, float(n))
+    assert len(small.entries()) == 2 and small.statistics().evicted == 1
+    with pytest.raises(ValueError):
+        cache.learn(IP_B, b"\x01" * 6, 3.0)
