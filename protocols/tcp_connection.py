@@ -141,6 +141,7 @@ from .tcp_values import (
     TcpConfig,
     TcpEvent,
     TcpOutput,
+    TcpProbe,
     TcpState,
     TcpStatistics,
 )
@@ -154,6 +155,7 @@ __all__ = [
     "TcpConnection",
     "TcpEvent",
     "TcpOutput",
+    "TcpProbe",
     "TcpState",
     "TcpStatistics",
     "is_connection_request",
@@ -401,6 +403,21 @@ class TcpConnection(TcpLossRecovery, TcpTimers, TcpSegmentOutput):
     def ooo_bytes(self) -> int:
         """Out-of-order bytes held for reassembly."""
         return self._ooo.nbytes
+
+    def probe(self) -> TcpProbe:
+        """The sender's state now, for tracing (a :class:`TcpProbe`)."""
+        cc = self._cc
+        return TcpProbe(
+            iss=self._iss,
+            irs=self._irs & SEQ_MASK,
+            snd_una=self._snd_una & SEQ_MASK,
+            snd_max=self._snd_max & SEQ_MASK,
+            cwnd=None if cc is None else cc.cwnd,
+            ssthresh=None if cc is None else cc.ssthresh,
+            srtt=self._rtt.srtt,
+            rto=self._rtt.rto,
+            retransmits=self._stats["retransmits"],
+        )
 
     def statistics(self) -> TcpStatistics:
         """A snapshot of the counters."""

@@ -212,6 +212,33 @@ class TcpOutput:
 
 
 @attrs.frozen
+class TcpProbe:
+    """What a connection's sender knows now (:meth:`TcpConnection.probe`),
+    for tracing: BSD's ``TCPDEBUG`` record, Linux's ``tcp_probe``.
+
+    Attributes:
+        iss, irs: the initial send and receive sequence numbers (``irs`` 0
+            before the peer's SYN).
+        snd_una, snd_max: oldest unacknowledged and highest sent (absolute).
+        cwnd, ssthresh: bytes (``None`` before the connection is
+            established).
+        srtt: the smoothed RTT in seconds (``None`` before a sample).
+        rto: the retransmission timeout in seconds.
+        retransmits: the connection's retransmission counter.
+    """
+
+    iss: int
+    irs: int
+    snd_una: int
+    snd_max: int
+    cwnd: int | None
+    ssthresh: int | None
+    srtt: float | None
+    rto: float
+    retransmits: int
+
+
+@attrs.frozen
 class TcpStatistics:
     """Counters of one connection.
 

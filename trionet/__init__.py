@@ -31,6 +31,7 @@ from ._net._udp import UdpDatagram, UdpSocket, UdpSocketStatistics, UdpStatistic
 from ._network import Link, Network, derive_seed, open_network
 from ._scenario import Progress, StepResult, run_scenario
 from ._build import build_network
+from ._record import Recording, recording
 from ._topology import Topology, TopologyError, load_topology, loads_topology
 
 __version__ = "0.1.0.dev0"
@@ -73,6 +74,7 @@ __all__ = [
     "PollStatistics",
     "Progress",
     "PsRow",
+    "Recording",
     "RouteRow",
     "Serializer",
     "SerializerStatistics",
@@ -90,6 +92,7 @@ __all__ = [
     "UdpStatistics",
     "VmstatRow",
     "build_network",
+    "recording",
     "derive_seed",
     "format_arp",
     "format_dhcp_leases",

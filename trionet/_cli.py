@@ -25,12 +25,7 @@ import trio.testing
 from . import (
     __version__,
     format_ifconfig,
-    format_netstat,
     format_netstat_i,
-    format_arp,
-    format_dhcp_leases,
-    format_ndp,
-    format_netstat_r,
     format_ps,
     format_sysctl,
     format_vmstat_i,
@@ -39,7 +34,7 @@ from . import (
 from ._build import build_network, check_pcap_names
 from ._nodes import WorkerError
 from ._nursery import service_nursery
-from .protocols.nat import format_nat
+from ._record import host_views, recording
 from ._scenario import Progress, StepResult, run_scenario
 from ._topology import DEFAULT_PORT_BASE, Topology, TopologyError, load_topology, loads_topology
 from .drivers.lo import Loopback
@@ -182,27 +177,8 @@ min_received = 180
 
 
 def _views(hosts: dict[str, Any]) -> str:
-    """``ifconfig``, ``netstat -i``, ``netstat -rn``, ``arp -an`` and
-    ``ndp -an`` (hosts with neighbours of that family), DHCP leases and the
-    NAT table (hosts that have them), ``netstat -an``, ``vmstat -i`` and ``ps`` of
-    every host, in the BSD tools' layouts."""
-    out = []
-    for name, host in hosts.items():
-        bar = f"==== {name} " + "=" * max(0, 66 - len(name))
-        out += [
-            bar,
-            f"$ ifconfig\n{format_ifconfig(host.ifconfig()).rstrip()}\n",
-            f"$ netstat -i\n{format_netstat_i(host.netstat_i()).rstrip()}\n",
-            f"$ netstat -rn\n{format_netstat_r(host.netstat_r()).rstrip()}\n",
-            *([f"$ arp -an\n{format_arp(arp).rstrip()}\n"] if (arp := host.arp()) else []),
-            *([f"$ ndp -an\n{format_ndp(ndp).rstrip()}\n"] if (ndp := host.ndp()) else []),
-            *([f"$ dhcpd leases\n{format_dhcp_leases(leases).rstrip()}\n"] if (leases := host.dhcp_leases()) else []),
-            *([f"$ nat table\n{format_nat(nat).rstrip()}\n"] if (nat := host.nat_table()) else []),
-            f"$ netstat -an -p tcp\n{format_netstat(host.netstat()).rstrip()}\n",
-            f"$ vmstat -i\n{format_vmstat_i(host.vmstat_i()).rstrip()}\n",
-            f"$ ps\n{format_ps(host.ps()).rstrip()}\n",
-        ]
-    return "\n".join(out)
+    """Every host's views (:func:`~trionet._record.host_views`) under a bar with its name."""
+    return "\n".join(f"==== {name} " + "=" * max(0, 66 - len(name)) + "\n" + host_views(host) for name, host in hosts.items())
 
 
 class _ProgressPrinter:
@@ -394,8 +370,10 @@ class _Tally:
 
 
 async def _run_here(
-    topology: Topology, args: argparse.Namespace, views: bool, tally: _Tally
-) -> tuple[int, list[StepResult], str]:
+    topology: Topology, args: argparse.Namespace, views: bool, tally: _Tally, title: str = "", clock: str = ""
+) -> tuple[int, list[StepResult], str, dict[str, Any] | None]:
+    # The scenario, here; with --report, recorded (the record is drawn
+    # after the run, outside Trio).
     def on_result(result: StepResult) -> None:
         tally.results.append(result)
         tally.current = result.index + 1
@@ -403,8 +381,33 @@ async def _run_here(
     progress = None if args.json else _ProgressPrinter()
     async with build_network(topology, seed=args.seed, pcap_dir=args.pcap) as built:
         tally.current = 0
-        results = await run_scenario(built, progress=progress, on_result=on_result)
-        return built.seed, results, _views(built.hosts) if views else ""
+        record = None
+        if getattr(args, "report", None):
+            async with recording(built.net) as rec:
+                results = await run_scenario(built, progress=progress, on_result=on_result)
+            record = rec.to_record(title=title, clock=clock, results=results)
+        else:
+            results = await run_scenario(built, progress=progress, on_result=on_result)
+        return built.seed, results, _views(built.hosts) if views else "", record
+
+
+def _check_report_dir(path: str) -> str | None:
+    # --report DIR: the drawing libraries are there and DIR can be written
+    # in; the problem as one line, or None.
+    try:
+        import matplotlib
+        import networkx
+    except ImportError:
+        return "--report needs matplotlib and networkx: pip install 'trionet[report]'"
+    del matplotlib, networkx  # (only asked whether they are there)
+    return _check_dir("--report", path)
+
+
+def _write_report(record: dict[str, Any], path: str) -> None:
+    from ._report import render_report
+
+    index = render_report(record, path)
+    print(f"report: {index}", file=sys.stderr)
 
 
 def _emit(msg: dict[str, Any]) -> None:
@@ -477,18 +480,25 @@ def _demo(args: argparse.Namespace) -> int:
     args.pcap = None
     args.seed = args.seed if args.seed is not None else topology.seed
     clock = _Clock("real time") if args.realtime else _Clock("virtual time")
+    if args.report is not None:
+        problem = _check_report_dir(args.report)
+        if problem is not None:
+            print(f"trionet: {problem}", file=sys.stderr)
+            return 2
     if not args.json:
         print(f"trionet demo: {topology.description}")
         print("  client 10.0.1.2 --(1 ms)-- 10.0.1.1 router 10.0.2.1 --(5 ms, 2% loss)-- 10.0.2.2 server")
         print()
     tally = _Tally(topology, args.seed)
     try:
-        seed, results, views = _trio_run(
-            _run_here, topology, args, not args.json, tally, virtual=clock.virtual
+        seed, results, views, record = _trio_run(
+            _run_here, topology, args, not args.json, tally, "trionet demo", clock.mode, virtual=clock.virtual
         )
     except _Stopped as exc:
         print(tally.stopped(exc.signum), file=sys.stderr)
         return 128 + exc.signum
+    if record is not None:
+        _write_report(record, args.report)
     status = _report("<demo>", topology, seed, clock, results, args.json)
     if views:
         print()
@@ -510,18 +520,22 @@ def _trio_run(fn: Callable[..., Awaitable[Any]], *args: Any, virtual: bool) -> A
 def _check_pcap_dir(path: str) -> str | None:
     # --pcap DIR: a directory we can write in (made if missing); the problem
     # as one line, or None. Each link's file is checked as it is opened.
+    return _check_dir("--pcap", path)
+
+
+def _check_dir(flag: str, path: str) -> str | None:
     where = Path(path)
     try:
         where.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        return f"--pcap {path}: exists and is not a directory"
+        return f"{flag} {path}: exists and is not a directory"
     except OSError as exc:
-        return f"--pcap {path}: cannot make the directory: {exc.strerror}"
+        return f"{flag} {path}: cannot make the directory: {exc.strerror}"
     try:
         with tempfile.TemporaryFile(dir=where):
             pass
     except OSError as exc:
-        return f"--pcap {path}: cannot write in the directory: {exc.strerror}"
+        return f"{flag} {path}: cannot write in the directory: {exc.strerror}"
     return None
 
 
@@ -535,6 +549,12 @@ def _check_run_options(topology: Topology, args: argparse.Namespace) -> str | No
         )
     if args.virtual and (args.node is not None or args.processes is not None):
         return "--virtual: a split run is in real time (its links are UDP between processes)"
+    if args.report is not None:
+        if args.node is not None or args.processes is not None:
+            return "--report: a split run cannot be drawn in one report; run it in one process"
+        problem = _check_report_dir(args.report)
+        if problem is not None:
+            return problem
     if args.pcap is not None:
         problem = _check_pcap_dir(args.pcap)
         if problem is not None:
@@ -570,12 +590,15 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.processes is not None:
             return _supervise(topology, args, clock, tally)
-        _, results, views = _trio_run(
-            _run_here, topology, args, args.views and not args.json, tally, virtual=clock.virtual
-        )
+        _, results, views, record = _trio_run(
+            _run_here, topology, args, args.views and not args.json, tally, f"trionet run {args.file}",
+            clock.mode, virtual=clock.virtual,
+        )  # fmt: skip
     except _Stopped as exc:
         print(tally.stopped(exc.signum), file=sys.stderr)
         return 128 + exc.signum
+    if record is not None:
+        _write_report(record, args.report)
     status = _report(args.file, topology, seed, clock, results, args.json)
     if views:
         print()
@@ -667,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=_SEED, help="the network's seed (default 1)")
     demo.add_argument("--realtime", action="store_true", help="run on the real clock")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("--report", metavar="DIR", help="draw the run into DIR/index.html (needs trionet[report])")
     run = sub.add_parser("run", help="run a topology file (TOML) and its scenario")
     run.add_argument("file")
     run.add_argument("--seed", type=_SEED, help="override the file's seed (0 .. 2**64 - 1)")
@@ -679,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="run in virtual time even with udp or tap links (their far ends stay in real time)")
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.add_argument("--views", action="store_true", help="print every host's views at the end")
+    run.add_argument("--report", metavar="DIR", help="draw the run into DIR/index.html (needs trionet[report])")
     split = run.add_mutually_exclusive_group()
     split.add_argument("--node", metavar="NAME[,NAME]", help="run only these nodes (real time); "
                        "links to the others become UDP wires on 127.0.0.1")

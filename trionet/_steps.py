@@ -254,6 +254,7 @@ class PingStep(Step):
             rtt_min_ms=min(ms) if ms else None,
             rtt_avg_ms=sum(ms) / len(ms) if ms else None,
             rtt_max_ms=max(ms) if ms else None,
+            rtts_ms=ms,
         )
         if result.received >= self.min_received:
             return True, None
@@ -337,6 +338,9 @@ class UdpFloodStep(Step):
         outcome.update(count=self.count, sent=0, send_errors=0)
         every = max(1, self.count // PROGRESS_STEPS)
         errors: dict[str, int] = {}
+        sink = run.services.get(self.index)
+        # Sent and received so far, at each progress mark (the report's loss over time).
+        series: dict[str, list[float]] = {"t": [], "sent": [], "received": []}
         with host.udp_socket() as sock:
             start = trio.current_time()
             run.report(self, 0, self.count, "datagrams")
@@ -351,13 +355,16 @@ class UdpFloodStep(Step):
                     errors[name] = errors.get(name, 0) + 1
                 if (seq + 1) % every == 0:
                     run.report(self, seq + 1, self.count, "datagrams")
+                    if sink is not None:
+                        series["t"].append(trio.current_time() - start)
+                        series["sent"].append(outcome["sent"])
+                        series["received"].append(sink.statistics().received)
                 if self.interval:
                     await trio.sleep_until(start + (seq + 1) * self.interval)
             sending = trio.current_time() - start
         if errors:
             outcome["send_error_kinds"] = dict(sorted(errors.items()))
         await trio.sleep(self.settle)
-        sink = run.services.get(self.index)
         if sink is not None:
             stats = sink.statistics()
             received, drops = stats.received, stats.drops
@@ -369,7 +376,15 @@ class UdpFloodStep(Step):
                 return False, "the sink's count did not arrive"
             received, drops = int.from_bytes(answer[:8], "big"), int.from_bytes(answer[8:], "big")
         outcome.update(received=received, socket_drops=drops, lost=max(0, outcome["sent"] - received - drops))
-        timing.update(sending_seconds=sending, datagrams_per_s=outcome["sent"] / sending if sending > 0 else None)
+        if series["t"]:
+            series["t"].append(trio.current_time() - start)
+            series["sent"].append(outcome["sent"])
+            series["received"].append(received)
+        timing.update(
+            sending_seconds=sending,
+            datagrams_per_s=outcome["sent"] / sending if sending > 0 else None,
+            series=series,
+        )
         if received >= self.min_received:
             return True, None
         return False, f"{received}/{self.count} received (needs {self.min_received})"

@@ -431,6 +431,8 @@ class TcpPcb:
     def run(self, out: TcpOutput) -> None:
         """Carry out what the machine returned: send, handle events, re-arm."""
         tcp = self.tcp
+        if tcp.probe is not None:
+            tcp.probe.tcp_run(self, out)
         for header, payload in out.segments:
             tcp.pcb_output(self, header, payload)
         if out.events:
@@ -525,6 +527,13 @@ class Tcp(ProtoLayer):
         self._config_generation = -1
         self._ephemeral_ports = EphemeralPorts()
         self.syncache = 0
+        #: A tracer of segments and sender state (BSD ``TCPDEBUG``'s
+        #: ``tcp_trace``), or None: ``probe.tcp_input(tcp, src, dst, header,
+        #: length)`` for each segment TCP input gets, ``probe.tcp_run(pcb,
+        #: out)`` for what each connection's machine returned (its segments
+        #: about to leave). Set by a recording (``trionet.recording``); one
+        #: attribute test per segment when None.
+        self.probe: Any = None
         add = host.sysctls.add
         add("net.inet.tcp.sendspace", int, 256 * 1024, min=1, max=1 << 30, description="TCP send buffer, bytes")
         add("net.inet.tcp.recvspace", int, 256 * 1024, min=1, max=1 << 30, description="TCP receive buffer, bytes")
@@ -815,6 +824,8 @@ class Tcp(ProtoLayer):
         self._segment(src, dst, th, memoryview(data))
 
     def _segment(self, src: bytes, dst: bytes, th: TcpHeader, data: memoryview) -> None:
+        if self.probe is not None:
+            self.probe.tcp_input(self, src, dst, th, len(data))
         pcb = self._pcbs.get((dst, th.dport, src, th.sport))
         if pcb is not None:
             conn = pcb.conn
