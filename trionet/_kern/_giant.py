@@ -33,6 +33,8 @@ from trio.lowlevel import (
     enable_ki_protection,
 )
 
+from . import _ktrace
+
 __all__ = ["Giant"]
 
 
@@ -66,9 +68,15 @@ class Giant:
         elif self._owner is None:
             self._owner = task
             self._count = 1
+            if _ktrace.ACTIVE is not None:
+                _ktrace.ACTIVE.hold_begin(self)
         else:
             self._contended_cnt += 1
-            await self._lot.park()  # release() hands the lock to us
+            if _ktrace.ACTIVE is not None:
+                # a "wait" span, then the hold begins
+                await _ktrace.ACTIVE.wait(self, self._lot.park)
+            else:
+                await self._lot.park()  # release() hands the lock to us
             return
         await cancel_shielded_checkpoint()
 
@@ -86,6 +94,8 @@ class Giant:
         self._count -= 1
         if self._count:
             return
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.hold_end(self)
         if self._lot:
             (self._owner,) = self._lot.unpark(count=1)
             self._count = 1

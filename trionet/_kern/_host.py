@@ -29,6 +29,7 @@ import trio
 from trio.lowlevel import current_task
 
 from .._nursery import service_nursery
+from . import _ktrace
 from ._callout import Callout, Hardclock, TimerHeap
 from ._giant import Giant
 from ._intr import IntrController, VmstatRow
@@ -126,6 +127,8 @@ class Kernel(Netisr):
             [s.port for kind in ("netisr", "ifnet") for s in self._services[kind]],
             rollups,
         )
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.host_created(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ncpus={self.ncpus}>"
@@ -242,6 +245,8 @@ class Kernel(Netisr):
         self, thread: KThread, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
     ) -> None:
         thread.task = current_task()
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.kthread_started(self, thread)
         # System-style tasks do not inherit their creator's log context.
         with structlog.contextvars.bound_contextvars(host=self.name, thread=thread.name):
             try:
@@ -296,7 +301,10 @@ class Kernel(Netisr):
 
     def serializer(self, name: str, *, fifo: bool = False) -> Serializer:
         """A :class:`~trionet.Serializer` checked by this host's ``invariants``."""
-        return Serializer(name, invariants=self.invariants, fifo=fifo)
+        serializer = Serializer(name, invariants=self.invariants, fifo=fifo)
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.serializer_created(serializer, self)
+        return serializer
 
     def callout(self, cpu: int = 0, *, thread: str = "softclock") -> Callout:
         """A :class:`~trionet.lowlevel.Callout` fired by ``{thread} {cpu}``.

@@ -61,6 +61,7 @@ import structlog
 import trio
 from trio.lowlevel import ParkingLot
 
+from . import _ktrace
 from ._kthread import KThread
 from ._serializer import Serializer
 
@@ -266,6 +267,8 @@ class IntrController:
                 info.count += 1
             return
         info.count += 1
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.intr(self.host, info.thread, irq)
         if not info.running:
             if (
                 info.fast
@@ -310,6 +313,9 @@ class IntrController:
                 await trio.lowlevel.checkpoint()
 
     async def _run_chain(self, thread: KThread, info: _IntrInfo, giant: Any) -> None:
+        tr = _ktrace.ACTIVE  # a trace's hooks: the chain, each handler
+        if tr is not None:
+            t_chain = tr.now()
         # Rule 1: decide on Giant once, at the top of the iteration.
         need_giant = self._need_giant(info)
         thread.mpcount = int(need_giant)
@@ -322,6 +328,8 @@ class IntrController:
             for rec in tuple(info.records):
                 if not rec.registered:
                     continue  # rule 2
+                if tr is not None:
+                    t0 = tr.now()
                 serializer = rec.serializer
                 if serializer is not None:
                     # A disabled handler is skipped and not counted. An
@@ -340,9 +348,13 @@ class IntrController:
                     if inspect.isawaitable(result):
                         await result
                     rec.calls += 1
+                if tr is not None:
+                    tr.handler_ran(rec, t0)
         finally:
             if need_giant:
                 giant.release()
+            if tr is not None:
+                tr.chain_ran(self.host, info.irq, t_chain, False)
 
     def _fast_chain(self, info: _IntrInfo) -> bool:
         # Rule 5: run the chain in the asserting task if nothing in it is
@@ -357,20 +369,31 @@ class IntrController:
         info.thread.mpcount = 0  # rule 1's decision for this interrupt: no Giant
         info.fast_active = True
         leftover = False
+        tr = _ktrace.ACTIVE  # a trace's hooks: the chain, each handler
+        if tr is not None:
+            t_chain = tr.now()
         try:
             for rec in records:
                 if not rec.registered:
                     continue
+                if tr is not None:
+                    t0 = tr.now()
                 serializer = rec.serializer
                 if serializer is None:
                     rec.handler(*rec.args)
                     rec.calls += 1
                 elif serializer.handler_try(rec.handler, *rec.args):
                     rec.calls += 1
-                elif serializer.handler_enabled:
-                    leftover = True  # an earlier handler left it held
+                else:
+                    if serializer.handler_enabled:
+                        leftover = True  # an earlier handler left it held
+                    continue  # it did not run
+                if tr is not None:
+                    tr.handler_ran(rec, t0)
         finally:
             info.fast_active = False
+            if tr is not None:
+                tr.chain_ran(self.host, info.irq, t_chain, True)
         if not leftover:
             info.fast_count += 1
         self._livelock_tick(info, True)

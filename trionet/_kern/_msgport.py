@@ -54,6 +54,7 @@ import trio
 from trio.lowlevel import Abort, ParkingLot, Task, current_task, reschedule
 
 from .._exceptions import KernelPanic, TrionetError
+from . import _ktrace
 from ._callout import TimerHeap
 from ._kthread import KThread
 from ._sysctl import SysctlNode
@@ -182,7 +183,10 @@ class MsgPort:
         if len(queue) >= self.maxlen.value:  # type: ignore[operator]
             self._drops += 1
             return False
-        queue.append((handler, pkt))
+        if _ktrace.ACTIVE is not None:
+            queue.append(_ktrace.ACTIVE.packet_queued(handler, pkt))  # with a flow id
+        else:
+            queue.append((handler, pkt))
         self._packets += 1
         if self._sleeping:  # a flag: cheaper than asking the lot
             self._lot.unpark_all()
@@ -219,7 +223,10 @@ class MsgPort:
         if len(queue) >= self.maxlen.value:  # type: ignore[operator]
             self._drops += 1
             return False
-        queue.append((handler, pkt))
+        if _ktrace.ACTIVE is not None:
+            queue.append(_ktrace.ACTIVE.packet_queued(handler, pkt))  # with a flow id
+        else:
+            queue.append((handler, pkt))
         self._packets += 1
         if self._sleeping:
             self._lot.unpark_all()
@@ -237,6 +244,8 @@ class MsgPort:
         msg.error = None
         msg._sync = False
         msg._seq += 1
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.msg_sent(msg)
         self._queue.append(msg)
         self._messages += 1
         if self._sleeping:
@@ -350,7 +359,10 @@ async def msgport_service_loop(
     heap = timers._heap
     while True:
         if heap and heap[0][0] <= trio.current_time():
-            await timers.run_expired(trio.current_time())
+            if _ktrace.ACTIVE is not None:
+                await _ktrace.ACTIVE.callouts(timers, trio.current_time())
+            else:
+                await timers.run_expired(trio.current_time())
         if not queue:
             thread.state, thread.wchan = "S", "msgport"
             await port._wait()
@@ -358,16 +370,20 @@ async def msgport_service_loop(
             continue
         limit: int = batch.value  # type: ignore[assignment]
         port._batches += 1
-        n = 0
-        while queue and n < limit:
-            n += 1
-            item = queue.popleft()
-            if item.__class__ is tuple:
-                item[0](item[1])
-            else:
-                await _dispatch(item)
-        for rollup in rollups:
-            rollup()
+        if _ktrace.ACTIVE is not None:
+            # The same batch, each item in a span (its twin: keep in step).
+            await _ktrace.ACTIVE.service_batch(queue, limit, _dispatch, rollups)
+        else:
+            n = 0
+            while queue and n < limit:
+                n += 1
+                item = queue.popleft()
+                if item.__class__ is tuple:
+                    item[0](item[1])  # (handler, pkt), or (handler, pkt, flow id) if traced
+                else:
+                    await _dispatch(item)
+            for rollup in rollups:
+                rollup()
         if queue:
             # More work came in: let the rest of the host run first (rule 2).
             # Otherwise the park at the top is this batch's yield.

@@ -66,6 +66,7 @@ from trio.lowlevel import (
 )
 
 from .._exceptions import KernelPanic
+from . import _ktrace
 
 __all__ = ["Serializer", "SerializerStatistics"]
 
@@ -153,13 +154,19 @@ class Serializer:
             task = None
         await checkpoint_if_cancelled()
         if self._held:
-            await self._sleep()  # parking was the checkpoint
+            if _ktrace.ACTIVE is not None:
+                # a "wait" span, then the hold begins
+                await _ktrace.ACTIVE.wait(self, self._sleep)
+            else:
+                await self._sleep()  # parking was the checkpoint
             self._owner = task
             self._enter_cnt += 1
         else:
             self._held = True
             self._owner = task
             self._enter_cnt += 1
+            if _ktrace.ACTIVE is not None:
+                _ktrace.ACTIVE.hold_begin(self)
             # Two checkpoints, like trio.Lock.acquire: the first may raise
             # Cancelled (before we took anything), this one only yields.
             await cancel_shielded_checkpoint()
@@ -205,6 +212,8 @@ class Serializer:
             return False
         self._held = True
         self._owner = task
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.hold_begin(self)
         return True
 
     @enable_ki_protection
@@ -225,6 +234,8 @@ class Serializer:
                     f"serializer {self.name!r}: exit by a task that does not hold it"
                 )
             self._owner = None
+        if _ktrace.ACTIVE is not None:
+            _ktrace.ACTIVE.hold_end(self)
         if self._sleeping and self._lot:
             if self.fifo:
                 (task,) = self._lot.unpark(count=1)
