@@ -34,6 +34,7 @@ from . import (
 from ._build import build_network, check_pcap_names
 from ._nodes import WorkerError
 from ._nursery import service_nursery
+from ._kern._ktrace import recording as record_trace
 from ._record import host_views, recording
 from ._scenario import Progress, StepResult, run_scenario
 from ._topology import DEFAULT_PORT_BASE, Topology, TopologyError, load_topology, loads_topology
@@ -403,6 +404,16 @@ def _check_report_dir(path: str) -> str | None:
     return _check_dir("--report", path)
 
 
+def _check_trace_file(path: str) -> str | None:
+    # --trace FILE: a file we can write (made now, written after the run).
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        return f"--trace {path}: cannot write the file: {exc.strerror}"
+    return None
+
+
 def _write_report(record: dict[str, Any], path: str) -> None:
     from ._report import render_report
 
@@ -480,11 +491,12 @@ def _demo(args: argparse.Namespace) -> int:
     args.pcap = None
     args.seed = args.seed if args.seed is not None else topology.seed
     clock = _Clock("real time") if args.realtime else _Clock("virtual time")
-    if args.report is not None:
-        problem = _check_report_dir(args.report)
-        if problem is not None:
-            print(f"trionet: {problem}", file=sys.stderr)
-            return 2
+    problem = (_check_report_dir(args.report) if args.report is not None else None) or (
+        _check_trace_file(args.trace) if args.trace is not None else None
+    )
+    if problem is not None:
+        print(f"trionet: {problem}", file=sys.stderr)
+        return 2
     if not args.json:
         print(f"trionet demo: {topology.description}")
         print("  client 10.0.1.2 --(1 ms)-- 10.0.1.1 router 10.0.2.1 --(5 ms, 2% loss)-- 10.0.2.2 server")
@@ -492,8 +504,9 @@ def _demo(args: argparse.Namespace) -> int:
     tally = _Tally(topology, args.seed)
     try:
         seed, results, views, record = _trio_run(
-            _run_here, topology, args, not args.json, tally, "trionet demo", clock.mode, virtual=clock.virtual
-        )
+            _run_here, topology, args, not args.json, tally, "trionet demo", clock.mode, virtual=clock.virtual,
+            trace=args.trace,
+        )  # fmt: skip
     except _Stopped as exc:
         print(tally.stopped(exc.signum), file=sys.stderr)
         return 128 + exc.signum
@@ -506,15 +519,23 @@ def _demo(args: argparse.Namespace) -> int:
     return status
 
 
-def _trio_run(fn: Callable[..., Awaitable[Any]], *args: Any, virtual: bool) -> Any:
+def _trio_run(fn: Callable[..., Awaitable[Any]], *args: Any, virtual: bool, trace: str | None = None) -> Any:
     # trio.run with SIGINT/SIGTERM handling (_stoppable), in virtual time
-    # (an autojumping MockClock) or real time.
+    # (an autojumping MockClock) or real time; with ``trace``, the kernel
+    # timeline is written there afterwards (stopped runs too).
     clock = None
     if virtual:
         clock = trio.testing.MockClock(autojump_threshold=0)
         # Tasks ready at the same instant in an order that replays.
         deterministic_scheduling(0)
-    return trio.run(_stoppable, fn, *args, clock=clock)
+    if trace is None:
+        return trio.run(_stoppable, fn, *args, clock=clock)
+    with record_trace() as timeline:
+        try:
+            return trio.run(_stoppable, fn, *args, clock=clock)
+        finally:
+            timeline.write(trace)
+            print(f"trace: {trace} ({len(timeline)} events)", file=sys.stderr)
 
 
 def _check_pcap_dir(path: str) -> str | None:
@@ -549,9 +570,14 @@ def _check_run_options(topology: Topology, args: argparse.Namespace) -> str | No
         )
     if args.virtual and (args.node is not None or args.processes is not None):
         return "--virtual: a split run is in real time (its links are UDP between processes)"
+    for flag, value in (("--report", args.report), ("--trace", args.trace)):
+        if value is not None and (args.node is not None or args.processes is not None):
+            return f"{flag}: a split run cannot be drawn in one picture; run it in one process"
+    if args.trace is not None:
+        problem = _check_trace_file(args.trace)
+        if problem is not None:
+            return problem
     if args.report is not None:
-        if args.node is not None or args.processes is not None:
-            return "--report: a split run cannot be drawn in one report; run it in one process"
         problem = _check_report_dir(args.report)
         if problem is not None:
             return problem
@@ -592,7 +618,7 @@ def _run(args: argparse.Namespace) -> int:
             return _supervise(topology, args, clock, tally)
         _, results, views, record = _trio_run(
             _run_here, topology, args, args.views and not args.json, tally, f"trionet run {args.file}",
-            clock.mode, virtual=clock.virtual,
+            clock.mode, virtual=clock.virtual, trace=args.trace,
         )  # fmt: skip
     except _Stopped as exc:
         print(tally.stopped(exc.signum), file=sys.stderr)
@@ -691,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--realtime", action="store_true", help="run on the real clock")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument("--report", metavar="DIR", help="draw the run into DIR/index.html (needs trionet[report])")
+    demo.add_argument("--trace", metavar="FILE.json", help="write the kernel timeline (Chrome trace format, for Perfetto)")
     run = sub.add_parser("run", help="run a topology file (TOML) and its scenario")
     run.add_argument("file")
     run.add_argument("--seed", type=_SEED, help="override the file's seed (0 .. 2**64 - 1)")
@@ -704,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.add_argument("--views", action="store_true", help="print every host's views at the end")
     run.add_argument("--report", metavar="DIR", help="draw the run into DIR/index.html (needs trionet[report])")
+    run.add_argument("--trace", metavar="FILE.json", help="write the kernel timeline (Chrome trace format, for Perfetto)")
     split = run.add_mutually_exclusive_group()
     split.add_argument("--node", metavar="NAME[,NAME]", help="run only these nodes (real time); "
                        "links to the others become UDP wires on 127.0.0.1")

@@ -8,6 +8,8 @@ from ._kern._callout import Callout
 from ._kern._giant import Giant
 from ._kern._intr import IntrController, IntrCookie
 from ._kern._kthread import KThread
+from ._kern._ktrace import KernelTrace
+from ._kern._ktrace import recording as record_trace
 from ._kern._msgport import MsgPort, MsgPortStatistics, NetMsg
 from ._kern._sysctl import SysctlNode
 from ._net._driver import Driver
@@ -42,6 +44,8 @@ from .wires._endpoint import (
 )
 
 __all__ = [
+    "KernelTrace",
+    "record_trace",
     "ETHERTYPE_ARP",
     "ETHERTYPE_IP",
     "ETHERTYPE_IPV6",
