@@ -286,16 +286,27 @@ def topology_chart(record: Mapping[str, Any]) -> str:
         ends.append((a, b))
 
     pos = layered_layout(nx, nx.Graph(graph))
+    degree = dict(nx.Graph(graph).degree())
     crowd = max(1, len(pos))
-    width = 10.0
+    xs = [p[0] for p in pos.values()] or [0.0]
     ys = [p[1] for p in pos.values()] or [0.0]
-    height = min(10.0, 2.4 + 1.3 * (max(ys) - min(ys)))
+    pad_x, pad_y = 0.45, 0.45
+    x_span = max(xs) - min(xs) + 2 * pad_x
+    y_span = max(ys) - min(ys) + 2 * pad_y
+    width = 10.0
+    height = min(10.0, 1.0 + 1.0 * y_span)
     fig = new_figure(width, height)
     ax = fig.add_subplot()
     ax.set_axis_off()
-    small = 8.0 if crowd <= 8 else 6.5
+    ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
+    ax.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
+    # Points per data unit, about (the axes fill the figure but for the legend row).
+    kx, ky = 72 * width * 0.96 / x_span, 72 * (height - 0.6) / y_span
+    small = 8.0 if crowd <= 8 else 7.0
+    radius = 19.0  # points: the markers' half width, where an address label may start
 
-    # Links; their parameters under the middle, the addresses above each end.
+    # Links; their parameters under the middle (pushed away from a hub), the
+    # addresses just outside each end's marker.
     pairs: dict[frozenset[str], int] = {}
     for (a, b), link in zip(ends, links):
         pair = frozenset((a, b))
@@ -310,23 +321,35 @@ def topology_chart(record: Mapping[str, Any]) -> str:
         mx, my = (xa + xb) / 2 + bow * nxv * length, (ya + yb) / 2 + bow * nyv * length
         colour = drop_colour(drop_ratio(link))
         ax.plot([xa, mx, xb], [ya, my, yb], color=colour, linewidth=2.6, zorder=1, solid_capstyle="round")
+        f = 0.5 if degree[a] == degree[b] else (0.56 if degree[a] > degree[b] else 0.44)
+        lx, ly = (xa + (mx - xa) * 2 * f, ya + (my - ya) * 2 * f) if f <= 0.5 else (
+            mx + (xb - mx) * (2 * f - 1), my + (yb - my) * (2 * f - 1))
         ax.annotate(
-            _link_text(link), (mx, my), xytext=(0, -7), textcoords="offset points", ha="center", va="top",
+            _link_text(link), (lx, ly), xytext=(0, -7), textcoords="offset points", ha="center", va="top",
             fontsize=small, color=INK, zorder=4,
             bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": colour, "lw": 0.8, "alpha": 0.95},
         )
-        for end, far, addresses in ((a, b, link.get("a_addresses")), (b, a, link.get("b_addresses"))):
+        for end, (x2, y2), addresses in ((a, (mx, my), link.get("a_addresses")), (b, (mx, my), link.get("b_addresses"))):
             if not addresses:
                 continue
-            (x1, y1), (x2, y2) = pos[end], (mx, my)
-            f = 0.5
+            x1, y1 = pos[end]
+            angle = math.atan2((y2 - y1) * ky, (x2 - x1) * kx)
+            cos, sin = math.cos(angle), math.sin(angle)
+            if abs(cos) >= 0.35:
+                # Beside the line, above it, starting past the marker.
+                xy = ((radius + 3) * cos, (radius + 3) * sin + 4)
+                ha, va = ("left" if cos > 0 else "right"), "bottom"
+            else:
+                # A steep line: right of it, past the marker.
+                xy = (5, (radius + 6) * (1 if sin > 0 else -1))
+                ha, va = "left", ("bottom" if sin > 0 else "top")
             ax.annotate(
-                "\n".join(addresses), (x1 + (x2 - x1) * f, y1 + (y2 - y1) * f), xytext=(0, 5),
-                textcoords="offset points", ha="center", va="bottom", fontsize=small - 0.5, color="#333333",
-                zorder=3, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                "\n".join(addresses), (x1, y1), xytext=xy, textcoords="offset points", ha=ha, va=va,
+                fontsize=small - 0.5, color="#333333", zorder=3,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
             )
 
-    # Nodes by kind; names under them.
+    # Nodes by kind; a short name inside its marker, a longer one under it.
     handles = []
     for kind, (marker, face, size, label) in NODE_STYLE.items():
         members = [name for name, node in nodes.items() if _kind(node) == kind and name in pos]
@@ -340,21 +363,17 @@ def topology_chart(record: Mapping[str, Any]) -> str:
         handles.append(Line2D([], [], marker=shape, linestyle="", markersize=10, markerfacecolor=face,
                               markeredgecolor="#333333", label=label))
     for name, (x, y) in pos.items():
+        shown = "kernel" if _kind(nodes[name]) == "kernel" else name
+        inside = len(shown) <= 4
         ax.annotate(
-            name, (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center",
-            fontsize=9 if crowd <= 8 else 7.5, fontweight="bold", color=INK, zorder=6,
+            shown, (x, y), xytext=(0, 0 if inside else -(radius + 2)), textcoords="offset points", ha="center",
+            va="center" if inside else "top", fontsize=9 if inside else 8.5, fontweight="bold", color=INK, zorder=6,
         )
     for colour, label in ((GREY, "no drops"), (ORANGE, "some drops"), (RED, f"drops ≥ {DROP_WARN:.0%}")):
         handles.append(Line2D([], [], color=colour, linewidth=2.6, label=label))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8,
-              markerscale=0.8)
-    ax.text(1.0, 0.0, "link: delay / loss / MTU\n[bandwidth]\n[drops / (frames + drops)]", transform=ax.transAxes,
-            ha="left", va="bottom", fontsize=7.5, color="#555555")
-    xs = [p[0] for p in pos.values()] or [0.0]
-    pad_x = max(0.35, 0.12 * (max(xs) - min(xs)))
-    pad_y = max(0.3, 0.12 * (max(ys) - min(ys)))
-    ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
-    ax.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
+    handles.append(Line2D([], [], linestyle="", label="link: delay / loss / MTU [bandwidth] [drops]"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=8,
+               markerscale=0.7, handlelength=1.6, columnspacing=1.2)
     return svg_of(fig)
 
 
