@@ -363,7 +363,8 @@ class Recording:
             "duration": end - self.start,
             "nodes": nodes,
             "links": links,
-            "tcp": [self._conn(conn) for conn in self._conns.values() if conn.segments],
+            # Connections that sent data worth a graph (a one-segment reply is not).
+            "tcp": [self._conn(conn) for conn in self._conns.values() if len(conn.segments) > 1],
             "pings": _pings(results),
             "floods": _floods(results),
             "ladder": self._ladder(),
