@@ -123,3 +123,16 @@ async def test_a_cancelled_block_stops_the_recording(autojump_clock: trio.testin
                 await trio.sleep_forever()
         assert rec.end is not None and n["a"].inet.tcp.probe is None
         assert rec.to_record()["duration"] == pytest.approx(1.0)
+
+
+async def test_a_report_is_drawn_after_the_network_is_gone(autojump_clock: trio.testing.MockClock, tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("networkx")
+    async with _lossy() as n:
+        async with trionet.recording(n["net"]) as rec:
+            await _transfer(n, 100_000)
+    # The hosts are shut down; what the recording kept is enough.
+    path = rec.write_report(tmp_path / "out", title="after the network")
+    html = path.read_text()
+    assert path.name == "index.html" and "after the network" in html
+    assert 'id="topology"' in html and 'id="ladder"' in html and "tcp-" in html
