@@ -227,3 +227,21 @@ async def test_garbage_and_a_discover_flood_are_counted_and_leave_the_service_wo
         assert client.state == "BOUND" and client.lease is not None
         assert client.lease.address == first.address
         assert "dhcpd" in [t.name for t in n["r"].threads()]
+
+
+async def test_an_address_the_host_already_has_is_declined_and_another_taken(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The pool's first address is already on the client's other interface:
+    # the client declines it, the server holds it out, the next is leased.
+    async with _lan(clients=1) as n:
+        (h, ifname), = _clients(n)
+        other = await n["net"].link(h, await n["net"].add_host("x"))
+        h.ifconfig(other.ends[0].name, "10.0.0.100/32")
+        client = h.dhclient(ifname)
+        with trio.fail_after(120):
+            lease = await client.wait_bound()
+        assert lease.address == "10.0.0.101/24"
+        assert client.machine.statistics().declines == 1
+        states = {row.address: row.state for row in n["r"].dhcp_leases()}
+        assert states == {"10.0.0.100": "declined", "10.0.0.101": "bound"}

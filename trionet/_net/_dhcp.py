@@ -25,7 +25,9 @@ the broadcast bit set (this stack, like most, cannot take a unicast to an
 address it does not have yet). A lease bound configures the interface: the
 address and its subnet (``ifconfig``), a default route through the first
 router (unless one exists), and the host's resolver (the first DNS server);
-a lease lost (expired, NAK, released) takes back exactly what it set.
+a lease lost (expired, NAK, released) takes back exactly what it set. An
+address the host cannot take (another of its interfaces has it) is declined
+(DHCPDECLINE), and the client asks again ten seconds later.
 
 Rules: nothing here runs on the packet path; a send that fails (interface
 down, queue full) is counted (``send_errors``) and the machine's
@@ -344,7 +346,9 @@ class Dhclient:
 
     # What the machine asks of the host ----------------------------------
 
-    def configure(self, lease: DhcpLease) -> None:
+    def configure(self, lease: DhcpLease) -> bool:
+        # Set what the lease gives; False if the address cannot be set here
+        # (another interface has it): the caller declines the lease.
         host, ifname = self._agent.host, self.ifname
         old = self._bound
         if old is not None and old.address != lease.address:
@@ -356,7 +360,7 @@ class Dhclient:
             except NetError as exc:
                 log.warning("dhclient_address_refused", host=host.name, ifname=ifname, address=cidr, error=exc.strerror)
                 self._agent.refused += 1
-                return
+                return False
             if lease.routers and host.routes.lookup(bytes(4)) is None:
                 try:
                     host.route_add("default", _ntoa(lease.routers[0]), ifname=ifname)
@@ -368,6 +372,7 @@ class Dhclient:
             log.info("dhclient_bound", host=host.name, ifname=ifname, address=cidr, server=_ntoa(lease.server_id))
         self._bound = lease
         self._lot.unpark_all()
+        return True
 
     def unconfigure(self, lease: DhcpLease) -> None:
         host, ifname = self._agent.host, self.ifname
@@ -462,6 +467,8 @@ class _DhclientAgent:
                     self.send_errors += 1
                     log.debug("dhclient_send_failed", host=self.host.name, ifname=client.ifname, error=exc.strerror)
             elif isinstance(action, Configure):
-                client.configure(action.lease)
+                if not client.configure(action.lease):
+                    # In use here already: DHCPDECLINE, and ask again later (RFC 2131 3.1 step 5).
+                    await self._act(sock, client, client.machine.decline(trio.current_time()))
             elif isinstance(action, Unconfigure):
                 client.unconfigure(action.lease)

@@ -857,7 +857,8 @@ class Host(Kernel):
         address, the host a default route through the first router offered
         (unless it has one) and :attr:`resolver` the first DNS server. It
         renews and rebinds in time and takes all of it back if the lease is
-        lost. Calling it again for the same interface returns the same
+        lost; an address the host already has on another interface is
+        declined (DHCPDECLINE) and another asked for. Calling it again for the same interface returns the same
         client. Wait for the lease with ``await client.wait_bound()``.
 
         Args:
