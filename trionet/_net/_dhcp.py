@@ -31,8 +31,10 @@ address the host cannot take (another of its interfaces has it) is declined
 
 Rules: nothing here runs on the packet path; a send that fails (interface
 down, queue full) is counted (``send_errors``) and the machine's
-retransmission timer covers it. Every datagram either reaches a machine or is
-counted by the machine's own parse (``drops``).
+retransmission timer covers it. Every datagram reaches a machine, which
+counts what it drops (``drops``), or is counted here: a client's datagram
+from an interface without a client (``unclaimed``). Only the wait for a
+datagram is cut short by a timer, never the answer to one.
 
 DragonFly: ``sbin/dhclient`` (the client daemon); the server is ISC
 ``dhcpd`` or dnsmasq in ports.
@@ -54,12 +56,13 @@ import trio
 from .._exceptions import NetError
 from ..protocols import dhcp
 from ..protocols.dhcp_client import Configure, DhcpClient, DhcpLease, Send, Unconfigure
-from ..protocols.dhcp_server import DhcpPool, DhcpServer
+from ..protocols.dhcp_server import DhcpPool, DhcpServer, Reply
 
 if TYPE_CHECKING:
     from .._kern._thread import KThread
     from ._host import Host
     from ._if import Ifnet
+    from ._udp import UdpSocket
 
 __all__ = [
     "DhcpClientLease",
@@ -241,23 +244,23 @@ class Dhcpd:
             while True:
                 server = self.server
                 deadline = server.next_deadline()
+                got = None
+                # Only the wait is cut short by a lease's deadline, never an answer.
                 with trio.move_on_at(math.inf if deadline is None else deadline):
                     got = await sock.recvmsg()
+                if got is not None:
                     reply = server.handle(got.data, trio.current_time(), got.ifname)
                     if reply is not None:
                         await self._send(sock, reply, got.ifname)
-                    continue
                 server.expire(trio.current_time())
 
-    async def _send(self, sock: object, reply: object, ifname: str) -> None:
-        dst: bytes = reply.dst  # type: ignore[attr-defined]
-        if reply.lladdr is not None:  # type: ignore[attr-defined]
-            self.host.inet.arp.learn(dst, reply.lladdr)  # type: ignore[attr-defined]
-        relay = reply.port == dhcp.SERVER_PORT  # type: ignore[attr-defined]
+    async def _send(self, sock: UdpSocket, reply: Reply, ifname: str) -> None:
+        dst = reply.dst
+        if reply.lladdr is not None:
+            self.host.inet.arp.learn(dst, reply.lladdr)
+        relay = reply.port == dhcp.SERVER_PORT
         try:
-            await sock.sendmsg(  # type: ignore[attr-defined]
-                reply.message.emit(), (_ntoa(dst), reply.port), ifname=None if relay else ifname  # type: ignore[attr-defined]
-            )
+            await sock.sendmsg(reply.message.emit(), (_ntoa(dst), reply.port), ifname=None if relay else ifname)
         except NetError as exc:
             self.send_errors += 1
             log.debug("dhcpd_send_failed", host=self.host.name, error=exc.strerror)
@@ -403,8 +406,9 @@ class _DhclientAgent:
         self.clients: dict[str, Dhclient] = {}
         self.send_errors = 0
         self.refused = 0
+        #: Datagrams for port 68 from an interface without a client.
+        self.unclaimed = 0
         self._thread: KThread | None = None
-        self._sock = None
         self._wakeup = trio.lowlevel.ParkingLot()
 
     def add(self, ifp: Ifnet, hostname: str | None) -> Dhclient:
@@ -450,19 +454,19 @@ class _DhclientAgent:
                 now = trio.current_time()
                 if got is not None:
                     client = self.clients.get(got.ifname)
-                    if client is not None:
+                    if client is None:
+                        self.unclaimed += 1
+                    else:
                         await self._act(sock, client, client.machine.receive(got.data, now))
                 for client in list(self.clients.values()):
                     if client.ifname in started and client.machine.next_deadline() <= now:
                         await self._act(sock, client, client.machine.timeout(now))
 
-    async def _act(self, sock: object, client: Dhclient, actions: list[object]) -> None:
+    async def _act(self, sock: UdpSocket, client: Dhclient, actions: Sequence[object]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 try:
-                    await sock.sendmsg(  # type: ignore[attr-defined]
-                        action.message.emit(), (_ntoa(action.dst), dhcp.SERVER_PORT), ifname=client.ifname
-                    )
+                    await sock.sendmsg(action.message.emit(), (_ntoa(action.dst), dhcp.SERVER_PORT), ifname=client.ifname)
                 except NetError as exc:
                     self.send_errors += 1
                     log.debug("dhclient_send_failed", host=self.host.name, ifname=client.ifname, error=exc.strerror)
