@@ -207,11 +207,11 @@ class Recording:
 
     def tcp_run(self, pcb: Any, out: Any) -> None:
         """What a connection's machine returned (``Tcp.probe``)."""
-        if not out.segments and not self._conns:
-            return
         host = pcb.tcp.host.name
         key = (host, pcb.laddr, pcb.lport, pcb.faddr, pcb.fport)
         conn = self._conns.get(key)
+        if conn is None and not out.segments:
+            return  # nothing sent yet: no record to start
         state = pcb.peek().probe()
         if conn is None:
             local, remote = _endpoint(pcb.laddr, pcb.lport), _endpoint(pcb.faddr, pcb.fport)
