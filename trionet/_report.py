@@ -3,10 +3,27 @@
 Theory of operation
 ===================
 
-:func:`render_report` turns a record (the JSON-able dict described in
-``notes/report_schema.md``: nodes, links with sampled series, TCP
-connections, pings, floods, a ladder of first packets, steps, BSD views)
-into ``index.html``. Rules:
+:func:`render_report` turns a record into ``index.html``. The record is
+the JSON-able dict :meth:`trionet.Recording.to_record` makes (times in
+seconds from the start of the recording):
+
+- ``title``, ``seed``, ``clock``, ``duration``;
+- ``nodes``: ``{name, kind ("host", "router", "switch", "kernel"), addresses}``;
+- ``links``: ``{name, a, b, a_addresses, b_addresses, kind, mtu, delay,
+  bandwidth, loss, frames, drops, series}``; ``frames`` and ``drops`` are
+  ``{a_to_b, b_to_a}`` totals, ``series`` holds ``t`` and, per interval
+  ending at each ``t``, ``a_to_b_bytes``, ``b_to_a_bytes``,
+  ``a_to_b_drops``, ``b_to_a_drops``, and the send queues ``a_queue`` and
+  ``b_queue`` at ``t`` (or None);
+- ``tcp``: ``{id, host, local, remote, segments [{t, seq, len,
+  retransmit}], acks [{t, ack, sack}], samples {t, cwnd, ssthresh, srtt,
+  rto}, retransmits}``, sequence numbers relative to the first data byte;
+- ``pings``: ``{label, rtts}``; ``floods``: ``{label, t, sent, received}``;
+- ``ladder``: ``{title, endpoints, events [{t_send, t_recv, src, dst,
+  label, lost}]}`` or None;
+- ``steps``: ``{index, description, ok, summary}``; ``views``: host -> text.
+
+Rules:
 
 1. One file that opens from disk with no network: CSS inline, every chart an
    inline ``<svg>`` (:mod:`trionet._report_charts`), no script, no image, no
@@ -46,7 +63,7 @@ def render_report(record: Mapping[str, Any], out_dir: str | os.PathLike[str]) ->
     """Write the report of one run as ``out_dir/index.html``.
 
     Args:
-        record: the run record (``notes/report_schema.md``); keys it lacks
+        record: the run record (see the module docstring); keys it lacks
             leave their sections out.
         out_dir: a directory, made if missing; an ``index.html`` in it is
             replaced.
