@@ -57,6 +57,7 @@ from .._exceptions import NetError
 from ..protocols import dhcp
 from ..protocols.dhcp_client import Configure, DhcpClient, DhcpLease, Send, Unconfigure
 from ..protocols.dhcp_server import DhcpPool, DhcpServer, Reply
+from ._inaddr import ether_aton, inet_ntoa
 
 if TYPE_CHECKING:
     from .._kern._thread import KThread
@@ -77,25 +78,11 @@ log = structlog.get_logger(__name__)
 BROADCAST = "255.255.255.255"
 
 
-def _ntoa(addr: bytes) -> str:
-    return ".".join(map(str, addr))
-
-
 def _aton(text: str, what: str) -> bytes:
     try:
         return ipaddress.IPv4Address(text).packed
     except (ValueError, TypeError):
         raise ValueError(f"{what} must be an IPv4 address such as '10.0.0.1', not {text!r}") from None
-
-
-def _mac(text: str) -> bytes:
-    try:
-        mac = bytes.fromhex(text.replace(":", "").replace("-", "")) if isinstance(text, str) else b""
-    except ValueError:
-        mac = b""
-    if len(mac) != 6 or mac[0] & 1:
-        raise ValueError(f"not a unicast MAC address such as '52:54:00:12:34:56': {text!r}")
-    return mac
 
 
 def parse_range(text: str) -> tuple[bytes, bytes]:
@@ -201,7 +188,7 @@ class Dhcpd:
             addr = _aton(address, "a static address")
             if ipaddress.IPv4Address(addr) not in network:
                 raise ValueError(f"static address {address} is not on {network}")
-            bindings[_mac(mac)] = addr
+            bindings[ether_aton(mac)] = addr
         self._pools[ifp.name] = DhcpPool(
             interface=ifp.name,
             server_id=ia.addr,
@@ -227,7 +214,7 @@ class Dhcpd:
         now = trio.current_time()
         return [
             DhcpLeaseRow(
-                _ntoa(lease.address),
+                inet_ntoa(lease.address),
                 lease.chaddr.hex(":"),
                 lease.hostname,
                 lease.state,
@@ -260,7 +247,7 @@ class Dhcpd:
             self.host.inet.arp.learn(dst, reply.lladdr)
         relay = reply.port == dhcp.SERVER_PORT
         try:
-            await sock.sendmsg(reply.message.emit(), (_ntoa(dst), reply.port), ifname=None if relay else ifname)
+            await sock.sendmsg(reply.message.emit(), (inet_ntoa(dst), reply.port), ifname=None if relay else ifname)
         except NetError as exc:
             self.send_errors += 1
             log.debug("dhcpd_send_failed", host=self.host.name, error=exc.strerror)
@@ -326,11 +313,11 @@ class Dhclient:
         if lease is None:
             return None
         return DhcpClientLease(
-            f"{_ntoa(lease.address)}/{lease.prefixlen}",
-            tuple(map(_ntoa, lease.routers)),
-            tuple(map(_ntoa, lease.dns)),
+            f"{inet_ntoa(lease.address)}/{lease.prefixlen}",
+            tuple(map(inet_ntoa, lease.routers)),
+            tuple(map(inet_ntoa, lease.dns)),
             lease.domain,
-            _ntoa(lease.server_id),
+            inet_ntoa(lease.server_id),
             max(0.0, lease.expires - trio.current_time()),
         )
 
@@ -356,7 +343,7 @@ class Dhclient:
         old = self._bound
         if old is not None and old.address != lease.address:
             self.unconfigure(old)
-        cidr = f"{_ntoa(lease.address)}/{lease.prefixlen}"
+        cidr = f"{inet_ntoa(lease.address)}/{lease.prefixlen}"
         if old is None or old.address != lease.address:
             try:
                 host.ifconfig(ifname, cidr)
@@ -366,13 +353,13 @@ class Dhclient:
                 return False
             if lease.routers and host.routes.lookup(bytes(4)) is None:
                 try:
-                    host.route_add("default", _ntoa(lease.routers[0]), ifname=ifname)
+                    host.route_add("default", inet_ntoa(lease.routers[0]), ifname=ifname)
                     self._routes.append("default")
                 except (NetError, ValueError) as exc:
                     log.warning("dhclient_route_refused", host=host.name, ifname=ifname, error=str(exc))
             if lease.dns:
-                self._set_resolver = host.resolver = _ntoa(lease.dns[0])
-            log.info("dhclient_bound", host=host.name, ifname=ifname, address=cidr, server=_ntoa(lease.server_id))
+                self._set_resolver = host.resolver = inet_ntoa(lease.dns[0])
+            log.info("dhclient_bound", host=host.name, ifname=ifname, address=cidr, server=inet_ntoa(lease.server_id))
         self._bound = lease
         self._lot.unpark_all()
         return True
@@ -395,7 +382,7 @@ class Dhclient:
             host.inet.in_delete(self.ifp, lease.address)
         except NetError:
             pass  # deleted by hand
-        log.info("dhclient_unbound", host=host.name, ifname=ifname, address=_ntoa(lease.address))
+        log.info("dhclient_unbound", host=host.name, ifname=ifname, address=inet_ntoa(lease.address))
 
 
 class _DhclientAgent:
@@ -466,7 +453,7 @@ class _DhclientAgent:
         for action in actions:
             if isinstance(action, Send):
                 try:
-                    await sock.sendmsg(action.message.emit(), (_ntoa(action.dst), dhcp.SERVER_PORT), ifname=client.ifname)
+                    await sock.sendmsg(action.message.emit(), (inet_ntoa(action.dst), dhcp.SERVER_PORT), ifname=client.ifname)
                 except NetError as exc:
                     self.send_errors += 1
                     log.debug("dhclient_send_failed", host=self.host.name, ifname=client.ifname, error=exc.strerror)

@@ -49,6 +49,7 @@ from ._driver import Driver
 from ._ether import ether_input
 from ._if import IFF_CANTCHANGE, IfCap, IfFlags, IfIoctl, Ifnet, PollCmd
 from ._ifstart import SCHEDONLY, if_start_dispatch
+from ._inaddr import ether_aton
 from ._ifviews import IfconfigRow, NetstatIRow, ifconfig_row, netstat_i_row
 from ._icmp import PingResult
 from ._inet import Inet
@@ -931,12 +932,7 @@ class Host(Kernel):
         """
         self._check_open()
         ip = ipaddress.IPv4Address(address).packed
-        try:
-            mac = bytes.fromhex(lladdr.replace(":", "").replace("-", "")) if isinstance(lladdr, str) else b""
-        except ValueError:
-            mac = b""
-        if len(mac) != ETHER_ADDR_LEN or mac[0] & 1:
-            raise ValueError(f"not a unicast MAC address such as '02:00:00:00:00:05': {lladdr!r}")
+        mac = ether_aton(lladdr)
         route = self.routes.lookup(ip)
         ifp = self.ifunit(ifname) if ifname is not None else None
         if route is None or route.gateway is not None or (ifp is not None and route.ifp is not ifp):

@@ -62,3 +62,19 @@ def inet_pton(host: str) -> bytes:
 def inet_ntop(addr: bytes) -> str:
     """4 or 16 bytes -> the address's text."""
     return str(ipaddress.IPv4Address(addr) if len(addr) == 4 else ipaddress.IPv6Address(addr))
+
+
+def ether_aton(text: object) -> bytes:
+    """A unicast MAC written ``"02:00:00:00:00:05"`` (or with ``-``, or
+    bare hex) -> its 6 bytes (BSD ``ether_aton``).
+
+    Raises:
+        ValueError: not 6 bytes of hex, or a group (multicast) address.
+    """
+    try:
+        mac = bytes.fromhex(text.replace(":", "").replace("-", "")) if isinstance(text, str) else b""
+    except ValueError:
+        mac = b""
+    if len(mac) != 6 or mac[0] & 1:
+        raise ValueError(f"not a unicast MAC address such as '02:00:00:00:00:05': {text!r}")
+    return mac
