@@ -438,9 +438,12 @@ class Ip(RouteChooser):
                 self.drops["needs_fragmentation"] += 1
                 self.icmp.error(m.data, hdr, icmp_proto.DEST_UNREACH, icmp_proto.UNREACH_NEEDFRAG, mtu=ifp.mtu)
                 return
-            new_hdr, new_payload = IPv4Header.parse(translated)
             try:
-                self._transmit(ifp, nexthop, new_hdr, bytes(new_payload))
+                if len(translated) <= ifp.mtu:
+                    self.arp.output(ifp, nexthop, translated)  # whole, checksums done: as it is
+                else:
+                    new_hdr, new_payload = IPv4Header.parse(translated)
+                    self._transmit(ifp, nexthop, new_hdr, bytes(new_payload))  # fragmented
             except NetError as exc:
                 self._count_errno("output", exc)
                 return
