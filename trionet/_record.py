@@ -51,7 +51,7 @@ from ._net._nd6 import format_ndp
 from ._net._route import format_netstat_r
 from ._net._tcp import format_netstat
 from .protocols.nat import format_nat
-from .protocols.tcp import SEQ_MASK
+from .protocols.tcp import SEQ_MASK, TcpFlags
 
 if TYPE_CHECKING:
     from ._net._host import Host
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Recording", "host_views", "recording"]
 
-_SYN, _FIN, _RST, _PSH, _ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+_SYN, _FIN, _ACK = int(TcpFlags.SYN), int(TcpFlags.FIN), int(TcpFlags.ACK)
 #: Segments of the first connection drawn in the ladder.
 LADDER_EVENTS = 40
 
@@ -102,8 +102,7 @@ def _endpoint(addr: bytes, port: int) -> str:
 
 
 def _flags(flags: int) -> str:
-    names = [n for bit, n in ((_SYN, "SYN"), (_FIN, "FIN"), (_RST, "RST"), (_PSH, "PSH"), (_ACK, "ACK")) if flags & bit]
-    return ",".join(names) or "-"
+    return ",".join(f.name for f in TcpFlags if flags & f and f.name) or "-"
 
 
 @attrs.define(eq=False)
