@@ -538,13 +538,10 @@ def _trio_run(fn: Callable[..., Awaitable[Any]], *args: Any, virtual: bool, trac
             print(f"trace: {trace} ({len(timeline)} events)", file=sys.stderr)
 
 
-def _check_pcap_dir(path: str) -> str | None:
-    # --pcap DIR: a directory we can write in (made if missing); the problem
-    # as one line, or None. Each link's file is checked as it is opened.
-    return _check_dir("--pcap", path)
-
-
 def _check_dir(flag: str, path: str) -> str | None:
+    # --pcap DIR, --report DIR: a directory we can write in (made if
+    # missing); the problem as one line, or None. (--pcap: each link's file
+    # is checked as it is opened.)
     where = Path(path)
     try:
         where.mkdir(parents=True, exist_ok=True)
@@ -582,7 +579,7 @@ def _check_run_options(topology: Topology, args: argparse.Namespace) -> str | No
         if problem is not None:
             return problem
     if args.pcap is not None:
-        problem = _check_pcap_dir(args.pcap)
+        problem = _check_dir("--pcap", args.pcap)
         if problem is not None:
             return problem
         try:
