@@ -14,6 +14,7 @@ import os
 from collections.abc import Generator
 
 import pytest
+import structlog
 from hypothesis import settings
 
 from trionet.testing._linux import UNAVAILABLE
@@ -31,6 +32,14 @@ def pytest_addoption(parser):  # type: ignore[no-untyped-def]
         default=False,
         help="rewrite the golden files of tests/examples instead of comparing with them",
     )
+
+
+@pytest.fixture
+def restore_structlog() -> Generator[None, None, None]:
+    """Put structlog's defaults back after the test: ``trionet._cli.main``
+    configures structlog for the whole process."""
+    yield
+    structlog.reset_defaults()
 
 
 def on_ci() -> bool:

@@ -13,21 +13,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO
 
 import pytest
-import structlog
 
 from trionet._cli import main
 from trionet.testing import linux_peer_unavailable
 
 
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    # main() configures structlog for the process; put the defaults back.
-    yield
-    structlog.reset_defaults()
+# main() configures structlog for the process: every test puts the defaults back.
+pytestmark = pytest.mark.usefixtures("restore_structlog")
 
 
 def test_kern_boots_sends_and_prints_the_views(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,11 +8,9 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from trionet._cli import main
 from trionet.testing import command_unavailable
@@ -20,11 +18,8 @@ from trionet.testing import command_unavailable
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> Iterator[None]:
-    # main() configures structlog for the process; put the defaults back.
-    yield
-    structlog.reset_defaults()
+# main() configures structlog for the process: every test puts the defaults back.
+pytestmark = pytest.mark.usefixtures("restore_structlog")
 pytest.importorskip("matplotlib")
 pytest.importorskip("networkx")
 
