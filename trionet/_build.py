@@ -297,27 +297,6 @@ async def build_network(
                     except (NetError, ValueError) as exc:
                         key = ("links", spec.index, "ab"[side] + "_address")
                         raise topo.error(key, str(exc)) from None
-        for spec in topo.hosts:
-            if spec.name not in built.hosts:
-                continue
-            for n, route in enumerate(spec.routes):
-                ifname = None
-                if route.link is not None:
-                    lspec = topo.link(route.link)
-                    ifname = ends[route.link, 0 if lspec.a == spec.name else 1].name
-                try:
-                    built.hosts[spec.name].route_add(route.dest, route.gateway, ifname=ifname)
-                except (NetError, ValueError) as exc:
-                    raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
-            for n, advert in enumerate(spec.rtadvd):
-                lspec = topo.link(advert.link)
-                ifname = ends[advert.link, 0 if lspec.a == spec.name else 1].name
-                try:
-                    built.hosts[spec.name].rtadvd(
-                        ifname, prefix=advert.prefixes, mtu=advert.mtu, router_lifetime=advert.router_lifetime
-                    )
-                except (NetError, ValueError) as exc:
-                    raise topo.error(("hosts", spec.name, "rtadvd", n), str(exc)) from None
         link_names = {spec.name for spec in topo.links}
 
         def ifname_of(host_name: str, ref: str) -> str:
@@ -333,6 +312,20 @@ async def build_network(
             if spec.name not in built.hosts:
                 continue
             host = built.hosts[spec.name]
+            for n, route in enumerate(spec.routes):
+                ifname = ifname_of(spec.name, route.link) if route.link is not None else None
+                try:
+                    host.route_add(route.dest, route.gateway, ifname=ifname)
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "routes", n), str(exc)) from None
+            for n, advert in enumerate(spec.rtadvd):
+                try:
+                    host.rtadvd(
+                        ifname_of(spec.name, advert.link), prefix=advert.prefixes, mtu=advert.mtu,
+                        router_lifetime=advert.router_lifetime,
+                    )  # fmt: skip
+                except (NetError, ValueError) as exc:
+                    raise topo.error(("hosts", spec.name, "rtadvd", n), str(exc)) from None
             for n, d in enumerate(spec.dhcp):
                 key = ("hosts", spec.name, "dhcp") + ((n,) if len(spec.dhcp) > 1 else ())
                 try:
